@@ -1,0 +1,1 @@
+"""The sandbox runtime: a ZeroVM-manifest-compatible executor on wasmtime."""
