@@ -9,9 +9,20 @@ PORT        ?= 8080
 WORKDIR     ?= var/saio
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap apt-packages venv run test unit functional examples clean
+.PHONY: bootstrap apt-packages venv sysimage run test unit functional examples clean
 
-bootstrap: apt-packages venv
+bootstrap: apt-packages venv sysimage examples
+
+# Fetch and check the CPython-for-WASI system image, warm the module cache.
+sysimage: venv
+	$(BIN)/zerocloud-sysimage
+
+# C examples compiled for WASI with Debian's clang (see examples/README.rst).
+EXAMPLES := $(patsubst %.c,%.wasm,$(wildcard examples/*.c))
+examples: apt-packages $(EXAMPLES)
+
+examples/%.wasm: examples/%.c
+	clang --target=wasm32-wasi -O2 -o $@ $<
 
 # Install the Debian packages we rely on when root; otherwise name them.
 apt-packages:

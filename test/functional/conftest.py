@@ -1,0 +1,66 @@
+"""Fixtures for tests against a real Swift cluster with ZeroCloud.
+
+The session-scoped ``cluster`` fixture runs the all-in-one launcher's own code
+(:class:`zerocloud.saio.Cluster`) once per test session, on free ports, in a
+temporary directory, and stops every process at the end.  It yields the
+``Cluster``; what tests use:
+
+- ``proxy_url``, ``auth_url``, ``proxy_port``, ``ports`` (name -> port)
+- ``users``: short name (``tester``, ``tester3``, ``tester2``) ->
+  (``account:user``, key)
+- ``token(user)``, ``storage_url(user)`` (cached per session)
+- ``env_for(user)``: a complete environment for the ``swift`` CLI
+- ``workdir``, ``log_dir``, ``etc_dir``, ``log_path(name)``,
+  ``devices_dir(n)``, ``device_path(n)``
+
+A cluster that does not start fails the session loudly with the launcher's
+message (its work directory is kept for the logs); it is never skipped.
+
+``scratch_dir`` is a fresh per-test directory on tmpfs when usable (for
+further clusters, which need user xattrs).
+"""
+
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from zerocloud.saio import Cluster, LaunchError, supports_user_xattrs
+
+#: tmpfs first: Swift keeps object metadata in user xattrs, which tmpfs
+#: holds without ext4's one-block limit, and it is fast.
+PREFERRED_TMP = '/dev/shm'
+
+
+def fast_tmp_dir() -> str:
+    """A directory for throwaway clusters: tmpfs when usable."""
+    if os.path.isdir(PREFERRED_TMP) and os.access(PREFERRED_TMP, os.W_OK) \
+            and supports_user_xattrs(PREFERRED_TMP):
+        return PREFERRED_TMP
+    return tempfile.gettempdir()
+
+
+@pytest.fixture
+def scratch_dir():
+    """A fresh directory on tmpfs when usable, removed afterwards."""
+    path = tempfile.mkdtemp(prefix='zerocloud-test-', dir=fast_tmp_dir())
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope='session')
+def cluster():
+    workdir = tempfile.mkdtemp(prefix='zerocloud-functest-',
+                               dir=fast_tmp_dir())
+    test_cluster = Cluster(workdir, port=0)
+    try:
+        test_cluster.start()
+    except LaunchError as err:
+        pytest.fail('the test cluster did not start: %s (work directory '
+                    'kept: %s)' % (err, workdir), pytrace=False)
+    try:
+        yield test_cluster
+    finally:
+        test_cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

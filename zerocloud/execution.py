@@ -1,0 +1,262 @@
+"""Turning one job node into a sandbox session on a storage server.
+
+The object filter receives a node description (``sysmap``) plus the members the
+proxy streamed (user image, fetched executable, remote inputs).  This module
+decides, without any Swift or WSGI code, which host file backs each channel,
+which program runs, and writes the ZeroVM manifest and nvram the runtime reads.
+
+Channel files:
+
+* a member the proxy sent under the device's name (remote input, ``image``);
+* the local object's ``.data`` file (or a container's database) when the
+  channel's ``swift://`` path is the object this server was asked to run next
+  to — bound in place, never copied;
+* a configured system image (``zerovm_sysimage_devices``) for a device of that
+  name;
+* ``/dev/null`` for a path-less ``stdin`` with no streamed data;
+* a fresh empty file for every writable channel.
+
+Programs: ``file://<image>:<path>`` is taken from the user image when the node
+has one and the image is ``image`` (or the node's own image), else from the
+system image of that name; a relative path is looked up in the user image,
+then in every system image; a ``swift://`` executable arrives as member
+``boot``.
+"""
+
+import os
+import tarfile
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from zerocloud import cgi
+from zerocloud.job import FilePath, Node, SwiftPath
+from zerocloud.runtime import nvram
+
+MANIFEST_VERSION = '20130611'
+USER_IMAGE = 'image'
+EXECUTABLE_MEMBER = 'boot'
+
+
+class ExecutionError(Exception):
+    """A node that cannot be turned into a session; carries an HTTP status."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass
+class LocalObject:
+    """The object (or container database) this server runs the node next to."""
+    path: SwiftPath
+    data_file: str
+    size: int
+    content_type: Optional[str] = None
+    metadata: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Limits:
+    timeout: int
+    memory: int
+    max_input: int
+    max_output: int
+    max_iops: int
+    scratch: int
+    fuel: int = 0
+
+
+@dataclass
+class BoundChannel:
+    device: str
+    host_path: str
+    readable: bool
+    etag: bool = False
+
+
+@dataclass
+class Output:
+    """A writable channel whose bytes go back to the proxy after the run."""
+    device: str
+    host_path: str
+    content_type: str
+    meta: Dict[str, str]
+    min_size: int
+    swift_path: Optional[SwiftPath]
+
+
+@dataclass
+class Session:
+    manifest_path: str
+    outputs: List[Output]
+    local_environ: Dict[str, str]
+    stderr_path: str
+
+
+def _image_members(image_path: str) -> Dict[str, tarfile.TarInfo]:
+    try:
+        with tarfile.open(image_path, 'r:*') as tar:
+            return {m.name.lstrip('./'): m for m in tar.getmembers()
+                    if m.isreg()}
+    except (tarfile.TarError, OSError, EOFError):
+        raise ExecutionError('Could not read image of the node', 422)
+
+
+def _extract_program(image_path: str, member: str, dest: str) -> str:
+    with tarfile.open(image_path, 'r:*') as tar:
+        info = tar.getmember(_image_members(image_path)[member].name)
+        src = tar.extractfile(info)
+        with open(dest, 'wb') as out:
+            while True:
+                chunk = src.read(65536)
+                if not chunk:
+                    break
+                out.write(chunk)
+    return dest
+
+
+def resolve_program(node: Node, workdir: str, members: Mapping[str, str],
+                    sysimages: Mapping[str, str]) -> Tuple[str, Optional[str]]:
+    """Return (Program, ProgramMember) for the manifest."""
+    exe = node.exe
+    if isinstance(exe, SwiftPath):
+        if EXECUTABLE_MEMBER in members:
+            return members[EXECUTABLE_MEMBER], None
+        raise ExecutionError('No executable found in request')
+    if not isinstance(exe, FilePath):
+        raise ExecutionError('No executable found in request')
+    path = exe.path.lstrip('/')
+    user_image = members.get(USER_IMAGE)
+    candidates: List[Tuple[str, str, bool]] = []   # (tar, member, is user)
+    if exe.image is None or exe.image == USER_IMAGE:
+        if user_image:
+            candidates.append((user_image, path, True))
+        if exe.image is None and getattr(exe, 'relative', False):
+            candidates.extend((tar, path, False)
+                              for tar in sysimages.values())
+    elif exe.image in members:
+        candidates.append((members[exe.image], path, True))
+    elif exe.image in sysimages:
+        candidates.append((sysimages[exe.image], path, False))
+    for tar, member, is_user in candidates:
+        if member not in _image_members(tar):
+            continue
+        if is_user:
+            return _extract_program(
+                tar, member, os.path.join(workdir, EXECUTABLE_MEMBER)), None
+        return tar, member
+    raise ExecutionError('No executable found in request')
+
+
+def _channel_line(host: str, alias: str, readable: bool, etag: bool,
+                  limits: Limits) -> str:
+    if readable:
+        quotas = (limits.max_iops, limits.max_input, 0, 0)
+    else:
+        quotas = (0, 0, limits.max_iops, limits.max_output)
+    return 'Channel=%s,%s,%d,%d,%d,%d,%d,%d' % (
+        (host, alias, 3, int(etag)) + quotas)
+
+
+def render_manifest(program: str, member: Optional[str],
+                    channels: List[BoundChannel], limits: Limits,
+                    nvram_path: str, node_id: int,
+                    deterministic: bool = False, seed: int = 0) -> str:
+    lines = ['Version=%s' % MANIFEST_VERSION,
+             'Program=%s' % program,
+             'Timeout=%d' % max(1, limits.timeout),
+             'Memory=%d,0' % limits.memory]
+    if member:
+        lines.append('ProgramMember=%s' % member)
+    if limits.fuel:
+        lines.append('Fuel=%d' % limits.fuel)
+    lines.append('Scratch=%d' % limits.scratch)
+    if deterministic:
+        lines.append('Deterministic=1')
+        lines.append('Seed=%d' % seed)
+    seen = set()
+    for ch in channels:
+        seen.add(ch.device)
+        lines.append(_channel_line(ch.host_path, '/dev/' + ch.device,
+                                   ch.readable, ch.etag, limits))
+    for std, readable in (('stdin', True), ('stdout', False),
+                          ('stderr', False)):
+        if std not in seen:
+            lines.append(_channel_line('/dev/null', '/dev/' + std, readable,
+                                       False, limits))
+    lines.append(_channel_line(nvram_path, '/dev/nvram', True, False, limits))
+    lines.append('Node=%d' % node_id)
+    return '\n'.join(lines) + '\n'
+
+
+def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
+                    sysimages: Mapping[str, str],
+                    local: Optional[LocalObject], limits: Limits) -> Session:
+    """Bind every channel of ``node`` to a host file and write the manifest.
+
+    ``members`` maps member names the proxy sent to their files in
+    ``workdir``; ``local`` is the object this server holds, if any.
+    """
+    program, member = resolve_program(node, workdir, members, sysimages)
+    channels: List[BoundChannel] = []
+    outputs: List[Output] = []
+    local_env: Dict[str, str] = {}
+    fstab = []
+    for ch in node.channels:
+        dev = ch.device
+        path = ch.path if isinstance(ch.path, SwiftPath) else None
+        if ch.writable:
+            host = os.path.join(workdir, 'out.' + dev)
+            open(host, 'wb').close()
+            channels.append(BoundChannel(dev, host, False, etag=True))
+            outputs.append(Output(dev, host, ch.content_type, dict(ch.meta),
+                                  ch.min_size, path))
+            continue
+        if dev in members:
+            host = members[dev]
+        elif local is not None and path is not None and path == local.path:
+            host = local.data_file
+            local_env = cgi.local_object_environ(
+                dev, local.path.path_info, local.metadata, local.size,
+                local.content_type, writable=False)
+        elif dev in sysimages:
+            host = sysimages[dev]
+        elif dev == 'stdin' and ch.path is None:
+            host = '/dev/null'
+        elif dev == USER_IMAGE and ch.path is None and USER_IMAGE in members:
+            host = members[USER_IMAGE]
+        else:
+            raise ExecutionError(
+                'Could not resolve channel path "%s" for device: %s'
+                % (ch.path.url if isinstance(ch.path, SwiftPath) else '',
+                   dev))
+        channels.append(BoundChannel(dev, host, True))
+        if dev == USER_IMAGE:
+            fstab.append(('/dev/' + dev, '/', True))
+    stderr = [c for c in channels if c.device == 'stderr']
+    if stderr:
+        stderr_path = stderr[0].host_path
+    else:
+        # Undeclared stderr is still kept, so a failure can name its cause.
+        stderr_path = os.path.join(workdir, 'diag.stderr')
+        channels.append(BoundChannel('stderr', stderr_path, False))
+    if USER_IMAGE in members and not any(c.device == USER_IMAGE
+                                         for c in channels):
+        channels.append(BoundChannel(USER_IMAGE, members[USER_IMAGE], True))
+        fstab.append(('/dev/' + USER_IMAGE, '/', True))
+    argv0 = node.exe_name or node.name
+    args = [argv0] + (node.args or '').split()
+    env = dict(node.env)
+    env.update(local_env)
+    nvram_path = os.path.join(workdir, 'nvram')
+    with open(nvram_path, 'w') as fp:
+        fp.write(nvram.render(args=args, env=env, fstab=fstab,
+                              mapping={'/dev/' + c.device: 'file'
+                                       for c in channels},
+                              time=None))
+    manifest_path = os.path.join(workdir, 'manifest')
+    with open(manifest_path, 'w') as fp:
+        fp.write(render_manifest(program, member, channels, limits,
+                                 nvram_path, node.id))
+    return Session(manifest_path, outputs, local_env, stderr_path)

@@ -1,0 +1,195 @@
+"""Tar framing of the streams between the proxy and the object servers.
+
+ZeroCloud's two filters talk over plain HTTP with an uncompressed tar stream in
+each direction (DESIGN.md §3.17):
+
+* proxy → object server: ``POST /<dev>/<part>/<a>[/<c>[/<o>]]`` whose body is a
+  tar stream of members ``sysmap`` (the node description, JSON), then the data
+  the node needs that does not live on that server: ``image`` (the user image),
+  ``boot`` (an executable fetched from Swift) and one member per remote input
+  channel, named after its device.  ``Content-Length`` is exact.
+* object server → proxy: ``200`` with the ``X-Nexe-*`` headers and a tar stream
+  with one member per returned output channel (named after its device).  Each
+  member is preceded by a PAX extended header carrying the output's
+  ``content_type``, its ``X-Object-Meta-*`` items and, for CGI outputs, the
+  program's status and headers.
+
+Streams end right after the last member's padding: there are no end-of-archive
+blocks, so both sides always know exact lengths up front.  PAX keys of ours use
+the ``ZEROCLOUD.`` prefix so they cannot clash with standard ones.
+"""
+
+import tarfile
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, Iterator, Optional
+
+BLOCK = 512
+PAX_PREFIX = 'ZEROCLOUD.'
+
+
+class FramingError(ValueError):
+    """The byte stream is not a well-formed member stream."""
+
+
+def padding(size: int) -> bytes:
+    return b'\0' * (-size % BLOCK)
+
+
+def member_header(name: str, size: int,
+                  pax: Optional[Dict[str, str]] = None) -> bytes:
+    """Header block(s) of one regular-file member, PAX records included."""
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = int(time.time())
+    info.mode = 0o644
+    if pax:
+        info.pax_headers = {PAX_PREFIX + k: v for k, v in pax.items()}
+        return info.tobuf(tarfile.PAX_FORMAT, 'utf-8', 'surrogateescape')
+    return info.tobuf(tarfile.USTAR_FORMAT, 'utf-8', 'surrogateescape')
+
+
+def member_length(name: str, size: int,
+                  pax: Optional[Dict[str, str]] = None) -> int:
+    """Bytes one member occupies on the wire (header, data, padding)."""
+    return len(member_header(name, size, pax)) + size + len(padding(size))
+
+
+def iter_member(name: str, size: int, chunks: Iterable[bytes],
+                pax: Optional[Dict[str, str]] = None) -> Iterator[bytes]:
+    """Frame a member whose data arrives as chunks totalling ``size``."""
+    yield member_header(name, size, pax)
+    sent = 0
+    for chunk in chunks:
+        sent += len(chunk)
+        if sent > size:
+            raise FramingError('member %s is longer than %d bytes'
+                               % (name, size))
+        yield chunk
+    if sent != size:
+        raise FramingError('member %s ended after %d of %d bytes'
+                           % (name, sent, size))
+    yield padding(size)
+
+
+def iter_file(path: str, chunk_size: int = 65536) -> Iterator[bytes]:
+    with open(path, 'rb') as fp:
+        while True:
+            chunk = fp.read(chunk_size)
+            if not chunk:
+                return
+            yield chunk
+
+
+@dataclass
+class Member:
+    name: str
+    size: int
+    pax: Dict[str, str] = field(default_factory=dict)
+
+
+def _parse_pax_records(data: bytes) -> Dict[str, str]:
+    records: Dict[str, str] = {}
+    pos = 0
+    while pos < len(data):
+        space = data.find(b' ', pos)
+        if space < 0:
+            break
+        try:
+            length = int(data[pos:space])
+        except ValueError:
+            raise FramingError('bad PAX record length')
+        if length <= 0:
+            raise FramingError('bad PAX record length')
+        record = data[space + 1:pos + length]
+        if not record.endswith(b'\n') or b'=' not in record:
+            raise FramingError('bad PAX record')
+        key, value = record[:-1].split(b'=', 1)
+        records[key.decode('utf-8')] = value.decode('utf-8', 'surrogateescape')
+        pos += length
+    return records
+
+
+class MemberReader:
+    """Reads members one after another from a ``read(n)`` callable.
+
+    The stream may end with or without end-of-archive blocks; a short read in
+    the middle of a member raises FramingError.
+    """
+
+    def __init__(self, read: Callable[[int], bytes]):
+        self._read = read
+        self._remaining = 0
+        self._padding = 0
+
+    def _read_exact(self, size: int) -> bytes:
+        parts = []
+        while size > 0:
+            chunk = self._read(min(size, 65536))
+            if not chunk:
+                raise FramingError('stream ended early')
+            parts.append(chunk)
+            size -= len(chunk)
+        return b''.join(parts)
+
+    def _header(self) -> Optional[tarfile.TarInfo]:
+        first = self._read(BLOCK)
+        if not first:
+            return None
+        if len(first) < BLOCK:
+            first += self._read_exact(BLOCK - len(first))
+        if first == b'\0' * BLOCK:
+            return None
+        try:
+            return tarfile.TarInfo.frombuf(first, 'utf-8', 'surrogateescape')
+        except tarfile.TarError as err:
+            raise FramingError('bad member header: %s' % err)
+
+    def next_member(self) -> Optional[Member]:
+        """Skip what is left of the current member and read the next header."""
+        self.skip()
+        info = self._header()
+        pax: Dict[str, str] = {}
+        while info is not None and info.type in (tarfile.XHDTYPE,
+                                                 tarfile.XGLTYPE):
+            data = self._read_exact(info.size + len(padding(info.size)))
+            pax.update(_parse_pax_records(data[:info.size]))
+            info = self._header()
+        if info is None:
+            return None
+        if not info.isreg():
+            raise FramingError('member %s is not a regular file' % info.name)
+        name = pax.get('path', info.name)
+        ours = {k[len(PAX_PREFIX):]: v for k, v in pax.items()
+                if k.startswith(PAX_PREFIX)}
+        size = int(pax['size']) if 'size' in pax else info.size
+        self._remaining = size
+        self._padding = len(padding(size))
+        return Member(name, size, ours)
+
+    def read(self, size: int = 65536) -> bytes:
+        """Read up to ``size`` bytes of the current member; b'' at its end."""
+        if self._remaining <= 0:
+            return b''
+        chunk = self._read(min(size, self._remaining))
+        if not chunk:
+            raise FramingError('stream ended inside a member')
+        self._remaining -= len(chunk)
+        return chunk
+
+    def copy_to(self, fp) -> int:
+        """Write the rest of the current member to a file object."""
+        written = 0
+        while True:
+            chunk = self.read()
+            if not chunk:
+                return written
+            fp.write(chunk)
+            written += len(chunk)
+
+    def skip(self) -> None:
+        while self.read():
+            pass
+        if self._padding:
+            self._read_exact(self._padding)
+            self._padding = 0

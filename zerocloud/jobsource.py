@@ -1,0 +1,151 @@
+"""Reading an execution request's body into a job description and an image.
+
+A ``POST`` with ``X-Zerovm-Execute`` carries one of three bodies, told apart
+by ``Content-Type`` (parameters after ``;`` ignored):
+
+* ``application/json``: the job description itself, at most
+  ``zerovm_maxconfig`` bytes;
+* ``application/x-tar``, ``-gtar``, ``-ustar`` or ``-gzip``: a zapp, i.e. a tar
+  holding ``boot/system.map`` (or ``boot/cluster.map``, which wins) within its
+  first 128 KiB; the whole tar becomes every node's user image;
+* anything else: a script whose first line is a shebang naming the
+  interpreter; it becomes the member ``script`` of a one-file user image.
+
+Errors are :class:`zerocloud.job.JobError` with the status and message the
+client sees.
+"""
+
+import io
+import os
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from zerocloud import framing
+from zerocloud.job import JobError
+
+JSON_TYPE = 'application/json'
+TAR_TYPES = ('application/x-tar', 'application/x-gtar', 'application/x-ustar',
+             'application/x-gzip')
+SYSTEM_MAPS = ('boot/cluster.map', 'boot/system.map')
+HEAD_SIZE = 131072
+SCRIPT_MEMBER = 'script'
+CHUNK = 65536
+
+
+@dataclass
+class Image:
+    """A user image spooled to a local file, shipped as member ``image``."""
+    path: str
+    size: int
+
+    def remove(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def body_kind(content_type: str) -> str:
+    ctype = content_type.split(';')[0].strip().lower()
+    if ctype in TAR_TYPES:
+        return 'tar'
+    if ctype and ctype in JSON_TYPE:
+        return 'json'
+    return 'script'
+
+
+def read_limited(read: Callable[[int], bytes], content_length: Optional[int],
+                 limit: int) -> bytes:
+    """Read a whole body of at most ``limit`` bytes (413 beyond, 499 short)."""
+    parts = []
+    total = 0
+    while True:
+        chunk = read(CHUNK)
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > limit:
+            raise JobError('Job description is larger than %d bytes' % limit,
+                           413)
+        parts.append(chunk)
+    if content_length is not None and total != content_length:
+        raise JobError('application/json POST unfinished', 499)
+    return b''.join(parts)
+
+
+def spool(read: Callable[[int], bytes], content_length: int, limit: int,
+          spool_dir: Optional[str] = None, prefix: bytes = b'',
+          suffix: bytes = b'') -> Image:
+    """Copy ``content_length`` request bytes to a temp file, framed as asked."""
+    if content_length > limit:
+        raise JobError('Request body is larger than %d bytes' % limit, 413)
+    fd, path = tempfile.mkstemp(prefix='zerocloud-image-', dir=spool_dir)
+    image = Image(path, 0)
+    try:
+        with os.fdopen(fd, 'wb') as fp:
+            fp.write(prefix)
+            left = content_length
+            while left > 0:
+                chunk = read(min(CHUNK, left))
+                if not chunk:
+                    raise JobError('Client disconnected before sending the '
+                                   'whole body', 499)
+                fp.write(chunk)
+                left -= len(chunk)
+            fp.write(suffix)
+        image.size = os.path.getsize(path)
+    except BaseException:
+        image.remove()
+        raise
+    return image
+
+
+def find_system_map(image: Image, content_type: str) -> bytes:
+    """The job description inside a zapp's first ``HEAD_SIZE`` bytes."""
+    found = {}
+    ctype = content_type.split(';')[0].strip()
+    try:
+        with open(image.path, 'rb') as raw:
+            with tarfile.open(fileobj=raw, mode='r|*') as tar:
+                for member in tar:
+                    if member.offset > HEAD_SIZE:
+                        break
+                    if member.name.lstrip('./') in SYSTEM_MAPS and \
+                            member.isreg():
+                        found[member.name.lstrip('./')] = \
+                            tar.extractfile(member).read()
+                        if SYSTEM_MAPS[0] in found:
+                            break
+    except (tarfile.TarError, OSError, EOFError, ValueError):
+        if not found:
+            raise JobError('Error reading %s stream' % ctype, 422)
+    for name in SYSTEM_MAPS:
+        if name in found:
+            return found[name]
+    raise JobError('System boot map was not found in request')
+
+
+def read_script_head(read: Callable[[int], bytes]) -> bytes:
+    """Read enough of a script to see its shebang line (or give up)."""
+    head = b''
+    while b'\n' not in head and len(head) < CHUNK:
+        chunk = read(CHUNK - len(head))
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def script_image(head: bytes, read: Callable[[int], bytes],
+                 content_length: int, limit: int,
+                 spool_dir: Optional[str] = None) -> Image:
+    """Wrap a script as a tar with one member ``script`` (plus end blocks)."""
+    header = framing.member_header(SCRIPT_MEMBER, content_length)
+    tail = framing.padding(content_length) + b'\0' * (2 * framing.BLOCK)
+    buffered = io.BytesIO(head)
+
+    def rest(size: int) -> bytes:
+        return buffered.read(size) or read(size)
+    return spool(rest, content_length, limit, spool_dir, header, tail)

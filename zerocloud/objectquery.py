@@ -1,0 +1,415 @@
+"""
+object_query: run ZeroCloud nodes on a storage server
+=====================================================
+
+``object_query`` sits in front of the object server (and the container
+server) and answers the execution requests that the proxy's ``proxy_query``
+filter sends.  Every other request passes through untouched; in particular a
+normal metadata ``POST`` never reaches this code because it carries no
+``X-Zerovm-Execute`` header.
+
+An execution request is ``POST /<dev>/<part>/<a>[/<c>[/<o>]]`` with
+``X-Zerovm-Execute``, ``X-Zerocloud-Id``, ``X-Zerovm-Access`` (``GET`` when the
+node runs next to that object or container) and a tar body
+(:mod:`zerocloud.framing`).  The filter checks the request and the local
+object *before* reading the body (so the proxy can fail over to another
+replica without sending it), binds the local ``.data`` file read-only as the
+node's channel, runs the node in a sandbox worker (:mod:`zerocloud.runtime`)
+and answers ``200`` with ``X-Nexe-*`` headers and a tar of the node's outputs.
+Outputs are not written to Swift here: the proxy stores them through the
+normal object path, as the user, once the node succeeded.
+
+Pipelines::
+
+    [pipeline:main]
+    pipeline = object_query object-server       # container server likewise
+
+    [filter:object_query]
+    use = egg:zerocloud#object_query
+
+Options (``[filter:object_query]``), with defaults:
+
+``zerovm_sysimage_devices``  (empty)
+    ``name path [name path ...]``: system images (tar files) offered to
+    jobs as devices and as ``file://<name>:<member>`` programs.
+``zerovm_timeout = 10``
+    wall-clock seconds a node may run (the proxy's ``X-Zerovm-Timeout``
+    request header, when present and smaller, wins).
+``zerovm_kill_timeout = 1``
+    extra seconds before a sandbox worker that does not answer is killed.
+``zerovm_maxpool = 2``, ``zerovm_maxqueue = 8``
+    sandbox workers per object-server worker process, and requests that
+    may wait for one; beyond that the answer is ``503`` with
+    ``Retry-After``.
+``zerovm_maxinput = 1073741824``, ``zerovm_maxoutput = 1073741824``
+    bytes a node may read (request body, local object) and write per
+    output channel.
+``zerovm_maxiops = 1073741824``
+    read/write call quotas written into the manifest.
+``zerovm_maxnexemem = 4294967296``
+    guest memory cap in bytes.
+``zerovm_scratch_size = 67108864``
+    size cap of the guest's writable ``/tmp``.
+``zerovm_fuel = 0``
+    CPU cap in wasm fuel units (0: unmetered, the fast default).
+``zerovm_module_cache`` (``~/.cache/zerocloud/modules``)
+    where compiled WebAssembly modules are cached.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from contextlib import ExitStack
+from typing import Dict, Iterator, Optional, Tuple
+
+from swift.common.constraints import check_drive
+from swift.common.exceptions import (
+    DiskFileDeviceUnavailable, DiskFileNotExist, DiskFileQuarantined)
+from swift.common.request_helpers import get_name_and_placement
+from swift.common.swob import (
+    HTTPBadRequest, HTTPClientDisconnect, HTTPException, HTTPInsufficientStorage,
+    HTTPNotFound, HTTPOk, HTTPRequestEntityTooLarge, HTTPServiceUnavailable,
+    Request)
+from swift.common.utils import config_true_value, get_logger
+
+from zerocloud import cgi, framing
+from zerocloud.execution import (
+    ExecutionError, Limits, LocalObject, Output, prepare_session)
+from zerocloud.job import JobError, Node, SwiftPath
+from zerocloud.paths import module_cache_dir
+from zerocloud.runtime.pool import PoolFull, SandboxPool
+from zerocloud.runtime.report import Report
+
+TAR_TYPES = ('application/x-tar',)
+SYSMAP = 'sysmap'
+MAX_SYSMAP = 1048576
+CGI_TYPES = ('message/http', 'message/cgi')
+CGI_HEAD = 65536
+DIAG_TAIL = 4096
+
+
+def parse_sysimage_devices(value: str) -> Dict[str, str]:
+    """``name path name path ...`` → {name: path}; an odd last token is ignored."""
+    tokens = (value or '').split()
+    return dict(zip(tokens[0::2], tokens[1::2]))
+
+
+def nexe_headers(node_name: str, report: Report, elapsed: float,
+                 policy_name: str, fuel: Optional[int]) -> Dict[str, str]:
+    headers = {
+        'X-Nexe-System': node_name,
+        'X-Nexe-Status': report.status,
+        'X-Nexe-Retcode': str(report.retcode),
+        'X-Nexe-Validation': str(report.validation),
+        'X-Nexe-Etag': report.etag_line(),
+        'X-Nexe-Cdr-Line': '%.3f, %s' % (elapsed, report.accounting_line()),
+        'X-Nexe-Policy': policy_name,
+    }
+    if fuel is not None:
+        headers['X-Nexe-Fuel'] = str(fuel)
+    return headers
+
+
+def last_error_line(path: str) -> str:
+    """The last non-empty line a failed program wrote to its stderr."""
+    try:
+        with open(path, 'rb') as fp:
+            fp.seek(0, os.SEEK_END)
+            fp.seek(max(0, fp.tell() - DIAG_TAIL))
+            tail = fp.read().decode('utf-8', 'replace')
+    except OSError:
+        return ''
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return lines[-1][:256] if lines else ''
+
+
+def frame_output(output: Output) -> Tuple[int, Iterator[bytes]]:
+    """(wire length, chunks) of one output member, CGI headers parsed."""
+    size = os.path.getsize(output.host_path)
+    pax = {'content_type': output.content_type}
+    offset = 0
+    if output.content_type in CGI_TYPES:
+        with open(output.host_path, 'rb') as fp:
+            head = fp.read(CGI_HEAD)
+        parsed = cgi.parse_cgi_output(head, output.content_type,
+                                      at_eof=size <= len(head))
+        if parsed is not None:
+            offset = parsed.body_offset
+            pax['status'] = '%d %s' % (parsed.status, parsed.reason)
+            if parsed.content_type:
+                pax['content_type'] = parsed.content_type
+            for name, value in parsed.headers:
+                pax['header.' + name] = value
+            output.meta.update(parsed.meta)
+    for key, value in output.meta.items():
+        pax['meta.' + key] = value
+    length = size - offset
+
+    def chunks() -> Iterator[bytes]:
+        with open(output.host_path, 'rb') as fp:
+            fp.seek(offset)
+            while True:
+                chunk = fp.read(65536)
+                if not chunk:
+                    return
+                yield chunk
+    return (framing.member_length(output.device, length, pax),
+            framing.iter_member(output.device, length, chunks(), pax))
+
+
+class ObjectQueryMiddleware:
+    def __init__(self, app, conf: Dict[str, str], logger=None):
+        self.app = app
+        self.logger = logger or get_logger(conf, log_route='object_query')
+        self.sysimages = parse_sysimage_devices(
+            conf.get('zerovm_sysimage_devices', ''))
+        self.timeout = int(float(conf.get('zerovm_timeout', 10)))
+        self.kill_timeout = float(conf.get('zerovm_kill_timeout', 1))
+        self.max_pool = int(conf.get('zerovm_maxpool', 2))
+        self.max_queue = int(conf.get('zerovm_maxqueue', 8))
+        self.max_input = int(conf.get('zerovm_maxinput', 1 << 30))
+        self.max_output = int(conf.get('zerovm_maxoutput', 1 << 30))
+        self.max_iops = int(conf.get('zerovm_maxiops', 1 << 30))
+        self.max_memory = int(conf.get('zerovm_maxnexemem', 1 << 32))
+        self.scratch = int(conf.get('zerovm_scratch_size', 64 << 20))
+        self.fuel = int(conf.get('zerovm_fuel', 0))
+        self.mount_check = config_true_value(conf.get('mount_check', 'true'))
+        self.cache_dir = conf.get('zerovm_module_cache') or module_cache_dir()
+        self.network_chunk_size = int(conf.get('network_chunk_size', 65536))
+        self._pool: Optional[SandboxPool] = None
+
+    @property
+    def pool(self) -> SandboxPool:
+        # Started lazily: Swift builds filters in the parent before forking.
+        if self._pool is None:
+            self._pool = SandboxPool(self.max_pool, self.max_queue,
+                                     self.kill_timeout,
+                                     cache_dir=self.cache_dir,
+                                     logger=self.logger)
+        return self._pool
+
+    def __call__(self, env, start_response):
+        req = Request(env)
+        if req.method != 'POST' or 'X-Zerovm-Execute' not in req.headers:
+            return self.app(env, start_response)
+        try:
+            resp = self.execute(req)
+        except HTTPException as err:
+            resp = err
+        return resp(env, start_response)
+
+    # -- the request ------------------------------------------------------
+
+    def _final_app(self):
+        return getattr(self.app, '_pipeline_final_app', self.app)
+
+    def _devices_root(self, policy) -> str:
+        final = self._final_app()
+        router = getattr(final, '_diskfile_router', None)
+        if router is not None:
+            return router[policy].devices
+        return final.root
+
+    def execute(self, req: Request):
+        if not req.headers.get('X-Zerocloud-Id'):
+            raise HTTPBadRequest(body='X-Zerocloud-Id header is missing',
+                                 request=req)
+        try:
+            dev, part, acct, cont, obj, policy = get_name_and_placement(
+                req, 3, 5, True)
+        except UnicodeDecodeError:
+            raise HTTPBadRequest(body='Invalid UTF8', request=req)
+        if req.content_length is not None and \
+                req.content_length > self.max_input:
+            raise HTTPRequestEntityTooLarge(body='RPC request too large',
+                                            request=req)
+        ctype = req.headers.get('Content-Type', '').split(';')[0].strip()
+        if not ctype:
+            raise HTTPBadRequest(body='No content type', request=req)
+        if ctype not in TAR_TYPES:
+            raise HTTPBadRequest(body='Invalid Content-Type', request=req)
+        devices = self._devices_root(policy)
+        if not check_drive(devices, dev, self.mount_check):
+            raise HTTPInsufficientStorage(drive=dev, request=req)
+        access = req.headers.get('X-Zerovm-Access', '').upper()
+        stack = ExitStack()
+        try:
+            local = None
+            if access == 'GET' and cont:
+                local = self._open_local(stack, req, dev, part, acct, cont,
+                                         obj, policy)
+            tmp_root = os.path.join(devices, dev, 'tmp')
+            os.makedirs(tmp_root, exist_ok=True)
+            workdir = tempfile.mkdtemp(prefix='zerocloud-', dir=tmp_root)
+            stack.callback(shutil.rmtree, workdir, True)
+            members = self._receive(req, workdir)
+            node = self._read_sysmap(req, members)
+            return self._run(req, stack, node, workdir, members, local,
+                             policy.name)
+        except BaseException:
+            stack.close()
+            raise
+
+    def _open_local(self, stack: ExitStack, req: Request, dev, part, acct,
+                    cont, obj, policy) -> LocalObject:
+        final = self._final_app()
+        path = SwiftPath(acct, cont, obj)
+        if obj is None:
+            broker = final._get_container_broker(dev, part, acct, cont)
+            if not os.path.exists(broker.db_file) or broker.is_deleted():
+                raise HTTPNotFound(request=req)
+            size = os.path.getsize(broker.db_file)
+            if size > self.max_input:
+                raise HTTPRequestEntityTooLarge(body='Data object too large',
+                                                request=req)
+            return LocalObject(path, broker.db_file, size)
+        try:
+            df = final.get_diskfile(dev, part, acct, cont, obj, policy=policy)
+            df.open()
+        except DiskFileDeviceUnavailable:
+            raise HTTPInsufficientStorage(drive=dev, request=req)
+        except (DiskFileNotExist, DiskFileQuarantined):
+            raise HTTPNotFound(request=req)
+        # Keep the .data open for the whole run: a concurrent PUT or DELETE
+        # may unlink the path, but our descriptor keeps the bytes alive.
+        stack.callback(df.__exit__, None, None, None)
+        if df.content_length > self.max_input:
+            raise HTTPRequestEntityTooLarge(body='Data object too large',
+                                            request=req)
+        meta = df.get_metadata()
+        return LocalObject(path, df._data_file, df.content_length,
+                           df.content_type, meta)
+
+    def _receive(self, req: Request, workdir: str) -> Dict[str, str]:
+        """Store the streamed members as files in ``workdir``."""
+        wsgi_input = req.environ['wsgi.input']
+        total = [0]
+        expected = req.content_length
+
+        def read(size: int) -> bytes:
+            chunk = wsgi_input.read(size)
+            total[0] += len(chunk)
+            if total[0] > self.max_input:
+                raise HTTPRequestEntityTooLarge(body='RPC request too large',
+                                                request=req)
+            if expected is not None and total[0] > expected:
+                raise HTTPBadRequest(
+                    body="Actual content length is greater than the "
+                         "'Content-Length' header", request=req)
+            return chunk
+
+        reader = framing.MemberReader(read)
+        members: Dict[str, str] = {}
+        try:
+            while True:
+                member = reader.next_member()
+                if member is None:
+                    break
+                name = member.name
+                if not name or '/' in name or name.startswith('.') or \
+                        name in members:
+                    raise HTTPBadRequest(body='Bad member name %r' % name,
+                                         request=req)
+                dest = os.path.join(workdir, 'in.' + name)
+                with open(dest, 'wb') as fp:
+                    reader.copy_to(fp)
+                members[name] = dest
+        except framing.FramingError as err:
+            if expected is not None and total[0] < expected:
+                raise HTTPClientDisconnect(request=req)
+            raise HTTPBadRequest(body='Bad request body: %s' % err,
+                                 request=req)
+        if expected is not None and total[0] < expected:
+            raise HTTPClientDisconnect(request=req)
+        return members
+
+    def _read_sysmap(self, req: Request, members: Dict[str, str]) -> Node:
+        path = members.pop(SYSMAP, None)
+        if path is None:
+            raise HTTPBadRequest(body='No system map found in request',
+                                 request=req)
+        if os.path.getsize(path) > MAX_SYSMAP:
+            raise HTTPRequestEntityTooLarge(body='System map too large',
+                                            request=req)
+        try:
+            with open(path, 'rb') as fp:
+                return Node.from_dict(json.load(fp))
+        except (ValueError, KeyError, TypeError, JobError):
+            raise HTTPBadRequest(body='Cannot parse system map', request=req)
+
+    # -- the run ----------------------------------------------------------
+
+    def _limits(self, req: Request) -> Limits:
+        timeout = self.timeout
+        try:
+            timeout = min(timeout, int(float(
+                req.headers.get('X-Zerovm-Timeout', timeout))))
+        except ValueError:
+            pass
+        return Limits(timeout=max(1, timeout), memory=self.max_memory,
+                      max_input=self.max_input, max_output=self.max_output,
+                      max_iops=self.max_iops, scratch=self.scratch,
+                      fuel=self.fuel)
+
+    def _run(self, req: Request, stack: ExitStack, node: Node, workdir: str,
+             members: Dict[str, str], local: Optional[LocalObject],
+             policy_name: str):
+        started = time.time()
+        limits = self._limits(req)
+        try:
+            session = prepare_session(node, workdir, members, self.sysimages,
+                                      local, limits)
+        except ExecutionError as err:
+            raise HTTPException(status=err.status, body=err.message,
+                                request=req)
+        try:
+            result = self.pool.run(session.manifest_path, limits.timeout)
+        except PoolFull:
+            raise HTTPServiceUnavailable(body='Slot not available',
+                                         headers={'Retry-After': '1'},
+                                         request=req)
+        elapsed = time.time() - started
+        report = result.report
+        headers = nexe_headers(node.name, report, elapsed, policy_name,
+                               result.fuel)
+        succeeded = report.ok and report.retcode == 0
+        if not report.ok:
+            headers['X-Nexe-Error'] = report.status
+        elif report.retcode != 0:
+            headers['X-Nexe-Error'] = 'bad return code' + (
+                ': ' + last_error_line(session.stderr_path))
+        self.logger.info('node: %s, status: %s, retcode: %s, cdr: %s',
+                         node.name, report.status, report.retcode,
+                         headers['X-Nexe-Cdr-Line'])
+        frames = []
+        # Stored outputs first, the immediate response last: the proxy
+        # writes the objects, then streams the body straight to the client.
+        for output in sorted(session.outputs,
+                             key=lambda o: o.swift_path is None):
+            if not report.ok:
+                break
+            if output.swift_path is not None and not succeeded:
+                continue   # never store what a failed program wrote
+            if os.path.getsize(output.host_path) < output.min_size:
+                continue
+            frames.append(frame_output(output))
+        body_length = sum(length for length, _ in frames)
+
+        def body() -> Iterator[bytes]:
+            with stack:
+                for _, chunks in frames:
+                    yield from chunks
+        headers['Content-Type'] = 'application/x-tar'
+        resp = HTTPOk(headers=headers, app_iter=body(), request=req)
+        resp.content_length = body_length
+        return resp
+
+
+def filter_factory(global_conf, **local_conf):
+    conf = dict(global_conf, **local_conf)
+
+    def factory(app):
+        return ObjectQueryMiddleware(app, conf)
+    return factory

@@ -1,0 +1,20 @@
+"""The one exception a session step raises to end a run early.
+
+Every failure before or around the guest (bad manifest, missing program,
+unsafe image, refused channel) carries the report's status text and the
+ZeroVM-style exit status (an errno, see ``zerocloud.runtime.session``), so
+the session can turn it into a report instead of a traceback.
+"""
+
+import errno
+
+
+class SessionFailure(Exception):
+    """A run that must stop with ``status`` and exit status ``exit_status``."""
+
+    def __init__(self, status: str, exit_status: int = errno.EFAULT,
+                 validation: int = 2):
+        super().__init__(status)
+        self.status = status
+        self.exit_status = exit_status
+        self.validation = validation

@@ -1,0 +1,290 @@
+"""WASI imports we replace: read-only channels and deterministic runs.
+
+wasmtime-py preopens whole directories with one writable flag, and ``/dev``
+must be writable when a run has write channels there.  So the few WASI calls
+that can change a file by name are shadowed (``Linker.allow_shadowing``) and
+checked before they reach wasmtime's own implementation:
+
+* ``path_open`` with write intent (``FD_WRITE``, ``FD_ALLOCATE``,
+  ``FD_FILESTAT_SET_SIZE`` or ``FD_DATASYNC`` rights, ``O_TRUNC``, append);
+* ``path_unlink_file``, ``path_rename`` (either side), ``path_link`` (the
+  source), ``path_filestat_set_times`` and ``fd_filestat_set_times``.
+
+The target is identified by (device, inode) through wasmtime's own
+``path_filestat_get``/``fd_filestat_get`` (so symlinks, hard links, ``..``
+and any directory fd resolve exactly as the real call would); the read
+channels' identities are taken the same way before the guest starts.  A protected
+target (a read channel) gets WASI ``EACCES``.  Writes through a descriptor
+opened without write rights are already refused by wasmtime.  This is the
+first wall; ``zerocloud.runtime.sandbox`` adds an OS-level one.
+
+Deterministic mode replaces ``clock_time_get`` (always the nvram time, never
+advancing), ``random_get`` (a PRNG seeded from the manifest ``Seed``) and
+``poll_oneoff`` (every subscription is reported ready at once: clocks never
+sleep, files are always ready).
+"""
+
+import random
+import struct
+from typing import Callable, Dict, List, Optional, Set, Tuple
+
+import wasmtime
+
+WASI = 'wasi_snapshot_preview1'
+
+ERRNO_SUCCESS = 0
+ERRNO_ACCES = 2
+OFLAGS_TRUNC = 8
+FDFLAGS_APPEND = 1
+LOOKUP_SYMLINK_FOLLOW = 1
+RIGHTS_WRITE_INTENT = (1 << 0) | (1 << 6) | (1 << 8) | (1 << 22)
+FILESTAT_SIZE = 64
+SUBSCRIPTION_SIZE = 48
+EVENT_SIZE = 32
+EVENTTYPE_CLOCK = 0
+
+I32 = wasmtime.ValType.i32()
+I64 = wasmtime.ValType.i64()
+
+Inode = Tuple[int, int]
+
+
+def _functype(params: str) -> wasmtime.FuncType:
+    return wasmtime.FuncType([I64 if p == 'I' else I32 for p in params],
+                             [I32])
+
+
+# name -> parameter types ('i' = i32, 'I' = i64); all return an errno i32.
+GUARDED_CALLS = {
+    'path_open': 'iiiiiIIii',
+    'path_unlink_file': 'iii',
+    'path_rename': 'iiiiii',
+    'path_link': 'iiiiiii',
+    'path_filestat_set_times': 'iiiiIIi',
+    'fd_filestat_set_times': 'iIIi',
+}
+DETERMINISTIC_CALLS = {
+    'clock_time_get': 'iIi',
+    'random_get': 'ii',
+    'poll_oneoff': 'iiii',
+}
+HELPER_CALLS = {
+    'path_filestat_get': 'iiiii',
+    'fd_filestat_get': 'ii',
+}
+
+
+class RunGuard:
+    """Per-run state behind the shadowed imports of one store."""
+
+    def __init__(self, read_only: List[str], dev_fd: int,
+                 deterministic: bool, clock_seconds: int = 0, seed: int = 0):
+        self.read_only = read_only
+        self.dev_fd = dev_fd
+        self.protected: Set[Inode] = set()
+        self.deterministic = deterministic
+        self.clock_ns = clock_seconds * 1_000_000_000
+        self.rng = random.Random(seed)
+        self.original: Dict[str, wasmtime.Func] = {}
+
+    def bind(self, shim: wasmtime.Module, base: wasmtime.Linker,
+             store: wasmtime.Store, memory: wasmtime.Memory) -> None:
+        """Reach wasmtime's own implementations for this store.
+
+        WASI host functions read the *calling instance's* ``memory``, so they
+        cannot be called straight from Python; the shim module (see
+        ``shim_module``) re-exports the guest's memory and calls them.
+        """
+        names = list(SHIM_CALLS)
+        imports = [base.get(store, WASI, name) for name in names]
+        shim_instance = wasmtime.Instance(store, shim, imports + [memory])
+        exports = shim_instance.exports(store)
+        self.original = {name: exports[name] for name in names}
+        for relative in self.read_only:
+            self.protected.add(self._identify(store, memory, relative))
+
+    def _identify(self, store: wasmtime.Store, memory: wasmtime.Memory,
+                  relative: str) -> Inode:
+        """WASI's (dev, ino) of a read channel, as the guest will see it.
+
+        wasmtime reports a keyed hash per WASI context, not the host inode,
+        so it is asked through the same calls the guest uses.
+        """
+        encoded = relative.encode()
+        saved = memory.read(store, 0, len(encoded))
+        memory.write(store, encoded, 0)
+        try:
+            inode = self._stat_inode(store, memory, 'path_filestat_get',
+                                     (self.dev_fd, 0, 0, len(encoded)),
+                                     (0, len(encoded)))
+        finally:
+            memory.write(store, saved, 0)
+        if inode is None:
+            raise RuntimeError('read channel /dev/%s is not visible to the '
+                               'guest' % relative)
+        return inode
+
+    # -- identification of protected files --------------------------------
+
+    def _stat_inode(self, caller, memory, call: str, args: tuple,
+                    avoid: Tuple[int, int]) -> Optional[Inode]:
+        """(dev, ino) of a target, using guest memory as scratch space.
+
+        The guest is suspended inside this call and single-threaded, so 64
+        (8-aligned) bytes next to ``avoid`` are borrowed and restored before
+        returning.
+        """
+        size = memory.data_len(caller)
+        start, length = avoid
+        for scratch in ((start + length + 7) & ~7,
+                        (start - FILESTAT_SIZE) & ~7, 0):
+            end = scratch + FILESTAT_SIZE
+            if 0 <= scratch and end <= size and (
+                    end <= start or scratch >= start + length):
+                break
+        else:
+            return None
+        saved = memory.read(caller, scratch, scratch + FILESTAT_SIZE)
+        try:
+            if self.original[call](caller, *args, scratch) != ERRNO_SUCCESS:
+                return None
+            dev, ino = struct.unpack_from(
+                '<QQ', memory.read(caller, scratch, scratch + 16))
+            return dev, ino
+        finally:
+            memory.write(caller, saved, scratch)
+
+    def _path_protected(self, caller, fd, flags, path, path_len) -> bool:
+        inode = self._stat_inode(caller, caller.get('memory'),
+                                 'path_filestat_get',
+                                 (fd, flags, path, path_len), (path, path_len))
+        return inode in self.protected
+
+    # -- guarded calls ------------------------------------------------------
+
+    def path_open(self, caller, fd, dirflags, path, path_len, oflags,
+                  rights_base, rights_inheriting, fdflags, opened):
+        writes = (rights_base & RIGHTS_WRITE_INTENT or oflags & OFLAGS_TRUNC
+                  or fdflags & FDFLAGS_APPEND)
+        if writes and self._path_protected(
+                caller, fd, dirflags & LOOKUP_SYMLINK_FOLLOW, path, path_len):
+            return ERRNO_ACCES
+        return self.original['path_open'](
+            caller, fd, dirflags, path, path_len, oflags, rights_base,
+            rights_inheriting, fdflags, opened)
+
+    def path_unlink_file(self, caller, fd, path, path_len):
+        if self._path_protected(caller, fd, 0, path, path_len):
+            return ERRNO_ACCES
+        return self.original['path_unlink_file'](caller, fd, path, path_len)
+
+    def path_rename(self, caller, fd, old, old_len, new_fd, new, new_len):
+        if (self._path_protected(caller, fd, 0, old, old_len)
+                or self._path_protected(caller, new_fd, 0, new, new_len)):
+            return ERRNO_ACCES
+        return self.original['path_rename'](caller, fd, old, old_len,
+                                            new_fd, new, new_len)
+
+    def path_link(self, caller, fd, flags, old, old_len, new_fd, new,
+                  new_len):
+        if self._path_protected(caller, fd, flags, old, old_len):
+            return ERRNO_ACCES
+        return self.original['path_link'](caller, fd, flags, old, old_len,
+                                          new_fd, new, new_len)
+
+    def path_filestat_set_times(self, caller, fd, flags, path, path_len,
+                                atim, mtim, fst_flags):
+        if self._path_protected(caller, fd, flags, path, path_len):
+            return ERRNO_ACCES
+        return self.original['path_filestat_set_times'](
+            caller, fd, flags, path, path_len, atim, mtim, fst_flags)
+
+    def fd_filestat_set_times(self, caller, fd, atim, mtim, fst_flags):
+        inode = self._stat_inode(caller, caller.get('memory'),
+                                 'fd_filestat_get', (fd,), (0, 0))
+        if inode in self.protected:
+            return ERRNO_ACCES
+        return self.original['fd_filestat_set_times'](caller, fd, atim, mtim,
+                                                      fst_flags)
+
+    # -- deterministic calls ------------------------------------------------
+
+    def clock_time_get(self, caller, clock_id, precision, out):
+        caller.get('memory').write(caller, struct.pack('<Q', self.clock_ns),
+                                   out)
+        return ERRNO_SUCCESS
+
+    def random_get(self, caller, buf, length):
+        caller.get('memory').write(caller, self.rng.randbytes(length), buf)
+        return ERRNO_SUCCESS
+
+    def poll_oneoff(self, caller, subscriptions, events, count, nevents):
+        memory = caller.get('memory')
+        raw = memory.read(caller, subscriptions,
+                          subscriptions + count * SUBSCRIPTION_SIZE)
+        out = bytearray(count * EVENT_SIZE)
+        for index in range(count):
+            userdata, tag = struct.unpack_from('<QB', raw,
+                                               index * SUBSCRIPTION_SIZE)
+            struct.pack_into('<QHB', out, index * EVENT_SIZE, userdata, 0,
+                             tag)
+        memory.write(caller, bytes(out), events)
+        memory.write(caller, struct.pack('<I', count), nevents)
+        return ERRNO_SUCCESS
+
+
+SHIM_CALLS = dict(GUARDED_CALLS, **HELPER_CALLS)
+
+
+def shim_module(engine: wasmtime.Engine) -> wasmtime.Module:
+    """wasm that imports WASI calls and the guest memory, and exports
+    wrappers plus that memory, so the calls see the guest's memory."""
+    parts = ['(module']
+    names = list(SHIM_CALLS)
+    wat_type = {'i': 'i32', 'I': 'i64'}
+    for index, name in enumerate(names):
+        params = ' '.join(wat_type[p] for p in SHIM_CALLS[name])
+        parts.append('(import "%s" "%s" (func $f%d (param %s) (result i32)))'
+                     % (WASI, name, index, params))
+    parts.append('(import "guest" "memory" (memory 0))')
+    parts.append('(export "memory" (memory 0))')
+    for index, name in enumerate(names):
+        signature = SHIM_CALLS[name]
+        params = ' '.join(wat_type[p] for p in signature)
+        body = ' '.join('local.get %d' % i for i in range(len(signature)))
+        parts.append('(func (export "%s") (param %s) (result i32) %s '
+                     'call $f%d)' % (name, params, body, index))
+    parts.append(')')
+    return wasmtime.Module(engine, wasmtime.wat2wasm('\n'.join(parts)))
+
+
+def _dispatch(name: str, current: Callable[[], RunGuard]) -> Callable:
+    def call(caller, *args):
+        return getattr(current(), name)(caller, *args)
+    return call
+
+
+def guarded_linker(engine: wasmtime.Engine, deterministic: bool,
+                   current: Callable[[], RunGuard]) -> wasmtime.Linker:
+    """A WASI linker whose shadowed calls go to ``current()``'s guard.
+
+    The linker holds no per-run state, so one is built per engine and mode
+    and reused for every run.
+    """
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    linker.allow_shadowing = True
+    calls = dict(GUARDED_CALLS)
+    if deterministic:
+        calls.update(DETERMINISTIC_CALLS)
+    for name, params in calls.items():
+        linker.define_func(WASI, name, _functype(params),
+                           _dispatch(name, current), access_caller=True)
+    return linker
+
+
+def base_linker(engine: wasmtime.Engine) -> wasmtime.Linker:
+    """Plain WASI linker, used to fetch the originals the shim calls."""
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    return linker

@@ -1,0 +1,150 @@
+"""Tar images: safe unpacking of a user image and reading a program member.
+
+A user image (the zapp tar, an ``image`` device) is unpacked into a per-run
+directory that becomes a read-only preopen (normally the guest's ``/``).
+Plain and gzip-compressed tars are accepted (gzip detected by its magic).
+Unpacking refuses, each with its own status text (exit status EFAULT 14):
+
+* ``image <alias>: not a tar file``
+* ``image <alias>: absolute member name <name>``
+* ``image <alias>: member name with .. <name>``
+* ``image <alias>: link member <name> refused``
+* ``image <alias>: special file member <name> refused`` (devices, fifos)
+* ``image <alias>: member <name> larger than <n> bytes``
+* ``image <alias>: more than <n> bytes unpacked``
+* ``image <alias>: more than <n> members``
+
+A system image gives programs by member (``ProgramMember``): the member is
+read straight from the tar at its data offset, never unpacked to disk.
+"""
+
+import errno
+import os
+import tarfile
+from typing import Optional, Tuple
+
+from zerocloud.runtime.errors import SessionFailure
+
+MAX_MEMBER_BYTES = 1 << 30
+MAX_IMAGE_BYTES = 2 << 30
+MAX_MEMBERS = 100000
+GZIP_MAGIC = b'\x1f\x8b'
+_COPY_CHUNK = 1 << 20
+
+
+def _is_gzip(path: str) -> bool:
+    with open(path, 'rb') as handle:
+        return handle.read(2) == GZIP_MAGIC
+
+
+def _open_tar(path: str, alias: str) -> tarfile.TarFile:
+    try:
+        mode = 'r:gz' if _is_gzip(path) else 'r:'
+        return tarfile.open(path, mode)
+    except (tarfile.TarError, OSError, EOFError):
+        raise SessionFailure('image %s: not a tar file' % alias)
+
+
+def _check_member(alias: str, info: tarfile.TarInfo) -> str:
+    name = info.name
+    if name.startswith('/'):
+        raise SessionFailure('image %s: absolute member name %s'
+                             % (alias, name))
+    parts = [p for p in name.split('/') if p not in ('', '.')]
+    if '..' in parts:
+        raise SessionFailure('image %s: member name with .. %s'
+                             % (alias, name))
+    if info.issym() or info.islnk():
+        raise SessionFailure('image %s: link member %s refused'
+                             % (alias, name))
+    if not (info.isfile() or info.isdir()):
+        raise SessionFailure('image %s: special file member %s refused'
+                             % (alias, name))
+    if info.size > MAX_MEMBER_BYTES:
+        raise SessionFailure('image %s: member %s larger than %d bytes'
+                             % (alias, name, MAX_MEMBER_BYTES))
+    return '/'.join(parts)
+
+
+def unpack(tar_path: str, dest: str, alias: str,
+           max_bytes: int = MAX_IMAGE_BYTES) -> int:
+    """Unpack ``tar_path`` into the existing dir ``dest``; returns bytes."""
+    total = 0
+    with _open_tar(tar_path, alias) as archive:
+        try:
+            for count, info in enumerate(archive, 1):
+                if count > MAX_MEMBERS:
+                    raise SessionFailure('image %s: more than %d members'
+                                         % (alias, MAX_MEMBERS))
+                relative = _check_member(alias, info)
+                if not relative:
+                    continue
+                target = os.path.join(dest, relative)
+                if info.isdir():
+                    os.makedirs(target, mode=0o755, exist_ok=True)
+                    continue
+                total += info.size
+                if total > max_bytes:
+                    raise SessionFailure('image %s: more than %d bytes '
+                                         'unpacked' % (alias, max_bytes))
+                os.makedirs(os.path.dirname(target), mode=0o755,
+                            exist_ok=True)
+                if os.path.lexists(target) and not os.path.isfile(target):
+                    raise SessionFailure('image %s: member %s clashes with '
+                                         'a directory' % (alias, info.name))
+                source = archive.extractfile(info)
+                with open(target, 'wb') as out:
+                    while True:
+                        chunk = source.read(_COPY_CHUNK)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                os.chmod(target, 0o644)
+        except (tarfile.TarError, EOFError, OSError) as err:
+            raise SessionFailure('image %s: unreadable tar (%s)'
+                                 % (alias, err), errno.EIO)
+    return total
+
+
+def member_location(tar_path: str, member: str) -> Tuple[Optional[int], int]:
+    """(data offset or None for compressed tars, size) of ``member``.
+
+    Raises SessionFailure: ENOEXEC when the file is not a tar, ENOENT when
+    the member is missing or not a regular file.
+    """
+    try:
+        compressed = _is_gzip(tar_path)
+        with tarfile.open(tar_path, 'r:gz' if compressed else 'r:') as tar:
+            try:
+                info = tar.getmember(member)
+            except KeyError:
+                info = None
+    except FileNotFoundError:
+        raise SessionFailure('program %s not found' % tar_path, errno.ENOENT)
+    except (tarfile.TarError, EOFError, OSError):
+        raise SessionFailure('program %s is not a tar image' % tar_path,
+                             errno.ENOEXEC)
+    if info is None or not info.isfile():
+        raise SessionFailure('program member %s not found in %s'
+                             % (member, tar_path), errno.ENOENT)
+    return (None if compressed else info.offset_data), info.size
+
+
+def read_member(tar_path: str, member: str) -> bytes:
+    """Bytes of ``member``, read by offset (or decompressed when gzipped)."""
+    offset, size = member_location(tar_path, member)
+    try:
+        if offset is None:
+            with tarfile.open(tar_path, 'r:gz') as tar:
+                return tar.extractfile(member).read()
+        with open(tar_path, 'rb') as handle:
+            handle.seek(offset)
+            data = handle.read(size)
+    except (OSError, tarfile.TarError, EOFError) as err:
+        raise SessionFailure('program %s: cannot read member %s (%s)'
+                             % (tar_path, member, err), errno.EIO)
+    if len(data) != size:
+        raise SessionFailure('program %s: member %s is truncated'
+                             % (tar_path, member), errno.EIO)
+    return data
+

@@ -1,0 +1,347 @@
+"""Sandbox worker pool: where the object-server filter runs sessions.
+
+A Swift object-server worker is one eventlet-patched OS thread, so it must
+never run WebAssembly itself (the wasm call would stall every request, and the
+runtime's timeout thread would be a green thread that never fires).  Each
+object-server worker process therefore owns one :class:`SandboxPool` of
+sandbox worker *processes* (:mod:`zerocloud.runtime.worker`), and talks to
+them through green pipes, so a running session only parks the green thread
+that asked for it.
+
+Behaviour an operator sees:
+
+* Workers start lazily, on the first request that needs one, never when the
+  filter is loaded (Swift loads filters in the parent before it forks).  At
+  most ``size`` (``zerovm_maxpool``) run at once; idle workers are kept and
+  reused, so compiled modules stay mapped and the next run starts warm.
+* When all ``size`` workers are busy, up to ``queue`` (``zerovm_maxqueue``)
+  callers wait for one; the next caller gets :class:`PoolFull` at once, which
+  the filter answers with 503 and ``Retry-After``.
+* The runtime stops a session at its manifest ``Timeout`` by itself.  A worker
+  that has not answered ``timeout + kill_timeout`` seconds after the request
+  (``zerovm_kill_timeout``) is SIGKILLed and reaped; the caller gets a result
+  with status ``Killed`` (exit status 4, EINTR as in ZeroVM).  Its slot starts
+  a fresh worker next time.  The deadline covers the whole request, including
+  a first compile of the program when the module cache is cold (seconds for a
+  large image), so warm the cache at start (:meth:`SandboxPool.warm`).  A new
+  worker's start-up (loading the runtime) is not counted: it has its own
+  limit of ``STARTUP_TIMEOUT`` seconds.
+* A worker that dies during a session (OOM killer, crash) gives status
+  ``sandbox worker died``; one that cannot start gives ``sandbox worker did
+  not start``; an unexpected exception inside the worker gives ``sandbox
+  worker error`` (details go to the log, not to the user).  All three use exit
+  status 5 (EIO: the session's outcome is unknown).
+* Workers die with their object-server process: they stay in its process
+  group (Swift stops servers with ``killpg``), exit when their stdin closes,
+  and on Linux are SIGKILLed by the kernel when the parent dies.
+  :meth:`SandboxPool.close` stops them explicitly.  Every worker that ends is
+  reaped; an idle worker that died on its own is reaped at the next request.
+* A process forked from one that used the pool never shares its parent's
+  workers: they are not its children, so they look dead to it (ECHILD) and it
+  starts its own.
+
+Workers inherit the server's stderr (``/dev/null`` once Swift has captured
+stdio); what matters to the operator is logged through the pool's logger.
+
+Call the pool from green threads of one OS thread (the object server, or a
+plain test process: the eventlet calls used here work without
+monkey-patching).  A worker receives SIGKILL when the OS thread that started
+it ends, so do not use the pool from short-lived real threads.
+"""
+
+import errno
+import logging
+import os
+import sys
+from typing import Any, Dict, List, Optional
+
+import eventlet
+from eventlet.green import subprocess as green_subprocess
+from eventlet.semaphore import Semaphore
+
+from zerocloud.runtime import worker as protocol
+from zerocloud.runtime.report import Report, ReportError, parse_report
+from zerocloud.runtime.session import SessionResult
+
+STATUS_KILLED = 'Killed'
+STATUS_WORKER_DIED = 'sandbox worker died'
+STATUS_WORKER_NOT_STARTED = 'sandbox worker did not start'
+STATUS_WORKER_ERROR = 'sandbox worker error'
+EXIT_KILLED = errno.EINTR
+EXIT_WORKER_FAILED = errno.EIO
+
+#: Seconds a new worker may take to load the runtime and say it is ready.
+STARTUP_TIMEOUT = 30.0
+#: Seconds a warm request (one first compile) may take.
+WARM_TIMEOUT = 600.0
+
+
+class PoolFull(Exception):
+    """All workers busy and the wait queue is full.
+
+    The object filter answers 503 with ``Retry-After``.
+    """
+
+
+class SandboxWorkerError(Exception):
+    """A worker failed a request that has no report to carry the failure."""
+
+
+class _WorkerTimeout(Exception):
+    """The worker did not answer in time."""
+
+
+class _WorkerGone(Exception):
+    """The worker's pipes closed, or it broke the protocol."""
+
+
+class _WorkerNotStarted(Exception):
+    """A new worker could not be executed or did not say it is ready."""
+
+
+class _Worker:
+    """One sandbox worker process and its two protocol pipes."""
+
+    def __init__(self, argv: List[str]):
+        self.process = green_subprocess.Popen(
+            argv, stdin=green_subprocess.PIPE, stdout=green_subprocess.PIPE,
+            close_fds=True)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def send(self, message: Dict[str, Any]) -> None:
+        try:
+            self.process.stdin.write(protocol.encode_message(message))
+            self.process.stdin.flush()
+        except (OSError, ValueError) as exc:
+            raise _WorkerGone('sandbox worker %d: cannot write to it: %s'
+                              % (self.pid, exc))
+
+    def receive(self, limit: float) -> Dict[str, Any]:
+        timeout = _WorkerTimeout('sandbox worker %d did not answer within '
+                                 '%.1f s' % (self.pid, limit))
+        try:
+            with eventlet.Timeout(limit, timeout):
+                line = self.process.stdout.readline()
+        except (OSError, ValueError) as exc:  # closed by close()
+            raise _WorkerGone('sandbox worker %d: pipe closed: %s'
+                              % (self.pid, exc))
+        if not line:
+            raise _WorkerGone('sandbox worker %d died (exit status %s)'
+                              % (self.pid, self._exit_status_soon()))
+        try:
+            return protocol.decode_message(line)
+        except protocol.RequestError as exc:
+            raise _WorkerGone('sandbox worker %d broke the protocol: %s'
+                              % (self.pid, exc))
+
+    def _exit_status_soon(self) -> Optional[int]:
+        """The exit status of a worker that closed its pipe, if it exits."""
+        try:
+            return self.process.wait(timeout=1.0)
+        except green_subprocess.TimeoutExpired:
+            return None
+
+    def ask(self, message: Dict[str, Any], limit: float) -> Dict[str, Any]:
+        self.send(message)
+        return self.receive(limit)
+
+    def kill(self) -> None:
+        """SIGKILL and reap; safe on a worker that already ended."""
+        self.process.kill()  # a no-op once the process has been reaped
+        self.process.wait()
+        self.close_pipes()
+
+    def stop(self, grace: float) -> None:
+        """Close its stdin and SIGTERM it; SIGKILL and reap after grace.
+
+        Its stdout stays open: a green thread may be reading it, and only
+        the EOF that follows the exit wakes that reader (closing the pipe
+        under it would not).
+        """
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=grace)
+        except green_subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def close_pipes(self) -> None:
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+
+def _failure(status: str, exit_status: int = EXIT_WORKER_FAILED
+             ) -> SessionResult:
+    return SessionResult(exit_status=exit_status, report=Report(status=status),
+                         fuel=None)
+
+
+class SandboxPool:
+    """Bounded, lazily started set of warm sandbox worker processes."""
+
+    def __init__(self, size: int, queue: int, kill_timeout: float, *,
+                 cache_dir: Optional[str] = None,
+                 logger: Optional[logging.Logger] = None,
+                 python: str = sys.executable):
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError('pool size must be a positive integer, got %r'
+                             % (size,))
+        if isinstance(queue, bool) or not isinstance(queue, int) or queue < 0:
+            raise ValueError('pool queue must be a non-negative integer, '
+                             'got %r' % (queue,))
+        if kill_timeout < 0:
+            raise ValueError('kill timeout must not be negative, got %r'
+                             % (kill_timeout,))
+        self.size = size
+        self.queue = queue
+        self.kill_timeout = float(kill_timeout)
+        self.logger = logger or logging.getLogger(__name__)
+        self._argv = [python, '-m', protocol.MODULE]
+        if cache_dir:
+            self._argv += ['--cache-dir', cache_dir]
+        self._slots = Semaphore(size)
+        self._waiting = 0
+        self._idle: List[_Worker] = []
+        self._workers: List[_Worker] = []
+
+    def run(self, manifest_path: str, timeout: float, *,
+            skip_validation: bool = False,
+            validate_only: bool = False) -> SessionResult:
+        """Run one session in a worker; raises PoolFull when none is free."""
+        request = {'manifest': manifest_path,
+                   'skip_validation': skip_validation,
+                   'validate_only': validate_only}
+        try:
+            reply = self._exchange(request, timeout + self.kill_timeout)
+        except _WorkerNotStarted as exc:
+            self.logger.error('sandbox worker did not start: %s', exc)
+            return _failure(STATUS_WORKER_NOT_STARTED)
+        except _WorkerTimeout as exc:
+            self.logger.warning('%s running %s; killed', exc, manifest_path)
+            return _failure(STATUS_KILLED, EXIT_KILLED)
+        except _WorkerGone as exc:
+            self.logger.error('%s running %s', exc, manifest_path)
+            return _failure(STATUS_WORKER_DIED)
+        return self._result_from(reply)
+
+    def warm(self, program_path: str, member: Optional[str] = None) -> None:
+        """Compile a program into the module cache using a pool worker.
+
+        Raises PoolFull, or SandboxWorkerError when the compile failed.
+        """
+        try:
+            reply = self._exchange({'warm': program_path, 'member': member},
+                                   WARM_TIMEOUT)
+        except (_WorkerGone, _WorkerTimeout) as exc:
+            raise SandboxWorkerError('warming %s failed: %s'
+                                     % (program_path, exc))
+        if protocol.ERROR in reply:
+            raise SandboxWorkerError('warming %s failed: %s'
+                                     % (program_path, reply[protocol.ERROR]))
+
+    def worker_pids(self) -> List[int]:
+        """Pids of the running workers (busy and idle), for logs and tests."""
+        return [worker.pid for worker in self._workers]
+
+    def close(self) -> None:
+        """Stop every worker and reap it; a later run starts new ones."""
+        workers, idle = self._workers, self._idle
+        self._workers, self._idle = [], []
+        for worker in workers:
+            worker.stop(self.kill_timeout)
+        for worker in idle:  # busy ones are closed by the run that holds them
+            worker.close_pipes()
+
+    def _admit(self) -> None:
+        if self._slots.balance <= 0:
+            if self._waiting >= self.queue:
+                raise PoolFull('all %d sandbox workers are busy and %d '
+                               'requests are waiting' % (self.size,
+                                                         self._waiting))
+            self._waiting += 1
+            try:
+                self._slots.acquire()
+            finally:
+                self._waiting -= 1
+        else:
+            self._slots.acquire()
+
+    def _exchange(self, request: Dict[str, Any],
+                  limit: float) -> Dict[str, Any]:
+        """Send one request to a free worker and return its reply.
+
+        A worker that times out or breaks down is killed and reaped here.
+        """
+        self._admit()
+        try:
+            worker = self._checkout()
+            try:
+                reply = worker.ask(request, limit)
+            except (_WorkerTimeout, _WorkerGone):
+                self._discard(worker)
+                raise
+            self._idle.append(worker)
+            return reply
+        finally:
+            self._slots.release()
+
+    def _result_from(self, reply: Dict[str, Any]) -> SessionResult:
+        if protocol.ERROR in reply:
+            self.logger.error('sandbox worker failed a session: %s',
+                              reply[protocol.ERROR])
+            return _failure(STATUS_WORKER_ERROR)
+        try:
+            report = parse_report(reply['report'])
+            return SessionResult(exit_status=int(reply['exit_status']),
+                                 report=report, fuel=reply.get('fuel'))
+        except (KeyError, TypeError, ValueError, ReportError) as exc:
+            self.logger.error('sandbox worker sent a bad reply %r: %s',
+                              reply, exc)
+            return _failure(STATUS_WORKER_ERROR)
+
+    def _checkout(self) -> _Worker:
+        """An idle live worker, or a new one; reaps idle ones that died."""
+        for worker in list(self._idle):
+            if not worker.alive():
+                self._idle.remove(worker)
+                self._discard(worker)
+        if self._idle:
+            return self._idle.pop()
+        return self._spawn()
+
+    def _spawn(self) -> _Worker:
+        argv = self._argv + ['--parent-pid', str(os.getpid())]
+        try:
+            worker = _Worker(argv)
+        except OSError as exc:
+            raise _WorkerNotStarted('cannot execute %s: %s' % (argv[0], exc))
+        self._workers.append(worker)
+        try:
+            hello = worker.receive(STARTUP_TIMEOUT)
+        except (_WorkerGone, _WorkerTimeout) as exc:
+            self._discard(worker)
+            raise _WorkerNotStarted(str(exc))
+        if protocol.READY not in hello:
+            self._discard(worker)
+            raise _WorkerNotStarted('sandbox worker %d: %s' % (
+                worker.pid, hello.get(protocol.ERROR) or
+                'unexpected first line %r' % (hello,)))
+        return worker
+
+    def _discard(self, worker: _Worker) -> None:
+        worker.kill()
+        if worker in self._workers:
+            self._workers.remove(worker)

@@ -1,0 +1,444 @@
+"""One sandboxed session: manifest in, report and exit status out.
+
+``Runtime`` keeps warm wasmtime engines, linkers and compiled modules for a
+long-lived worker process; ``Runtime.run(manifest)`` never raises for bad
+manifests, programs or guest behaviour: the outcome is a ``SessionResult``
+whose report carries the status text.  Runs are one at a time per Runtime.
+
+A run: parse the manifest (``zerocloud.runtime.manifest``), load the
+program from the compiled-module cache, check it is a WASI command, open the
+channels, decode ``/dev/nvram`` (argv, env, image mounts), build the guest
+filesystem (``zerocloud.runtime.sandbox``), then call ``_start`` under the
+limits (``zerocloud.runtime.limits``) and check what can only be checked
+afterwards.  stdin/stdout/stderr are WASI stdio bound to the channel files;
+every other channel is a file under ``/dev``.  Without nvram, argv is the
+program's base name and the environment is empty; nothing of the host's
+environment ever reaches the guest.
+
+Exit status (ZeroVM A.9) and status texts:
+
+====  ===================================================================
+0     ``ok``: the guest returned or called ``proc_exit`` (its code is
+      report line 3); also a ``validate_only`` (-F) success
+1     EPERM: ``channel <alias>: read channel needs a private mount
+      namespace (run as root)``
+2     ENOENT: ``cannot open manifest <path>``, ``program <path> not
+      found``, ``program member <m> not found in <path>``
+4     EINTR: ``session timeout``; ``CPU limit exceeded`` (Fuel);
+      ``disk quota exceeded`` (RLIMIT_FSIZE reached); ``guest trap:
+      <reason>`` (unreachable, out of bounds memory access, call stack
+      exhausted, ...), with `` (memory limit of <n> bytes reached)``
+      appended when the guest's memory was within 1 MiB (or 10 %) of
+      ``Memory`` (wasmtime does not say whether a growth was refused)
+5     EIO: ``cannot read manifest``, ``program <path> is unreadable``,
+      ``cannot create run directory``, ``image <alias>: unreadable tar``,
+      ``channel <alias>: cannot bind``, ``runtime error: <message>``
+8     ENOEXEC: ``program is not a WebAssembly module``, ``program failed
+      validation: <reason>`` (report line 1 = 1), ``program is not a WASI
+      command: <reason>``, ``program <path> is not a tar image``
+12    ENOMEM: ``MANIFEST <n>: invalid memory size``, ``memory limit
+      exceeded: the module needs more than <n> bytes at start``
+14    EFAULT: ``MANIFEST <n>: <message>``, ``MANIFEST: <Key> not
+      specified``, ``MANIFEST: not enough channels``, ``MANIFEST: missing
+      standard channels``, ``nvram <n>: <message>``, ``image <alias>:
+      <refusal>`` (see ``zerocloud.runtime.image``), ``channel <alias>:
+      cannot open <path>: <reason>``, ``nvram: fstab channel <alias> is not
+      a read channel``, ``nvram: mountpoint <p> is reserved``
+22    EINVAL: ``MANIFEST <n>: <alias> is a nil channel ...``, read-write
+      device channels
+93    EPROTONOSUPPORT: network channels; channels on directories, sockets
+      or block devices
+122   EDQUOT: ``channel <alias>: write limit exceeded (<n> > <putsize>
+      bytes)``, ``scratch space exceeded (<n> bytes)``
+====  ===================================================================
+
+Report (``zerocloud.runtime.report``): line 1 is 0 when the module was
+validated (every compiled or cached module was), 2 with ``-s`` or a failure
+before loading; etags are MD5 hex of the final content of each channel with
+etag=1 (read channels: their content; FIFOs and devices: the digest of no
+bytes); accounting is sys/user CPU seconds of the run (this thread), 0
+reads, 0 read bytes (reads are not observed), 0 writes, the total size of
+write channels, and 0 for the network fields.  Per-call channel quotas
+(gets, getsize, puts) and sequential-access rules are not enforced: wasmtime
+offers no per-call hook and Python replacements on the hot path would cost
+too much; putsize is checked after the run and bounds every file through
+RLIMIT_FSIZE (together with Scratch).
+"""
+
+import errno
+import hashlib
+import os
+import re
+import resource
+import stat
+import threading
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import wasmtime
+
+from zerocloud import paths
+from zerocloud.runtime import image, nvram
+from zerocloud.runtime.cache import ModuleCache
+from zerocloud.runtime.engine import EngineSettings
+from zerocloud.runtime.errors import SessionFailure
+from zerocloud.runtime.guard import (RunGuard, base_linker, guarded_linker,
+                                     shim_module)
+from zerocloud.runtime.limits import WallClock, file_size_limit
+from zerocloud.runtime.manifest import Channel, Manifest, load_manifest
+from zerocloud.runtime.report import STATUS_OK, Report
+from zerocloud.runtime.sandbox import Workspace, prepare_host_channel
+
+NVRAM_ALIAS = '/dev/nvram'
+RESERVED_MOUNTPOINTS = ('/dev', '/tmp')
+MEMORY_SLACK = 1 << 20  # a trap this close to Memory is blamed on it
+TRAP_TEXT = {
+    wasmtime.TrapCode.STACK_OVERFLOW: 'call stack exhausted',
+    wasmtime.TrapCode.MEMORY_OUT_OF_BOUNDS: 'out of bounds memory access',
+    wasmtime.TrapCode.UNREACHABLE: 'unreachable instruction executed',
+    wasmtime.TrapCode.INTEGER_DIVISION_BY_ZERO: 'integer divide by zero',
+    wasmtime.TrapCode.INTEGER_OVERFLOW: 'integer overflow',
+    wasmtime.TrapCode.BAD_CONVERSION_TO_INTEGER:
+        'invalid conversion to integer',
+    wasmtime.TrapCode.INDIRECT_CALL_TO_NULL: 'indirect call to null',
+    wasmtime.TrapCode.BAD_SIGNATURE: 'indirect call type mismatch',
+    wasmtime.TrapCode.TABLE_OUT_OF_BOUNDS: 'undefined table element',
+}
+
+
+@dataclass
+class SessionResult:
+    exit_status: int
+    report: Report
+    fuel: Optional[int]
+
+
+class _Warm:
+    """Engine, linkers and pre-instantiated modules of one setting."""
+
+    def __init__(self, settings: EngineSettings, current_guard):
+        self.settings = settings
+        self.engine = settings.build()
+        self.base = base_linker(self.engine)
+        self.linker = guarded_linker(self.engine, settings.deterministic,
+                                     current_guard)
+        self.shim = shim_module(self.engine)
+        self.pre: Dict[str, wasmtime.InstancePre] = {}
+
+
+def error_text(err: Exception) -> str:
+    """The most specific line of a wasmtime error (its last cause)."""
+    lines = [l.strip() for l in str(err).splitlines() if l.strip()]
+    if 'Caused by:' in lines:
+        causes = lines[lines.index('Caused by:') + 1:]
+        if causes:
+            return re.sub(r'^\d+: ', '', causes[-1])
+    return lines[0] if lines else type(err).__name__
+
+
+def _md5_of(path: str) -> str:
+    digest = hashlib.md5()
+    try:
+        if stat.S_ISREG(os.stat(path).st_mode):
+            with open(path, 'rb') as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b''):
+                    digest.update(chunk)
+    except OSError:
+        pass
+    return digest.hexdigest()
+
+
+def _regular_size(path: str) -> Optional[int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _thread_cpu() -> Tuple[float, float]:
+    usage = resource.getrusage(resource.RUSAGE_THREAD)
+    return usage.ru_stime, usage.ru_utime
+
+
+class Runtime:
+    """Holds warm wasmtime engines and the compiled-module cache; reused for
+    many runs in one process."""
+
+    def __init__(self, cache_dir: Optional[str] = None):
+        self.cache = ModuleCache(cache_dir or paths.module_cache_dir())
+        self._warm: Dict[EngineSettings, _Warm] = {}
+        self._local = threading.local()
+
+    def _current_guard(self) -> RunGuard:
+        return self._local.guard
+
+    def _warm_for(self, settings: EngineSettings) -> _Warm:
+        warm = self._warm.get(settings)
+        if warm is None:
+            warm = self._warm[settings] = _Warm(settings, self._current_guard)
+        return warm
+
+    def warm(self, program_path: str, member: Optional[str] = None) -> None:
+        """Compile ``program_path`` (or its tar member) into the cache."""
+        warm = self._warm_for(EngineSettings())
+        self.cache.load(warm.engine, warm.settings, program_path, member)
+
+    def run(self, manifest_path: str, *, skip_validation: bool = False,
+            validate_only: bool = False) -> SessionResult:
+        report = Report(validation=2)
+        start_cpu = _thread_cpu()
+        session = _Session(self, manifest_path, report, skip_validation,
+                           validate_only)
+        try:
+            exit_status = session.execute()
+        except SessionFailure as failure:
+            report.status = failure.status
+            if failure.validation != 2:
+                report.validation = failure.validation
+            exit_status = failure.exit_status
+        except Exception as err:  # a host-side bug must not kill the worker
+            report.status = 'runtime error: %s' % error_text(err)
+            exit_status = errno.EIO
+        finally:
+            session.close()
+        end_cpu = _thread_cpu()
+        report.accounting[0] = max(0.0, end_cpu[0] - start_cpu[0])
+        report.accounting[1] = max(0.0, end_cpu[1] - start_cpu[1])
+        return SessionResult(exit_status, report, session.fuel_used)
+
+
+class _Session:
+    """The steps of one run; ``Runtime.run`` turns failures into reports."""
+
+    def __init__(self, runtime: Runtime, manifest_path: str, report: Report,
+                 skip_validation: bool, validate_only: bool):
+        self.runtime = runtime
+        self.manifest_path = manifest_path
+        self.report = report
+        self.skip_validation = skip_validation
+        self.validate_only = validate_only
+        self.workspace: Optional[Workspace] = None
+        self.fuel_used: Optional[int] = None
+        self.kinds: Dict[str, str] = {}
+        self.fsize_cap = 0
+
+    def close(self) -> None:
+        self.runtime._local.guard = None
+        if self.workspace is not None:
+            self.workspace.close()
+
+    # -- program -------------------------------------------------------------
+
+    def _load_program(self, manifest: Manifest, warm: _Warm):
+        loaded = self.runtime.cache.load(warm.engine, warm.settings,
+                                         manifest.program,
+                                         manifest.program_member)
+        self.report.validation = 2 if self.skip_validation else 0
+        pre = warm.pre.get(loaded.sha256)
+        if pre is None:
+            exports = {e.name: e.type for e in loaded.module.exports}
+            start = exports.get('_start')
+            if not isinstance(start, wasmtime.FuncType) or (
+                    start.params or start.results):
+                raise SessionFailure('program is not a WASI command: no '
+                                     '_start function', errno.ENOEXEC)
+            if not isinstance(exports.get('memory'), wasmtime.MemoryType):
+                raise SessionFailure('program is not a WASI command: no '
+                                     'exported memory', errno.ENOEXEC)
+            try:
+                pre = warm.linker.instantiate_pre(loaded.module)
+            except wasmtime.WasmtimeError as err:
+                raise SessionFailure('program is not a WASI command: %s'
+                                     % error_text(err), errno.ENOEXEC)
+            warm.pre[loaded.sha256] = pre
+        return pre
+
+    # -- channels, nvram, filesystem ------------------------------------------
+
+    def _open_channels(self, manifest: Manifest) -> None:
+        for channel in manifest.channels:
+            self.kinds[channel.alias] = prepare_host_channel(channel)
+
+    def _read_nvram(self, manifest: Manifest) -> nvram.Nvram:
+        channel = manifest.channel(NVRAM_ALIAS)
+        if channel is None or not channel.readable:
+            return nvram.Nvram(args=[os.path.basename(manifest.program)])
+        config = nvram.load(channel.uri)
+        if not config.args:
+            config.args = [os.path.basename(manifest.program)]
+        return config
+
+    def _mount_images(self, manifest: Manifest, config: nvram.Nvram) -> None:
+        workspace = self.workspace
+        for entry in config.fstab:
+            channel = manifest.channel(entry.channel)
+            if channel is None or not channel.readable:
+                raise SessionFailure('nvram: fstab channel %s is not a read '
+                                     'channel' % entry.channel)
+            mountpoint = os.path.normpath(entry.mountpoint)
+            if not mountpoint.startswith('/') or any(
+                    mountpoint == r or mountpoint.startswith(r + '/')
+                    for r in RESERVED_MOUNTPOINTS):
+                raise SessionFailure('nvram: mountpoint %s is reserved'
+                                     % entry.mountpoint)
+            target = (workspace.root if mountpoint == '/'
+                      else workspace.add_mount_dir(mountpoint))
+            image.unpack(channel.uri, target, channel.alias)
+
+    def _place_channels(self, manifest: Manifest) -> None:
+        for channel in manifest.channels:
+            if channel.standard:
+                continue
+            if channel.writable:
+                self.workspace.add_write_channel(channel)
+            else:
+                self.workspace.add_read_channel(channel,
+                                                self.kinds[channel.alias])
+
+    def _wasi_config(self, manifest: Manifest,
+                     config: nvram.Nvram) -> wasmtime.WasiConfig:
+        wasi = wasmtime.WasiConfig()
+        wasi.argv = config.args
+        wasi.env = list(config.env.items())
+        stdin = manifest.channel('/dev/stdin')
+        if stdin.readable:
+            wasi.stdin_file = stdin.uri
+        for alias, setter in (('/dev/stdout', 'stdout_file'),
+                              ('/dev/stderr', 'stderr_file')):
+            channel = manifest.channel(alias)
+            if channel.writable:
+                setattr(wasi, setter, channel.uri)
+        workspace = self.workspace
+        wasi.preopen_dir(workspace.root, '/', False)
+        for mountpoint, path in workspace.extra_mounts.items():
+            wasi.preopen_dir(path, mountpoint, False)
+        wasi.preopen_dir(workspace.dev, '/dev', workspace.dev_writable)
+        if workspace.tmp:
+            wasi.preopen_dir(workspace.tmp, '/tmp', True)
+        return wasi
+
+    # -- the run ---------------------------------------------------------------
+
+    def execute(self) -> int:
+        manifest = load_manifest(self.manifest_path)
+        settings = EngineSettings(fuel=manifest.fuel > 0,
+                                  deterministic=manifest.deterministic)
+        warm = self.runtime._warm_for(settings)
+        pre = self._load_program(manifest, warm)
+        self._open_channels(manifest)
+        parent = os.path.dirname(os.path.abspath(self.manifest_path))
+        self.workspace = Workspace(parent, manifest.scratch)
+        config = self._read_nvram(manifest)
+        self._mount_images(manifest, config)
+        self._place_channels(manifest)
+
+        store = wasmtime.Store(warm.engine)
+        try:
+            store.set_wasi(self._wasi_config(manifest, config))
+        except wasmtime.WasmtimeError as err:
+            raise SessionFailure('cannot open stdio channels: %s'
+                                 % error_text(err), errno.EIO)
+        store.set_limits(memory_size=manifest.memory)
+        if settings.fuel:
+            store.set_fuel(manifest.fuel)
+        store.set_epoch_deadline(1)
+        dev_fd = 4 + len(self.workspace.extra_mounts)  # preopen order
+        guard = RunGuard(self.workspace.read_only, dev_fd,
+                         settings.deterministic, config.time or 0,
+                         manifest.seed)
+        self.runtime._local.guard = guard
+        try:
+            instance = pre.instantiate(store)
+        except wasmtime.WasmtimeError as err:
+            text = error_text(err)
+            if 'memory' in text and ('limit' in text or 'grow' in text
+                                     or 'minimum' in text):
+                raise SessionFailure(
+                    'memory limit exceeded: the module needs more than %d '
+                    'bytes at start' % manifest.memory, errno.ENOMEM)
+            raise SessionFailure('program is not a WASI command: %s' % text,
+                                 errno.ENOEXEC)
+        guard.bind(warm.shim, warm.base, store,
+                   instance.exports(store)['memory'])
+        if self.validate_only:
+            return 0
+        exit_status = self._call_start(manifest, warm, store, instance)
+        self.workspace.finish()
+        self._fill_report(manifest)
+        if exit_status == 0:
+            self._check_after_run(manifest)
+        return exit_status
+
+    def _call_start(self, manifest: Manifest, warm: _Warm,
+                    store: wasmtime.Store, instance: wasmtime.Instance) -> int:
+        start = instance.exports(store)['_start']
+        memory = instance.exports(store)['memory']
+        limit = max([c.putsize for c in manifest.channels if c.writable]
+                    + [manifest.scratch, 1])
+        with file_size_limit(limit) as cap:
+            self.fsize_cap = cap
+            with WallClock(warm.engine, manifest.timeout) as clock:
+                try:
+                    start(store)
+                    self.report.retcode = 0
+                except wasmtime.ExitTrap as done:
+                    self.report.retcode = done.code
+                except wasmtime.Trap as trap:
+                    return self._trapped(manifest, trap, clock, store, memory)
+                except wasmtime.WasmtimeError as err:
+                    if clock.expired:
+                        self.report.status = 'session timeout'
+                        return errno.EINTR
+                    raise SessionFailure('runtime error: %s'
+                                         % error_text(err), errno.EIO)
+        if warm.settings.fuel:
+            self.fuel_used = manifest.fuel - store.get_fuel()
+        return 0
+
+    def _trapped(self, manifest, trap, clock, store, memory) -> int:
+        code = trap.trap_code
+        if code == wasmtime.TrapCode.INTERRUPT or clock.expired:
+            self.report.status = 'session timeout'
+        elif code == wasmtime.TrapCode.OUT_OF_FUEL:
+            self.report.status = 'CPU limit exceeded'
+        else:
+            reason = TRAP_TEXT.get(code) or (
+                code.name.lower().replace('_', ' ') if code else
+                error_text(trap))
+            status = 'guest trap: %s' % reason
+            headroom = manifest.memory - memory.data_len(store)
+            if headroom <= max(MEMORY_SLACK, manifest.memory // 10):
+                status += ' (memory limit of %d bytes reached)' % (
+                    manifest.memory)
+            self.report.status = status
+        return errno.EINTR
+
+    def _check_after_run(self, manifest: Manifest) -> None:
+        """Limits only visible in the result: file sizes and scratch use."""
+        for channel in manifest.channels:
+            if not channel.writable:
+                continue
+            size = _regular_size(channel.uri)
+            if size is None:
+                continue
+            if size >= self.fsize_cap:
+                raise SessionFailure('disk quota exceeded', errno.EINTR)
+            if size > channel.putsize:
+                raise SessionFailure(
+                    'channel %s: write limit exceeded (%d > %d bytes)'
+                    % (channel.alias, size, channel.putsize), errno.EDQUOT)
+        if self.workspace.scratch_exhausted():
+            raise SessionFailure('scratch space exceeded (%d bytes)'
+                                 % manifest.scratch, errno.EDQUOT)
+
+    def _fill_report(self, manifest: Manifest) -> None:
+        etags: List[Tuple[str, str]] = []
+        written = 0
+        for channel in manifest.channels:
+            if channel.etag:
+                etags.append((channel.alias, _md5_of(channel.uri)))
+            if channel.writable:
+                written += _regular_size(channel.uri) or 0
+        self.report.etags = etags
+        self.report.accounting[5] = written

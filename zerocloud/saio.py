@@ -1,0 +1,1002 @@
+"""zerocloud-saio: a complete Swift cluster with ZeroCloud on one machine.
+
+Usage::
+
+    zerocloud-saio [--port 8080] [--bind-ip 127.0.0.1] [--workdir DIR]
+                   [--quiet]
+
+Starts memcached, one proxy server (tempauth, ``proxy_query``), one account
+server, one container server (``object_query``) and four object servers
+(``object_query``; the object ring keeps 3 replicas on 4 devices, like Swift's
+SAIO), waits until every server answers and a test user can authenticate, then
+prints lines to paste into a shell::
+
+    export PATH=/path/to/venv/bin:$PATH
+    export ST_AUTH=<proxy>/auth/v1.0 ST_USER=test:tester ST_KEY=testing
+    export OS_AUTH_TOKEN=AUTH_tk...
+    export OS_STORAGE_URL=<proxy>/v1/AUTH_test
+
+(``<proxy>`` is ``http://127.0.0.1:8080`` by default; the swift CLI uses
+``ST_*``, curl examples use ``OS_*``) and keeps running in the foreground.
+Ctrl-C (SIGINT), SIGTERM or SIGHUP stop every server and exit 0.  If a
+server dies while running, the launcher stops the others and exits 1 naming
+the server and its log file.  Start-up faults (port in use, memcached
+missing, unusable work directory, a server dying at start) give one line on
+stderr (plus the end of the server's log) and exit 1, with nothing left
+running.  Without ``--quiet`` the launcher also prints a few ``#`` comment
+lines (progress, users); the output stays paste-able.
+
+Users (tempauth, tokens valid for a day): ``test:tester``/``testing`` (admin
+of ``AUTH_test``), ``test:tester3``/``testing3`` (``AUTH_test``, not admin),
+``test2:tester2``/``testing2`` (admin of ``AUTH_test2``).
+
+Work directory (default: a new temporary directory; ``make run`` uses
+``var/saio``)::
+
+    etc/   swift.conf, rings and builders, one config per server
+    srv/   srv/<n>/node/sdb<n>: the devices (object server n uses sdb<n>;
+           account and container servers use sdb1)
+    log/   one file per server (plus memcached.log)
+    run/   memcached.pid and the lock that keeps a second launcher out
+
+A reused work directory keeps its hash prefix/suffix, rings and data; only
+ports that are no longer free are changed in the rings (partitions stay).
+Backend ports are free ports chosen at start; ``--port 0`` picks a free proxy
+port too.  Swift needs user extended attributes on the devices: tmpfs (e.g.
+/dev/shm), ext4 and xfs work.
+
+Every server runs with ``swift_dir = <workdir>/etc`` and logs to its file
+through :mod:`zerocloud.logfile`.  Nothing is written outside the work
+directory; note that Swift servers read storage policies only from
+``/etc/swift/swift.conf``, so the launcher checks at start that the cluster
+really serves the single policy it configured.
+
+The same code is importable: :class:`Cluster` is what the functional tests
+use (``Cluster(workdir, port=0).start()``).
+"""
+
+import argparse
+import errno
+import fcntl
+import http.client
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Optional
+from urllib.parse import urlsplit
+
+from swift.common.ring import RingBuilder
+
+from zerocloud import paths
+
+PROG = 'zerocloud-saio'
+DEFAULT_PORT = 8080
+DEFAULT_BIND_IP = '127.0.0.1'
+BACKEND_IP = '127.0.0.1'
+OBJECT_SERVER_COUNT = 4
+OBJECT_REPLICAS = 3
+#: 256 partitions: plenty for a test cluster and a ring build in milliseconds.
+PART_POWER = 8
+TOKEN_LIFE = 86400
+POLICY_NAME = 'Policy-0'
+MEMCACHED_BINARY = '/usr/bin/memcached'
+MEMCACHED_PACKAGE = 'memcached'
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+LOG_TAIL_LINES = 10
+#: Starts the line the launcher writes to a server's log before each start.
+RUN_MARKER = '--- %s: starting' % PROG
+SYSTEM_SWIFT_CONF = '/etc/swift/swift.conf'
+ZEROVM_TIMEOUT = 30
+ZEROVM_MAXPOOL = 2
+ZEROVM_MAXQUEUE = 8
+
+#: Ring name -> (replicas, [(server, storage node)] in device id order).
+#: Like Swift's SAIO, storage node n holds device sdb<n>; the account and
+#: container servers share node 1 with object-server-1.
+RING_LAYOUT = {
+    'account': (1, [('account-server', 1)]),
+    'container': (1, [('container-server', 1)]),
+    'object': (OBJECT_REPLICAS, [('object-server-%d' % n, n)
+                                 for n in range(1, OBJECT_SERVER_COUNT + 1)]),
+}
+#: Backend server name -> its storage node.
+BACKEND_NODES = {server: node for _replicas, devices in RING_LAYOUT.values()
+                 for server, node in devices}
+#: Server kind -> pipeline; object_query also serves container jobs.
+BACKEND_PIPELINES = {
+    'account': 'account-server',
+    'container': 'object_query container-server',
+    'object': 'object_query object-server',
+}
+
+
+def device_name(node: int) -> str:
+    return 'sdb%d' % node
+
+
+class LaunchError(Exception):
+    """A fault that stops the cluster.
+
+    The first line of the message names the cause for the user; a server
+    that died at start adds the last lines of its log, indented.
+    """
+
+
+class Interrupted(Exception):
+    """:meth:`Cluster.interrupt` was called while the cluster was starting."""
+
+
+@dataclass(frozen=True)
+class AuthUser:
+    """A tempauth user of the test cluster."""
+    account: str
+    user: str
+    key: str
+    admin: bool
+
+    @property
+    def login(self) -> str:
+        return '%s:%s' % (self.account, self.user)
+
+
+#: The users of Swift's own SAIO, by short name.
+AUTH_USERS = {
+    'tester': AuthUser('test', 'tester', 'testing', admin=True),
+    'tester3': AuthUser('test', 'tester3', 'testing3', admin=False),
+    'tester2': AuthUser('test2', 'tester2', 'testing2', admin=True),
+}
+DEFAULT_USER = 'tester'
+
+
+@dataclass
+class _Child:
+    """One process of the cluster, started in its own session.
+
+    Swift servers call setsid anyway; starting them as session leaders makes
+    their process group id equal their pid from the first instant, so
+    signalling the group reaches the server and all its workers.
+    """
+    name: str
+    argv: list[str]
+    log_path: str
+    port: int
+    popen: Optional[subprocess.Popen] = None
+
+    def start(self, cwd: str) -> None:
+        with open(self.log_path, 'ab') as log:
+            # Logs are appended across runs; mark where this run begins.
+            log.write(('%s %s %s\n' % (
+                RUN_MARKER, time.strftime('%Y-%m-%d %H:%M:%S'),
+                ' '.join(self.argv))).encode())
+            log.flush()
+            try:
+                self.popen = subprocess.Popen(
+                    self.argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT, start_new_session=True)
+            except OSError as err:
+                raise LaunchError('cannot start %s (%s): %s' % (
+                    self.name, self.argv[0], err.strerror or err)) from None
+
+    def exit_status(self) -> Optional[int]:
+        """The exit status if the main process has ended, else None."""
+        return None if self.popen is None else self.popen.poll()
+
+    def signal_group(self, signum: int) -> None:
+        if self.popen is None:
+            return
+        try:
+            os.killpg(self.popen.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def group_alive(self) -> bool:
+        """True while the server or any process of its group still runs."""
+        if self.popen is None:
+            return False
+        if self.popen.poll() is None:
+            return True
+        return _group_has_live_member(self.popen.pid)
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> list[str]:
+        """The last lines this run wrote to the log (after our marker)."""
+        try:
+            with open(self.log_path, 'rb') as log:
+                text = log.read()[-65536:].decode('utf-8', 'replace')
+        except OSError:
+            return []
+        run = text.rsplit(RUN_MARKER, 1)[-1].split('\n', 1)[1:]
+        return [line for line in ''.join(run).splitlines()
+                if line.strip()][-lines:]
+
+
+def _group_has_live_member(pgid: int) -> bool:
+    """Whether a process group has a member that is not a zombie.
+
+    A reaped leader's workers are reparented and may linger as zombies of a
+    reaper we do not control; those must not count as running.
+    """
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry) as stat:
+                fields = stat.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != 'Z':
+            return True
+    return False
+
+
+def supports_user_xattrs(directory: str) -> bool:
+    """Whether files in ``directory`` accept ``user.*`` extended attributes."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory) as probe:
+            os.setxattr(probe.name, 'user.zerocloud.probe', b'1')
+    except OSError:
+        return False
+    return True
+
+
+def free_ports(count: int, ip: str = BACKEND_IP,
+               exclude: frozenset = frozenset()) -> list[int]:
+    """Ports nobody listens on now; held together so they are distinct."""
+    held = []
+    family = socket.AF_INET6 if ':' in ip else socket.AF_INET
+    try:
+        while len(held) < count:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.bind((ip, 0))
+            if sock.getsockname()[1] in exclude:
+                sock.close()
+                continue
+            held.append(sock)
+        return [sock.getsockname()[1] for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def port_is_free(ip: str, port: int) -> bool:
+    """Whether a server could listen on ip:port (Swift sets SO_REUSEADDR)."""
+    try:
+        _probe_listen(ip, port)
+    except OSError:
+        return False
+    return True
+
+
+def _probe_listen(ip: str, port: int) -> None:
+    family = socket.AF_INET6 if ':' in ip else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((ip, port))
+        sock.listen(1)
+
+
+def _user_name() -> str:
+    """Our user name: Swift workers drop privileges to ``user`` by name."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        raise LaunchError('user id %d has no user name (passwd entry); Swift '
+                          'servers need one' % os.getuid()) from None
+
+
+def _server_kind(name: str) -> str:
+    """``object-server-2`` -> ``object``."""
+    return name.split('-', 1)[0]
+
+
+def _ini(value: object) -> str:
+    """Escape a value for paste.deploy's interpolating config parser."""
+    return str(value).replace('%', '%%')
+
+
+def _render_conf(sections: list[tuple[str, dict]]) -> str:
+    out = []
+    for section, options in sections:
+        out.append('[%s]' % section)
+        out.extend('%s = %s' % (key, _ini(value))
+                   for key, value in options.items())
+        out.append('')
+    return '\n'.join(out)
+
+
+def _connect_host(bind_ip: str) -> str:
+    """The address that reaches a server bound to ``bind_ip``."""
+    return {'0.0.0.0': '127.0.0.1', '::': '::1', '': '127.0.0.1'}.get(
+        bind_ip, bind_ip)
+
+
+class Cluster:
+    """A running (or startable) all-in-one Swift cluster with ZeroCloud.
+
+    ``port=0`` lets the cluster pick a free proxy port.  ``prepare()`` and
+    ``start()`` raise :class:`LaunchError` and leave nothing running when
+    they fail; ``stop()`` is idempotent.  Usable as a context manager.
+    """
+
+    def __init__(self, workdir: str, port: int = DEFAULT_PORT,
+                 bind_ip: str = DEFAULT_BIND_IP,
+                 ready_timeout: float = READY_TIMEOUT) -> None:
+        self.workdir = os.path.abspath(workdir)
+        self.bind_ip = bind_ip
+        self.ready_timeout = ready_timeout
+        self.bin_dir = os.path.dirname(sys.executable)
+        self._requested_port = port
+        self._proxy_port: Optional[int] = None
+        self._prepared: Optional[list[_Child]] = None
+        self._children: list[_Child] = []
+        self._auth_cache: dict[str, tuple[str, str]] = {}
+        self._interrupted = False
+        self._lock_file = None
+
+    # -- layout ------------------------------------------------------------
+
+    @property
+    def etc_dir(self) -> str:
+        return os.path.join(self.workdir, 'etc')
+
+    @property
+    def log_dir(self) -> str:
+        return os.path.join(self.workdir, 'log')
+
+    @property
+    def run_dir(self) -> str:
+        return os.path.join(self.workdir, 'run')
+
+    def devices_dir(self, node: int) -> str:
+        """The ``devices`` directory of storage node ``node`` (1-based)."""
+        return os.path.join(self.workdir, 'srv', str(node), 'node')
+
+    def device_path(self, node: int) -> str:
+        return os.path.join(self.devices_dir(node), device_name(node))
+
+    def log_path(self, name: str) -> str:
+        """Log file of a server, e.g. ``log_path('object-server-2')``."""
+        return os.path.join(self.log_dir, '%s.log' % name)
+
+    # -- addresses and users -----------------------------------------------
+
+    @property
+    def proxy_port(self) -> int:
+        if self._proxy_port is None:
+            raise LaunchError('the cluster has not been started')
+        return self._proxy_port
+
+    @property
+    def proxy_host(self) -> str:
+        """Address clients on this machine use to reach the proxy."""
+        return _connect_host(self.bind_ip)
+
+    @property
+    def proxy_url(self) -> str:
+        host = self.proxy_host
+        return 'http://%s:%d' % ('[%s]' % host if ':' in host else host,
+                                 self.proxy_port)
+
+    @property
+    def auth_url(self) -> str:
+        return self.proxy_url + '/auth/v1.0'
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Listening port of every process, by name (``proxy-server``...)."""
+        return {child.name: child.port for child in self._children}
+
+    @property
+    def users(self) -> dict[str, tuple[str, str]]:
+        """Short user name -> (``account:user`` login, key)."""
+        return {name: (user.login, user.key)
+                for name, user in AUTH_USERS.items()}
+
+    def authenticate(self, user: str = DEFAULT_USER) -> tuple[str, str]:
+        """(token, storage URL) of a user; cached, tokens live a day."""
+        if user not in self._auth_cache:
+            self._auth_cache[user] = self._fetch_token(AUTH_USERS[user])
+        return self._auth_cache[user]
+
+    def token(self, user: str = DEFAULT_USER) -> str:
+        return self.authenticate(user)[0]
+
+    def storage_url(self, user: str = DEFAULT_USER) -> str:
+        return self.authenticate(user)[1]
+
+    def env_for(self, user: str = DEFAULT_USER) -> dict[str, str]:
+        """A complete environment for running the ``swift`` CLI as ``user``.
+
+        Inherited ``ST_*``/``OS_*`` variables are dropped: swiftclient would
+        prefer an inherited OS_STORAGE_URL/OS_AUTH_TOKEN over ST_AUTH.
+        """
+        env = {key: value for key, value in os.environ.items()
+               if not key.startswith(('ST_', 'OS_'))}
+        login, key = self.users[user]
+        env.update(ST_AUTH=self.auth_url, ST_USER=login, ST_KEY=key,
+                   PATH=self.bin_dir + os.pathsep + env.get('PATH', ''))
+        return env
+
+    def export_lines(self, user: str = DEFAULT_USER) -> list[str]:
+        """Shell lines giving the CLI (ST_*) and curl (OS_*) access."""
+        login, key = self.users[user]
+        token, storage_url = self.authenticate(user)
+        return [
+            'export PATH=%s:$PATH' % self.bin_dir,
+            'export ST_AUTH=%s ST_USER=%s ST_KEY=%s'
+            % (self.auth_url, login, key),
+            'export OS_AUTH_TOKEN=%s' % token,
+            'export OS_STORAGE_URL=%s' % storage_url,
+        ]
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def __enter__(self) -> 'Cluster':
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def prepare(self) -> None:
+        """Check the environment and write configs and rings; start nothing.
+
+        Separate from :meth:`start` so a caller can report on the prepared
+        cluster (e.g. warn about a missing system image) before servers run.
+        """
+        if self._prepared is not None:
+            return
+        try:
+            self._prepare_workdir()
+            memcached = self._find_memcached()
+            server_binaries = self._find_server_binaries()
+            self._proxy_port = self._choose_proxy_port()
+            ports = self._choose_backend_ports()
+            try:
+                self._write_swift_conf()
+                self._write_rings(ports)
+                self._write_server_confs(ports)
+            except OSError as err:
+                raise LaunchError('cannot write the configuration in %s: %s'
+                                  % (self.etc_dir, err)) from None
+        except BaseException:
+            self.stop()
+            raise
+        self._prepared = self._plan_children(memcached, server_binaries, ports)
+
+    def start(self) -> None:
+        """Prepare if needed, start every process, wait until ready."""
+        self.prepare()
+        self._children, self._prepared = self._prepared, None
+        try:
+            for child in self._children:
+                self._raise_if_interrupted()
+                child.start(self.workdir)
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop every process group: SIGTERM, wait, SIGKILL stragglers."""
+        for child in self._children:
+            child.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while (any(child.group_alive() for child in self._children)
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        for child in self._children:
+            if child.group_alive():
+                child.signal_group(signal.SIGKILL)
+            if child.popen is not None:
+                child.popen.wait()
+        self._children = []
+        self._prepared = None
+        self._auth_cache.clear()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def interrupt(self) -> None:
+        """Ask a running :meth:`start` to give up; safe in signal handlers.
+
+        Signal handlers must not raise into start/stop: an exception between
+        fork and bookkeeping would leak a server.
+        """
+        self._interrupted = True
+
+    @property
+    def interrupted(self) -> bool:
+        return self._interrupted
+
+    def _raise_if_interrupted(self) -> None:
+        if self._interrupted:
+            raise Interrupted()
+
+    def dead_child(self) -> Optional[str]:
+        """One line naming a process that exited, or None if all run."""
+        for child in self._children:
+            status = child.exit_status()
+            if status is not None:
+                return '%s exited unexpectedly (status %d); see %s' % (
+                    child.name, status, child.log_path)
+        return None
+
+    # -- preparation ---------------------------------------------------------
+
+    def _prepare_workdir(self) -> None:
+        try:
+            for directory in (self.etc_dir, self.log_dir, self.run_dir):
+                os.makedirs(directory, exist_ok=True)
+            for node in range(1, OBJECT_SERVER_COUNT + 1):
+                os.makedirs(self.device_path(node), exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.workdir):
+                pass
+        except OSError as err:
+            raise LaunchError('cannot use work directory %s: %s'
+                              % (self.workdir, err.strerror or err)) from None
+        self._lock_workdir()
+        if not supports_user_xattrs(self.device_path(1)):
+            raise LaunchError(
+                'work directory %s does not support user extended attributes,'
+                ' which Swift needs; use a directory on tmpfs, ext4 or xfs'
+                % self.workdir)
+
+    def _lock_workdir(self) -> None:
+        lock_path = os.path.join(self.run_dir, 'saio.lock')
+        lock_file = open(lock_path, 'a+')
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock_file.seek(0)
+            owner = lock_file.read().strip() or 'unknown'
+            lock_file.close()
+            raise LaunchError('work directory %s is in use by another %s '
+                              '(pid %s)' % (self.workdir, PROG, owner)
+                              ) from None
+        lock_file.truncate(0)
+        lock_file.write('%d\n' % os.getpid())
+        lock_file.flush()
+        self._lock_file = lock_file
+
+    def _find_memcached(self) -> str:
+        _user_name()  # fail early: servers and memcached need a user name
+        binary = shutil.which('memcached') or MEMCACHED_BINARY
+        if not os.access(binary, os.X_OK):
+            raise LaunchError('memcached not found: install the Debian '
+                              'package %s (apt-get install %s)'
+                              % (MEMCACHED_PACKAGE, MEMCACHED_PACKAGE))
+        return binary
+
+    def _find_server_binaries(self) -> dict[str, str]:
+        binaries = {}
+        for kind in ('proxy', 'account', 'container', 'object'):
+            path = os.path.join(self.bin_dir, 'swift-%s-server' % kind)
+            if not os.access(path, os.X_OK):
+                raise LaunchError('%s not found next to %s: install swift '
+                                  'into this Python environment'
+                                  % (os.path.basename(path), sys.executable))
+            binaries[kind] = path
+        return binaries
+
+    def _choose_proxy_port(self) -> int:
+        port = self._requested_port
+        if port == 0:
+            return free_ports(1, self.bind_ip)[0]
+        try:
+            _probe_listen(self.bind_ip, port)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise LaunchError('port %d on %s is already in use'
+                                  % (port, self.bind_ip)) from None
+            raise LaunchError('cannot listen on %s port %d: %s'
+                              % (self.bind_ip, port, err.strerror or err)
+                              ) from None
+        return port
+
+    def _choose_backend_ports(self) -> dict[str, int]:
+        """Ports for memcached and the backends: the rings' ones if free."""
+        previous = self._ring_ports()
+        taken = {self.proxy_port}
+        ports = {}
+        for name in BACKEND_NODES:
+            port = previous.get(name)
+            if port and port not in taken and port_is_free(BACKEND_IP, port):
+                ports[name] = port
+                taken.add(port)
+        missing = [name for name in BACKEND_NODES if name not in ports]
+        missing.append('memcached')
+        for name, port in zip(missing, free_ports(
+                len(missing), exclude=frozenset(taken))):
+            ports[name] = port
+        return ports
+
+    def _builder_path(self, ring: str) -> str:
+        return os.path.join(self.etc_dir, '%s.builder' % ring)
+
+    def _load_builder(self, ring: str) -> Optional[RingBuilder]:
+        """The saved builder of a reused workdir, if it has our layout."""
+        replicas, devices = RING_LAYOUT[ring]
+        try:
+            builder = RingBuilder.load(self._builder_path(ring))
+        except Exception:
+            # Missing or unreadable: the ring is rebuilt from scratch.
+            return None
+        devs = sorted((dev['id'], dev['device'])
+                      for dev in builder.devs if dev is not None)
+        expected = [(dev_id, device_name(node))
+                    for dev_id, (_server, node) in enumerate(devices)]
+        if (builder.replicas != replicas or builder.part_power != PART_POWER
+                or devs != expected):
+            return None
+        return builder
+
+    def _ring_ports(self) -> dict[str, int]:
+        """Server name -> port, read from the builders of a reused workdir."""
+        ports = {}
+        for ring, (_replicas, devices) in RING_LAYOUT.items():
+            builder = self._load_builder(ring)
+            if builder is not None:
+                for dev in builder.devs:
+                    ports[devices[dev['id']][0]] = dev['port']
+        return ports
+
+    def _write_swift_conf(self) -> None:
+        """swift.conf with a random hash prefix/suffix, kept on reuse."""
+        path = os.path.join(self.etc_dir, 'swift.conf')
+        if os.path.exists(path):
+            return
+        text = _render_conf([
+            ('swift-hash', {'swift_hash_path_suffix': secrets.token_hex(8),
+                            'swift_hash_path_prefix': secrets.token_hex(8)}),
+            ('storage-policy:0', {'name': POLICY_NAME, 'default': 'yes'}),
+        ])
+        with open(path, 'w') as conf:
+            conf.write(text)
+
+    def _write_rings(self, ports: dict[str, int]) -> None:
+        """Build missing rings; on reuse only move devices to new ports.
+
+        Keeping device ids and partitions keeps existing data reachable.
+        """
+        for ring, (replicas, devices) in RING_LAYOUT.items():
+            ring_path = os.path.join(self.etc_dir, '%s.ring.gz' % ring)
+            builder = self._load_builder(ring)
+            changed = builder is None
+            if builder is None:
+                builder = RingBuilder(PART_POWER, replicas, 1)
+                for dev_id, (server, node) in enumerate(devices):
+                    builder.add_dev({'id': dev_id, 'region': 1,
+                                     'zone': dev_id + 1, 'ip': BACKEND_IP,
+                                     'port': ports[server],
+                                     'device': device_name(node),
+                                     'weight': 1.0, 'meta': ''})
+                builder.rebalance(seed=1)
+            else:
+                for dev in builder.devs:
+                    port = ports[devices[dev['id']][0]]
+                    if dev['port'] != port or dev['ip'] != BACKEND_IP:
+                        dev.update(ip=BACKEND_IP, port=port,
+                                   replication_ip=BACKEND_IP,
+                                   replication_port=port)
+                        changed = True
+            if changed or not os.path.exists(ring_path):
+                builder.get_ring().save(ring_path)
+                builder.save(self._builder_path(ring))
+
+    def _common_options(self, name: str, bind_ip: str, port: int) -> dict:
+        return {
+            'bind_ip': bind_ip,
+            'bind_port': port,
+            'workers': 1,
+            'user': _user_name(),
+            'swift_dir': self.etc_dir,
+            'log_level': 'INFO',
+            'log_custom_handlers': 'zerocloud.logfile.add_file_handler',
+            'log_file_path': self.log_path(name),
+        }
+
+    def _storage_options(self, name: str, node: int, port: int) -> dict:
+        options = self._common_options(name, BACKEND_IP, port)
+        options.update(devices=self.devices_dir(node), mount_check='false',
+                       disable_fallocate='true')
+        return options
+
+    def _object_query_filter(self) -> dict:
+        return {'use': 'egg:zerocloud#object_query',
+                'zerovm_sysimage_devices': paths.default_sysimage_devices(),
+                'zerovm_timeout': ZEROVM_TIMEOUT,
+                'zerovm_maxpool': ZEROVM_MAXPOOL,
+                'zerovm_maxqueue': ZEROVM_MAXQUEUE,
+                'zerovm_module_cache': paths.module_cache_dir()}
+
+    def _write_server_confs(self, ports: dict[str, int]) -> None:
+        confs = {'proxy-server': self._proxy_conf(ports['memcached'])}
+        for name, node in BACKEND_NODES.items():
+            kind = _server_kind(name)
+            sections = [
+                ('DEFAULT', self._storage_options(name, node, ports[name])),
+                ('pipeline:main', {'pipeline': BACKEND_PIPELINES[kind]}),
+                ('app:%s-server' % kind, {'use': 'egg:swift#%s' % kind}),
+            ]
+            if 'object_query' in BACKEND_PIPELINES[kind]:
+                sections.append(('filter:object_query',
+                                 self._object_query_filter()))
+            confs[name] = sections
+        for name, sections in confs.items():
+            with open(self._conf_path(name), 'w') as conf:
+                conf.write(_render_conf(sections))
+
+    def _conf_path(self, name: str) -> str:
+        return os.path.join(self.etc_dir, '%s.conf' % name)
+
+    def _proxy_conf(self, memcached_port: int) -> list[tuple[str, dict]]:
+        options = self._common_options('proxy-server', self.bind_ip,
+                                       self.proxy_port)
+        options['log_file_extra_routes'] = 'proxy-access'
+        tempauth = {'use': 'egg:swift#tempauth', 'token_life': TOKEN_LIFE,
+                    'allow_overrides': 'true'}
+        # On a wildcard address tempauth derives the URL from the Host header.
+        explicit_url = self.proxy_host == self.bind_ip
+        for user in AUTH_USERS.values():
+            value = '%s%s' % (user.key, ' .admin' if user.admin else '')
+            if explicit_url:
+                value += ' %s/v1/AUTH_%s' % (self.proxy_url, user.account)
+            tempauth['user_%s_%s' % (user.account, user.user)] = value
+        return [
+            ('DEFAULT', options),
+            ('pipeline:main', {'pipeline': (
+                'catch_errors gatekeeper healthcheck proxy-logging cache '
+                'listing_formats tempauth proxy_query proxy-server')}),
+            ('app:proxy-server', {'use': 'egg:swift#proxy',
+                                  'account_autocreate': 'true',
+                                  'allow_account_management': 'true'}),
+            ('filter:tempauth', tempauth),
+            ('filter:proxy_query', {
+                'use': 'egg:zerocloud#proxy_query',
+                'zerovm_sysimage_devices': paths.default_sysimage_devices(),
+                'zerovm_timeout': ZEROVM_TIMEOUT}),
+            ('filter:cache', {'use': 'egg:swift#memcache',
+                              'memcache_servers': '%s:%d' % (
+                                  BACKEND_IP, memcached_port)}),
+            ('filter:catch_errors', {'use': 'egg:swift#catch_errors'}),
+            ('filter:gatekeeper', {'use': 'egg:swift#gatekeeper'}),
+            ('filter:healthcheck', {'use': 'egg:swift#healthcheck'}),
+            ('filter:proxy-logging', {'use': 'egg:swift#proxy_logging'}),
+            ('filter:listing_formats', {'use': 'egg:swift#listing_formats'}),
+        ]
+
+    def _plan_children(self, memcached: str, binaries: dict[str, str],
+                       ports: dict[str, int]) -> list[_Child]:
+        memcached_argv = [memcached, '-l', BACKEND_IP,
+                          '-p', str(ports['memcached']), '-U', '0', '-m', '64',
+                          '-P', os.path.join(self.run_dir, 'memcached.pid')]
+        if os.getuid() == 0:
+            # memcached refuses to run as root unless told which user to be.
+            memcached_argv += ['-u', _user_name()]
+        children = [_Child('memcached', memcached_argv,
+                           self.log_path('memcached'), ports['memcached'])]
+        for name in BACKEND_NODES:
+            children.append(_Child(name, [binaries[_server_kind(name)],
+                                          self._conf_path(name)],
+                                   self.log_path(name), ports[name]))
+        proxy_argv = [binaries['proxy'], self._conf_path('proxy-server')]
+        children.append(_Child('proxy-server', proxy_argv,
+                               self.log_path('proxy-server'), self.proxy_port))
+        return children
+
+    # -- readiness -----------------------------------------------------------
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        pending = list(self._children)
+        while pending:
+            self._raise_if_interrupted()
+            self._raise_if_died()
+            pending = [child for child in pending if not self._answers(child)]
+            if pending and time.monotonic() > deadline:
+                raise LaunchError('timed out after %.0f s waiting for %s; see '
+                                  '%s' % (self.ready_timeout,
+                                          ', '.join(c.name for c in pending),
+                                          self.log_dir))
+            if pending:
+                time.sleep(0.1)
+        last_error = ''
+        while True:
+            self._raise_if_interrupted()
+            self._raise_if_died()
+            try:
+                self.authenticate(DEFAULT_USER)
+                self._check_storage_url()
+                break
+            except LaunchError as err:
+                last_error = str(err)
+            if time.monotonic() > deadline:
+                raise LaunchError('timed out after %.0f s waiting for auth: '
+                                  '%s' % (self.ready_timeout, last_error))
+            time.sleep(0.2)
+        self._check_policies()
+
+    def _raise_if_died(self) -> None:
+        for child in self._children:
+            status = child.exit_status()
+            if status is None:
+                continue
+            tail = child.log_tail()
+            if not tail:
+                raise LaunchError('%s exited at start (status %d) without '
+                                  'writing to its log %s' % (
+                                      child.name, status, child.log_path))
+            raise LaunchError('%s exited at start (status %d); last lines of '
+                              '%s:\n  %s' % (child.name, status,
+                                             child.log_path,
+                                             '\n  '.join(tail)))
+
+    def _answers(self, child: _Child) -> bool:
+        """Whether the child's port answers its protocol."""
+        if child.name == 'memcached':
+            try:
+                with socket.create_connection((BACKEND_IP, child.port),
+                                              timeout=1) as sock:
+                    sock.sendall(b'version\r\n')
+                    return sock.recv(64).startswith(b'VERSION')
+            except OSError:
+                return False
+        if child.name == 'proxy-server':
+            host, method, path = self.proxy_host, 'GET', '/healthcheck'
+        else:
+            # Storage servers answer OPTIONS without touching a device.
+            host, method, path = BACKEND_IP, 'OPTIONS', '/'
+        try:
+            return _http(host, child.port, method, path)[0] == 200
+        except OSError:
+            return False
+
+    def _fetch_token(self, user: AuthUser) -> tuple[str, str]:
+        try:
+            status, headers, _body = _http(
+                self.proxy_host, self.proxy_port, 'GET', '/auth/v1.0',
+                {'X-Auth-User': user.login, 'X-Auth-Key': user.key})
+        except OSError as err:
+            raise LaunchError('auth request failed: %s' % err) from None
+        token = headers.get('x-auth-token')
+        storage_url = headers.get('x-storage-url')
+        if status // 100 != 2 or not token or not storage_url:
+            raise LaunchError('auth as %s answered %d' % (user.login, status))
+        return token, storage_url
+
+    def _check_storage_url(self) -> None:
+        """The default user's storage URL answers 2xx to HEAD."""
+        token, storage_url = self.authenticate(DEFAULT_USER)
+        url = urlsplit(storage_url)
+        try:
+            status, _headers, _body = _http(
+                url.hostname, url.port or 80, 'HEAD', url.path,
+                {'X-Auth-Token': token})
+        except OSError as err:
+            raise LaunchError('HEAD %s failed: %s' % (storage_url, err)
+                              ) from None
+        if status // 100 != 2:
+            raise LaunchError('HEAD %s as %s answered %d' % (
+                storage_url, AUTH_USERS[DEFAULT_USER].login, status))
+
+    def _check_policies(self) -> None:
+        """Fail if the servers use other policies than our swift.conf's."""
+        try:
+            status, _headers, body = _http(
+                self.proxy_host, self.proxy_port, 'GET', '/info')
+            policies = [policy.get('name') for policy in
+                        json.loads(body)['swift']['policies']]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise LaunchError('GET /info failed: %s' % err) from None
+        if status != 200 or policies != [POLICY_NAME]:
+            raise LaunchError(
+                'the proxy serves storage policies %s instead of [%s]: Swift '
+                'reads policies from %s, which must be absent or define only '
+                'policy 0' % (policies, POLICY_NAME, SYSTEM_SWIFT_CONF))
+
+
+def _http(host: str, port: int, method: str, path: str,
+          headers: Optional[dict] = None,
+          timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP request; returns (status, lower-cased headers, body)."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, headers=headers or {})
+        resp = conn.getresponse()
+        body = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+    except http.client.HTTPException as err:
+        raise OSError('bad HTTP answer from %s:%d: %r' % (host, port, err))
+    finally:
+        conn.close()
+
+
+def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description='Run a Swift cluster with ZeroCloud on this '
+        'machine, in the foreground; Ctrl-C stops it.')
+    parser.add_argument('--port', type=int, default=DEFAULT_PORT,
+                        help='proxy port (default %(default)s; 0 = any free)')
+    parser.add_argument('--bind-ip', default=DEFAULT_BIND_IP,
+                        help='proxy address (default %(default)s)')
+    parser.add_argument('--workdir', help='directory for configs, data and '
+                        'logs; reused if it exists (default: a new '
+                        'temporary directory)')
+    parser.add_argument('--quiet', action='store_true',
+                        help='print only the export lines')
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error('--port must be between 0 and 65535, not %d' % args.port)
+    return args
+
+
+def _say(text: str, quiet: bool) -> None:
+    if not quiet:
+        print(text, flush=True)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = _parse_args(argv)
+    workdir = args.workdir or tempfile.mkdtemp(prefix='zerocloud-saio-')
+    status = _run(Cluster(workdir, port=args.port, bind_ip=args.bind_ip),
+                  args.quiet)
+    if args.workdir is None and status == 0:
+        # Nobody can find a temporary cluster again; keep it only for the
+        # logs of a failure.
+        shutil.rmtree(workdir, ignore_errors=True)
+    return status
+
+
+def _run(cluster: Cluster, quiet: bool) -> int:
+    """Start, report, supervise and stop the cluster; the exit status."""
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(
+        signum, lambda _signum, _frame: cluster.interrupt())
+        for signum in handled}
+    try:
+        cluster.prepare()
+        if not os.path.exists(paths.python_image_path()):
+            print('%s: warning: Python system image %s is missing; '
+                  '`make bootstrap` fetches it' % (PROG,
+                                                   paths.python_image_path()),
+                  file=sys.stderr, flush=True)
+        _say('# starting Swift + ZeroCloud in %s ...' % cluster.workdir, quiet)
+        started = time.monotonic()
+        cluster.start()
+        _say('# ready in %.1f s: proxy %s, logs in %s; Ctrl-C stops it'
+             % (time.monotonic() - started, cluster.proxy_url,
+                cluster.log_dir), quiet)
+        for login, key in cluster.users.values():
+            _say('#   user %s key %s' % (login, key), quiet)
+        print('\n'.join(cluster.export_lines()), flush=True)
+        while not cluster.interrupted:
+            failure = cluster.dead_child()
+            if failure:
+                print('%s: %s' % (PROG, failure), file=sys.stderr, flush=True)
+                return 1
+            time.sleep(0.2)
+        _say('# stopping', quiet)
+        return 0
+    except Interrupted:
+        return 0
+    except LaunchError as err:
+        print('%s: %s' % (PROG, err), file=sys.stderr, flush=True)
+        return 1
+    finally:
+        cluster.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
