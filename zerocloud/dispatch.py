@@ -9,7 +9,7 @@ read as a member stream (:mod:`zerocloud.framing`).
 """
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List
+from typing import Callable, Dict, Iterable, List, Optional
 
 from eventlet import Timeout
 from swift.common.bufferedhttp import http_connect
@@ -55,8 +55,13 @@ class Refusal:
 
 @dataclass
 class Attempts:
-    """What each tried server said, for the error the client gets."""
+    """What each tried server said, for the error the client gets.
+
+    ``lost`` is the server that accepted the node and then failed while
+    running it: the caller may retry on the servers after it.
+    """
     refusals: List[Refusal] = field(default_factory=list)
+    lost: Optional[dict] = None
 
     def final(self, path_info: str) -> Refusal:
         for refusal in self.refusals:
@@ -109,8 +114,12 @@ def dispatch(nodes: List[dict], partition: int, path_info: str,
             logger.warning('zerocloud: node stream to %s:%s failed: %s',
                            ip, port, err)
             conn.close()
+            on_error(node, 'zerocloud: node failed: %s' % err)
+            for upload in uploads:
+                upload.close()
             attempts.refusals.append(Refusal(
                 503, 'Storage server failed while running the node'))
+            attempts.lost = node
             return attempts
         answer_headers = {k.title(): v for k, v in final.getheaders()}
         if not is_success(final.status):

@@ -14,7 +14,11 @@ Channel files:
 * a configured system image (``zerovm_sysimage_devices``) for a device of that
   name;
 * ``/dev/null`` for a path-less ``stdin`` with no streamed data;
-* a fresh empty file for every writable channel.
+* a fresh empty file for every writable channel;
+* for a connection between nodes (``connect``, ``zvm://``): a fresh file the
+  upstream node writes (``/dev/out/<peer>`` or the named device), returned to
+  the proxy, which hands it to the downstream node as a member named after
+  that node's device (``/dev/in/<peer>`` or e.g. ``/dev/stdin``).
 
 Programs: ``file://<image>:<path>`` is taken from the user image when the node
 has one and the image is ``image`` (or the node's own image), else from the
@@ -35,6 +39,7 @@ from zerocloud.runtime import nvram
 MANIFEST_VERSION = '20130611'
 USER_IMAGE = 'image'
 EXECUTABLE_MEMBER = 'boot'
+EDGE_CONTENT_TYPE = 'application/octet-stream'
 
 
 class ExecutionError(Exception):
@@ -84,6 +89,12 @@ class Output:
     meta: Dict[str, str]
     min_size: int
     swift_path: Optional[SwiftPath]
+    edge: bool = False
+
+    @property
+    def immediate(self) -> bool:
+        """Its bytes form the node's part of the HTTP response."""
+        return self.swift_path is None and not self.edge
 
 
 @dataclass
@@ -234,6 +245,19 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
         channels.append(BoundChannel(dev, host, True))
         if dev == USER_IMAGE:
             fstab.append(('/dev/' + dev, '/', True))
+    for edge in node.edges:
+        if edge.direction == 'out':
+            host = os.path.join(workdir, 'edge.%d' % len(outputs))
+            open(host, 'wb').close()
+            channels.append(BoundChannel(edge.device, host, False, etag=True))
+            outputs.append(Output(edge.device, host, EDGE_CONTENT_TYPE, {}, 0,
+                                  None, edge=True))
+        elif edge.device in members:
+            channels.append(BoundChannel(edge.device, members[edge.device],
+                                         True))
+        else:
+            raise ExecutionError('No data received for /dev/%s from %s'
+                                 % (edge.device, edge.peer))
     stderr = [c for c in channels if c.device == 'stderr']
     if stderr:
         stderr_path = stderr[0].host_path

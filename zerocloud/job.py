@@ -323,18 +323,18 @@ class Node:
         """The channel whose Swift object decides where this instance runs.
 
         Default: the first readable Swift channel as listed (``script`` only
-        when nothing else qualifies), else the ``image`` channel with a Swift
-        path, else the first writable Swift channel.  An explicit ``attach``
-        names the device, which must have a Swift path to count.  None means
-        "run anywhere".
+        when nothing else qualifies).  Images and outputs do not pin a node
+        by default: an image is small and fetched anywhere, outputs are
+        stored by the proxy, and leaving such nodes free spreads a stage
+        over the cluster.  An explicit ``attach`` names the device, which
+        must have a Swift path to count.  None means "run anywhere".
         """
         swift = [c for c in self.channels if isinstance(c.path, SwiftPath)]
         if self.attach != 'default':
             return next((c for c in swift if c.device == self.attach), None)
         readable = [c for c in swift if c.readable]
-        preference = ([c for c in readable if c.device != 'script'], readable,
-                      [c for c in swift if c.access & CDR],
-                      [c for c in swift if c.writable])
+        preference = ([c for c in readable if c.device != 'script'],
+                      readable)
         return next((group[0] for group in preference if group), None)
 
     def _add_edge(self, edge: Edge) -> None:

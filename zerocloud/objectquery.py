@@ -58,6 +58,7 @@ Options (``[filter:object_query]``), with defaults:
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -83,6 +84,8 @@ from zerocloud.runtime.pool import PoolFull, SandboxPool
 from zerocloud.runtime.report import Report
 
 TAR_TYPES = ('application/x-tar',)
+#: A device name, optionally under ``in/`` (connections between nodes).
+MEMBER_NAME = re.compile(r'^(in/)?(?!\.\.?$)[^/\x00-\x1f]+$')
 SYSMAP = 'sysmap'
 MAX_SYSMAP = 1048576
 CGI_TYPES = ('message/http', 'message/cgi')
@@ -308,11 +311,10 @@ class ObjectQueryMiddleware:
                 if member is None:
                     break
                 name = member.name
-                if not name or '/' in name or name.startswith('.') or \
-                        name in members:
+                if not MEMBER_NAME.match(name) or name in members:
                     raise HTTPBadRequest(body='Bad member name %r' % name,
                                          request=req)
-                dest = os.path.join(workdir, 'in.' + name)
+                dest = os.path.join(workdir, 'in.%d' % len(members))
                 with open(dest, 'wb') as fp:
                     reader.copy_to(fp)
                 members[name] = dest
@@ -386,12 +388,11 @@ class ObjectQueryMiddleware:
         frames = []
         # Stored outputs first, the immediate response last: the proxy
         # writes the objects, then streams the body straight to the client.
-        for output in sorted(session.outputs,
-                             key=lambda o: o.swift_path is None):
+        for output in sorted(session.outputs, key=lambda o: o.immediate):
             if not report.ok:
                 break
-            if output.swift_path is not None and not succeeded:
-                continue   # never store what a failed program wrote
+            if not output.immediate and not succeeded:
+                continue   # never store or pass on what a failed program wrote
             if os.path.getsize(output.host_path) < output.min_size:
                 continue
             frames.append(frame_output(output))

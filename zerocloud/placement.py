@@ -4,14 +4,14 @@ A node that reads a ``swift://`` object runs on one of that object's primary
 object servers (ring order, error-limited servers last), so its input is read
 from local disk; the next replica is the fall-back when a server refuses or is
 down.  A node that reads a container's listing runs on the container's
-servers.  A node without such an input runs on any object server: a random
-partition of the standalone policy's ring gives a random, evenly spread
-choice.
+servers.  A node without such an input runs on any object server, each next
+free node starting on the next server, so a stage spreads over the cluster.
+Free nodes need no particular partition: the object
+server only checks that the device is there.
 """
 
-import random
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List
 
 from zerocloud.job import SwiftPath
 
@@ -48,11 +48,14 @@ def container_target(ring, path: SwiftPath,
 
 
 def free_target(ring, account: str, policy_index: int, policy_name: str,
-                rng: Optional[random.Random] = None,
-                is_limited=lambda n: False) -> Target:
-    rng = rng or random
-    part = rng.randrange(ring.partition_count)
-    nodes = list(ring.get_part_nodes(part))
-    rng.shuffle(nodes)
-    return Target('/' + account, part, order_nodes(nodes, is_limited), '',
+                turn: int, is_limited=lambda n: False) -> Target:
+    """Any object server, starting with the ``turn``-th one (round robin)."""
+    servers = {}
+    for dev in ring.devs:
+        if dev and dev.get('weight', 1) > 0:
+            servers.setdefault((dev['ip'], dev['port']), dev)
+    nodes = sorted(servers.values(), key=lambda d: d['id'])
+    start = turn % len(nodes) if nodes else 0
+    nodes = nodes[start:] + nodes[:start]
+    return Target('/' + account, 0, order_nodes(nodes, is_limited), '',
                   policy_index, policy_name)

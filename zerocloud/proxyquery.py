@@ -46,100 +46,25 @@ Options (``[filter:proxy_query]``), with defaults:
     where uploaded images and outputs are spooled.
 """
 
+import io
 import json
-import os
-import tempfile
-import time
-import uuid
-from hashlib import md5
-from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, List, Optional
 
-from eventlet import GreenPile
 from swift.common.http import is_success
 from swift.common.registry import register_swift_info
-from swift.common.swob import HTTPException, Request, Response
+from swift.common.storage_policy import POLICIES
+from swift.common.swob import HTTPException, Request, Response, str_to_wsgi
 from swift.common.utils import get_logger, quote
 from swift.common.wsgi import make_subrequest
-from swift.common.swob import str_to_wsgi
 from swift.proxy.controllers.base import get_container_info, get_info
-from swift.common.storage_policy import POLICIES
 
-from zerocloud import cgi, framing, jobsource, placement
-from zerocloud.dispatch import Answer, Upload, dispatch
-from zerocloud.job import (
-    JobError, Node, SwiftPath, parse_job, job_from_script)
+from zerocloud import placement
+from zerocloud.dispatch import Upload, dispatch
+from zerocloud.job import JobError, Node, SwiftPath
+from zerocloud.jobrun import EXECUTE_HEADER, JobRun, NodeError, PendingPut
 from zerocloud.objectquery import parse_sysimage_devices
 
-EXECUTE_HEADER = 'X-Zerovm-Execute'
-NEXE_DEFAULTS = (
-    ('X-Nexe-System', None),
-    ('X-Nexe-Status', 'ZeroVM did not run'),
-    ('X-Nexe-Retcode', '0'),
-    ('X-Nexe-Etag', ''),
-    ('X-Nexe-Validation', '0'),
-    ('X-Nexe-Cdr-Line', '0.0 0.0 0 0 0 0 0 0 0 0'),
-    ('X-Nexe-Policy', ''),
-)
-NODE_FAILED = 422
-
-
-class NodeError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@dataclass
-class PendingPut:
-    path: SwiftPath
-    spool: str
-    size: int
-    content_type: str
-    meta: Dict[str, str]
-
-
-@dataclass
-class Body:
-    size: int
-    content_type: str
-    chunks: Iterator[bytes]
-    headers: Dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class NodeResult:
-    node: Node
-    status: int = 200
-    headers: Dict[str, str] = field(default_factory=dict)
-    error: str = ''
-    body: Optional[Body] = None
-    puts: List[PendingPut] = field(default_factory=list)
-    release: Optional[callable] = None
-
-
-def _spool_member(reader: framing.MemberReader, spool_dir: Optional[str]
-                  ) -> str:
-    fd, path = tempfile.mkstemp(prefix='zerocloud-out-', dir=spool_dir)
-    with os.fdopen(fd, 'wb') as fp:
-        reader.copy_to(fp)
-    return path
-
-
-def _member_body(reader: framing.MemberReader, size: int) -> Iterator[bytes]:
-    while True:
-        chunk = reader.read()
-        if not chunk:
-            return
-        yield chunk
-
-
-def _file_chunks(path: str) -> Iterator[bytes]:
-    try:
-        yield from framing.iter_file(path)
-    finally:
-        os.unlink(path)
+SWIFT_SOURCE = 'ZC'
 
 
 class ProxyQueryMiddleware:
@@ -155,6 +80,7 @@ class ProxyQueryMiddleware:
             'zerovm_default_content_type', 'application/octet-stream')
         self.conn_timeout = float(conf.get('conn_timeout', 0.5))
         self.spool_dir = conf.get('zerovm_spool_dir') or None
+        self._free_turn = 0
 
     def __call__(self, env, start_response):
         req = Request(env)
@@ -178,11 +104,17 @@ class ProxyQueryMiddleware:
                             content_type='text/plain')
         return resp(env, start_response)
 
-    # -- Swift helpers used by a job run ----------------------------------
+    # -- Swift access on the user's behalf --------------------------------
 
     @property
     def proxy_app(self):
         return getattr(self.app, '_pipeline_final_app', self.app)
+
+    def _subrequest(self, req: Request, method: str, path: str,
+                    headers: Optional[Dict[str, str]] = None) -> Request:
+        """A request through the rest of the pipeline, as the same user."""
+        return make_subrequest(req.environ, method, quote(path),
+                               headers=headers, swift_source=SWIFT_SOURCE)
 
     def authorize(self, req: Request, method: str, path: SwiftPath,
                   acl_key: Optional[str]) -> None:
@@ -190,11 +122,10 @@ class ProxyQueryMiddleware:
         authorize = req.environ.get('swift.authorize')
         if authorize is None:
             return
-        sub = make_subrequest(req.environ, method, quote(
-            '/v1' + path.path_info), swift_source='ZC')
+        sub = self._subrequest(req, method, '/v1' + path.path_info)
         if acl_key and path.container:
             info = get_container_info(sub.environ, self.app,
-                                      swift_source='ZC')
+                                      swift_source=SWIFT_SOURCE)
             sub.acl = info.get(acl_key)
         denial = authorize(sub)
         if denial is not None:
@@ -202,7 +133,7 @@ class ProxyQueryMiddleware:
 
     def list_names(self, req: Request, account: str,
                    container: Optional[str]) -> List[str]:
-        """Listing on the user's behalf (so their rights apply), paginated."""
+        """A listing as the user (so their rights apply), all pages."""
         base = '/v1/%s' % account + ('/%s' % container if container else '')
         names: List[str] = []
         marker = ''
@@ -210,7 +141,7 @@ class ProxyQueryMiddleware:
             sub = make_subrequest(
                 req.environ, 'GET',
                 quote(base) + '?format=json&marker=' + quote(marker),
-                swift_source='ZC')
+                swift_source=SWIFT_SOURCE)
             resp = sub.get_response(self.app)
             if not is_success(resp.status_int):
                 raise JobError('Error querying object server for %s: %s' % (
@@ -222,29 +153,53 @@ class ProxyQueryMiddleware:
             names.extend(page)
             marker = page[-1]
 
-    def fetch(self, req: Request, path: SwiftPath, member: str) -> Upload:
-        sub = make_subrequest(req.environ, 'GET', quote('/v1' + path.path_info),
-                              swift_source='ZC')
-        resp = sub.get_response(self.app)
+    def fetch_response(self, req: Request, path: SwiftPath) -> Response:
+        resp = self._subrequest(req, 'GET', '/v1' + path.path_info
+                                ).get_response(self.app)
         if not is_success(resp.status_int):
             raise NodeError(resp.status_int, 'Error %s while fetching %s'
                             % (resp.status, path.path_info))
+        return resp
+
+    def fetch(self, req: Request, path: SwiftPath, member: str) -> Upload:
+        resp = self.fetch_response(req, path)
         return Upload(member, resp.content_length, resp.app_iter)
 
+    def _put(self, req: Request, path: SwiftPath, fp, size: int,
+             headers: Dict[str, str]) -> Response:
+        headers = dict(headers, **{'Content-Length': str(size)})
+        sub = self._subrequest(req, 'PUT', '/v1' + path.path_info, headers)
+        sub.environ['wsgi.input'] = fp
+        return sub.get_response(self.app)
+
     def store(self, req: Request, put: PendingPut) -> Optional[str]:
-        headers = {'Content-Type': put.content_type,
-                   'Content-Length': str(put.size)}
+        """PUT one output as the user; an error text when Swift refused."""
+        headers = {'Content-Type': put.content_type}
         for key, value in put.meta.items():
             headers['X-Object-Meta-' + key] = value
-        sub = make_subrequest(req.environ, 'PUT', quote('/v1' +
-                                                        put.path.path_info),
-                              headers=headers, swift_source='ZC')
-        with open(put.spool, 'rb') as fp:
-            sub.environ['wsgi.input'] = fp
-            resp = sub.get_response(self.app)
+        with open(put.data.path, 'rb') as fp:
+            resp = self._put(req, put.path, fp, put.data.size, headers)
         if is_success(resp.status_int):
             return None
         return 'Status %s when putting %s' % (resp.status, put.path.path_info)
+
+    def store_deferred(self, req: Request, path: SwiftPath, body: bytes,
+                       content_type: str, headers_json: bytes) -> None:
+        """Write a deferred job's response and ``<object>.headers``."""
+        container = SwiftPath(path.account, path.container, None)
+        self._subrequest(req, 'PUT', '/v1' + container.path_info
+                         ).get_response(self.app)
+        for target, data, ctype in (
+                (path, body, content_type),
+                (SwiftPath(path.account, path.container, path.obj +
+                           '.headers'), headers_json, 'application/json')):
+            resp = self._put(req, target, io.BytesIO(data), len(data),
+                             {'Content-Type': ctype})
+            if not is_success(resp.status_int):
+                self.logger.error('zerocloud: deferred result %s: %s',
+                                  target.url, resp.status)
+
+    # -- placement ----------------------------------------------------------
 
     def target(self, req: Request, node: Node, account: str
                ) -> placement.Target:
@@ -255,7 +210,8 @@ class ProxyQueryMiddleware:
         path = channel.path if channel is not None else None
         if isinstance(path, SwiftPath) and path.container:
             info = get_info(self.app, req.environ, str_to_wsgi(path.account),
-                            str_to_wsgi(path.container), swift_source='ZC')
+                            str_to_wsgi(path.container),
+                            swift_source=SWIFT_SOURCE)
             if not is_success(info.get('status') or 0):
                 raise NodeError(404, 'Error while fetching %s'
                                 % path.path_info)
@@ -267,9 +223,20 @@ class ProxyQueryMiddleware:
             return placement.object_target(proxy.get_object_ring(index), path,
                                            index, policy.name, is_limited)
         policy = POLICIES.default
+        # Consecutive free nodes start on consecutive servers: a stage's
+        # nodes spread over the cluster instead of meeting by chance.
+        self._free_turn += 1
         return placement.free_target(proxy.get_object_ring(policy.idx),
                                      account, policy.idx, policy.name,
-                                     is_limited=is_limited)
+                                     self._free_turn, is_limited)
+
+    def dispatch_node(self, candidates: List[dict], target: placement.Target,
+                      headers: Dict[str, str], uploads: List[Upload]):
+        return dispatch(candidates, target.partition, target.path_info,
+                        headers, uploads, self.conn_timeout,
+                        expect_timeout=self.timeout + 10,
+                        final_timeout=self.timeout + 60,
+                        logger=self.logger, on_error=self.on_node_error)
 
     def on_node_error(self, node: dict, message: str) -> None:
         error_occurred = getattr(self.proxy_app, 'error_occurred', None)
@@ -277,307 +244,6 @@ class ProxyQueryMiddleware:
             error_occurred(node, message)
         else:
             self.logger.warning(message)
-
-
-class JobRun:
-    """One execution request: body → job → nodes on object servers → response."""
-
-    def __init__(self, mw: ProxyQueryMiddleware, req: Request, account: str,
-                 container: Optional[str], obj: Optional[str]):
-        self.mw = mw
-        self.req = req
-        self.account = account
-        self.container = container
-        self.obj = obj
-        self.image: Optional[jobsource.Image] = None
-        self.started = time.time()
-        self.job_id = '%010x%s' % (int(self.started * 1000),
-                                   uuid.uuid4().hex[:6])
-
-    def respond(self) -> Response:
-        try:
-            return self._respond()
-        except BaseException:
-            self._remove_image()
-            raise
-
-    def _remove_image(self) -> None:
-        if self.image is not None:
-            self.image.remove()
-            self.image = None
-
-    def _respond(self) -> Response:
-        req = self.req
-        ctype = req.headers.get('Content-Type')
-        if not ctype:
-            raise JobError('Must specify Content-Type')
-        try:
-            length = req.content_length
-        except ValueError:
-            raise JobError('Invalid Content-Length')
-        self.mw.authorize(req, 'POST', SwiftPath(
-            self.account, self.container, self.obj), None)
-        doc = self._read_body(ctype, length)
-        job = parse_job(doc, account=self.account,
-                        sysimages=self.mw.sysimages,
-                        lister=lambda a, c: self.mw.list_names(req, a, c),
-                        default_content_type=self.mw.default_content_type)
-        if any(node.connect or node.bind for node in job.nodes):
-            raise JobError('Jobs with connected nodes (connect, zvm://) are '
-                           'not supported yet', 501)
-        self._authorize_objects(job.nodes)
-        for node in job.nodes:
-            node.env.update(self._cgi_environ(node))
-        results = self._run_nodes(job.nodes)
-        return self._response(results)
-
-    def _read_body(self, ctype: str, length: Optional[int]):
-        read = self.req.environ['wsgi.input'].read
-        kind = jobsource.body_kind(ctype)
-        if kind == 'json':
-            raw = jobsource.read_limited(read, length, self.mw.max_config)
-            etag = self.req.headers.get('Etag')
-            if etag and etag.strip('"').lower() != md5(
-                    raw, usedforsecurity=False).hexdigest():
-                raise JobError('Etag does not match the job description',
-                               422)
-            return raw
-        if length is None:
-            raise JobError('Must specify Content-Length')
-        if kind == 'tar':
-            self.image = jobsource.spool(read, length, self.mw.max_input,
-                                         self.mw.spool_dir)
-            return jobsource.find_system_map(self.image, ctype)
-        head = jobsource.read_script_head(read)
-        doc = job_from_script(head, account=self.account,
-                              container=self.container, obj=self.obj)
-        self.image = jobsource.script_image(head, read, length,
-                                            self.mw.max_input,
-                                            self.mw.spool_dir)
-        return doc
-
-    def _authorize_objects(self, nodes: List[Node]) -> None:
-        """Every object a job reads or writes, before anything runs."""
-        checks = set()
-        for node in nodes:
-            if isinstance(node.exe, SwiftPath):
-                checks.add(('GET', node.exe, 'read_acl'))
-            for ch in node.channels:
-                if isinstance(ch.path, SwiftPath):
-                    if ch.writable:
-                        checks.add(('PUT', ch.path, 'write_acl'))
-                    else:
-                        checks.add(('GET', ch.path, 'read_acl'))
-        for method, path, acl in sorted(checks, key=lambda c: (
-                c[0], c[1].path_info)):
-            self.mw.authorize(self.req, method, path, acl)
-
-    def _cgi_environ(self, node: Node) -> Dict[str, str]:
-        req = self.req
-        exe = node.exe.url if hasattr(node.exe, 'url') else str(node.exe)
-        return cgi.cgi_environ(
-            headers=dict(req.headers), method=req.method,
-            path_info='/' + self.account, query_string=req.query_string or '',
-            request_uri=req.environ.get('RAW_PATH_INFO') or req.path_qs,
-            remote_user=req.remote_user, host=req.host,
-            script_name=node.exe_name or node.name, script_filename=exe)
-
-    # -- running nodes ----------------------------------------------------
-
-    def _run_nodes(self, nodes: List[Node]) -> List[NodeResult]:
-        stream = len(nodes) == 1
-        pile = GreenPile(len(nodes))
-        for node in nodes:
-            pile.spawn(self._run_node, node, stream)
-        return list(pile)
-
-    def _uploads(self, node: Node, target: placement.Target) -> List[Upload]:
-        sysmap = json.dumps(node.to_dict()).encode('utf-8')
-        uploads = [Upload('sysmap', len(sysmap), [sysmap])]
-        placed = node.placement_channel() if target.access else None
-        try:
-            has_image_path = any(
-                ch.device == 'image' and isinstance(ch.path, SwiftPath)
-                for ch in node.channels)
-            if self.image is not None and not has_image_path:
-                uploads.append(Upload('image', self.image.size,
-                                      framing.iter_file(self.image.path)))
-            if isinstance(node.exe, SwiftPath):
-                uploads.append(self.mw.fetch(self.req, node.exe, 'boot'))
-            for ch in node.channels:
-                if not isinstance(ch.path, SwiftPath) or ch.writable or \
-                        ch is placed:
-                    continue
-                if ch.path.obj is None:
-                    raise NodeError(400, 'Cannot use container %s as a remote'
-                                    ' object reference' % ch.path.url)
-                uploads.append(self.mw.fetch(self.req, ch.path, ch.device))
-        except BaseException:
-            for upload in uploads:
-                upload.close()
-            raise
-        return uploads
-
-    def _run_node(self, node: Node, stream: bool) -> NodeResult:
-        result = NodeResult(node)
-        try:
-            target = self.mw.target(self.req, node, self.account)
-            uploads = self._uploads(node, target)
-        except NodeError as err:
-            result.status, result.error = err.status, err.message
-            return result
-        headers = {
-            EXECUTE_HEADER: self.req.headers[EXECUTE_HEADER],
-            'X-Zerocloud-Id': self.job_id,
-            'X-Zerovm-Timeout': str(self.mw.timeout),
-            'X-Zerovm-Access': target.access,
-            'X-Backend-Storage-Policy-Index': str(target.policy_index),
-            'Content-Type': 'application/x-tar',
-            'X-Trans-Id': self.req.environ.get('swift.trans_id', ''),
-            'User-Agent': 'zerocloud-proxy',
-        }
-        answer = dispatch(target.nodes, target.partition, target.path_info,
-                          headers, uploads, self.mw.conn_timeout,
-                          expect_timeout=self.mw.timeout + 10,
-                          final_timeout=self.mw.timeout + 60,
-                          logger=self.mw.logger,
-                          on_error=self.mw.on_node_error)
-        if not isinstance(answer, Answer):
-            refusal = answer.final(target.path_info)
-            result.status, result.error = refusal.status, refusal.message
-        elif not is_success(answer.status):
-            result.status = answer.status
-            result.error = answer.body_error or 'Error %d while running %s' \
-                % (answer.status, node.name)
-        else:
-            self._collect(result, answer, stream)
-        return result
-
-    def _collect(self, result: NodeResult, answer: Answer,
-                 stream: bool) -> None:
-        node = result.node
-        got = answer.headers
-        if 'X-Nexe-Status' not in got:
-            answer.release()
-            result.status = 503
-            result.error = ('objectquery middleware is not installed or not '
-                            'functioning')
-            return
-        result.headers = {k: v for k, v in got.items()
-                          if k.startswith('X-Nexe-')}
-        if got['X-Nexe-Status'] != 'ok':
-            result.status = NODE_FAILED
-            result.error = 'Node %s failed: %s' % (node.name,
-                                                   got['X-Nexe-Status'])
-        channels = {ch.device: ch for ch in node.channels}
-        reader = framing.MemberReader(answer.read)
-        try:
-            while True:
-                member = reader.next_member()
-                if member is None:
-                    break
-                channel = channels.get(member.name)
-                if channel is None:
-                    raise framing.FramingError(
-                        'Channel name %s not found' % member.name)
-                ctype = member.pax.get('content_type', channel.content_type)
-                meta = {k[5:]: v for k, v in member.pax.items()
-                        if k.startswith('meta.')}
-                if isinstance(channel.path, SwiftPath):
-                    result.puts.append(PendingPut(
-                        channel.path, _spool_member(reader, self.mw.spool_dir),
-                        member.size, ctype, meta))
-                    continue
-                body_headers = {'X-Object-Meta-' + k: v
-                                for k, v in meta.items()}
-                for key, value in member.pax.items():
-                    name = key[7:]
-                    if key.startswith('header.') and not name.lower(
-                    ).startswith(('x-nexe-', 'content-', 'x-object-meta-')):
-                        body_headers[name] = value
-                if 'status' in member.pax:
-                    result.status = max(result.status,
-                                        int(member.pax['status'].split()[0]))
-                if stream:
-                    result.body = Body(member.size, ctype,
-                                       _member_body(reader, member.size),
-                                       body_headers)
-                    result.release = answer.release
-                    return
-                spooled = _spool_member(reader, self.mw.spool_dir)
-                result.body = Body(member.size, ctype, _file_chunks(spooled),
-                                   body_headers)
-        except (framing.FramingError, ValueError, OSError) as err:
-            result.status = 503
-            result.error = 'Bad answer from storage server: %s' % err
-        answer.release()
-
-    # -- the client's response ----------------------------------------------
-
-    def _store_outputs(self, results: List[NodeResult]) -> None:
-        ok = all(not r.error and r.status < 300 for r in results)
-        for result in results:
-            for put in result.puts:
-                if ok:
-                    error = self.mw.store(self.req, put)
-                    if error:
-                        result.error = error
-                        result.status = max(result.status, 500 if error
-                                            .startswith('Status 5') else 400)
-                os.unlink(put.spool)
-
-    def _response(self, results: List[NodeResult]) -> Response:
-        self._store_outputs(results)
-        self._remove_image()
-        headers: Dict[str, str] = {}
-        for key, default in NEXE_DEFAULTS:
-            headers[key] = ','.join(
-                r.headers.get(key, r.node.name if default is None else default)
-                for r in results)
-        fuel = [r.headers.get('X-Nexe-Fuel') for r in results]
-        if any(fuel):
-            headers['X-Nexe-Fuel'] = ','.join(f or '0' for f in fuel)
-        errors = [r.error for r in results if r.error]
-        nexe_errors = [r.headers['X-Nexe-Error'] for r in results
-                       if 'X-Nexe-Error' in r.headers]
-        if errors or nexe_errors:
-            headers['X-Nexe-Error'] = ' '.join(
-                ' '.join(e.split()) for e in errors or nexe_errors)
-        headers['X-Nexe-Cdr-Line'] = '%.3f, %s' % (
-            time.time() - self.started, headers['X-Nexe-Cdr-Line'])
-        status = max(r.status for r in results)
-        bodies = [r.body for r in results if r.body is not None]
-        if errors:
-            self._release(results)
-            text = ''.join(e if e.endswith('\n') else e + '\n'
-                           for e in errors)
-            return Response(status=status, body=text, headers=headers,
-                            content_type='text/plain')
-        for body in bodies:
-            headers.update(body.headers)
-        resp = Response(status=status, headers=headers,
-                        app_iter=self._body_iter(results, bodies))
-        resp.content_type = bodies[0].content_type if bodies else 'text/plain'
-        resp.content_length = sum(b.size for b in bodies)
-        return resp
-
-    @staticmethod
-    def _release(results: List[NodeResult]) -> None:
-        for result in results:
-            if result.body is not None:
-                close = getattr(result.body.chunks, 'close', None)
-                if close:
-                    close()
-            if result.release:
-                result.release()
-
-    def _body_iter(self, results: List[NodeResult], bodies: List[Body]
-                   ) -> Iterator[bytes]:
-        try:
-            for body in bodies:
-                yield from body.chunks
-        finally:
-            self._release(results)
 
 
 def filter_factory(global_conf, **local_conf):

@@ -171,6 +171,8 @@ def swift(env, cwd, *args):
 
 def primaries_of(cluster, account, container, obj):
     from swift.common.ring import Ring
+    from swift.common.utils import set_swift_dir
+    set_swift_dir(cluster.etc_dir)
     ring = Ring(os.path.join(cluster.etc_dir, 'object.ring.gz'))
     return {n['port'] for n in ring.get_nodes(account, container, obj)[1]}
 

@@ -681,8 +681,8 @@ def test_default_attach_fallbacks():
                    {'name': 'stdin', 'path': 'swift://a/c/o'}]) == 'stdin'
     assert placed([{'name': 'script', 'path': 'swift://a/c/s'}]) == 'script'
     assert placed([{'name': 'stdout', 'path': 'swift://a/c/o'},
-                   {'name': 'image', 'path': 'swift://a/c/i'}]) == 'image'
-    assert placed([{'name': 'stdout', 'path': 'swift://a/c/o'}]) == 'stdout'
+                   {'name': 'image', 'path': 'swift://a/c/i'}]) is None
+    assert placed([{'name': 'stdout', 'path': 'swift://a/c/o'}]) is None
     assert placed([{'name': 'stdin'}, {'name': 'stdout'}]) is None
     assert placed([{'name': 'stdin', 'path': 'swift://a/c/o'},
                    {'name': 'image', 'path': 'swift://a/c/i'}],

@@ -1,5 +1,3 @@
-import random
-
 import pytest
 from swift.common import utils
 from swift.common.ring import Ring, RingBuilder
@@ -43,14 +41,14 @@ def test_error_limited_servers_go_last(ring):
     assert len(target.nodes) == 3
 
 
-def test_free_target_spreads_over_all_servers(ring):
-    rng = random.Random(7)
-    seen = set()
-    for _ in range(50):
-        target = placement.free_target(ring, 'AUTH_test', 0, 'Policy-0', rng)
+def test_free_targets_take_turns_over_all_servers(ring):
+    firsts = []
+    for turn in range(8):
+        target = placement.free_target(ring, 'AUTH_test', 0, 'Policy-0', turn)
         assert (target.access, target.path_info) == ('', '/AUTH_test')
-        seen.add(target.nodes[0]['id'])
-    assert seen == {0, 1, 2, 3}
+        assert len(target.nodes) == 4
+        firsts.append(target.nodes[0]['id'])
+    assert firsts == [0, 1, 2, 3, 0, 1, 2, 3]
 
 
 def test_order_nodes_keeps_everyone():

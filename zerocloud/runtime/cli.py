@@ -108,8 +108,8 @@ def _main(argv: List[str]) -> int:
     try:
         settings = _parse_args(argv)
     except UsageError as err:
-        sys.stderr.write('zerovm: %s\n\nZeroVM (wasmtime) usage: zerovm '
-                         '[flags] manifest\n%s\n' % (err, USAGE))
+        sys.stderr.write('zerovm: %s\n\nZeroVM on wasmtime.  %s\n'
+                         % (err, USAGE))
         return errno.EINVAL
     started = time.monotonic()
     result = Runtime().run(settings['manifest'],

@@ -13,6 +13,8 @@ Unpacking refuses, each with its own status text (exit status EFAULT 14):
 * ``image <alias>: member <name> larger than <n> bytes``
 * ``image <alias>: more than <n> bytes unpacked``
 * ``image <alias>: more than <n> members``
+* ``image <alias>: member <name> clashes with a directory``
+* ``image <alias>: unreadable tar (<reason>)`` (EIO 5)
 
 A system image gives programs by member (``ProgramMember``): the member is
 read straight from the tar at its data offset, never unpacked to disk.

@@ -17,52 +17,57 @@ environment ever reaches the guest.
 
 Exit status (ZeroVM A.9) and status texts:
 
-====  ===================================================================
-0     ``ok``: the guest returned or called ``proc_exit`` (its code is
-      report line 3); also a ``validate_only`` (-F) success
-1     EPERM: ``channel <alias>: read channel needs a private mount
-      namespace (run as root)``
-2     ENOENT: ``cannot open manifest <path>``, ``program <path> not
-      found``, ``program member <m> not found in <path>``
-4     EINTR: ``session timeout``; ``CPU limit exceeded`` (Fuel);
-      ``disk quota exceeded`` (RLIMIT_FSIZE reached); ``guest trap:
-      <reason>`` (unreachable, out of bounds memory access, call stack
-      exhausted, ...), with `` (memory limit of <n> bytes reached)``
-      appended when the guest's memory was within 1 MiB (or 10 %) of
-      ``Memory`` (wasmtime does not say whether a growth was refused)
-5     EIO: ``cannot read manifest``, ``program <path> is unreadable``,
-      ``cannot create run directory``, ``image <alias>: unreadable tar``,
-      ``channel <alias>: cannot bind``, ``runtime error: <message>``
-8     ENOEXEC: ``program is not a WebAssembly module``, ``program failed
-      validation: <reason>`` (report line 1 = 1), ``program is not a WASI
-      command: <reason>``, ``program <path> is not a tar image``
-12    ENOMEM: ``MANIFEST <n>: invalid memory size``, ``memory limit
-      exceeded: the module needs more than <n> bytes at start``
-14    EFAULT: ``MANIFEST <n>: <message>``, ``MANIFEST: <Key> not
-      specified``, ``MANIFEST: not enough channels``, ``MANIFEST: missing
-      standard channels``, ``nvram <n>: <message>``, ``image <alias>:
-      <refusal>`` (see ``zerocloud.runtime.image``), ``channel <alias>:
-      cannot open <path>: <reason>``, ``nvram: fstab channel <alias> is not
-      a read channel``, ``nvram: mountpoint <p> is reserved``
-22    EINVAL: ``MANIFEST <n>: <alias> is a nil channel ...``, read-write
-      device channels
-93    EPROTONOSUPPORT: network channels; channels on directories, sockets
-      or block devices
-122   EDQUOT: ``channel <alias>: write limit exceeded (<n> > <putsize>
-      bytes)``, ``scratch space exceeded (<n> bytes)``
-====  ===================================================================
+* 0: ``ok``: the guest returned or called ``proc_exit`` (its code is
+  report line 3); also a ``validate_only`` (-F) success
+* 1: EPERM: ``channel <alias>: read channel needs a private mount
+  namespace (run as root)``
+* 2: ENOENT: ``cannot open manifest <path>``, ``program <path> not
+  found``, ``program member <m> not found in <path>``
+* 4: EINTR: ``session timeout``; ``CPU limit exceeded`` (Fuel);
+  ``disk quota exceeded`` (RLIMIT_FSIZE reached); ``guest trap:
+  <reason>`` (unreachable, out of bounds memory access, call stack
+  exhausted, ...), with `` (memory limit of <n> bytes reached)``
+  appended when the guest's memory was within 1 MiB (or 10 %) of
+  ``Memory`` (wasmtime does not say whether a growth was refused)
+* 5: EIO: ``cannot read manifest``, ``program <path> is unreadable``,
+  ``cannot create run directory``, ``image <alias>: unreadable tar``,
+  ``cannot open stdio channels: <reason>``,
+  ``channel <alias>: cannot bind``, ``runtime error: <message>``
+* 8: ENOEXEC: ``program is not a WebAssembly module``, ``program failed
+  validation: <reason>`` (report line 1 = 1), ``program is not a WASI
+  command: <reason>``, ``program <path> is not a tar image``
+* 12: ENOMEM: ``MANIFEST <n>: invalid memory size``, ``memory limit
+  exceeded: the module needs more than <n> bytes at start``
+* 14: EFAULT: ``MANIFEST <n>: <message>``, ``MANIFEST: <Key> not
+  specified``, ``MANIFEST: not enough channels``, ``MANIFEST: missing
+  standard channels``, ``nvram <n>: <message>``, ``image <alias>:
+  <refusal>`` (see ``zerocloud.runtime.image``), ``channel <alias>:
+  cannot open <path>: <reason>``, ``cannot read nvram <path>:
+  <reason>``, ``nvram: fstab channel <alias> is not a read channel``,
+  ``nvram: mountpoint <p> is reserved``, ``nvram: mountpoint <p> used
+  twice``
+* 22: EINVAL: ``MANIFEST <n>: <alias> is a nil channel ...``,
+  ``channel <alias>: a char|fifo cannot be read and written``
+* 93: EPROTONOSUPPORT: network channels; channels on directories, sockets
+  or block devices
+* 122: EDQUOT: ``channel <alias>: write limit exceeded (<n> > <putsize>
+  bytes)``, ``scratch space exceeded (<n> bytes)``
+* other: a write channel the host cannot create: ``channel <alias>: cannot
+  open <path>: <reason>`` with the OS errno (as ZeroVM)
 
 Report (``zerocloud.runtime.report``): line 1 is 0 when the module was
 validated (every compiled or cached module was), 2 with ``-s`` or a failure
-before loading; etags are MD5 hex of the final content of each channel with
+before loading.  Etags are MD5 hex of the final content of each channel with
 etag=1 (read channels: their content; FIFOs and devices: the digest of no
-bytes); accounting is sys/user CPU seconds of the run (this thread), 0
-reads, 0 read bytes (reads are not observed), 0 writes, the total size of
-write channels, and 0 for the network fields.  Per-call channel quotas
-(gets, getsize, puts) and sequential-access rules are not enforced: wasmtime
-offers no per-call hook and Python replacements on the hot path would cost
-too much; putsize is checked after the run and bounds every file through
-RLIMIT_FSIZE (together with Scratch).
+bytes), then ``/dev/memory`` with the MD5 of the final linear memory when
+``Memory``'s etag flag is 1.  Accounting: sys and user CPU seconds of the
+run (this thread), 0 reads, 0 read bytes (reads are not observed), 0
+writes, the total size of the write channels, and 0 for the network fields.
+
+Per-call channel quotas (gets, getsize, puts) and sequential-access rules
+are not enforced: wasmtime offers no per-call hook and Python replacements
+on the hot path would cost too much.  putsize is checked after the run, and
+RLIMIT_FSIZE (the largest putsize or Scratch) bounds every file meanwhile.
 """
 
 import errno
@@ -85,8 +90,8 @@ from zerocloud.runtime.errors import SessionFailure
 from zerocloud.runtime.guard import (RunGuard, base_linker, guarded_linker,
                                      shim_module)
 from zerocloud.runtime.limits import WallClock, file_size_limit
-from zerocloud.runtime.manifest import Channel, Manifest, load_manifest
-from zerocloud.runtime.report import STATUS_OK, Report
+from zerocloud.runtime.manifest import Manifest, load_manifest
+from zerocloud.runtime.report import Report
 from zerocloud.runtime.sandbox import Workspace, prepare_host_channel
 
 NVRAM_ALIAS = '/dev/nvram'
@@ -365,7 +370,7 @@ class _Session:
             return 0
         exit_status = self._call_start(manifest, warm, store, instance)
         self.workspace.finish()
-        self._fill_report(manifest)
+        self._fill_report(manifest, store, instance.exports(store)['memory'])
         if exit_status == 0:
             self._check_after_run(manifest)
         return exit_status
@@ -432,7 +437,8 @@ class _Session:
             raise SessionFailure('scratch space exceeded (%d bytes)'
                                  % manifest.scratch, errno.EDQUOT)
 
-    def _fill_report(self, manifest: Manifest) -> None:
+    def _fill_report(self, manifest: Manifest, store: wasmtime.Store,
+                     memory: wasmtime.Memory) -> None:
         etags: List[Tuple[str, str]] = []
         written = 0
         for channel in manifest.channels:
@@ -440,5 +446,8 @@ class _Session:
                 etags.append((channel.alias, _md5_of(channel.uri)))
             if channel.writable:
                 written += _regular_size(channel.uri) or 0
+        if manifest.memory_etag:
+            etags.append(('/dev/memory', hashlib.md5(memory.read(
+                store, 0, memory.data_len(store))).hexdigest()))
         self.report.etags = etags
         self.report.accounting[5] = written

@@ -153,3 +153,25 @@ def test_python_guest_cannot_overwrite_input(runtime, python_image,
     assert output(tmp_path).split() == [b"%d" % WASI_EACCES] * 6
     assert output(tmp_path, 'out') == b'fine'
     assert data.read_bytes() == ORIGINAL
+
+
+def test_without_mount_namespace_read_channels_are_copies(
+        runtime, wat_programs, tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, 'private_mounts', lambda: False)
+    monkeypatch.setattr(guard.RunGuard, '_identify', lambda *args: (-1, -1))
+    data, manifest = _setup(tmp_path, wat_programs['attacks'], 'w')
+    result = runtime.run(manifest)
+    assert (result.exit_status, result.report.retcode) == (0, 0)  # wrote
+    _assert_intact(data)  # ... into a per-run copy
+
+
+def test_without_mount_namespace_big_read_channels_are_refused(
+        runtime, wat_programs, tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, 'private_mounts', lambda: False)
+    monkeypatch.setattr(sandbox, 'MAX_COPIED_READ_CHANNEL', 4)
+    data, manifest = _setup(tmp_path, wat_programs['attacks'], 'w')
+    result = runtime.run(manifest)
+    assert result.exit_status == 1  # EPERM
+    assert result.report.status == ('channel /dev/input: read channel needs '
+                                    'a private mount namespace (run as root)')
+    _assert_intact(data)

@@ -295,3 +295,18 @@ def test_no_fd_or_tempdir_leaks(runtime, wat_programs, tmp_path):
     assert threading.active_count() == threads
     assert sorted(os.listdir(tmp_path)) == ['manifest', 'out', 'stderr',
                                             'stdout']
+
+
+def test_memory_etag_is_stable(runtime, wat_programs, tmp_path):
+    digests = set()
+    for _ in range(2):
+        manifest = write_manifest(tmp_path, wat_programs['hello'])
+        with open(manifest) as handle:
+            text = handle.read().replace('Memory = %d, 0' % (256 << 20),
+                                         'Memory = %d, 1' % (256 << 20))
+        with open(manifest, 'w') as handle:
+            handle.write(text)
+        result = runtime.run(manifest)
+        assert [a for a, _ in result.report.etags] == ['/dev/memory']
+        digests.add(result.report.etag_of('/dev/memory'))
+    assert len(digests) == 1

@@ -1,0 +1,437 @@
+"""Execution-path benchmark: ``.venv/bin/python bench/exec.py [options]``.
+
+Starts its own all-in-one cluster (tmpfs when usable), measures, prints the
+numbers and ratios against baselines taken in the same run, and stops the
+cluster (also on Ctrl-C).  Timings are printed, never asserted; each target
+gets a ``target met: yes/no`` line.
+
+P1  latency of the seed's hello script, POSTed ``--requests`` times in a row
+    (p50, p99), versus GETs of a 1 KB object on the same session; target
+    POST p50 / GET p50 <= 4.  Also prints where the POST time goes, from
+    ``X-Nexe-Cdr-Line`` (proxy job time, object-server node time).
+P5  a ``--size-mb`` object streamed through a stdin->stdout passthrough
+    (``examples/passthrough.wasm``, then a Python one) versus a plain GET of
+    the object: throughput ratio, target >= 0.7; and the peak RSS of every
+    ``swift-object-server`` process of the cluster meanwhile (sampled every
+    0.1 s), target < 200 MB.  Sandbox workers' RSS is printed apart.
+P6  ``--clients`` threads POSTing the hello script for ``--seconds``; every
+    answer must be 200, or 503 with ``Retry-After`` (the sandbox pool's
+    back-pressure): prints counts per status, share of 200s, req/s.
+
+Options: ``--requests 200``, ``--size-mb 1024``, ``--seconds 30``,
+``--clients 32``, ``--only P1,P5,P6`` (default: all).  A quick run::
+
+    .venv/bin/python bench/exec.py --requests 20 --size-mb 64 --seconds 5 --clients 8
+"""
+
+import argparse
+import collections
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from common import (
+    HELLO_OUTPUT, HELLO_SCRIPT, MIB, REQUEST_TIMEOUT, ROOT, Account,
+    BenchError, Cluster, RssSampler, children_of, drain, percentile, print_table, repeated_chunks,
+    running_cluster, server_pids, timed, yes_no)
+
+CONTAINER = 'bench-exec'
+SMALL_OBJECT = 'small-1k'
+BIG_OBJECT = 'big'
+WASM_PROGRAM = 'passthrough.wasm'
+PYTHON_IMAGE = 'passthrough.tar'
+WASM_SOURCE = os.path.join(ROOT, 'examples', 'passthrough.wasm')
+WARMUP = 10
+P1_TARGET = 4.0
+P5_RATIO_TARGET = 0.7
+P5_RSS_TARGET_MB = 200
+OBJECT_SERVER = 'swift-object-server'
+MEASURES = ('P1', 'P5', 'P6')
+
+PYTHON_PASSTHROUGH = '''import sys
+source, sink = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    chunk = source.read(1 << 20)
+    if not chunk:
+        break
+    sink.write(chunk)
+sink.flush()
+'''
+
+
+@dataclass
+class Verdict:
+    """One line of the closing summary."""
+    measure: str
+    value: str
+    baseline: str
+    ratio: str
+    target: str
+    met: bool
+
+
+@dataclass
+class Bench:
+    """What every measure needs: the cluster, the account, the options."""
+    cluster: Cluster
+    account: Account
+    args: argparse.Namespace
+    verdicts: list = field(default_factory=list)
+
+
+def ms(seconds: float) -> str:
+    return '%.1f ms' % (seconds * 1000)
+
+
+def check_hello(resp) -> None:
+    if resp.status_code != 200 or resp.content != HELLO_OUTPUT:
+        raise BenchError('hello script: %d %r (X-Nexe-Status %s)' % (
+            resp.status_code, resp.content[:200],
+            resp.headers.get('X-Nexe-Status')))
+
+
+def cdr_times(resp) -> tuple[float, float]:
+    """(proxy job seconds, object-server node seconds) of a one-node job."""
+    proxy_total, node_elapsed = resp.headers['X-Nexe-Cdr-Line'].split(',')[:2]
+    return float(proxy_total), float(node_elapsed)
+
+
+# -- P1 ----------------------------------------------------------------------
+
+def measure_p1(bench: Bench) -> None:
+    account, count = bench.account, bench.args.requests
+    session = account.session()
+    small_url = '%s/%s/%s' % (account.url, CONTAINER, SMALL_OBJECT)
+    account.put_object(session, CONTAINER, SMALL_OBJECT, os.urandom(1024))
+
+    def get_small():
+        resp = session.get(small_url, timeout=REQUEST_TIMEOUT)
+        if resp.status_code != 200 or len(resp.content) != 1024:
+            raise BenchError('GET %s: %d' % (SMALL_OBJECT, resp.status_code))
+        return resp
+
+    def post_hello():
+        resp = account.execute(session, HELLO_SCRIPT, 'application/python')
+        check_hello(resp)
+        return resp
+
+    for _ in range(WARMUP):
+        get_small()
+        post_hello()
+    gets = [timed(get_small)[0] for _ in range(count)]
+    posts, proxy_times, node_times = [], [], []
+    for _ in range(count):
+        seconds, resp = timed(post_hello)
+        posts.append(seconds)
+        proxy_total, node_elapsed = cdr_times(resp)
+        proxy_times.append(proxy_total)
+        node_times.append(node_elapsed)
+
+    get_p50, post_p50 = percentile(gets, 50), percentile(posts, 50)
+    ratio = post_p50 / get_p50
+    print('P1  hello-script POST vs 1 KB GET, %d sequential requests each, '
+          'one session' % count)
+    print_table(['request', 'p50', 'p99'], [
+        ['GET 1 KB', ms(get_p50), ms(percentile(gets, 99))],
+        ['POST script', ms(post_p50), ms(percentile(posts, 99))],
+    ])
+    proxy_p50, node_p50 = percentile(proxy_times, 50), percentile(node_times, 50)
+    print('    POST p50 split (X-Nexe-Cdr-Line): object-server node %s, '
+          'rest of the proxy job %s, outside the job (client, HTTP, auth) '
+          '%s' % (ms(node_p50), ms(proxy_p50 - node_p50),
+                  ms(post_p50 - proxy_p50)))
+    print('    ratio POST p50 / GET p50 = %.2f (target <= %g); target met: %s'
+          % (ratio, P1_TARGET, yes_no(ratio <= P1_TARGET)))
+    bench.verdicts.append(Verdict(
+        'P1 POST p50 / GET p50', ms(post_p50), ms(get_p50), '%.2f' % ratio,
+        '<= %g' % P1_TARGET, ratio <= P1_TARGET))
+
+
+# -- P5 ----------------------------------------------------------------------
+
+def wasm_passthrough_path() -> Optional[str]:
+    """examples/passthrough.wasm, built with make when it is missing."""
+    if not os.path.exists(WASM_SOURCE):
+        built = subprocess.run(['make', '-s', 'examples/passthrough.wasm'],
+                               cwd=ROOT, capture_output=True, text=True)
+        if built.returncode != 0:
+            print('    (no %s: make failed: %s)' % (
+                WASM_SOURCE, built.stderr.strip().splitlines()[-1:]))
+            return None
+    return WASM_SOURCE
+
+
+def python_image(source: str) -> bytes:
+    """A tar holding ``main.py``: the image a Python job runs."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode='w') as tar:
+        info = tarfile.TarInfo('main.py')
+        info.size = len(source.encode())
+        tar.addfile(info, io.BytesIO(source.encode()))
+    return buffer.getvalue()
+
+
+def swift_path(name: str) -> str:
+    return 'swift://~/%s/%s' % (CONTAINER, name)
+
+
+def passthrough_job(program: str) -> list:
+    """A one-node job copying the big object from stdin to stdout."""
+    devices = [{'name': 'stdin', 'path': swift_path(BIG_OBJECT)},
+               {'name': 'stdout'}]
+    if program == 'wasm':
+        return [{'name': 'passthrough',
+                 'exec': {'path': swift_path(WASM_PROGRAM)},
+                 'devices': devices}]
+    return [{'name': 'passthrough',
+             'exec': {'path': 'file://python:python', 'args': 'main.py'},
+             'devices': [{'name': 'python'},
+                         {'name': 'image', 'path': swift_path(PYTHON_IMAGE)}]
+             + devices}]
+
+
+@dataclass
+class Transfer:
+    label: str
+    seconds: float
+    size: int
+    server_peak_kib: int
+    sandbox_peak_kib: int
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.size / MIB / self.seconds
+
+
+def measure_transfer(bench: Bench, label: str, request) -> Transfer:
+    """Time ``request()`` (a streamed response) to its last byte, with RSS."""
+    size = bench.args.size_mb * MIB
+
+    def object_servers():
+        return server_pids(bench.cluster, OBJECT_SERVER)
+
+    def sandbox_workers():
+        return children_of(object_servers())
+
+    with RssSampler(object_servers) as servers, \
+            RssSampler(sandbox_workers) as sandboxes:
+        started = time.perf_counter()
+        resp = request()
+        if resp.status_code != 200:
+            raise BenchError('%s: %d %s' % (label, resp.status_code,
+                                            resp.text[:500]))
+        received = drain(resp)
+        seconds = time.perf_counter() - started
+    if received != size:
+        raise BenchError('%s: got %d bytes, expected %d (X-Nexe-Status %s)'
+                         % (label, received, size,
+                            resp.headers.get('X-Nexe-Status')))
+    status = resp.headers.get('X-Nexe-Status')
+    if status is not None and status != 'ok':
+        raise BenchError('%s: X-Nexe-Status %s, X-Nexe-Error %s' % (
+            label, status, resp.headers.get('X-Nexe-Error')))
+    return Transfer(label, seconds, received, servers.peak.single,
+                    sandboxes.peak.single)
+
+
+def measure_p5(bench: Bench) -> None:
+    account, size_mb = bench.account, bench.args.size_mb
+    session = account.session()
+    put_seconds, _ = timed(lambda: account.put_object(
+        session, CONTAINER, BIG_OBJECT, repeated_chunks(size_mb * MIB)))
+    account.put_object(session, CONTAINER, PYTHON_IMAGE,
+                       python_image(PYTHON_PASSTHROUGH), 'application/x-tar')
+    programs = ['python']
+    wasm = wasm_passthrough_path()
+    if wasm:
+        with open(wasm, 'rb') as handle:
+            account.put_object(session, CONTAINER, WASM_PROGRAM,
+                               handle.read(), 'application/wasm')
+        programs.insert(0, 'wasm')
+
+    big_url = '%s/%s/%s' % (account.url, CONTAINER, BIG_OBJECT)
+    get = measure_transfer(bench, 'GET', lambda: session.get(
+        big_url, stream=True, timeout=REQUEST_TIMEOUT))
+    runs = []
+    for program in programs:
+        job = json.dumps(passthrough_job(program))
+        # One untimed run first: compiles the program and starts a sandbox
+        # worker on the object server that holds the object.
+        drain(account.execute(session, job, 'application/json', stream=True))
+        runs.append(measure_transfer(
+            bench, '%s passthrough' % program,
+            lambda: account.execute(session, job, 'application/json',
+                                    stream=True)))
+
+    print('P5  %d MiB object: passthrough job vs plain GET (PUT took %.1f s, '
+          '%.0f MB/s)' % (size_mb, put_seconds, size_mb / put_seconds))
+    print_table(
+        ['transfer', 'seconds', 'MB/s', 'ratio to GET',
+         'peak RSS object-server', 'peak RSS sandbox'],
+        [[run.label, '%.2f' % run.seconds, '%.0f' % run.mb_per_s,
+          '%.2f' % (run.mb_per_s / get.mb_per_s) if run is not get else '-',
+          '%.0f MB' % (run.server_peak_kib / 1024),
+          '%.0f MB' % (run.sandbox_peak_kib / 1024) if run is not get
+          else '-'] for run in [get] + runs])
+    for run in runs:
+        ratio = run.mb_per_s / get.mb_per_s
+        peak_mb = run.server_peak_kib / 1024
+        print('    %s: throughput ratio %.2f (target >= %g), target met: %s;'
+              ' object-server peak RSS %.0f MB (target < %d MB), target met:'
+              ' %s' % (run.label, ratio, P5_RATIO_TARGET,
+                       yes_no(ratio >= P5_RATIO_TARGET), peak_mb,
+                       P5_RSS_TARGET_MB, yes_no(peak_mb < P5_RSS_TARGET_MB)))
+        bench.verdicts.append(Verdict(
+            'P5 %s MB/s / GET MB/s' % run.label, '%.0f' % run.mb_per_s,
+            '%.0f' % get.mb_per_s, '%.2f' % ratio, '>= %g' % P5_RATIO_TARGET,
+            ratio >= P5_RATIO_TARGET))
+        bench.verdicts.append(Verdict(
+            'P5 %s object-server peak RSS' % run.label, '%.0f MB' % peak_mb,
+            '-', '-', '< %d MB' % P5_RSS_TARGET_MB,
+            peak_mb < P5_RSS_TARGET_MB))
+
+
+# -- P6 ----------------------------------------------------------------------
+
+@dataclass
+class ClientTally:
+    statuses: collections.Counter = field(default_factory=collections.Counter)
+    latencies_ok: list = field(default_factory=list)
+
+
+def hammer(account: Account, deadline: float, stop: threading.Event,
+           tally: ClientTally) -> None:
+    """POST the hello script until the deadline; tally what comes back."""
+    session = account.session()
+    while time.monotonic() < deadline and not stop.is_set():
+        started = time.perf_counter()
+        try:
+            resp = account.execute(session, HELLO_SCRIPT, 'application/python')
+        except Exception as err:    # noqa: BLE001 - any failure is a result
+            tally.statuses['error: %s' % type(err).__name__] += 1
+            continue
+        if resp.status_code == 200 and resp.content == HELLO_OUTPUT:
+            tally.statuses['200'] += 1
+            tally.latencies_ok.append(time.perf_counter() - started)
+        elif resp.status_code == 200:
+            tally.statuses['200 with a wrong body'] += 1
+        elif resp.status_code == 503 and 'Retry-After' in resp.headers:
+            tally.statuses['503 + Retry-After'] += 1
+        else:
+            tally.statuses[str(resp.status_code)] += 1
+
+
+def measure_p6(bench: Bench) -> None:
+    account, clients = bench.account, bench.args.clients
+    session = account.session()
+    for _ in range(WARMUP):
+        check_hello(account.execute(session, HELLO_SCRIPT,
+                                    'application/python'))
+    tallies = [ClientTally() for _ in range(clients)]
+    stop = threading.Event()
+    started = time.monotonic()
+    deadline = started + bench.args.seconds
+    threads = [threading.Thread(target=hammer, daemon=True,
+                                args=(account, deadline, stop, tally))
+               for tally in tallies]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        stop.set()
+    elapsed = time.monotonic() - started
+    statuses = sum((tally.statuses for tally in tallies),
+                   collections.Counter())
+    latencies = [s for tally in tallies for s in tally.latencies_ok]
+    total = sum(statuses.values())
+    allowed = {'200', '503 + Retry-After'}
+    clean = total > 0 and set(statuses) <= allowed
+    share_ok = statuses['200'] / total if total else 0.0
+
+    print('P6  %d clients POSTing the hello script for %.1f s '
+          '(zerovm_maxpool 2, zerovm_maxqueue 8 per object server)'
+          % (clients, elapsed))
+    print_table(['answer', 'count'],
+                sorted(statuses.items(), key=lambda item: -item[1]))
+    print('    %d answers, %.1f req/s, %.1f 200/s, share of 200: %.1f%%'
+          % (total, total / elapsed, statuses['200'] / elapsed,
+             100 * share_ok))
+    if latencies:
+        print('    latency of the 200s: p50 %s, p99 %s' % (
+            ms(percentile(latencies, 50)), ms(percentile(latencies, 99))))
+    print('    only 200 or 503 + Retry-After seen; target met: %s'
+          % yes_no(clean))
+    bench.verdicts.append(Verdict(
+        'P6 answers other than 200 / 503+Retry-After',
+        str(total - statuses['200'] - statuses['503 + Retry-After']),
+        '-', '%.1f%% 200' % (100 * share_ok), '0', clean))
+
+
+# -- main --------------------------------------------------------------------
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='ZeroCloud execution benchmarks (P1, P5, P6).')
+    parser.add_argument('--requests', type=int, default=200,
+                        help='P1: sequential requests of each kind')
+    parser.add_argument('--size-mb', type=int, default=1024,
+                        help='P5: object size in MiB')
+    parser.add_argument('--seconds', type=float, default=30.0,
+                        help='P6: how long the clients run')
+    parser.add_argument('--clients', type=int, default=32,
+                        help='P6: concurrent clients')
+    parser.add_argument('--only', default=','.join(MEASURES),
+                        help='comma-separated subset of %s' % ','.join(
+                            MEASURES))
+    args = parser.parse_args(argv)
+    args.only = [name.strip().upper() for name in args.only.split(',')
+                 if name.strip()]
+    unknown = [name for name in args.only if name not in MEASURES]
+    if unknown or not args.only:
+        parser.error('--only takes a comma-separated subset of %s, not %r'
+                     % (','.join(MEASURES), ','.join(unknown)))
+    for name in ('requests', 'size_mb', 'clients'):
+        if getattr(args, name) < 1:
+            parser.error('--%s must be at least 1' % name.replace('_', '-'))
+    if args.seconds <= 0:
+        parser.error('--seconds must be positive')
+    return args
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    measures = {'P1': measure_p1, 'P5': measure_p5, 'P6': measure_p6}
+    try:
+        print('starting a cluster...', flush=True)
+        with running_cluster() as cluster:
+            bench = Bench(cluster, Account(cluster), args)
+            bench.account.put_container(bench.account.session(), CONTAINER)
+            print('cluster up in %s' % cluster.workdir, flush=True)
+            for name in args.only:
+                print(flush=True)
+                measures[name](bench)
+            print('\nsummary')
+            print_table(['measure', 'value', 'baseline', 'ratio', 'target',
+                         'target met'],
+                        [[v.measure, v.value, v.baseline, v.ratio, v.target,
+                          yes_no(v.met)] for v in bench.verdicts])
+    except KeyboardInterrupt:
+        print('\ninterrupted; the cluster was stopped', file=sys.stderr)
+        return 130
+    except BenchError as err:
+        print('bench/exec.py: %s' % err, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,583 @@
+"""Running one job: request body → job → nodes on object servers → response.
+
+:class:`JobRun` is the proxy side of an execution request once
+``proxy_query`` has recognised it.  It talks to Swift only through the small
+set of helpers the filter offers (``authorize``, ``list_names``, ``fetch``,
+``store``, ``target``, ``dispatch_node``), so the orchestration reads on its
+own:
+
+1. read the body (or the ``X-Zerovm-Source`` object) into a job and an image;
+2. authorize every object the job touches, before anything runs;
+3. run the job stage by stage (DESIGN.md §4): nodes of one stage run in
+   parallel; a connection A → B is materialised: what A wrote to
+   ``/dev/out/B`` is spooled here and handed to B as ``/dev/in/A`` once every
+   node B reads from has finished;
+4. store outputs with ``swift://`` paths, as the user, only if every node
+   succeeded; otherwise nothing is stored;
+5. answer with the path-less outputs concatenated in node order and one
+   ``X-Nexe-*`` entry per node — or, for ``X-Zerovm-Deferred``, answer at once
+   with the ``swift://`` URL where the response will be written.
+
+A node whose object server fails while running it is retried once on the next
+server of its candidate list.
+"""
+
+import json
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from hashlib import md5
+from typing import Callable, Dict, Iterable, Iterator, List, Optional
+
+import eventlet
+from eventlet import GreenPile
+from swift.common.swob import Request, Response
+from swift.common.utils import unquote
+
+from zerocloud import cgi, framing, jobsource
+from zerocloud.dispatch import Answer, Attempts, Upload
+from zerocloud.job import (
+    Job, JobError, Node, SwiftPath, job_from_script, parse_job,
+    parse_location)
+
+EXECUTE_HEADER = 'X-Zerovm-Execute'
+SOURCE_HEADER = 'X-Zerovm-Source'
+DEFERRED_HEADER = 'X-Zerovm-Deferred'
+DEFERRED_CONTAINER = '.zvm'
+NEXE_DEFAULTS = (
+    ('X-Nexe-System', None),
+    ('X-Nexe-Status', 'ZeroVM did not run'),
+    ('X-Nexe-Retcode', '0'),
+    ('X-Nexe-Etag', ''),
+    ('X-Nexe-Validation', '0'),
+    ('X-Nexe-Cdr-Line', '0.0 0.0 0 0 0 0 0 0 0 0'),
+    ('X-Nexe-Policy', ''),
+)
+#: A node the sandbox stopped (time, memory, output limits, a trap).
+NODE_FAILED = 422
+RETRIES = 1
+
+
+class NodeError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Spooled:
+    """Bytes a node returned, kept in a local temp file."""
+    path: str
+    size: int
+
+    def chunks(self) -> Iterator[bytes]:
+        return framing.iter_file(self.path)
+
+    def remove(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+@dataclass
+class PendingPut:
+    path: SwiftPath
+    data: Spooled
+    content_type: str
+    meta: Dict[str, str]
+
+
+@dataclass
+class Body:
+    size: int
+    content_type: str
+    chunks: Iterator[bytes]
+    headers: Dict[str, str] = field(default_factory=dict)
+    spooled: Optional[Spooled] = None
+
+
+@dataclass
+class NodeResult:
+    node: Node
+    status: int = 200
+    headers: Dict[str, str] = field(default_factory=dict)
+    error: str = ''
+    body: Optional[Body] = None
+    puts: List[PendingPut] = field(default_factory=list)
+    edges: Dict[str, Spooled] = field(default_factory=dict)
+    release: Optional[Callable[[], None]] = None
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error) or self.status >= 300
+
+    def discard(self) -> None:
+        """Drop everything this node's answer left behind."""
+        if self.body is not None:
+            close = getattr(self.body.chunks, 'close', None)
+            if close:
+                close()
+            if self.body.spooled:
+                self.body.spooled.remove()
+        if self.release:
+            self.release()
+            self.release = None
+        for put in self.puts:
+            put.data.remove()
+        for data in self.edges.values():
+            data.remove()
+
+
+def iter_reader(chunks: Iterable[bytes]) -> Callable[[int], bytes]:
+    """A ``read(n)`` over an iterable of byte chunks (e.g. an app_iter)."""
+    source = iter(chunks)
+    pending = [b'']
+
+    def read(size: int) -> bytes:
+        while not pending[0]:
+            try:
+                pending[0] = next(source)
+            except StopIteration:
+                return b''
+        chunk, pending[0] = pending[0][:size], pending[0][size:]
+        return chunk
+    return read
+
+
+class JobRun:
+    """One execution request (see the module docstring)."""
+
+    def __init__(self, mw, req: Request, account: str,
+                 container: Optional[str], obj: Optional[str]):
+        self.mw = mw
+        self.req = req
+        self.account = account
+        self.container = container
+        self.obj = obj
+        self.image: Optional[jobsource.Image] = None
+        self.stream: Optional[jobsource.Image] = None
+        self.started = time.time()
+        self.job_id = '%010x%s' % (int(self.started * 1000),
+                                   uuid.uuid4().hex[:6])
+
+    # -- the request --------------------------------------------------------
+
+    def respond(self) -> Response:
+        try:
+            job = self._prepare()
+            mode = self.req.headers.get(DEFERRED_HEADER, '').lower()
+            if mode in ('always', 'auto'):
+                return self._deferred(job, mode)
+            return self._response(self._run(job, stream=len(job.nodes) == 1))
+        except BaseException:
+            self._remove_inputs()
+            raise
+
+    def _prepare(self) -> Job:
+        req = self.req
+        self.mw.authorize(req, 'POST', SwiftPath(
+            self.account, self.container, self.obj), None)
+        source = req.headers.get(SOURCE_HEADER)
+        if source:
+            doc = self._read_source(source)
+        else:
+            ctype = req.headers.get('Content-Type')
+            if not ctype:
+                raise JobError('Must specify Content-Type')
+            doc = self._read_body(ctype, self._content_length(),
+                                  req.environ['wsgi.input'].read)
+        job = parse_job(doc, account=self.account,
+                        sysimages=self.mw.sysimages,
+                        lister=lambda a, c: self.mw.list_names(req, a, c),
+                        default_content_type=self.mw.default_content_type)
+        self._authorize_objects(job.nodes)
+        if source and any(node.wants_stream for node in job.nodes):
+            length = self._content_length() or 0
+            self.stream = jobsource.spool(
+                req.environ['wsgi.input'].read, length, self.mw.max_input,
+                self.mw.spool_dir)
+        for node in job.nodes:
+            node.env.update(self._cgi_environ(node))
+        return job
+
+    def _content_length(self) -> Optional[int]:
+        try:
+            length = self.req.content_length
+        except ValueError:
+            raise JobError('Invalid Content-Length')
+        return length
+
+    def _read_body(self, ctype: str, length: Optional[int],
+                   read: Callable[[int], bytes], etag: Optional[str] = None):
+        kind = jobsource.body_kind(ctype)
+        if kind == 'json':
+            raw = jobsource.read_limited(read, length, self.mw.max_config)
+            if etag and etag.strip('"').lower() != md5(
+                    raw, usedforsecurity=False).hexdigest():
+                raise JobError('Etag does not match the job description',
+                               422)
+            return raw
+        if length is None:
+            raise JobError('Must specify Content-Length')
+        if kind == 'tar':
+            self.image = jobsource.spool(read, length, self.mw.max_input,
+                                         self.mw.spool_dir)
+            return jobsource.find_system_map(self.image, ctype)
+        head = jobsource.read_script_head(read)
+        doc = job_from_script(head, account=self.account,
+                              container=self.container, obj=self.obj)
+        self.image = jobsource.script_image(head, read, length,
+                                            self.mw.max_input,
+                                            self.mw.spool_dir)
+        return doc
+
+    def _read_source(self, source: str):
+        """``X-Zerovm-Source``: the job comes from a stored object."""
+        path = parse_location(unquote(source), self.account)
+        if not isinstance(path, SwiftPath) or not path.obj:
+            raise JobError('X-Zerovm-Source format is '
+                           'swift://account/container/object', 412)
+        self.mw.authorize(self.req, 'GET', path, 'read_acl')
+        try:
+            resp = self.mw.fetch_response(self.req, path)
+        except NodeError as err:
+            raise JobError(err.message, err.status)
+        try:
+            return self._read_body(
+                resp.headers.get('Content-Type', ''), resp.content_length,
+                iter_reader(resp.app_iter), resp.headers.get('Etag'))
+        finally:
+            close = getattr(resp.app_iter, 'close', None)
+            if close:
+                close()
+
+    def _authorize_objects(self, nodes: List[Node]) -> None:
+        """Every object a job reads or writes, before anything runs."""
+        checks = set()
+        for node in nodes:
+            if isinstance(node.exe, SwiftPath):
+                checks.add(('GET', node.exe, 'read_acl'))
+            for ch in node.channels:
+                if isinstance(ch.path, SwiftPath):
+                    if ch.writable:
+                        checks.add(('PUT', ch.path, 'write_acl'))
+                    else:
+                        checks.add(('GET', ch.path, 'read_acl'))
+        for method, path, acl in sorted(checks, key=lambda c: (
+                c[0], c[1].path_info)):
+            self.mw.authorize(self.req, method, path, acl)
+
+    def _cgi_environ(self, node: Node) -> Dict[str, str]:
+        req = self.req
+        return cgi.cgi_environ(
+            headers=dict(req.headers), method=req.method,
+            path_info='/' + self.account, query_string=req.query_string or '',
+            request_uri=req.path_qs, remote_user=req.remote_user,
+            host=req.host, script_name=node.exe_name or node.name,
+            script_filename=node.exe.url)
+
+    def _remove_inputs(self) -> None:
+        for spooled in (self.image, self.stream):
+            if spooled is not None:
+                spooled.remove()
+        self.image = self.stream = None
+
+    # -- running the nodes --------------------------------------------------
+
+    def _run(self, job: Job, stream: bool) -> List[NodeResult]:
+        """Run every stage; a failed stage stops the job."""
+        done: Dict[str, NodeResult] = {}
+        try:
+            for stage in job.stages():
+                if any(r.failed for r in done.values()):
+                    break
+                pile = GreenPile(len(stage))
+                for node in stage:
+                    pile.spawn(self._run_node, node, stream, done)
+                for result in pile:
+                    done[result.node.name] = result
+        finally:
+            self._remove_inputs()
+        return [done.get(node.name) or NodeResult(node) for node in job.nodes]
+
+    def _uploads(self, node: Node, placed, done: Dict[str, NodeResult]
+                 ) -> List[Upload]:
+        sysmap = json.dumps(node.to_dict()).encode('utf-8')
+        uploads = [Upload('sysmap', len(sysmap), [sysmap])]
+        try:
+            has_image_path = any(
+                ch.device == 'image' and isinstance(ch.path, SwiftPath)
+                for ch in node.channels)
+            if self.image is not None and not has_image_path:
+                uploads.append(Upload('image', self.image.size,
+                                      framing.iter_file(self.image.path)))
+            if isinstance(node.exe, SwiftPath):
+                uploads.append(self.mw.fetch(self.req, node.exe, 'boot'))
+            for ch in node.channels:
+                if not isinstance(ch.path, SwiftPath) or ch.writable or \
+                        ch is placed:
+                    continue
+                if ch.path.obj is None:
+                    raise NodeError(400, 'Cannot use container %s as a remote'
+                                    ' object reference' % ch.path.url)
+                uploads.append(self.mw.fetch(self.req, ch.path, ch.device))
+            if node.wants_stream and self.stream is not None:
+                uploads.append(Upload('stdin', self.stream.size,
+                                      framing.iter_file(self.stream.path)))
+            for edge in node.edges:
+                if edge.direction == 'in':
+                    data = self._edge_data(done[edge.peer], node.name)
+                    uploads.append(Upload(edge.device, data.size,
+                                          data.chunks()))
+        except BaseException:
+            for upload in uploads:
+                upload.close()
+            raise
+        return uploads
+
+    @staticmethod
+    def _edge_data(upstream: NodeResult, downstream: str) -> Spooled:
+        for edge in upstream.node.edges:
+            if edge.direction == 'out' and edge.peer == downstream:
+                return upstream.edges[edge.device]
+        raise NodeError(500, 'No data from %s for %s'
+                        % (upstream.node.name, downstream))
+
+    def _headers(self, target) -> Dict[str, str]:
+        return {
+            EXECUTE_HEADER: self.req.headers.get(EXECUTE_HEADER, '1.0'),
+            'X-Zerocloud-Id': self.job_id,
+            'X-Zerovm-Timeout': str(self.mw.timeout),
+            'X-Zerovm-Access': target.access,
+            'X-Backend-Storage-Policy-Index': str(target.policy_index),
+            'Content-Type': 'application/x-tar',
+            'X-Trans-Id': self.req.environ.get('swift.trans_id', ''),
+            'User-Agent': 'zerocloud-proxy',
+        }
+
+    def _run_node(self, node: Node, stream: bool,
+                  done: Dict[str, NodeResult]) -> NodeResult:
+        result = NodeResult(node)
+        try:
+            target = self.mw.target(self.req, node, self.account)
+        except NodeError as err:
+            result.status, result.error = err.status, err.message
+            return result
+        placed = node.placement_channel() if target.access else None
+        candidates = list(target.nodes)
+        retries = RETRIES
+        while True:
+            try:
+                uploads = self._uploads(node, placed, done)
+            except NodeError as err:
+                result.status, result.error = err.status, err.message
+                return result
+            answer = self.mw.dispatch_node(candidates, target,
+                                           self._headers(target), uploads)
+            if isinstance(answer, Attempts) and answer.lost is not None \
+                    and retries > 0:
+                retries -= 1
+                self.mw.logger.warning(
+                    'zerocloud: retrying node %s after %s:%s failed',
+                    node.name, answer.lost['ip'], answer.lost['port'])
+                candidates = candidates[candidates.index(answer.lost) + 1:]
+                continue
+            break
+        if isinstance(answer, Attempts):
+            refusal = answer.final(target.path_info)
+            result.status, result.error = refusal.status, refusal.message
+        elif answer.status >= 300:
+            result.status = answer.status
+            result.error = answer.body_error or \
+                'Error %d while running %s' % (answer.status, node.name)
+        else:
+            self._collect(result, answer, stream)
+        return result
+
+    def _collect(self, result: NodeResult, answer: Answer,
+                 stream: bool) -> None:
+        node = result.node
+        got = answer.headers
+        if 'X-Nexe-Status' not in got:
+            answer.release()
+            result.status = 503
+            result.error = ('objectquery middleware is not installed or not '
+                            'functioning')
+            return
+        result.headers = {k: v for k, v in got.items()
+                          if k.startswith('X-Nexe-')}
+        if got['X-Nexe-Status'] != 'ok':
+            result.status = NODE_FAILED
+            result.error = 'Node %s failed: %s' % (node.name,
+                                                   got['X-Nexe-Status'])
+        channels = {ch.device: ch for ch in node.channels}
+        edges = {e.device for e in node.edges if e.direction == 'out'}
+        reader = framing.MemberReader(answer.read)
+        try:
+            while True:
+                member = reader.next_member()
+                if member is None:
+                    break
+                if member.name in edges:
+                    result.edges[member.name] = self._spool(reader)
+                    continue
+                channel = channels.get(member.name)
+                if channel is None:
+                    raise framing.FramingError(
+                        'Channel name %s not found' % member.name)
+                ctype = member.pax.get('content_type', channel.content_type)
+                meta = {k[5:]: v for k, v in member.pax.items()
+                        if k.startswith('meta.')}
+                if isinstance(channel.path, SwiftPath):
+                    result.puts.append(PendingPut(
+                        channel.path, self._spool(reader), ctype, meta))
+                    continue
+                body_headers = self._body_headers(member.pax, meta)
+                if 'status' in member.pax:
+                    result.status = max(result.status,
+                                        int(member.pax['status'].split()[0]))
+                if stream:
+                    result.body = Body(member.size, ctype,
+                                       self._member_chunks(reader),
+                                       body_headers)
+                    result.release = answer.release
+                    return
+                spooled = self._spool(reader)
+                result.body = Body(spooled.size, ctype, spooled.chunks(),
+                                   body_headers, spooled)
+        except (framing.FramingError, ValueError, OSError) as err:
+            result.status = 503
+            result.error = 'Bad answer from storage server: %s' % err
+        answer.release()
+
+    @staticmethod
+    def _body_headers(pax: Dict[str, str], meta: Dict[str, str]
+                      ) -> Dict[str, str]:
+        """Headers a CGI program printed for its immediate output."""
+        headers = {'X-Object-Meta-' + k: v for k, v in meta.items()}
+        for key, value in pax.items():
+            name = key[len('header.'):]
+            if key.startswith('header.') and not name.lower().startswith(
+                    ('x-nexe-', 'content-', 'x-object-meta-', 'status')):
+                headers[name] = value
+        return headers
+
+    @staticmethod
+    def _member_chunks(reader: framing.MemberReader) -> Iterator[bytes]:
+        while True:
+            chunk = reader.read()
+            if not chunk:
+                return
+            yield chunk
+
+    def _spool(self, reader: framing.MemberReader) -> Spooled:
+        fd, path = tempfile.mkstemp(prefix='zerocloud-out-',
+                                    dir=self.mw.spool_dir)
+        with os.fdopen(fd, 'wb') as fp:
+            size = reader.copy_to(fp)
+        return Spooled(path, size)
+
+    # -- the client's response ----------------------------------------------
+
+    def _store_outputs(self, results: List[NodeResult]) -> None:
+        ok = not any(r.failed for r in results)
+        for result in results:
+            for put in result.puts:
+                if ok:
+                    error = self.mw.store(self.req, put)
+                    if error:
+                        result.error = error
+                        result.status = max(result.status, 503 if error
+                                            .startswith('Status 5') else 400)
+                put.data.remove()
+            result.puts = []
+            for data in result.edges.values():
+                data.remove()
+            result.edges = {}
+
+    def _response(self, results: List[NodeResult]) -> Response:
+        self._store_outputs(results)
+        headers = self._nexe_headers(results)
+        status = max(r.status for r in results)
+        errors = [r.error for r in results if r.error]
+        if errors:
+            for result in results:
+                result.discard()
+            text = ''.join(e if e.endswith('\n') else e + '\n'
+                           for e in errors)
+            return Response(status=status, body=text, headers=headers,
+                            content_type='text/plain')
+        bodies = [r.body for r in results if r.body is not None]
+        for body in bodies:
+            headers.update(body.headers)
+        resp = Response(status=status, headers=headers,
+                        app_iter=self._body_iter(results, bodies))
+        resp.content_type = bodies[0].content_type if bodies else 'text/plain'
+        resp.content_length = sum(b.size for b in bodies)
+        return resp
+
+    def _nexe_headers(self, results: List[NodeResult]) -> Dict[str, str]:
+        headers: Dict[str, str] = {}
+        for key, default in NEXE_DEFAULTS:
+            headers[key] = ','.join(
+                r.headers.get(key, r.node.name if default is None else default)
+                for r in results)
+        fuel = [r.headers.get('X-Nexe-Fuel') for r in results]
+        if any(fuel):
+            headers['X-Nexe-Fuel'] = ','.join(f or '0' for f in fuel)
+        errors = [r.error for r in results if r.error] or [
+            r.headers['X-Nexe-Error'] for r in results
+            if 'X-Nexe-Error' in r.headers]
+        if errors:
+            headers['X-Nexe-Error'] = ' '.join(' '.join(e.split())
+                                               for e in errors)
+        headers['X-Nexe-Cdr-Line'] = '%.3f, %s' % (
+            time.time() - self.started, headers['X-Nexe-Cdr-Line'])
+        return headers
+
+    @staticmethod
+    def _body_iter(results: List[NodeResult], bodies: List[Body]
+                   ) -> Iterator[bytes]:
+        try:
+            for body in bodies:
+                yield from body.chunks
+        finally:
+            for result in results:
+                result.discard()
+
+    # -- deferred jobs ------------------------------------------------------
+
+    def _deferred(self, job: Job, mode: str) -> Response:
+        """Answer with the result's URL if the job is not done in time."""
+        result_path = SwiftPath(self.account,
+                                self.container or DEFERRED_CONTAINER,
+                                self.obj or 'job-%s' % uuid.uuid4().hex)
+        self.mw.authorize(self.req, 'PUT', result_path, 'write_acl')
+        runner = eventlet.spawn(self._run, job, False)
+        wait = 0 if mode == 'always' else self.mw.timeout + 1.0
+        try:
+            with eventlet.Timeout(wait):
+                results = runner.wait()
+        except eventlet.Timeout:
+            runner.link(self._store_deferred, result_path)
+            return Response(status=200, body=result_path.url + '\n',
+                            content_type='text/plain')
+        return self._response(results)
+
+    def _store_deferred(self, runner, result_path: SwiftPath) -> None:
+        try:
+            resp = self._response(runner.wait())
+            body = b''.join(resp.app_iter)
+            headers = {k: v for k, v in resp.headers.items()
+                       if k.startswith('X-Nexe-')}
+            headers['Status'] = resp.status
+            self.mw.store_deferred(self.req, result_path, body,
+                                   resp.content_type,
+                                   json.dumps(headers).encode('utf-8'))
+        except Exception:
+            self.mw.logger.exception('zerocloud: deferred job %s failed',
+                                     self.job_id)
