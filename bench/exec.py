@@ -84,6 +84,7 @@ class Bench:
     account: Account
     args: argparse.Namespace
     verdicts: list = field(default_factory=list)
+    wasm_uploaded: Optional[bool] = None
 
 
 def ms(seconds: float) -> str:
@@ -152,20 +153,57 @@ def measure_p1(bench: Bench) -> None:
     bench.verdicts.append(Verdict(
         'P1 POST p50 / GET p50', ms(post_p50), ms(get_p50), '%.2f' % ratio,
         '<= %g' % P1_TARGET, ratio <= P1_TARGET))
+    if upload_wasm_passthrough(bench):
+        print_c_reference(bench, session, get_p50)
+
+
+def print_c_reference(bench: Bench, session, get_p50: float) -> None:
+    """Same POST path with a C program: what is left without CPython."""
+    job = json.dumps([{'name': 'c', 'exec': {'path': swift_path(WASM_PROGRAM)},
+                       'devices': [{'name': 'stdout'}]}])
+
+    def post_c():
+        resp = bench.account.execute(session, job, 'application/json')
+        if resp.status_code != 200 or resp.headers.get('X-Nexe-Status') != 'ok':
+            raise BenchError('C reference job: %d %s' % (
+                resp.status_code, resp.headers.get('X-Nexe-Status')))
+        return resp
+
+    for _ in range(WARMUP):
+        post_c()
+    samples = [timed(post_c) for _ in range(bench.args.requests)]
+    seconds = [s for s, _ in samples]
+    node_p50 = percentile([cdr_times(resp)[1] for _, resp in samples], 50)
+    c_p50 = percentile(seconds, 50)
+    print('    reference (not a target): JSON job running %s (C, empty '
+          'stdin): p50 %s, p99 %s, object-server node p50 %s, ratio to GET '
+          'p50 %.2f' % (WASM_PROGRAM, ms(c_p50), ms(percentile(seconds, 99)),
+                        ms(node_p50), c_p50 / get_p50))
 
 
 # -- P5 ----------------------------------------------------------------------
 
-def wasm_passthrough_path() -> Optional[str]:
-    """examples/passthrough.wasm, built with make when it is missing."""
-    if not os.path.exists(WASM_SOURCE):
-        built = subprocess.run(['make', '-s', 'examples/passthrough.wasm'],
-                               cwd=ROOT, capture_output=True, text=True)
-        if built.returncode != 0:
-            print('    (no %s: make failed: %s)' % (
-                WASM_SOURCE, built.stderr.strip().splitlines()[-1:]))
-            return None
-    return WASM_SOURCE
+def upload_wasm_passthrough(bench: Bench) -> bool:
+    """Store examples/passthrough.wasm (built with make if missing) once.
+
+    False, with a note printed, when it cannot be built: the measures that
+    need it are then left out.
+    """
+    if bench.wasm_uploaded is None:
+        if not os.path.exists(WASM_SOURCE):
+            built = subprocess.run(['make', '-s', 'examples/passthrough.wasm'],
+                                   cwd=ROOT, capture_output=True, text=True)
+            if built.returncode != 0:
+                print('    (left out: no %s, make failed: %s)' % (
+                    WASM_SOURCE, ' '.join(built.stderr.split())[-300:]))
+                bench.wasm_uploaded = False
+                return False
+        with open(WASM_SOURCE, 'rb') as handle:
+            bench.account.put_object(bench.account.session(), CONTAINER,
+                                     WASM_PROGRAM, handle.read(),
+                                     'application/wasm')
+        bench.wasm_uploaded = True
+    return bench.wasm_uploaded
 
 
 def python_image(source: str) -> bytes:
@@ -248,13 +286,8 @@ def measure_p5(bench: Bench) -> None:
         session, CONTAINER, BIG_OBJECT, repeated_chunks(size_mb * MIB)))
     account.put_object(session, CONTAINER, PYTHON_IMAGE,
                        python_image(PYTHON_PASSTHROUGH), 'application/x-tar')
-    programs = ['python']
-    wasm = wasm_passthrough_path()
-    if wasm:
-        with open(wasm, 'rb') as handle:
-            account.put_object(session, CONTAINER, WASM_PROGRAM,
-                               handle.read(), 'application/wasm')
-        programs.insert(0, 'wasm')
+    programs = ['wasm', 'python'] if upload_wasm_passthrough(bench) \
+        else ['python']
 
     big_url = '%s/%s/%s' % (account.url, CONTAINER, BIG_OBJECT)
     get = measure_transfer(bench, 'GET', lambda: session.get(
@@ -407,6 +440,10 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     return args
 
 
+def load_average() -> str:
+    return ' '.join('%.2f' % load for load in os.getloadavg())
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     measures = {'P1': measure_p1, 'P5': measure_p5, 'P6': measure_p6}
@@ -415,11 +452,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         with running_cluster() as cluster:
             bench = Bench(cluster, Account(cluster), args)
             bench.account.put_container(bench.account.session(), CONTAINER)
-            print('cluster up in %s' % cluster.workdir, flush=True)
+            print('cluster up in %s; load average %s' % (
+                cluster.workdir, load_average()), flush=True)
             for name in args.only:
                 print(flush=True)
                 measures[name](bench)
-            print('\nsummary')
+            print('\nsummary (load average now %s; other work on the machine '
+                  'skews the numbers)' % load_average())
             print_table(['measure', 'value', 'baseline', 'ratio', 'target',
                          'target met'],
                         [[v.measure, v.value, v.baseline, v.ratio, v.target,

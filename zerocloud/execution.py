@@ -203,11 +203,15 @@ def render_manifest(program: str, member: Optional[str],
 
 def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
                     sysimages: Mapping[str, str],
-                    local: Optional[LocalObject], limits: Limits) -> Session:
+                    local: Optional[LocalObject], limits: Limits,
+                    deterministic_clock: Optional[int] = None,
+                    seed: int = 0) -> Session:
     """Bind every channel of ``node`` to a host file and write the manifest.
 
     ``members`` maps member names the proxy sent to their files in
-    ``workdir``; ``local`` is the object this server holds, if any.
+    ``workdir``; ``local`` is the object this server holds, if any.  With
+    ``deterministic_clock`` the run is deterministic: the guest's clock is
+    pinned to it and its randomness comes from ``seed``.
     """
     program, member = resolve_program(node, workdir, members, sysimages)
     channels: List[BoundChannel] = []
@@ -278,9 +282,11 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
         fp.write(nvram.render(args=args, env=env, fstab=fstab,
                               mapping={'/dev/' + c.device: 'file'
                                        for c in channels},
-                              time=None))
+                              time=deterministic_clock))
     manifest_path = os.path.join(workdir, 'manifest')
     with open(manifest_path, 'w') as fp:
         fp.write(render_manifest(program, member, channels, limits,
-                                 nvram_path, node.id))
+                                 nvram_path, node.id,
+                                 deterministic=deterministic_clock is not None,
+                                 seed=seed))
     return Session(manifest_path, outputs, local_env, stderr_path)

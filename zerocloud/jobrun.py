@@ -19,7 +19,9 @@ own:
    with the ``swift://`` URL where the response will be written.
 
 A node whose object server fails while running it is retried once on the next
-server of its candidate list.
+server of its candidate list.  A node with ``replicate: n`` runs as n copies
+on different servers in deterministic mode; their output etags must agree,
+else the node fails with ``replica outputs differ``.
 """
 
 import json
@@ -46,6 +48,8 @@ EXECUTE_HEADER = 'X-Zerovm-Execute'
 SOURCE_HEADER = 'X-Zerovm-Source'
 DEFERRED_HEADER = 'X-Zerovm-Deferred'
 DEFERRED_CONTAINER = '.zvm'
+#: Asks the object server for a deterministic run; the value pins the clock.
+DETERMINISTIC_HEADER = 'X-Zerovm-Deterministic'
 NEXE_DEFAULTS = (
     ('X-Nexe-System', None),
     ('X-Nexe-Status', 'ZeroVM did not run'),
@@ -297,7 +301,8 @@ class JobRun:
                     break
                 pile = GreenPile(len(stage))
                 for node in stage:
-                    pile.spawn(self._run_node, node, stream, done)
+                    pile.spawn(self._run_replicated if node.replicate > 1
+                               else self._run_node, node, stream, done)
                 for result in pile:
                     done[result.node.name] = result
         finally:
@@ -359,8 +364,32 @@ class JobRun:
             'User-Agent': 'zerocloud-proxy',
         }
 
+    def _run_replicated(self, node: Node, stream: bool,
+                        done: Dict[str, NodeResult]) -> NodeResult:
+        """``replicate: n``: n deterministic copies whose outputs must agree."""
+        pile = GreenPile(node.replicate)
+        for copy in range(node.replicate):
+            pile.spawn(self._run_node, node, False, done, copy)
+        first, *others = list(pile)
+        etags = {r.headers.get('X-Nexe-Etag') for r in [first] + others}
+        failed = [r for r in [first] + others if r.failed]
+        for other in others:
+            other.discard()
+        if failed:
+            if failed[0] is not first:
+                first.discard()
+            return failed[0]
+        if len(etags) > 1:
+            first.discard()
+            first.status = NODE_FAILED
+            first.headers['X-Nexe-Status'] = 'replica outputs differ'
+            first.error = 'Node %s failed: its %d copies wrote different ' \
+                'outputs (%s)' % (node.name, node.replicate,
+                                  ' | '.join(sorted(map(str, etags))))
+        return first
+
     def _run_node(self, node: Node, stream: bool,
-                  done: Dict[str, NodeResult]) -> NodeResult:
+                  done: Dict[str, NodeResult], copy: int = 0) -> NodeResult:
         result = NodeResult(node)
         try:
             target = self.mw.target(self.req, node, self.account)
@@ -368,7 +397,12 @@ class JobRun:
             result.status, result.error = err.status, err.message
             return result
         placed = node.placement_channel() if target.access else None
-        candidates = list(target.nodes)
+        # Copies of a replicated node start on different servers.
+        shift = copy % max(1, len(target.nodes))
+        candidates = target.nodes[shift:] + target.nodes[:shift]
+        headers = self._headers(target)
+        if node.replicate > 1:
+            headers[DETERMINISTIC_HEADER] = '%d' % self.started
         retries = RETRIES
         while True:
             try:
@@ -376,8 +410,8 @@ class JobRun:
             except NodeError as err:
                 result.status, result.error = err.status, err.message
                 return result
-            answer = self.mw.dispatch_node(candidates, target,
-                                           self._headers(target), uploads)
+            answer = self.mw.dispatch_node(candidates, target, headers,
+                                           uploads)
             if isinstance(answer, Attempts) and answer.lost is not None \
                     and retries > 0:
                 retries -= 1

@@ -62,6 +62,7 @@ import re
 import shutil
 import tempfile
 import time
+from hashlib import md5
 from contextlib import ExitStack
 from typing import Dict, Iterator, Optional, Tuple
 
@@ -360,9 +361,14 @@ class ObjectQueryMiddleware:
              policy_name: str):
         started = time.time()
         limits = self._limits(req)
+        clock = req.headers.get('X-Zerovm-Deterministic')
         try:
-            session = prepare_session(node, workdir, members, self.sysimages,
-                                      local, limits)
+            session = prepare_session(
+                node, workdir, members, self.sysimages, local, limits,
+                deterministic_clock=int(clock) if clock and clock.isdigit()
+                else None,
+                seed=int(md5(req.headers['X-Zerocloud-Id'].encode() +
+                             node.name.encode()).hexdigest()[:15], 16))
         except ExecutionError as err:
             raise HTTPException(status=err.status, body=err.message,
                                 request=req)
