@@ -37,6 +37,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+import requests
+
 from common import (
     HELLO_OUTPUT, HELLO_SCRIPT, MIB, REQUEST_TIMEOUT, ROOT, Account,
     BenchError, Cluster, RssSampler, children_of, drain, percentile, print_table, repeated_chunks,
@@ -466,7 +468,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         print('\ninterrupted; the cluster was stopped', file=sys.stderr)
         return 130
-    except BenchError as err:
+    except (BenchError, requests.RequestException) as err:
         print('bench/exec.py: %s' % err, file=sys.stderr)
         return 1
     return 0

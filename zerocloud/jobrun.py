@@ -541,6 +541,9 @@ class JobRun:
         if errors:
             for result in results:
                 result.discard()
+            if status == 503:
+                headers['Retry-After'] = '1'
+
             text = ''.join(e if e.endswith('\n') else e + '\n'
                            for e in errors)
             return Response(status=status, body=text, headers=headers,

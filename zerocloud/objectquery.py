@@ -238,6 +238,11 @@ class ObjectQueryMiddleware:
         if not check_drive(devices, dev, self.mount_check):
             raise HTTPInsufficientStorage(drive=dev, request=req)
         access = req.headers.get('X-Zerovm-Access', '').upper()
+        if self._pool is not None and self._pool.full:
+            # Refuse before the body is sent: the proxy tries another server.
+            raise HTTPServiceUnavailable(body='Slot not available',
+                                         headers={'Retry-After': '1'},
+                                         request=req)
         stack = ExitStack()
         try:
             local = None

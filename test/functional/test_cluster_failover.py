@@ -171,6 +171,7 @@ def test_server_killed_during_word_count_retries_or_fails_cleanly(
         killed['at'] = time.monotonic()
 
     killer = threading.Thread(target=kill_soon)
+    watch = LogWatch(private_cluster)
     started = time.monotonic()
     killer.start()
     try:
@@ -181,10 +182,14 @@ def test_server_killed_during_word_count_retries_or_fails_cleanly(
     assert 'error' not in killed, killed
     assert killed['at'] < answered, 'the job ended before the kill'
     outputs = account.listing(results)
-    print('killed %s (it would run %d mappers) %.1f s after the POST; '
-          'answer %d after %.1f s; outputs: %s' % (
-              victim, placed[victim], killed['at'] - started,
-              resp.status_code, answered - started, outputs))
+    finished_on_victim = sorted(
+        name for name, servers in watch.servers_that_ran().items()
+        if victim in servers)
+    print('killed %s (first choice for %d mappers; it finished %s) %.1f s '
+          'after the POST; answer %d after %.1f s; outputs: %s' % (
+              victim, placed[victim], finished_on_victim or 'nothing',
+              killed['at'] - started, resp.status_code, answered - started,
+              outputs))
     if resp.status_code == 200:
         print('outcome: the lost nodes were retried on other replicas')
         assert nexe_list(resp, 'X-Nexe-System') == WORD_COUNT_SYSTEM

@@ -591,8 +591,11 @@ def slow_job(image: str) -> list:
 #: Seconds the deferred test's program runs; a deferred answer that comes
 #: sooner did not wait for the job.
 SLOW_SECONDS = 2
+#: WASI Python has no time.sleep (OSError "Not supported"): spin instead.
 SLOW_PROGRAM = '''import time
-time.sleep(%d)
+end = time.monotonic() + %d
+while time.monotonic() < end:
+    pass
 print("deferred result")
 ''' % SLOW_SECONDS
 

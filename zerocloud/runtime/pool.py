@@ -252,6 +252,11 @@ class SandboxPool:
             raise SandboxWorkerError('warming %s failed: %s'
                                      % (program_path, reply[protocol.ERROR]))
 
+    @property
+    def full(self) -> bool:
+        """Every worker busy and the wait queue full: a run would be refused."""
+        return self._slots.balance <= 0 and self._waiting >= self.queue
+
     def worker_pids(self) -> List[int]:
         """Pids of the running workers (busy and idle), for logs and tests."""
         return [worker.pid for worker in self._workers]
