@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from zerocloud import cgi
-from zerocloud.job import FilePath, Node, SwiftPath
+from zerocloud.job import FilePath, JobError, Node, SwiftPath
 from zerocloud.runtime import nvram
 
 MANIFEST_VERSION = '20130611'
@@ -42,13 +42,8 @@ EXECUTABLE_MEMBER = 'boot'
 EDGE_CONTENT_TYPE = 'application/octet-stream'
 
 
-class ExecutionError(Exception):
+class ExecutionError(JobError):
     """A node that cannot be turned into a session; carries an HTTP status."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 @dataclass

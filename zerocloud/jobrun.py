@@ -50,6 +50,7 @@ DEFERRED_HEADER = 'X-Zerovm-Deferred'
 DEFERRED_CONTAINER = '.zvm'
 #: Asks the object server for a deterministic run; the value pins the clock.
 DETERMINISTIC_HEADER = 'X-Zerovm-Deterministic'
+COLOCATED_HEADER = 'X-Nexe-Colocated'
 NEXE_DEFAULTS = (
     ('X-Nexe-System', None),
     ('X-Nexe-Status', 'ZeroVM did not run'),
@@ -58,17 +59,15 @@ NEXE_DEFAULTS = (
     ('X-Nexe-Validation', '0'),
     ('X-Nexe-Cdr-Line', '0.0 0.0 0 0 0 0 0 0 0 0'),
     ('X-Nexe-Policy', ''),
+    ('X-Nexe-Colocated', '0'),
 )
 #: A node the sandbox stopped (time, memory, output limits, a trap).
 NODE_FAILED = 422
 RETRIES = 1
 
 
-class NodeError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class NodeError(JobError):
+    """One node cannot run; the job goes on to report it for that node."""
 
 
 @dataclass
@@ -164,6 +163,7 @@ class JobRun:
         self.obj = obj
         self.image: Optional[jobsource.Image] = None
         self.stream: Optional[jobsource.Image] = None
+        self.locations: Dict[str, tuple] = {}
         self.started = time.time()
         self.job_id = '%010x%s' % (int(self.started * 1000),
                                    uuid.uuid4().hex[:6])
@@ -246,10 +246,7 @@ class JobRun:
             raise JobError('X-Zerovm-Source format is '
                            'swift://account/container/object', 412)
         self.mw.authorize(self.req, 'GET', path, 'read_acl')
-        try:
-            resp = self.mw.fetch_response(self.req, path)
-        except NodeError as err:
-            raise JobError(err.message, err.status)
+        resp = self.mw.fetch_response(self.req, path)
         try:
             return self._read_body(
                 resp.headers.get('Content-Type', ''), resp.content_length,
@@ -327,8 +324,8 @@ class JobRun:
                         ch is placed:
                     continue
                 if ch.path.obj is None:
-                    raise NodeError(400, 'Cannot use container %s as a remote'
-                                    ' object reference' % ch.path.url)
+                    raise NodeError('Cannot use container %s as a remote '
+                                    'object reference' % ch.path.url)
                 uploads.append(self.mw.fetch(self.req, ch.path, ch.device))
             if node.wants_stream and self.stream is not None:
                 uploads.append(Upload('stdin', self.stream.size,
@@ -349,8 +346,30 @@ class JobRun:
         for edge in upstream.node.edges:
             if edge.direction == 'out' and edge.peer == downstream:
                 return upstream.edges[edge.device]
-        raise NodeError(500, 'No data from %s for %s'
-                        % (upstream.node.name, downstream))
+        raise NodeError('No data from %s for %s'
+                        % (upstream.node.name, downstream), 500)
+
+    def _colocate(self, location: str, copy: int, candidates: List[dict],
+                  headers: Dict[str, str], free: bool) -> List[dict]:
+        """Nodes sharing a ``location`` (copy by copy) share a server.
+
+        The first node to claim a location keeps its own first choice; the
+        others try that server first when they may run there (they run
+        anywhere, or it holds their input).  ``X-Nexe-Colocated`` lets each
+        server prove which location server it was.
+        """
+        key = '%s-%d' % (location, copy)
+        if key not in self.locations:
+            self.locations[key] = (candidates[0], uuid.uuid4().hex)
+        server, salt = self.locations[key]
+        same = [c for c in candidates if (c['ip'], c['port']) == (
+            server['ip'], server['port'])]
+        if same or free:
+            first = same[0] if same else server
+            candidates = [first] + [c for c in candidates if c is not first]
+            headers[COLOCATED_HEADER] = '%s:%s:%s' % (
+                salt, server['ip'], server['port'])
+        return candidates
 
     def _headers(self, target) -> Dict[str, str]:
         return {
@@ -401,6 +420,9 @@ class JobRun:
         shift = copy % max(1, len(target.nodes))
         candidates = target.nodes[shift:] + target.nodes[:shift]
         headers = self._headers(target)
+        if node.location:
+            candidates = self._colocate(node.location, copy, candidates,
+                                        headers, free=not target.access)
         if node.replicate > 1:
             headers[DETERMINISTIC_HEADER] = '%d' % self.started
         retries = RETRIES

@@ -56,14 +56,15 @@ Options (``[filter:object_query]``), with defaults:
     where compiled WebAssembly modules are cached.
 """
 
+import hmac
 import json
 import os
 import re
 import shutil
 import tempfile
 import time
-from hashlib import md5
 from contextlib import ExitStack
+from hashlib import md5, sha1
 from typing import Dict, Iterator, Optional, Tuple
 
 from swift.common.constraints import check_drive
@@ -114,6 +115,18 @@ def nexe_headers(node_name: str, report: Report, elapsed: float,
     if fuel is not None:
         headers['X-Nexe-Fuel'] = str(fuel)
     return headers
+
+
+def colocation_proof(value: Optional[str]) -> Optional[str]:
+    """``<salt>:<ip>:<port>`` → HMAC-SHA1(salt, "<ip>:<port>") hex.
+
+    Nodes the proxy co-located on one server return the same value, so a
+    client can check that they really met.
+    """
+    if not value or value.count(':') < 2:
+        return None
+    salt, address = value.split(':', 1)
+    return hmac.new(salt.encode(), address.encode(), sha1).hexdigest()
 
 
 def last_error_line(path: str) -> str:
@@ -387,6 +400,9 @@ class ObjectQueryMiddleware:
         report = result.report
         headers = nexe_headers(node.name, report, elapsed, policy_name,
                                result.fuel)
+        colocated = colocation_proof(req.headers.get('X-Nexe-Colocated'))
+        if colocated:
+            headers['X-Nexe-Colocated'] = colocated
         succeeded = report.ok and report.retcode == 0
         if not report.ok:
             headers['X-Nexe-Error'] = report.status

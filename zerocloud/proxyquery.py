@@ -157,8 +157,8 @@ class ProxyQueryMiddleware:
         resp = self._subrequest(req, 'GET', '/v1' + path.path_info
                                 ).get_response(self.app)
         if not is_success(resp.status_int):
-            raise NodeError(resp.status_int, 'Error %s while fetching %s'
-                            % (resp.status, path.path_info))
+            raise NodeError('Error %s while fetching %s'
+                            % (resp.status, path.path_info), resp.status_int)
         return resp
 
     def fetch(self, req: Request, path: SwiftPath, member: str) -> Upload:
@@ -213,8 +213,8 @@ class ProxyQueryMiddleware:
                             str_to_wsgi(path.container),
                             swift_source=SWIFT_SOURCE)
             if not is_success(info.get('status') or 0):
-                raise NodeError(404, 'Error while fetching %s'
-                                % path.path_info)
+                raise NodeError('Error while fetching %s' % path.path_info,
+                                404)
             if path.obj is None:
                 return placement.container_target(proxy.container_ring, path,
                                                   is_limited)

@@ -369,3 +369,19 @@ def test_plain_requests_pass_through(cluster):
     got = requests.get(url + '/o', headers=token)
     assert got.content == b'abc'
     assert got.headers['X-Object-Meta-Shape'] == 'round'
+
+
+def test_location_colocates_nodes(cluster, code):
+    image = code('hello.tar', 'print("hi")\n')
+    node = python_job(image, [{'name': 'stdout'}])[0]
+    job = [dict(node, name=name, location='here' if name != 'alone' else None)
+           for name in ('a', 'b', 'c', 'alone')]
+    for entry in job:
+        if entry['location'] is None:
+            del entry['location']
+    resp = post_job(cluster, job)
+    assert resp.status_code == 200, resp.text
+    proofs = resp.headers['X-Nexe-Colocated'].split(',')
+    assert proofs[0] == proofs[1] == proofs[2] != '0'
+    assert proofs[3] == '0'
+    assert resp.content == b'hi\n' * 4
