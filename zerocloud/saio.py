@@ -51,6 +51,10 @@ directory; note that Swift servers read storage policies only from
 ``/etc/swift/swift.conf``, so the launcher checks at start that the cluster
 really serves the single policy it configured.
 
+Before the servers start, the Python system image is fetched if missing
+and its module compiled into the cache (as ``zerocloud-sysimage`` does), so
+the first job does not pay for it.
+
 The same code is importable: :class:`Cluster` is what the functional tests
 use (``Cluster(workdir, port=0).start()``).
 """
@@ -77,6 +81,7 @@ from urllib.parse import urlsplit
 from swift.common.ring import RingBuilder
 
 from zerocloud import paths
+from zerocloud.runtime import sysimage
 
 PROG = 'zerocloud-saio'
 DEFAULT_PORT = 8080
@@ -329,8 +334,10 @@ class Cluster:
 
     def __init__(self, workdir: str, port: int = DEFAULT_PORT,
                  bind_ip: str = DEFAULT_BIND_IP,
-                 ready_timeout: float = READY_TIMEOUT) -> None:
+                 ready_timeout: float = READY_TIMEOUT,
+                 zerovm_timeout: int = ZEROVM_TIMEOUT) -> None:
         self.workdir = os.path.abspath(workdir)
+        self.zerovm_timeout = zerovm_timeout
         self.bind_ip = bind_ip
         self.ready_timeout = ready_timeout
         self.bin_dir = os.path.dirname(sys.executable)
@@ -476,6 +483,7 @@ class Cluster:
     def start(self) -> None:
         """Prepare if needed, start every process, wait until ready."""
         self.prepare()
+        _ensure_sysimage()
         self._children, self._prepared = self._prepared, None
         try:
             for child in self._children:
@@ -714,7 +722,7 @@ class Cluster:
     def _object_query_filter(self) -> dict:
         return {'use': 'egg:zerocloud#object_query',
                 'zerovm_sysimage_devices': paths.default_sysimage_devices(),
-                'zerovm_timeout': ZEROVM_TIMEOUT,
+                'zerovm_timeout': self.zerovm_timeout,
                 'zerovm_maxpool': ZEROVM_MAXPOOL,
                 'zerovm_maxqueue': ZEROVM_MAXQUEUE,
                 'zerovm_module_cache': paths.module_cache_dir()}
@@ -764,7 +772,7 @@ class Cluster:
             ('filter:proxy_query', {
                 'use': 'egg:zerocloud#proxy_query',
                 'zerovm_sysimage_devices': paths.default_sysimage_devices(),
-                'zerovm_timeout': ZEROVM_TIMEOUT}),
+                'zerovm_timeout': self.zerovm_timeout}),
             ('filter:cache', {'use': 'egg:swift#memcache',
                               'memcache_servers': '%s:%d' % (
                                   BACKEND_IP, memcached_port)}),
@@ -957,6 +965,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     return status
 
 
+def _ensure_sysimage() -> None:
+    """The Python image present and its module compiled, before any job."""
+    try:
+        sysimage.ensure_python_image()
+    except sysimage.SysimageError as err:
+        raise LaunchError('Python system image: %s' % err) from None
+
+
 def _run(cluster: Cluster, quiet: bool) -> int:
     """Start, report, supervise and stop the cluster; the exit status."""
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -965,11 +981,6 @@ def _run(cluster: Cluster, quiet: bool) -> int:
         for signum in handled}
     try:
         cluster.prepare()
-        if not os.path.exists(paths.python_image_path()):
-            print('%s: warning: Python system image %s is missing; '
-                  '`make bootstrap` fetches it' % (PROG,
-                                                   paths.python_image_path()),
-                  file=sys.stderr, flush=True)
         _say('# starting Swift + ZeroCloud in %s ...' % cluster.workdir, quiet)
         started = time.monotonic()
         cluster.start()

@@ -31,6 +31,9 @@ from zerocloud.saio import Cluster, LaunchError, supports_user_xattrs
 #: tmpfs first: Swift keeps object metadata in user xattrs, which tmpfs
 #: holds without ext4's one-block limit, and it is fast.
 PREFERRED_TMP = '/dev/shm'
+#: Seconds a node may run in the shared test cluster: short, so the test of
+#: a runaway program is quick, and ample for every other job.
+FUNCTIONAL_NODE_TIMEOUT = 10
 
 
 def fast_tmp_dir() -> str:
@@ -53,7 +56,8 @@ def scratch_dir():
 def cluster():
     workdir = tempfile.mkdtemp(prefix='zerocloud-functest-',
                                dir=fast_tmp_dir())
-    test_cluster = Cluster(workdir, port=0)
+    test_cluster = Cluster(workdir, port=0,
+                           zerovm_timeout=FUNCTIONAL_NODE_TIMEOUT)
     try:
         test_cluster.start()
     except LaunchError as err:

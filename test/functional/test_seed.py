@@ -7,8 +7,10 @@ does exactly that and checks what the document promises.
 
 import json
 import os
+import socket
 import subprocess
 import tarfile
+import time
 import uuid
 
 import pytest
@@ -287,6 +289,37 @@ def test_failed_program_stores_nothing(cluster, code):
                          ).status_code == 404
 
 
+def test_runaway_program_times_out_and_stores_nothing(cluster, code):
+    from test.functional.conftest import FUNCTIONAL_NODE_TIMEOUT
+    image = code('loop.tar', 'print("started")\nwhile True:\n    pass\n')
+    out = 'swift://~/%s/never-either.txt' % code.container
+    started = time.monotonic()
+    resp = post_job(cluster, python_job(image, [{'name': 'stdout',
+                                                 'path': out}]))
+    assert time.monotonic() - started < FUNCTIONAL_NODE_TIMEOUT + 5
+    assert resp.status_code == 422, resp.text
+    assert resp.headers['X-Nexe-Status'] == 'session timeout'
+    assert 'Node py failed: session timeout' in resp.text
+    assert requests.head(cluster.storage_url('tester') +
+                         '/%s/never-either.txt' % code.container,
+                         headers={'X-Auth-Token': cluster.token('tester')}
+                         ).status_code == 404
+
+
+def test_client_disconnect_mid_upload_is_499(cluster):
+    host, port = cluster.proxy_host, cluster.proxy_port
+    path = cluster.storage_url('tester').split(str(port), 1)[1]
+    with socket.create_connection((host, port), timeout=30) as sock:
+        sock.sendall((
+            'POST %s HTTP/1.1\r\nHost: %s\r\nX-Auth-Token: %s\r\n'
+            'X-Zerovm-Execute: 1.0\r\nContent-Type: application/x-tar\r\n'
+            'Content-Length: 100000\r\n\r\n' % (
+                path, host, cluster.token('tester'))).encode() + b'x' * 1000)
+        sock.shutdown(socket.SHUT_WR)
+        answer = sock.makefile('rb').readline()
+    assert answer.split()[1] == b'499'
+
+
 def test_crash_names_its_cause(cluster, code):
     image = code('crash.tar', 'print(1 / 0)\n')
     resp = post_job(cluster, python_job(image, [{'name': 'stdout'}]))
@@ -336,6 +369,10 @@ def test_other_account_cannot_execute_on_mine(cluster):
      '[{"name": "a", "exec": {"path": "file://python:python"},'
      ' "devices": [{"name": "nosuchdevice"}]}]', 400,
      'Could not resolve channel path "" for device: nosuchdevice'),
+    ({'Content-Type': 'application/json'},
+     '[{"name": "a", "exec": {"path": "file://nosuchimage:python"},'
+     ' "devices": [{"name": "stdout"}]}]', 400,
+     'No executable found in request'),
     ({'Content-Type': 'application/json'},
      '[{"name": "a", "exec": {"path": "swift://~/nowhere/exe"},'
      ' "devices": [{"name": "stdout"}]}]', 404,
