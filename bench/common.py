@@ -25,7 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from zerocloud.saio import Cluster, LaunchError, supports_user_xattrs  # noqa: E402,E501
+from zerocloud.saio import (  # noqa: E402
+    Cluster, LaunchError, supports_user_xattrs)
 
 #: Preferred place for throwaway clusters: Swift keeps object metadata in
 #: user xattrs, which tmpfs supports, and it takes the disk out of the numbers.
@@ -111,8 +112,9 @@ class Account:
                 container, resp.status_code, resp.text.strip()))
 
     def put_object(self, session: requests.Session, container: str,
-                   name: str, data, content_type: Optional[str] = None) -> None:
-        """PUT bytes or an iterable of chunks (sent chunked, never buffered)."""
+                   name: str, data,
+                   content_type: Optional[str] = None) -> None:
+        """PUT bytes, or an iterable of chunks (sent chunked, unbuffered)."""
         headers = {'Content-Type': content_type} if content_type else {}
         resp = session.put('%s/%s/%s' % (self.url, container, name),
                            data=data, headers=headers,
@@ -170,7 +172,8 @@ def yes_no(flag: bool) -> str:
     return 'yes' if flag else 'no'
 
 
-def print_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+def print_table(header: Sequence[str],
+                rows: Iterable[Sequence[object]]) -> None:
     """Left-aligned plain-text columns, for terminals and issue comments."""
     lines = [[str(cell) for cell in header]]
     lines += [[str(cell) for cell in row] for row in rows]

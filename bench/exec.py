@@ -41,8 +41,9 @@ import requests
 
 from common import (
     HELLO_OUTPUT, HELLO_SCRIPT, MIB, REQUEST_TIMEOUT, ROOT, Account,
-    BenchError, Cluster, RssSampler, children_of, drain, percentile, print_table, repeated_chunks,
-    running_cluster, server_pids, timed, yes_no)
+    BenchError, Cluster, RssSampler, children_of, drain, percentile,
+    print_table, repeated_chunks, running_cluster, server_pids, timed,
+    yes_no)
 
 CONTAINER = 'bench-exec'
 SMALL_OBJECT = 'small-1k'
@@ -145,7 +146,8 @@ def measure_p1(bench: Bench) -> None:
         ['GET 1 KB', ms(get_p50), ms(percentile(gets, 99))],
         ['POST script', ms(post_p50), ms(percentile(posts, 99))],
     ])
-    proxy_p50, node_p50 = percentile(proxy_times, 50), percentile(node_times, 50)
+    proxy_p50 = percentile(proxy_times, 50)
+    node_p50 = percentile(node_times, 50)
     print('    POST p50 split (X-Nexe-Cdr-Line): object-server node %s, '
           'rest of the proxy job %s, outside the job (client, HTTP, auth) '
           '%s' % (ms(node_p50), ms(proxy_p50 - node_p50),
@@ -166,21 +168,25 @@ def print_c_reference(bench: Bench, session, get_p50: float) -> None:
 
     def post_c():
         resp = bench.account.execute(session, job, 'application/json')
-        if resp.status_code != 200 or resp.headers.get('X-Nexe-Status') != 'ok':
+        status = resp.headers.get('X-Nexe-Status')
+        if resp.status_code != 200 or status != 'ok':
             raise BenchError('C reference job: %d %s' % (
-                resp.status_code, resp.headers.get('X-Nexe-Status')))
+                resp.status_code, status))
         return resp
 
     for _ in range(WARMUP):
         post_c()
     samples = [timed(post_c) for _ in range(bench.args.requests)]
     seconds = [s for s, _ in samples]
-    node_p50 = percentile([cdr_times(resp)[1] for _, resp in samples], 50)
+    cdrs = [cdr_times(resp) for _, resp in samples]
+    proxy_p50 = percentile([proxy for proxy, _ in cdrs], 50)
+    node_p50 = percentile([node for _, node in cdrs], 50)
     c_p50 = percentile(seconds, 50)
     print('    reference (not a target): JSON job running %s (C, empty '
-          'stdin): p50 %s, p99 %s, object-server node p50 %s, ratio to GET '
-          'p50 %.2f' % (WASM_PROGRAM, ms(c_p50), ms(percentile(seconds, 99)),
-                        ms(node_p50), c_p50 / get_p50))
+          'stdin): p50 %s, p99 %s; proxy job p50 %s, object-server node p50 '
+          '%s; ratio to GET p50 %.2f' % (
+              WASM_PROGRAM, ms(c_p50), ms(percentile(seconds, 99)),
+              ms(proxy_p50), ms(node_p50), c_p50 / get_p50))
 
 
 # -- P5 ----------------------------------------------------------------------
@@ -239,11 +245,14 @@ def passthrough_job(program: str) -> list:
 
 @dataclass
 class Transfer:
+    """One streamed read of the big object; ``error`` says why it failed."""
     label: str
     seconds: float
+    first_byte: float
     size: int
     server_peak_kib: int
     sandbox_peak_kib: int
+    error: Optional[str] = None
 
     @property
     def mb_per_s(self) -> float:
@@ -264,21 +273,37 @@ def measure_transfer(bench: Bench, label: str, request) -> Transfer:
             RssSampler(sandbox_workers) as sandboxes:
         started = time.perf_counter()
         resp = request()
-        if resp.status_code != 200:
-            raise BenchError('%s: %d %s' % (label, resp.status_code,
-                                            resp.text[:500]))
-        received = drain(resp)
+        first_byte, received = None, 0
+        for chunk in resp.iter_content(MIB):
+            if first_byte is None:
+                first_byte = time.perf_counter() - started
+            received += len(chunk)
+        resp.close()
         seconds = time.perf_counter() - started
-    if received != size:
-        raise BenchError('%s: got %d bytes, expected %d (X-Nexe-Status %s)'
-                         % (label, received, size,
-                            resp.headers.get('X-Nexe-Status')))
+    error = None
     status = resp.headers.get('X-Nexe-Status')
-    if status is not None and status != 'ok':
-        raise BenchError('%s: X-Nexe-Status %s, X-Nexe-Error %s' % (
-            label, status, resp.headers.get('X-Nexe-Error')))
-    return Transfer(label, seconds, received, servers.peak.single,
-                    sandboxes.peak.single)
+    if resp.status_code != 200:
+        error = '%d %s' % (resp.status_code, ' '.join(
+            resp.headers.get('X-Nexe-Error', status or '').split()))
+    elif status is not None and status != 'ok':
+        error = 'X-Nexe-Status %s' % status
+    elif received != size:
+        error = 'got %d bytes, expected %d' % (received, size)
+    return Transfer(label, seconds, first_byte or seconds, received,
+                    servers.peak.single, sandboxes.peak.single, error)
+
+
+def transfer_row(run: Transfer, get: Transfer) -> list[str]:
+    server_rss = '%.0f MB' % (run.server_peak_kib / 1024)
+    sandbox_rss = '-' if run is get else '%.0f MB' % (
+        run.sandbox_peak_kib / 1024)
+    if run.error:
+        return [run.label, 'failed after %.2f s: %s' % (run.seconds,
+                                                        run.error),
+                '-', '-', '-', server_rss, sandbox_rss]
+    ratio = '-' if run is get else '%.2f' % (run.mb_per_s / get.mb_per_s)
+    return [run.label, '%.2f' % run.seconds, '%.2f' % run.first_byte,
+            '%.0f' % run.mb_per_s, ratio, server_rss, sandbox_rss]
 
 
 def measure_p5(bench: Bench) -> None:
@@ -294,6 +319,9 @@ def measure_p5(bench: Bench) -> None:
     big_url = '%s/%s/%s' % (account.url, CONTAINER, BIG_OBJECT)
     get = measure_transfer(bench, 'GET', lambda: session.get(
         big_url, stream=True, timeout=REQUEST_TIMEOUT))
+    if get.error:
+        raise BenchError('GET of the %d MiB object: %s' % (size_mb,
+                                                           get.error))
     runs = []
     for program in programs:
         job = json.dumps(passthrough_job(program))
@@ -307,26 +335,24 @@ def measure_p5(bench: Bench) -> None:
 
     print('P5  %d MiB object: passthrough job vs plain GET (PUT took %.1f s, '
           '%.0f MB/s)' % (size_mb, put_seconds, size_mb / put_seconds))
-    print_table(
-        ['transfer', 'seconds', 'MB/s', 'ratio to GET',
-         'peak RSS object-server', 'peak RSS sandbox'],
-        [[run.label, '%.2f' % run.seconds, '%.0f' % run.mb_per_s,
-          '%.2f' % (run.mb_per_s / get.mb_per_s) if run is not get else '-',
-          '%.0f MB' % (run.server_peak_kib / 1024),
-          '%.0f MB' % (run.sandbox_peak_kib / 1024) if run is not get
-          else '-'] for run in [get] + runs])
+    print_table(['transfer', 'seconds', 'first byte', 'MB/s',
+                 'ratio to GET', 'peak RSS object-server',
+                 'peak RSS sandbox'],
+                [transfer_row(run, get) for run in [get] + runs])
     for run in runs:
-        ratio = run.mb_per_s / get.mb_per_s
+        ratio = 0.0 if run.error else run.mb_per_s / get.mb_per_s
         peak_mb = run.server_peak_kib / 1024
-        print('    %s: throughput ratio %.2f (target >= %g), target met: %s;'
+        print('    %s: throughput ratio %s (target >= %g), target met: %s;'
               ' object-server peak RSS %.0f MB (target < %d MB), target met:'
-              ' %s' % (run.label, ratio, P5_RATIO_TARGET,
-                       yes_no(ratio >= P5_RATIO_TARGET), peak_mb,
-                       P5_RSS_TARGET_MB, yes_no(peak_mb < P5_RSS_TARGET_MB)))
+              ' %s' % (run.label, 'failed' if run.error else '%.2f' % ratio,
+                       P5_RATIO_TARGET, yes_no(ratio >= P5_RATIO_TARGET),
+                       peak_mb, P5_RSS_TARGET_MB,
+                       yes_no(peak_mb < P5_RSS_TARGET_MB)))
         bench.verdicts.append(Verdict(
-            'P5 %s MB/s / GET MB/s' % run.label, '%.0f' % run.mb_per_s,
-            '%.0f' % get.mb_per_s, '%.2f' % ratio, '>= %g' % P5_RATIO_TARGET,
-            ratio >= P5_RATIO_TARGET))
+            'P5 %s MB/s / GET MB/s' % run.label,
+            'failed' if run.error else '%.0f' % run.mb_per_s,
+            '%.0f' % get.mb_per_s, 'failed' if run.error else '%.2f' % ratio,
+            '>= %g' % P5_RATIO_TARGET, ratio >= P5_RATIO_TARGET))
         bench.verdicts.append(Verdict(
             'P5 %s object-server peak RSS' % run.label, '%.0f MB' % peak_mb,
             '-', '-', '< %d MB' % P5_RSS_TARGET_MB,

@@ -381,7 +381,9 @@ class _Session:
         memory = instance.exports(store)['memory']
         limit = max([c.putsize for c in manifest.channels if c.writable]
                     + [manifest.scratch, 1])
-        with file_size_limit(limit) as cap:
+        # One byte of headroom: writing exactly ``putsize`` bytes is allowed;
+        # a file that reaches the cap went past it.
+        with file_size_limit(limit + 1) as cap:
             self.fsize_cap = cap
             with WallClock(warm.engine, manifest.timeout) as clock:
                 try:
