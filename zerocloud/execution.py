@@ -138,7 +138,7 @@ def resolve_program(node: Node, workdir: str, members: Mapping[str, str],
     if exe.image is None or exe.image == USER_IMAGE:
         if user_image:
             candidates.append((user_image, path, True))
-        if exe.image is None and getattr(exe, 'relative', False):
+        if exe.image is None and exe.relative:
             candidates.extend((tar, path, False)
                               for tar in sysimages.values())
     elif exe.image in members:

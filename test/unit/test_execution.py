@@ -151,3 +151,19 @@ def test_deterministic_sessions_pin_clock_and_seed(tmp_path, sysimage):
     nvram_path = {c.alias: c.uri for c in manifest.channels}['/dev/nvram']
     with open(nvram_path) as fp:
         assert nvram.parse(fp.read()).time == 123
+
+
+def test_relative_program_is_looked_up_in_user_image_then_sysimages(
+        tmp_path, sysimage):
+    node = node_of([{'name': 'stdout'}], exe='python')
+    session = execution.prepare_session(node, str(tmp_path), {}, sysimage,
+                                        None, LIMITS)
+    manifest = load_manifest(session.manifest_path)
+    assert (manifest.program, manifest.program_member) == (
+        sysimage['python'], 'python')
+    image = make_tar(tmp_path / 'in.image', {'python': b'\0asmmine'})
+    session = execution.prepare_session(node, str(tmp_path),
+                                        {'image': image}, sysimage, None,
+                                        LIMITS)
+    with open(load_manifest(session.manifest_path).program, 'rb') as fp:
+        assert fp.read() == b'\0asmmine'
