@@ -51,6 +51,8 @@ DEFERRED_CONTAINER = '.zvm'
 #: Asks the object server for a deterministic run; the value pins the clock.
 DETERMINISTIC_HEADER = 'X-Zerovm-Deterministic'
 COLOCATED_HEADER = 'X-Nexe-Colocated'
+#: environ key of a chained request: (read, length) of the chain's input.
+CHAIN_INPUT = 'zerocloud.chain_input'
 NEXE_DEFAULTS = (
     ('X-Nexe-System', None),
     ('X-Nexe-Status', 'ZeroVM did not run'),
@@ -199,14 +201,29 @@ class JobRun:
                         lister=lambda a, c: self.mw.list_names(req, a, c),
                         default_content_type=self.mw.default_content_type)
         self._authorize_objects(job.nodes)
-        if source and any(node.wants_stream for node in job.nodes):
-            length = self._content_length() or 0
-            self.stream = jobsource.spool(
-                req.environ['wsgi.input'].read, length, self.mw.max_input,
-                self.mw.spool_dir)
+        if any(node.wants_stream for node in job.nodes):
+            self.stream = self._data_stream(bool(source))
         for node in job.nodes:
             node.env.update(self._cgi_environ(node))
         return job
+
+    def _data_stream(self, source: bool) -> Optional[jobsource.Image]:
+        """The bytes path-less ``stdin`` devices read, spooled once.
+
+        A job from ``X-Zerovm-Source`` reads the request body; a chained job
+        (:mod:`zerocloud.jobchain`) reads what its chain left of the first
+        request's body.
+        """
+        chain_input = self.req.environ.get(CHAIN_INPUT)
+        if chain_input is not None:
+            read, length = chain_input
+        elif source:
+            read = self.req.environ['wsgi.input'].read
+            length = self._content_length() or 0
+        else:
+            return None
+        return jobsource.spool(read, length, self.mw.max_input,
+                               self.mw.spool_dir)
 
     def _content_length(self) -> Optional[int]:
         try:
