@@ -31,18 +31,18 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from hashlib import md5
-from typing import Callable, Dict, Iterable, Iterator, List, Optional
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set
 
 import eventlet
 from eventlet import GreenPile
-from swift.common.swob import Request, Response
+from swift.common.swob import HTTPException, Request, Response
 from swift.common.utils import unquote
 
 from zerocloud import cgi, framing, jobsource
 from zerocloud.dispatch import Answer, Attempts, Upload
 from zerocloud.job import (
     Job, JobError, Node, SwiftPath, job_from_script, parse_job,
-    parse_location)
+    parse_location, substitute)
 
 EXECUTE_HEADER = 'X-Zerovm-Execute'
 SOURCE_HEADER = 'X-Zerovm-Source'
@@ -53,6 +53,15 @@ DETERMINISTIC_HEADER = 'X-Zerovm-Deterministic'
 COLOCATED_HEADER = 'X-Nexe-Colocated'
 #: environ key of a chained request: (read, length) of the chain's input.
 CHAIN_INPUT = 'zerocloud.chain_input'
+#: Kinds of execution request: a job POST, an ``/open/`` or ``/api/`` call.
+JOB, OPEN, API = 'job', 'open', 'api'
+RUNNABLE_TYPES = ('application/wasm', 'application/x-nexe')
+#: How ``/open/`` runs a WebAssembly object that has no registered app.
+RUN_OBJECT_TEMPLATE = json.dumps([{
+    'name': 'executable',
+    'exec': {'path': '{.object_path}', 'args': '{.args}'},
+    'devices': [{'name': 'stdout',
+                 'content_type': '{.content_type=text/plain}'}]}])
 NEXE_DEFAULTS = (
     ('X-Nexe-System', None),
     ('X-Nexe-Status', 'ZeroVM did not run'),
@@ -157,12 +166,18 @@ class JobRun:
     """One execution request (see the module docstring)."""
 
     def __init__(self, mw, req: Request, account: str,
-                 container: Optional[str], obj: Optional[str]):
+                 container: Optional[str], obj: Optional[str],
+                 kind: str = JOB):
         self.mw = mw
         self.req = req
         self.account = account
         self.container = container
         self.obj = obj
+        self.kind = kind
+        #: ``swift://`` URL of the stored job or zapp being run, if any.
+        self.source_url: Optional[str] = None
+        #: Paths the user may use only through the setuid fallback.
+        self.elevated: Set[str] = set()
         self.image: Optional[jobsource.Image] = None
         self.stream: Optional[jobsource.Image] = None
         self.locations: Dict[str, tuple] = {}
@@ -185,27 +200,103 @@ class JobRun:
 
     def _prepare(self) -> Job:
         req = self.req
-        self.mw.authorize(req, 'POST', SwiftPath(
-            self.account, self.container, self.obj), None)
-        source = req.headers.get(SOURCE_HEADER)
-        if source:
-            doc = self._read_source(source)
+        if self.kind == OPEN:
+            doc = self._open()
+        elif self.kind == API:
+            doc = self._api()
         else:
-            ctype = req.headers.get('Content-Type')
-            if not ctype:
-                raise JobError('Must specify Content-Type')
-            doc = self._read_body(ctype, self._content_length(),
-                                  req.environ['wsgi.input'].read)
+            source = req.headers.get(SOURCE_HEADER)
+            if source:
+                doc = self._read_source(self._source_path(source))
+            else:
+                self._authorize('POST', self._request_path(), None)
+                ctype = req.headers.get('Content-Type')
+                if not ctype:
+                    raise JobError('Must specify Content-Type')
+                doc = self._read_body(ctype, self._content_length(),
+                                      req.environ['wsgi.input'].read)
         job = parse_job(doc, account=self.account,
                         sysimages=self.mw.sysimages,
                         lister=lambda a, c: self.mw.list_names(req, a, c),
                         default_content_type=self.mw.default_content_type)
         self._authorize_objects(job.nodes)
         if any(node.wants_stream for node in job.nodes):
-            self.stream = self._data_stream(bool(source))
+            self.stream = self._data_stream(self.source_url is not None)
         for node in job.nodes:
             node.env.update(self._cgi_environ(node))
         return job
+
+    def _request_path(self) -> SwiftPath:
+        return SwiftPath(self.account, self.container, self.obj)
+
+    def _authorize(self, method: str, path: SwiftPath,
+                   acl_key: Optional[str]) -> None:
+        """The deployment's auth, with ZeroCloud's "setuid" fallback.
+
+        A container whose ``X-Container-Meta-Rest-Endpoint`` names the stored
+        job being run and which sets ``X-Container-Meta-Zerovm-Suid`` lends
+        that ACL to the job's users: a denied check is tried again with it.
+        """
+        try:
+            self.mw.authorize(self.req, method, path, acl_key)
+        except HTTPException:
+            if self.source_url is None or not path.container:
+                raise
+            meta = self.mw.container_meta(self.req, path.account,
+                                          path.container)
+            suid = meta.get('zerovm-suid')
+            endpoint = unquote(meta.get('rest-endpoint') or '')
+            if not suid or endpoint != self.source_url:
+                raise
+            self.mw.authorize(self.req, method, path, None, acl=suid)
+            self.elevated.add(path.path_info)
+
+    def _elevated(self, path: SwiftPath) -> bool:
+        """Did ``path`` pass only thanks to setuid (Swift must not re-check)?
+        """
+        return path.path_info in self.elevated
+
+    def _open(self):
+        """``/open/a/c/o``: run a zapp object, or open an object with an app.
+
+        A zapp answers any method, its request body becoming the ``stdin``
+        of nodes whose ``stdin`` has no path.  Any other object can be
+        opened with ``GET``: by the template registered for its content type
+        at ``/<account>/.zvm/<type>/<subtype>/config``, or, for a WebAssembly
+        program, by running it.
+        """
+        path = self._request_path()
+        ctype = self.mw.content_type_of(self.req, path)
+        if jobsource.body_kind(ctype) == 'tar':
+            try:
+                return self._read_source(path)
+            except JobError as err:
+                if err.message != jobsource.NO_SYSTEM_MAP:
+                    raise
+                self._remove_inputs()
+                self.source_url = None
+        if self.req.method != 'GET':
+            raise JobError('%s is not a zapp; only GET can open it'
+                           % path.url, 501)
+        self._authorize('POST', path, None)
+        template = self.mw.open_template(self.req, self.account, ctype)
+        if template is None:
+            if ctype not in RUNNABLE_TYPES:
+                raise JobError('No application registered for %s' % ctype,
+                               404)
+            template = RUN_OBJECT_TEMPLATE
+        return substitute(template, dict(self.req.params), path.url)
+
+    def _api(self):
+        """``/api/a/c/...``: the container's REST endpoint runs the request."""
+        meta = self.mw.container_meta(self.req, self.account, self.container)
+        endpoint = meta.get('rest-endpoint')
+        if not endpoint:
+            raise JobError('No API endpoint configured for container %s'
+                           % self.container, 404)
+        return self._read_source(self._source_path(
+            endpoint, 'X-Container-Meta-Rest-Endpoint'),
+            SwiftPath(self.account, self.container, None))
 
     def _data_stream(self, source: bool) -> Optional[jobsource.Image]:
         """The bytes path-less ``stdin`` devices read, spooled once.
@@ -256,14 +347,25 @@ class JobRun:
                                             self.mw.spool_dir)
         return doc
 
-    def _read_source(self, source: str):
-        """``X-Zerovm-Source``: the job comes from a stored object."""
-        path = parse_location(unquote(source), self.account)
+    def _source_path(self, url: str, what: str = SOURCE_HEADER
+                     ) -> SwiftPath:
+        path = parse_location(unquote(url), self.account)
         if not isinstance(path, SwiftPath) or not path.obj:
-            raise JobError('X-Zerovm-Source format is '
-                           'swift://account/container/object', 412)
-        self.mw.authorize(self.req, 'GET', path, 'read_acl')
-        resp = self.mw.fetch_response(self.req, path)
+            raise JobError('%s format is swift://account/container/object'
+                           % what, 412)
+        return path
+
+    def _read_source(self, path: SwiftPath,
+                     target: Optional[SwiftPath] = None):
+        """Read a stored job, zapp or script; ``target`` is what it runs as.
+
+        The user must be allowed to read it and to execute on ``target``
+        (default: the request path), with the setuid fallback.
+        """
+        self.source_url = path.url
+        self._authorize('GET', path, 'read_acl')
+        self._authorize('POST', target or self._request_path(), None)
+        resp = self.mw.fetch_response(self.req, path, self._elevated(path))
         try:
             return self._read_body(
                 resp.headers.get('Content-Type', ''), resp.content_length,
@@ -287,13 +389,17 @@ class JobRun:
                         checks.add(('GET', ch.path, 'read_acl'))
         for method, path, acl in sorted(checks, key=lambda c: (
                 c[0], c[1].path_info)):
-            self.mw.authorize(self.req, method, path, acl)
+            self._authorize(method, path, acl)
 
     def _cgi_environ(self, node: Node) -> Dict[str, str]:
         req = self.req
+        # Programs see the path without its version: /a for a job POST,
+        # /a/c/o for /open/a/c/o, /a/c/rest for /api/a/c/rest.
+        path_info = '/' + self.account if self.kind == JOB else \
+            '/' + req.path_info.lstrip('/').split('/', 1)[1]
         return cgi.cgi_environ(
             headers=dict(req.headers), method=req.method,
-            path_info='/' + self.account, query_string=req.query_string or '',
+            path_info=path_info, query_string=req.query_string or '',
             request_uri=req.path_qs, remote_user=req.remote_user,
             host=req.host, script_name=node.exe_name or node.name,
             script_filename=node.exe.url)
@@ -335,7 +441,8 @@ class JobRun:
                 uploads.append(Upload('image', self.image.size,
                                       framing.iter_file(self.image.path)))
             if isinstance(node.exe, SwiftPath):
-                uploads.append(self.mw.fetch(self.req, node.exe, 'boot'))
+                uploads.append(self.mw.fetch(self.req, node.exe, 'boot',
+                                             self._elevated(node.exe)))
             for ch in node.channels:
                 if not isinstance(ch.path, SwiftPath) or ch.writable or \
                         ch is placed:
@@ -343,7 +450,8 @@ class JobRun:
                 if ch.path.obj is None:
                     raise NodeError('Cannot use container %s as a remote '
                                     'object reference' % ch.path.url)
-                uploads.append(self.mw.fetch(self.req, ch.path, ch.device))
+                uploads.append(self.mw.fetch(self.req, ch.path, ch.device,
+                                             self._elevated(ch.path)))
             if node.wants_stream and self.stream is not None:
                 uploads.append(Upload('stdin', self.stream.size,
                                       framing.iter_file(self.stream.path)))
@@ -561,7 +669,8 @@ class JobRun:
         for result in results:
             for put in result.puts:
                 if ok:
-                    error = self.mw.store(self.req, put)
+                    error = self.mw.store(self.req, put,
+                                          self._elevated(put.path))
                     if error:
                         result.error = error
                         result.status = max(result.status, 503 if error
@@ -632,7 +741,7 @@ class JobRun:
         result_path = SwiftPath(self.account,
                                 self.container or DEFERRED_CONTAINER,
                                 self.obj or 'job-%s' % uuid.uuid4().hex)
-        self.mw.authorize(self.req, 'PUT', result_path, 'write_acl')
+        self._authorize('PUT', result_path, 'write_acl')
         runner = eventlet.spawn(self._run, job, False)
         wait = 0 if mode == 'always' else self.mw.timeout + 1.0
         try:

@@ -31,6 +31,7 @@ TAR_TYPES = ('application/x-tar', 'application/x-gtar', 'application/x-ustar',
 SYSTEM_MAPS = ('boot/cluster.map', 'boot/system.map')
 HEAD_SIZE = 131072
 SCRIPT_MEMBER = 'script'
+NO_SYSTEM_MAP = 'System boot map was not found in request'
 CHUNK = 65536
 
 
@@ -124,7 +125,7 @@ def find_system_map(image: Image, content_type: str) -> bytes:
     for name in SYSTEM_MAPS:
         if name in found:
             return found[name]
-    raise JobError('System boot map was not found in request')
+    raise JobError(NO_SYSTEM_MAP)
 
 
 def read_script_head(read: Callable[[int], bytes]) -> bytes:

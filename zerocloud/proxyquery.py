@@ -48,23 +48,40 @@ Options (``[filter:proxy_query]``), with defaults:
 
 import io
 import json
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from swift.common.http import is_success
 from swift.common.registry import register_swift_info
 from swift.common.storage_policy import POLICIES
 from swift.common.swob import HTTPException, Request, Response, str_to_wsgi
 from swift.common.utils import get_logger, quote
-from swift.common.wsgi import make_subrequest
+from swift.common.wsgi import make_pre_authed_request, make_subrequest
 from swift.proxy.controllers.base import get_container_info, get_info
 
 from zerocloud import placement
 from zerocloud.dispatch import Upload, dispatch
 from zerocloud.job import JobError, Node, SwiftPath
-from zerocloud.jobrun import EXECUTE_HEADER, JobRun, NodeError, PendingPut
+from zerocloud.jobrun import (
+    API, EXECUTE_HEADER, JOB, OPEN, JobRun, NodeError, PendingPut)
 from zerocloud.objectquery import parse_sysimage_devices
 
 SWIFT_SOURCE = 'ZC'
+#: Container of the templates that ``/open/`` uses, per content type.
+OPEN_REGISTRY = '.zvm'
+
+
+def request_problem(kind: str, method: str, account: Optional[str],
+                    container: Optional[str], obj: Optional[str]
+                    ) -> Optional[Tuple[int, str]]:
+    """Why an execution request cannot be served, as (status, text)."""
+    if not account or (kind == OPEN and not obj) or (
+            kind == API and not container):
+        return 412, 'Bad URL'
+    if kind not in (JOB, OPEN, API):
+        return 412, 'Unknown X-Zerovm-Execute version %s' % kind
+    if kind == JOB and method != 'POST':
+        return 501, 'Jobs are run with POST'
+    return None
 
 
 class ProxyQueryMiddleware:
@@ -84,19 +101,23 @@ class ProxyQueryMiddleware:
 
     def __call__(self, env, start_response):
         req = Request(env)
-        if EXECUTE_HEADER not in req.headers:
-            return self.app(env, start_response)
         try:
             version, account, container, obj = req.split_path(1, 4, True)
         except ValueError:
             return self.app(env, start_response)
-        if not account:
-            return Response(status=412, body='Bad URL')(env, start_response)
-        if req.method != 'POST':
-            return Response(status=501, body='Jobs are run with POST')(
-                env, start_response)
+        execute = req.headers.get(EXECUTE_HEADER)
+        if execute is None and version in (OPEN, API):
+            execute = '%s/1.0' % version
+        if execute is None:
+            return self.app(env, start_response)
+        kind = execute.split('/', 1)[0] if '/' in execute else JOB
+        problem = request_problem(kind, req.method, account, container, obj)
+        if problem:
+            return Response(status=problem[0], body=problem[1],
+                            content_type='text/plain')(env, start_response)
         try:
-            resp = JobRun(self, req, account, container, obj).respond()
+            resp = JobRun(self, req, account, container, obj,
+                          kind).respond()
         except HTTPException as err:
             resp = err
         except JobError as err:
@@ -111,19 +132,31 @@ class ProxyQueryMiddleware:
         return getattr(self.app, '_pipeline_final_app', self.app)
 
     def _subrequest(self, req: Request, method: str, path: str,
-                    headers: Optional[Dict[str, str]] = None) -> Request:
-        """A request through the rest of the pipeline, as the same user."""
-        return make_subrequest(req.environ, method, quote(path),
-                               headers=headers, swift_source=SWIFT_SOURCE)
+                    headers: Optional[Dict[str, str]] = None,
+                    elevated: bool = False) -> Request:
+        """A request through the rest of the pipeline, as the same user.
+
+        ``elevated``: the job already passed ZeroCloud's setuid check for
+        this path, so Swift must not check the user again.
+        """
+        make = make_pre_authed_request if elevated else make_subrequest
+        return make(req.environ, method, quote(path), headers=headers,
+                    swift_source=SWIFT_SOURCE)
 
     def authorize(self, req: Request, method: str, path: SwiftPath,
-                  acl_key: Optional[str]) -> None:
-        """Ask the deployment's auth whether the user may do ``method``."""
+                  acl_key: Optional[str], acl: Optional[str] = None) -> None:
+        """Ask the deployment's auth whether the user may do ``method``.
+
+        The ACL checked is the container's ``acl_key`` (``read_acl``,
+        ``write_acl``), or ``acl`` itself when given.
+        """
         authorize = req.environ.get('swift.authorize')
         if authorize is None:
             return
         sub = self._subrequest(req, method, '/v1' + path.path_info)
-        if acl_key and path.container:
+        if acl is not None:
+            sub.acl = acl
+        elif acl_key and path.container:
             info = get_container_info(sub.environ, self.app,
                                       swift_source=SWIFT_SOURCE)
             sub.acl = info.get(acl_key)
@@ -153,32 +186,70 @@ class ProxyQueryMiddleware:
             names.extend(page)
             marker = page[-1]
 
-    def fetch_response(self, req: Request, path: SwiftPath) -> Response:
+    def container_meta(self, req: Request, account: str, container: str
+                       ) -> Dict[str, str]:
+        """A container's user metadata (lower-case keys), read as the system.
+        """
+        info = get_info(self.app, req.environ, str_to_wsgi(account),
+                        str_to_wsgi(container), swift_source=SWIFT_SOURCE)
+        return info.get('meta') or {}
+
+    def content_type_of(self, req: Request, path: SwiftPath) -> str:
+        """HEAD an object as the user; its content type."""
+        resp = self._subrequest(req, 'HEAD', '/v1' + path.path_info
+                                ).get_response(self.app)
+        if not is_success(resp.status_int):
+            raise NodeError('Error %s while fetching %s'
+                            % (resp.status, path.path_info), resp.status_int)
+        return (resp.headers.get('Content-Type') or '').split(';')[0].strip()
+
+    def open_template(self, req: Request, account: str, content_type: str
+                      ) -> Optional[str]:
+        """The job template registered for opening ``content_type``."""
+        path = SwiftPath(account, OPEN_REGISTRY, content_type + '/config')
         resp = self._subrequest(req, 'GET', '/v1' + path.path_info
                                 ).get_response(self.app)
+        if resp.status_int == 404 or not content_type:
+            return None
+        if not is_success(resp.status_int):
+            raise NodeError('Error %s while fetching %s'
+                            % (resp.status, path.path_info), resp.status_int)
+        if (resp.content_length or 0) > self.max_config:
+            raise JobError('Config file at %s is too large' % path.path_info,
+                           413)
+        return resp.body.decode('utf-8', 'replace')
+
+    def fetch_response(self, req: Request, path: SwiftPath,
+                       elevated: bool = False) -> Response:
+        resp = self._subrequest(req, 'GET', '/v1' + path.path_info,
+                                elevated=elevated).get_response(self.app)
         if not is_success(resp.status_int):
             raise NodeError('Error %s while fetching %s'
                             % (resp.status, path.path_info), resp.status_int)
         return resp
 
-    def fetch(self, req: Request, path: SwiftPath, member: str) -> Upload:
-        resp = self.fetch_response(req, path)
+    def fetch(self, req: Request, path: SwiftPath, member: str,
+              elevated: bool = False) -> Upload:
+        resp = self.fetch_response(req, path, elevated)
         return Upload(member, resp.content_length, resp.app_iter)
 
     def _put(self, req: Request, path: SwiftPath, fp, size: int,
-             headers: Dict[str, str]) -> Response:
+             headers: Dict[str, str], elevated: bool = False) -> Response:
         headers = dict(headers, **{'Content-Length': str(size)})
-        sub = self._subrequest(req, 'PUT', '/v1' + path.path_info, headers)
+        sub = self._subrequest(req, 'PUT', '/v1' + path.path_info, headers,
+                               elevated)
         sub.environ['wsgi.input'] = fp
         return sub.get_response(self.app)
 
-    def store(self, req: Request, put: PendingPut) -> Optional[str]:
+    def store(self, req: Request, put: PendingPut,
+              elevated: bool = False) -> Optional[str]:
         """PUT one output as the user; an error text when Swift refused."""
         headers = {'Content-Type': put.content_type}
         for key, value in put.meta.items():
             headers['X-Object-Meta-' + key] = value
         with open(put.data.path, 'rb') as fp:
-            resp = self._put(req, put.path, fp, put.data.size, headers)
+            resp = self._put(req, put.path, fp, put.data.size, headers,
+                             elevated)
         if is_success(resp.status_int):
             return None
         return 'Status %s when putting %s' % (resp.status, put.path.path_info)

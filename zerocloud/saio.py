@@ -5,8 +5,9 @@ Usage::
     zerocloud-saio [--port 8080] [--bind-ip 127.0.0.1] [--workdir DIR]
                    [--quiet]
 
-Starts memcached, one proxy server (tempauth, ``proxy_query``), one account
-server, one container server (``object_query``) and four object servers
+Starts memcached, one proxy server (tempauth, ``job_chain``,
+``proxy_query``), one account server, one container server
+(``object_query``) and four object servers
 (``object_query``; the object ring keeps 3 replicas on 4 devices, like Swift's
 SAIO), waits until every server answers and a test user can authenticate, then
 prints lines to paste into a shell::
@@ -764,11 +765,13 @@ class Cluster:
             ('DEFAULT', options),
             ('pipeline:main', {'pipeline': (
                 'catch_errors gatekeeper healthcheck proxy-logging cache '
-                'listing_formats tempauth proxy_query proxy-server')}),
+                'listing_formats tempauth job_chain proxy_query '
+                'proxy-server')}),
             ('app:proxy-server', {'use': 'egg:swift#proxy',
                                   'account_autocreate': 'true',
                                   'allow_account_management': 'true'}),
             ('filter:tempauth', tempauth),
+            ('filter:job_chain', {'use': 'egg:zerocloud#job_chain'}),
             ('filter:proxy_query', {
                 'use': 'egg:zerocloud#proxy_query',
                 'zerovm_sysimage_devices': paths.default_sysimage_devices(),
