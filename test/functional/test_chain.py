@@ -67,7 +67,8 @@ def test_printed_job_runs_and_its_output_is_the_answer(account, apps):
     assert resp.status_code == 200, resp.text
     assert resp.content == b'chained: from two steps\n'
     assert resp.headers['X-Nexe-System'] == 'second'
-    assert resp.headers['Content-Type'].startswith('text/plain')
+    # The second job's own answer, not the first one's job description.
+    assert not resp.headers['Content-Type'].startswith('application/json')
     assert 'X-Zerovm-Execute' not in resp.headers
     assert_chain_time(resp)
 
