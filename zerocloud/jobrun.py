@@ -686,6 +686,12 @@ class JobRun:
         headers = self._nexe_headers(results)
         status = max(r.status for r in results)
         errors = [r.error for r in results if r.error]
+        # One accounting line per job: who ran what, how it ended, the cost.
+        self.mw.logger.info(
+            'zerocloud job %s account %s status %d nodes %s node-status %s '
+            'cdr %s', self.job_id, self.account, status,
+            headers['X-Nexe-System'], headers['X-Nexe-Status'],
+            headers['X-Nexe-Cdr-Line'])
         if errors:
             for result in results:
                 result.discard()
