@@ -12,7 +12,7 @@ from typing import Dict
 
 import pytest
 
-from .test_cluster_jobs import Account, python_node, unique, zapp
+from .helpers import Account, python_node, unique, zapp
 
 #: Prints the chained-job headers, then the job stored in the image file
 #: named by its argument.

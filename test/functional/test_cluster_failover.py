@@ -26,7 +26,7 @@ import pytest
 from zerocloud.saio import Cluster, LaunchError
 
 from .conftest import fast_tmp_dir
-from .test_cluster_jobs import (
+from .helpers import (
     BOOK_COUNT, WORD_COUNT_SYSTEM, Account, LogWatch, assert_all_ok,
     expected_word_count, nexe_list, primary_servers, python_node, unique,
     upload_books, upload_word_count_zapp, word_count_job, zapp)

@@ -1,13 +1,13 @@
 """REST endpoints: ``/open/`` and ``/api/`` against the real cluster."""
 
-import io
 import json
-import tarfile
 import uuid
 
 import pytest
 import requests
 import wasmtime
+
+from .helpers import zapp
 
 CGI_APP = '''import os, sys
 body = sys.stdin.read()
@@ -48,17 +48,6 @@ HELLO_WAT = '''
     (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)
                           (i32.const 8)))))
 '''
-
-
-def zapp(files):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode='w') as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def cgi_system_map():

@@ -9,12 +9,13 @@ import json
 import os
 import socket
 import subprocess
-import tarfile
 import time
 import uuid
 
 import pytest
 import requests
+
+from .helpers import zapp
 
 EXAMPLE_SCRIPT = '''#!file://python2.7:python
 import sys
@@ -252,13 +253,7 @@ def code(cluster):
     assert requests.put(url, headers=token).status_code in (201, 202)
 
     def upload(name, source):
-        import io
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode='w') as tar:
-            info = tarfile.TarInfo('main.py')
-            info.size = len(source.encode())
-            tar.addfile(info, io.BytesIO(source.encode()))
-        assert requests.put(url + '/' + name, data=buf.getvalue(),
+        assert requests.put(url + '/' + name, data=zapp({'main.py': source}),
                             headers=token).status_code == 201
         return 'swift://~/%s/%s' % (container, name)
     upload.container = container

@@ -1,0 +1,261 @@
+"""Helpers shared by the functional tests: accounts, zapps, the word count.
+
+Every request has a timeout (``REQUEST_TIMEOUT``) so a hung job fails a test
+instead of hanging the suite.
+"""
+
+import collections
+import io
+import json
+import os
+import random
+import re
+import tarfile
+import uuid
+from typing import Dict, List, Optional
+
+import requests
+
+#: Seconds any single request may take; a hung job fails instead of hanging.
+REQUEST_TIMEOUT = 120
+#: Seconds a deferred job's result may take to appear.
+DEFERRED_WAIT = 30
+PYTHON_EXEC = {'path': 'file://python:python'}
+
+# ------------------------------------------------------------------ helpers
+
+
+class Account:
+    """One user's storage account as the tests use it (plain ``requests``)."""
+
+    def __init__(self, cluster, user: str = 'tester'):
+        self.url = cluster.storage_url(user)
+        self.token = cluster.token(user)
+        self.name = self.url.rsplit('/', 1)[1]
+
+    def headers(self, **extra: str) -> Dict[str, str]:
+        return dict({'X-Auth-Token': self.token}, **extra)
+
+    def put_container(self, name: str, **headers: str) -> None:
+        resp = requests.put('%s/%s' % (self.url, name),
+                            headers=self.headers(**headers),
+                            timeout=REQUEST_TIMEOUT)
+        assert resp.status_code in (201, 202), resp.text
+
+    def put_object(self, container: str, name: str, data: bytes,
+                   content_type: str = 'application/octet-stream') -> None:
+        resp = requests.put('%s/%s/%s' % (self.url, container, name),
+                            data=data, timeout=REQUEST_TIMEOUT,
+                            headers=self.headers(**{
+                                'Content-Type': content_type}))
+        assert resp.status_code == 201, resp.text
+
+    def get(self, path: str) -> requests.Response:
+        return requests.get('%s/%s' % (self.url, path),
+                            headers=self.headers(), timeout=REQUEST_TIMEOUT)
+
+    def listing(self, container: str) -> List[str]:
+        resp = self.get(container)
+        assert resp.status_code in (200, 204), resp.text
+        return resp.text.split()
+
+    def post_job(self, job, path: str = '',
+                 headers: Optional[Dict[str, str]] = None
+                 ) -> requests.Response:
+        """POST a JSON job description to the account (or ``path`` in it)."""
+        return self.execute(json.dumps(job).encode(), path,
+                            dict(headers or {},
+                                 **{'Content-Type': 'application/json'}))
+
+    def execute(self, body: bytes, path: str = '',
+                headers: Optional[Dict[str, str]] = None
+                ) -> requests.Response:
+        """POST with ``X-Zerovm-Execute``; ``headers`` say what ``body`` is."""
+        return requests.post(self.url + path, data=body,
+                             timeout=REQUEST_TIMEOUT,
+                             headers=self.headers(**dict(
+                                 headers or {},
+                                 **{'X-Zerovm-Execute': '1.0'})))
+
+
+def unique(prefix: str) -> str:
+    """A container name no other test (or earlier run) uses."""
+    return '%s-%s' % (prefix, uuid.uuid4().hex[:8])
+
+
+def zapp(files: Dict[str, str]) -> bytes:
+    """A tar of ``{member: source}``: a user image or a whole zapp."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode='w') as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def python_node(name: str, image: str, script: str = 'main.py',
+                devices: Optional[list] = None, **extra) -> dict:
+    """A node running ``script`` of the zapp ``image`` with WASI Python."""
+    node = {'name': name, 'exec': dict(PYTHON_EXEC, args=script),
+            'devices': [{'name': 'python'},
+                        {'name': 'image', 'path': image}] + (devices or [])}
+    node.update(extra)
+    return node
+
+
+def nexe_list(resp: requests.Response, header: str) -> List[str]:
+    return resp.headers[header].split(',')
+
+
+def assert_all_ok(resp: requests.Response, count: int) -> None:
+    statuses = nexe_list(resp, 'X-Nexe-Status')
+    assert statuses == ['ok'] * count, resp.headers
+    assert nexe_list(resp, 'X-Nexe-Retcode') == ['0'] * count
+
+
+def object_server_logs(cluster) -> Dict[str, str]:
+    return {name: cluster.log_path(name) for name in cluster.ports
+            if name.startswith('object-server')}
+
+
+class LogWatch:
+    """What the object servers log from now on (``node: <name>, ...``)."""
+
+    def __init__(self, cluster):
+        self.paths = object_server_logs(cluster)
+        self.offsets = {name: os.path.getsize(path)
+                        for name, path in self.paths.items()}
+
+    def new_text(self, name: str) -> str:
+        with open(self.paths[name], 'rb') as log:
+            log.seek(self.offsets[name])
+            return log.read().decode('utf-8', 'replace')
+
+    def servers_that_ran(self) -> Dict[str, List[str]]:
+        """Instance name -> object servers that logged running it."""
+        ran = collections.defaultdict(list)
+        for name in sorted(self.paths):
+            for instance in re.findall(r'node: ([\w.-]+),',
+                                       self.new_text(name)):
+                ran[instance].append(name)
+        return ran
+
+
+def primary_servers(cluster, account: str, container: str,
+                    obj: str) -> List[str]:
+    """Object servers holding an object, in ring order."""
+    from swift.common.ring import Ring
+    from swift.common.utils import set_swift_dir
+    set_swift_dir(cluster.etc_dir)
+    ring = Ring(os.path.join(cluster.etc_dir, 'object.ring.gz'))
+    by_port = {port: name for name, port in cluster.ports.items()
+               if name.startswith('object-server')}
+    return [by_port[node['port']]
+            for node in ring.get_nodes(account, container, obj)[1]]
+
+
+# ------------------------------------------------------------- word count
+
+BOOK_COUNT = 12
+BOOK_WORDS = 700
+VOCABULARY = ('the of and to in is was he for it with as his on be at by '
+              'had not are but from or have an they which one you were all '
+              'her she there would their we him been has when who will more '
+              'no if out so said what up its about into than them can only '
+              'cloud swift object proxy sandbox zerovm').split()
+#: Objects in the books container that ``*.txt`` must not match.
+BOOK_DECOYS = {'notes.txt.bak': 'decoy decoy decoy\n',
+               'readme.md': 'decoy readme\n'}
+
+MAPPER = '''import collections, json, os, sys
+counts = collections.Counter(sys.stdin.read().split())
+print(sum(counts.values()))
+reducers = sorted(os.listdir('/dev/out'))
+parts = [{} for _ in reducers]
+for word, count in counts.items():
+    parts[sum(word.encode()) % len(reducers)][word] = count
+for reducer, part in zip(reducers, parts):
+    with open('/dev/out/' + reducer, 'w') as out:
+        json.dump(part, out)
+'''
+
+REDUCER = '''import collections, json, os
+total = collections.Counter()
+for mapper in sorted(os.listdir('/dev/in')):
+    with open('/dev/in/' + mapper) as part:
+        total.update(json.load(part))
+with open('/dev/out/merge', 'w') as out:
+    json.dump(total, out)
+'''
+
+MERGER = '''import collections, json, os
+total = collections.Counter()
+for reducer in sorted(os.listdir('/dev/in')):
+    with open('/dev/in/' + reducer) as part:
+        total.update(json.load(part))
+for word in sorted(total):
+    print(word, total[word])
+'''
+
+
+def book_texts() -> Dict[str, str]:
+    """Twelve deterministic books of a few KB over a small vocabulary."""
+    rng = random.Random(20240605)
+    weights = [1.0 / (rank + 1) for rank in range(len(VOCABULARY))]
+    books = {}
+    for number in range(1, BOOK_COUNT + 1):
+        words = rng.choices(VOCABULARY, weights, k=BOOK_WORDS)
+        lines = [' '.join(words[i:i + 12]) for i in range(0, len(words), 12)]
+        books['book%02d.txt' % number] = '\n'.join(lines) + '\n'
+    return books
+
+
+def expected_word_count(books: Dict[str, str]) -> bytes:
+    total = collections.Counter()
+    for text in books.values():
+        total.update(text.split())
+    return ''.join('%s %d\n' % (word, total[word])
+                   for word in sorted(total)).encode()
+
+
+def upload_books(account: Account, container: str) -> Dict[str, str]:
+    """The books (and decoys) in a new container; returns the books."""
+    account.put_container(container)
+    books = book_texts()
+    for name, text in dict(books, **BOOK_DECOYS).items():
+        account.put_object(container, name, text.encode(), 'text/plain')
+    return books
+
+
+def upload_word_count_zapp(account: Account, container: str) -> str:
+    account.put_object(container, 'wordcount.tar', zapp({
+        'map.py': MAPPER, 'reduce.py': REDUCER, 'merge.py': MERGER}))
+    return 'swift://~/%s/wordcount.tar' % container
+
+
+def word_count_job(image: str, books: str,
+                   results: Optional[str] = None) -> list:
+    """map over every ``*.txt`` of ``books`` → reduce ×3 → merge.
+
+    Without ``results`` merge's stdout is the response; with it, each mapper
+    stores its word total as ``<results>/<book>.words`` and merge stores the
+    counts as ``<results>/total``.
+    """
+    map_devices = [{'name': 'stdin', 'path': 'swift://~/%s/*.txt' % books}]
+    merge_out = {'name': 'stdout'}
+    if results:
+        map_devices.append({'name': 'stdout',
+                            'path': 'swift://~/%s/*.words' % results})
+        merge_out['path'] = 'swift://~/%s/total' % results
+    return [
+        python_node('map', image, 'map.py', map_devices, connect=['reduce']),
+        python_node('reduce', image, 'reduce.py', count=3,
+                    connect=['merge']),
+        python_node('merge', image, 'merge.py', [merge_out]),
+    ]
+
+
+WORD_COUNT_SYSTEM = (['map-%d' % i for i in range(1, BOOK_COUNT + 1)] +
+                     ['reduce-1', 'reduce-2', 'reduce-3', 'merge'])
