@@ -74,7 +74,7 @@ from swift.common.request_helpers import get_name_and_placement
 from swift.common.swob import (
     HTTPBadRequest, HTTPClientDisconnect, HTTPException, HTTPInsufficientStorage,
     HTTPNotFound, HTTPOk, HTTPRequestEntityTooLarge, HTTPServiceUnavailable,
-    Request)
+    Request, Response)
 from swift.common.utils import config_true_value, get_logger
 
 from zerocloud import cgi, framing
@@ -215,6 +215,10 @@ class ObjectQueryMiddleware:
             resp = self.execute(req)
         except HTTPException as err:
             resp = err
+        except Exception:
+            self.logger.exception('zerocloud: node failed on %s', req.path)
+            resp = Response(status=500, body='Internal error running the node',
+                            content_type='text/plain')
         return resp(env, start_response)
 
     # -- the request ------------------------------------------------------

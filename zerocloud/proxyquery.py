@@ -123,6 +123,12 @@ class ProxyQueryMiddleware:
         except JobError as err:
             resp = Response(status=err.status, body=err.message,
                             content_type='text/plain')
+        except Exception:
+            # A bug of ours: log it whole, tell the client only that it was
+            # a server-side failure.
+            self.logger.exception('zerocloud: job failed on %s', req.path)
+            resp = Response(status=500, body='Internal error running the job',
+                            content_type='text/plain')
         return resp(env, start_response)
 
     # -- Swift access on the user's behalf --------------------------------

@@ -1,0 +1,94 @@
+"""The pure parts of the two filters (the rest runs in the functional tests)."""
+
+import hmac
+import io
+from hashlib import sha1
+
+from zerocloud import framing
+from zerocloud.execution import Output
+from zerocloud.objectquery import (
+    colocation_proof, frame_output, last_error_line, nexe_headers,
+    parse_sysimage_devices)
+from zerocloud.proxyquery import request_problem
+from zerocloud.runtime.report import Report
+
+
+def test_request_problem():
+    assert request_problem('job', 'POST', 'a', None, None) is None
+    assert request_problem('job', 'GET', 'a', None, None) == (
+        501, 'Jobs are run with POST')
+    assert request_problem('job', 'POST', None, None, None) == (
+        412, 'Bad URL')
+    assert request_problem('open', 'GET', 'a', 'c', None) == (412, 'Bad URL')
+    assert request_problem('open', 'DELETE', 'a', 'c', 'o') is None
+    assert request_problem('api', 'PUT', 'a', None, None) == (412, 'Bad URL')
+    assert request_problem('api', 'PUT', 'a', 'c', None) is None
+    assert request_problem('queue', 'GET', 'a', 'c', None) == (
+        412, 'Unknown X-Zerovm-Execute version queue')
+
+
+def test_parse_sysimage_devices_ignores_an_odd_last_token():
+    assert parse_sysimage_devices('image1 path1 image2 path2') == {
+        'image1': 'path1', 'image2': 'path2'}
+    assert parse_sysimage_devices('image1 path1 image2') == {
+        'image1': 'path1'}
+    assert parse_sysimage_devices('') == {}
+
+
+def test_colocation_proof_is_hmac_of_address():
+    expected = hmac.new(b'salt', b'127.0.0.1:6010', sha1).hexdigest()
+    assert colocation_proof('salt:127.0.0.1:6010') == expected
+    assert colocation_proof(None) is None
+    assert colocation_proof('garbage') is None
+
+
+def test_nexe_headers():
+    report = Report(validation=0, retcode=3,
+                    etags=[('/dev/stdout', 'ab' * 16)], status='ok')
+    headers = nexe_headers('sort-1', report, 0.25, 'gold', None)
+    assert headers['X-Nexe-System'] == 'sort-1'
+    assert headers['X-Nexe-Retcode'] == '3'
+    assert headers['X-Nexe-Etag'] == '/dev/stdout ' + 'ab' * 16
+    assert headers['X-Nexe-Cdr-Line'].startswith('0.250, 0.00 0.00 0 0')
+    assert headers['X-Nexe-Policy'] == 'gold'
+    assert 'X-Nexe-Fuel' not in headers
+    assert nexe_headers('n', report, 0, 'p', 77)['X-Nexe-Fuel'] == '77'
+
+
+def test_last_error_line(tmp_path):
+    path = tmp_path / 'stderr'
+    path.write_text('Traceback (most recent call last):\n  File "x"\n'
+                    'ZeroDivisionError: division by zero\n\n')
+    assert last_error_line(str(path)) == 'ZeroDivisionError: division by zero'
+    assert last_error_line(str(tmp_path / 'missing')) == ''
+
+
+def read_frame(frame):
+    length, chunks = frame
+    wire = b''.join(chunks)
+    assert len(wire) == length
+    reader = framing.MemberReader(io.BytesIO(wire).read)
+    member = reader.next_member()
+    return member, reader.read(1 << 20)
+
+
+def test_cgi_output_is_split_into_headers_and_body(tmp_path):
+    path = tmp_path / 'out'
+    path.write_bytes(b'Status: 201 Created\r\nContent-Type: text/html\r\n'
+                     b'X-Object-Meta-Color: red\r\nX-Custom: 1\r\n\r\n<p>hi')
+    output = Output('stdout', str(path), 'message/cgi', {}, 0, None)
+    member, body = read_frame(frame_output(output))
+    assert body == b'<p>hi'
+    assert member.pax['content_type'] == 'text/html'
+    assert member.pax['status'] == '201 Created'
+    assert member.pax['meta.Color'] == 'red'
+    assert member.pax['header.X-Custom'] == '1'
+
+
+def test_plain_output_keeps_its_type_and_meta(tmp_path):
+    path = tmp_path / 'out'
+    path.write_bytes(b'data')
+    output = Output('stdout', str(path), 'text/plain', {'k': 'v'}, 0, None)
+    member, body = read_frame(frame_output(output))
+    assert body == b'data'
+    assert member.pax == {'content_type': 'text/plain', 'meta.k': 'v'}
