@@ -1,35 +1,72 @@
 """Limits enforced while the guest runs: wall clock and file size.
 
-* Wall clock: a real OS thread (``threading.Timer``) calls
+Wall clock, two modes (``Runtime(wall_clock=...)``):
+
+* ``epoch`` (the default; safe inside any process, used by the ``zerovm``
+  command): a real OS thread (``threading.Timer``) calls
   ``Engine.increment_epoch()`` when ``Timeout`` expires; the store's epoch
-  deadline is one tick, so the guest traps at its next loop or call.  wasm
-  runs with the GIL released, so the timer fires on time.  A guest blocked in
-  a host call (a sleep, a read from a FIFO) is not interrupted; the worker's
-  parent kills it after ``Timeout`` + its kill timeout.  The epoch is
-  per-engine: a ``Runtime`` runs one guest at a time.
+  deadline is one tick, so the guest traps at its next loop or call and the
+  run reports ``session timeout``.  wasm runs with the GIL released, so the
+  timer fires on time.  A guest blocked in a host call (a sleep, a read from
+  a FIFO) is not interrupted; the worker's parent kills it after
+  ``Timeout`` + its kill timeout.  The epoch is per-engine: a ``Runtime``
+  runs one guest at a time.  The price: compiled code checks the epoch at
+  every loop head and call (a pure-Python loop in CPython-WASI runs about
+  20 % slower than without).
+* ``exit`` (for sandbox pool workers, processes the server can afford to
+  lose): engines are built without epoch interruption, and a watchdog OS
+  thread (``ExitWatchdog``) ends the *process* when ``Timeout`` expires
+  while the guest still runs: it hands the timeout result to a callback
+  (the worker writes its reply there), flushes Python's stdout and stderr
+  and calls ``os._exit(4)`` (EINTR, the session's exit status).  This also
+  ends a guest blocked in a host call.  The process exit drops the run's
+  private mount namespace and file-size limit; the run directory is left for
+  the caller to remove.  A lock decides between "the guest returned" and
+  "the deadline fired": once the guest's return is recorded the watchdog
+  does nothing, and once the deadline fired the returning thread blocks
+  until the process is gone, so a run is never reported twice.
 * File size: ``RLIMIT_FSIZE`` is set on the process only around the guest
   call and restored right after (so cache writes are never hit), with
   ``SIGXFSZ`` ignored so an oversized write fails with EFBIG inside the guest
-  instead of killing the worker.
+  instead of killing the worker.  (It is still in force while an ``exit``
+  watchdog's callback runs; pipes are not subject to it.)
 """
 
 import contextlib
 import ctypes
+import errno
+import os
 import resource
 import signal
+import sys
 import threading
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
-import wasmtime
+if TYPE_CHECKING:  # the worker imports the mode names before wasmtime
+    import wasmtime
+
+WALL_CLOCK_EPOCH = 'epoch'
+WALL_CLOCK_EXIT = 'exit'
+WALL_CLOCKS = (WALL_CLOCK_EPOCH, WALL_CLOCK_EXIT)
+#: Exit status of a process ended by an ``exit`` watchdog.
+TIMEOUT_EXIT_STATUS = errno.EINTR
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _sigxfsz_ignored = False
 
 
+def check_wall_clock(mode: str) -> str:
+    """``mode`` if it names a wall-clock mode, else ValueError."""
+    if mode not in WALL_CLOCKS:
+        raise ValueError('wall clock must be %s, got %r'
+                         % (' or '.join(repr(m) for m in WALL_CLOCKS), mode))
+    return mode
+
+
 class WallClock:
     """Interrupt the engine's running guests after ``seconds``."""
 
-    def __init__(self, engine: wasmtime.Engine, seconds: float):
+    def __init__(self, engine: 'wasmtime.Engine', seconds: float):
         self.expired = False
         self._engine = engine
         self._timer = threading.Timer(seconds, self._expire)
@@ -44,6 +81,52 @@ class WallClock:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+        self._timer.join()
+
+
+class ExitWatchdog:
+    """End the process after ``seconds`` unless the guest returned first.
+
+    ``last_words`` runs on the watchdog thread just before the exit; an
+    exception from it is printed as one line on stderr and the process
+    exits anyway.
+    """
+
+    def __init__(self, seconds: float, last_words: Callable[[], None]):
+        self.expired = False
+        self._last_words = last_words
+        self._decided = threading.Lock()
+        self._returned = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def _expire(self) -> None:
+        self._decided.acquire()
+        if self._returned:
+            self._decided.release()
+            return
+        # The lock stays taken: a guest returning now blocks in __exit__
+        # until the process is gone.
+        self.expired = True
+        try:
+            self._last_words()
+        except BaseException as exc:
+            os.write(2, ('zerocloud: timeout callback failed: %s: %s\n'
+                         % (type(exc).__name__, exc)).encode())
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(TIMEOUT_EXIT_STATUS)
+
+    def __enter__(self) -> 'ExitWatchdog':
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._decided:  # blocks for good once the deadline fired
+            self._returned = True
         self._timer.cancel()
         self._timer.join()
 

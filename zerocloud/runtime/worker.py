@@ -1,6 +1,7 @@
 """Sandbox worker process: runs sessions for the object-server pool.
 
-``python -m zerocloud.runtime.worker [--cache-dir DIR] [--parent-pid PID]``
+``python -m zerocloud.runtime.worker [--cache-dir DIR] [--parent-pid PID]
+[--wall-clock epoch|exit]``
 
 The object-server filter never runs WebAssembly inside its own (eventlet)
 process: the runtime's wall-clock timer is a real OS thread, and wasm would
@@ -10,6 +11,13 @@ monkey-patched) processes and talks to them over two pipes.  One worker runs
 one session at a time and keeps its :class:`~zerocloud.runtime.session.Runtime`
 between sessions, so compiled modules stay mapped.
 
+``--wall-clock`` picks how the runtime enforces a session's ``Timeout``
+(``zerocloud.runtime.limits``): ``epoch`` (the default) interrupts the guest
+and the worker lives on; ``exit`` runs guests compiled without epoch checks
+(about 20 % faster when CPU-bound) and the worker *exits* when a session
+overruns, after answering it (below).  The pool starts its workers with
+``exit`` by default.
+
 Protocol: one JSON object per line, worker stdin = requests, stdout = replies.
 
 * On start the worker writes ``{"ready": <pid>}`` once the runtime is loaded,
@@ -17,6 +25,12 @@ Protocol: one JSON object per line, worker stdin = requests, stdout = replies.
 * ``{"manifest": "<path>", "skip_validation": false, "validate_only": false}``
   runs one session and answers ``{"exit_status": <int>, "report": "<six-line
   report text>", "fuel": <int or null>}``.
+* With ``--wall-clock exit``, a session still running at its ``Timeout``
+  answers ``{"exit_status": 4, "report": "<report with status session
+  timeout>", "fuel": null, "exiting": true}`` from the watchdog thread; the
+  worker then exits at once with status 4 without reading another request.
+  The pool must not send it anything more: it reaps the process and starts a
+  new one when needed.
 * ``{"warm": "<program path>", "member": "<tar member or null>"}`` compiles a
   program into the module cache and answers ``{"warmed": true}``.
 * Any request that fails for another reason (bad JSON, bad fields, an
@@ -45,10 +59,13 @@ import signal
 import sys
 from typing import Any, BinaryIO, Callable, Dict, List, Optional, Tuple
 
+from zerocloud.runtime.limits import WALL_CLOCK_EPOCH, WALL_CLOCKS
+
 MODULE = 'zerocloud.runtime.worker'
 READY = 'ready'
 ERROR = 'error'
 WARMED = 'warmed'
+EXITING = 'exiting'
 
 _PR_SET_PDEATHSIG = 1
 
@@ -89,6 +106,13 @@ def _text(request: Dict[str, Any], name: str, required: bool) -> Optional[str]:
     return value
 
 
+def session_reply(result: Any) -> Dict[str, Any]:
+    """The reply to a manifest request, from a SessionResult."""
+    return {'exit_status': int(result.exit_status),
+            'report': result.report.render(),
+            'fuel': None if result.fuel is None else int(result.fuel)}
+
+
 def handle(runtime: Any, line: bytes) -> Dict[str, Any]:
     """Answer one request line; never raises for a bad request or run."""
     try:
@@ -100,9 +124,7 @@ def handle(runtime: Any, line: bytes) -> Dict[str, Any]:
         result = runtime.run(_text(request, 'manifest', True),
                              skip_validation=_flag(request, 'skip_validation'),
                              validate_only=_flag(request, 'validate_only'))
-        return {'exit_status': int(result.exit_status),
-                'report': result.report.render(),
-                'fuel': None if result.fuel is None else int(result.fuel)}
+        return session_reply(result)
     except Exception as exc:
         return {ERROR: '%s: %s' % (type(exc).__name__, exc)}
 
@@ -135,13 +157,26 @@ def die_with_parent(parent_pid: Optional[int]) -> None:
         sys.exit(0)
 
 
-def load_runtime(cache_dir: Optional[str]) -> Any:
+def reply_before_exit(replies: BinaryIO) -> Callable[[Any], None]:
+    """The runtime's last words in ``exit`` mode: the overrunning session's
+    reply, marked so the pool does not reuse this worker."""
+    def announce(result: Any) -> None:
+        reply = session_reply(result)
+        reply[EXITING] = True
+        replies.write(encode_message(reply))
+        replies.flush()
+    return announce
+
+
+def load_runtime(cache_dir: Optional[str], wall_clock: str,
+                 on_timeout_exit: Callable[[Any], None]) -> Any:
     """The real runtime, imported late so a broken one is reported."""
     from zerocloud.runtime.session import Runtime
-    return Runtime(cache_dir=cache_dir)
+    return Runtime(cache_dir=cache_dir, wall_clock=wall_clock,
+                   on_timeout_exit=on_timeout_exit)
 
 
-RuntimeFactory = Callable[[Optional[str]], Any]
+RuntimeFactory = Callable[[Optional[str], str, Callable[[Any], None]], Any]
 
 
 def main(argv: Optional[List[str]] = None,
@@ -153,12 +188,17 @@ def main(argv: Optional[List[str]] = None,
     parser.add_argument('--cache-dir', help='compiled-module cache directory')
     parser.add_argument('--parent-pid', type=int,
                         help='exit at once unless this is still our parent')
+    parser.add_argument('--wall-clock', choices=WALL_CLOCKS,
+                        default=WALL_CLOCK_EPOCH,
+                        help='interrupt an overrunning guest (epoch) or '
+                        'answer and exit the worker (exit, faster guests)')
     args = parser.parse_args(argv)
     die_with_parent(args.parent_pid)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     requests, replies = claim_protocol_pipes()
     try:
-        runtime = runtime_factory(args.cache_dir)
+        runtime = runtime_factory(args.cache_dir, args.wall_clock,
+                                  reply_before_exit(replies))
     except Exception as exc:
         replies.write(encode_message(
             {ERROR: 'cannot load the runtime: %s: %s'

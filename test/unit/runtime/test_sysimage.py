@@ -1,8 +1,13 @@
+import hashlib
+import os
 import shutil
 
 import pytest
+import wasmtime
 
 from zerocloud.runtime import sysimage
+from zerocloud.runtime.cache import ModuleCache
+from zerocloud.runtime.engine import EngineSettings
 
 
 def _no_download():
@@ -37,3 +42,21 @@ def test_main_prints_one_line_error(tmp_path, monkeypatch, capsys):
     assert sysimage.main([str(tmp_path / 'python.tar')]) == 1
     assert capsys.readouterr().err == (
         'zerocloud-sysimage: error: download attempted\n')
+
+
+def test_warm_compiles_for_both_wall_clocks_once(tmp_path, monkeypatch):
+    modules = tmp_path / 'modules'
+    monkeypatch.setattr(sysimage.paths, 'module_cache_dir',
+                        lambda: str(modules))
+    monkeypatch.setattr(sysimage, '_download_module',
+                        lambda: wasmtime.wat2wasm('(module)'))
+    dest = str(tmp_path / 'python.tar')
+    sysimage.ensure_python_image(dest)
+    digest = hashlib.sha256(wasmtime.wat2wasm('(module)')).hexdigest()
+    cache = ModuleCache(str(modules))
+    assert sorted(os.listdir(modules)) == sorted(
+        os.path.basename(cache.cache_path(EngineSettings(epoch=epoch), digest))
+        for epoch in (True, False))
+    monkeypatch.setattr(ModuleCache, '_compile', None)  # no compile again
+    sysimage.ensure_python_image(dest)
+    assert len(os.listdir(modules)) == 2

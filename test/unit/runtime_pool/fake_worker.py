@@ -9,13 +9,17 @@ argv the pool gives its ``python``).  The "manifest" is a one-line command:
 ``die``            exit without answering
 ``print``          write junk to stdout (Python and fd 1), then answer ``ok 0``
 ``raise``          raise inside the runtime
+``wall-clock``     answer ``ok 0`` with the worker's wall-clock mode as status
+``overrun``        as an ``exit``-mode runtime at its deadline: answer a
+                   ``session timeout`` through the exit callback, exit 4
+``overrun-linger`` the same, but keep running after the answer
 """
 
 import dataclasses
 import os
 import sys
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from zerocloud.runtime import worker
 from zerocloud.runtime.report import Report
@@ -29,8 +33,11 @@ class FakeResult:
 
 
 class FakeRuntime:
-    def __init__(self, cache_dir: Optional[str]):
+    def __init__(self, cache_dir: Optional[str], wall_clock: str,
+                 on_timeout_exit: Callable[[FakeResult], None]):
         self.cache_dir = cache_dir
+        self.wall_clock = wall_clock
+        self.on_timeout_exit = on_timeout_exit
 
     def warm(self, program_path: str, member: Optional[str] = None) -> None:
         if not os.path.exists(program_path):
@@ -52,8 +59,16 @@ class FakeRuntime:
             os.write(1, b'stray fd write\n')
         elif command == 'raise':
             raise RuntimeError('runtime exploded')
+        elif command.startswith('overrun'):
+            self.on_timeout_exit(FakeResult(
+                4, Report(validation=0, status='session timeout'), None))
+            if command == 'overrun-linger':
+                time.sleep(3600)
+            os._exit(4)
         retcode = int(argument) if command == 'ok' else 0
         status = 'ok' if not validate_only else 'validated only'
+        if command == 'wall-clock':
+            status = self.wall_clock
         return FakeResult(0, Report(validation=0, retcode=retcode,
                                     status=status), 7)
 

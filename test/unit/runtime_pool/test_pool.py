@@ -169,6 +169,50 @@ def test_bad_settings_are_refused(args):
         SandboxPool(*args)
 
 
+def test_unknown_wall_clock_is_refused():
+    with pytest.raises(ValueError, match="wall clock must be 'epoch' or "
+                       "'exit', got 'fast'"):
+        SandboxPool(1, 0, 1.0, wall_clock='fast')
+
+
+def test_workers_get_the_pools_wall_clock(make_pool, fake_python, command):
+    default = make_pool(1, 0, 1.0, python=fake_python)
+    assert default.run(command('wall-clock'), 5).report.status == 'exit'
+    epoch = make_pool(1, 0, 1.0, python=fake_python, wall_clock='epoch')
+    assert epoch.run(command('wall-clock'), 5).report.status == 'epoch'
+
+
+def test_worker_exiting_after_an_overrun_is_reaped_and_replaced(
+        make_pool, fake_python, command):
+    pool = make_pool(1, 0, 5.0, python=fake_python)
+    pool.run(command('ok 0'), 5)
+    [old_pid] = pool.worker_pids()
+    started = time.monotonic()
+    result = pool.run(command('overrun'), 5)
+    assert time.monotonic() - started < 2.0  # not the kill path (10 s)
+    assert (result.exit_status, result.fuel) == (4, None)
+    assert result.report.status == 'session timeout'
+    assert result.report.validation == 0
+    assert pool.worker_pids() == []
+    assert process_gone(old_pid)
+    assert pool.run(command('ok 1'), 5).report.retcode == 1
+    assert pool.worker_pids() not in ([], [old_pid])
+
+
+def test_worker_lingering_after_its_exit_notice_is_killed(
+        make_pool, fake_python, command, caplog, monkeypatch):
+    monkeypatch.setattr(pool_module, 'EXIT_GRACE', 0.2)
+    pool = make_pool(1, 0, 5.0, python=fake_python)
+    pool.run(command('ok 0'), 5)
+    [pid] = pool.worker_pids()
+    with caplog.at_level(logging.WARNING):
+        result = pool.run(command('overrun-linger'), 5)
+    assert result.report.status == 'session timeout'
+    assert process_gone(pid)
+    assert 'still running after 0.2 s; killed' in caplog.text
+    assert pool.worker_pids() == []
+
+
 def test_a_running_session_does_not_block_other_green_threads(
         make_pool, fake_python, command):
     pool = make_pool(1, 0, 1.0, python=fake_python)

@@ -65,9 +65,10 @@ def manifest(tmp_path):
 
 @pytest.fixture
 def real_pool(make_pool, tmp_path):
-    def make(size=1, queue=0, kill_timeout=1.0):
+    def make(size=1, queue=0, kill_timeout=1.0, wall_clock='exit'):
         return make_pool(size, queue, kill_timeout,
-                         cache_dir=str(tmp_path / 'modules'))
+                         cache_dir=str(tmp_path / 'modules'),
+                         wall_clock=wall_clock)
     return make
 
 
@@ -89,11 +90,14 @@ def test_run_reports_and_writes_stdout_in_a_reused_worker(
     assert pool.worker_pids() == [pid]
 
 
-def test_concurrent_runs_use_two_workers(real_pool, programs, manifest):
-    pool = real_pool(size=2)
+@pytest.mark.parametrize('wall_clock', ['epoch', 'exit'])
+def test_concurrent_runs_use_two_workers(real_pool, programs, manifest,
+                                         wall_clock):
+    pool = real_pool(size=2, wall_clock=wall_clock)
     warmups = [eventlet.spawn(pool.run, manifest(programs['hello'])[0], 5)
                for _ in range(2)]
     assert all(run.wait().report.ok for run in warmups)
+    pids = pool.worker_pids()
     started = time.monotonic()
     spins = [eventlet.spawn(pool.run, manifest(programs['spin'], 1)[0], 1)
              for _ in range(2)]
@@ -101,8 +105,34 @@ def test_concurrent_runs_use_two_workers(real_pool, programs, manifest):
     elapsed = time.monotonic() - started
     # the runtime's own timeout ends each spin; the pool never had to kill
     assert [r.report.status for r in results] == ['session timeout'] * 2
-    assert len(pool.worker_pids()) == 2
+    assert [r.exit_status for r in results] == [4, 4]
+    if wall_clock == 'epoch':  # interrupted guests, workers live on
+        assert sorted(pool.worker_pids()) == sorted(pids)
+    else:  # each worker answered, exited and was reaped
+        assert pool.worker_pids() == []
+        assert all(process_gone(pid) for pid in pids)
     assert elapsed < 1.9, 'spins did not overlap: %.2f s' % elapsed
+
+
+@pytest.mark.parametrize('wall_clock', ['epoch', 'exit'])
+def test_timeout_then_the_next_run_works(real_pool, programs, manifest,
+                                         wall_clock):
+    # kill_timeout 5: the last-resort kill would come at 6 s, not 1 s
+    pool = real_pool(kill_timeout=5.0, wall_clock=wall_clock)
+    assert pool.run(manifest(programs['hello'])[0], 5).report.ok
+    [old_pid] = pool.worker_pids()
+    started = time.monotonic()
+    result = pool.run(manifest(programs['spin'], 1)[0], 1)
+    assert time.monotonic() - started < 1.9
+    assert (result.exit_status, result.report.status) == (
+        EXIT_KILLED, 'session timeout')
+    assert result.report.validation == 0 and result.fuel is None
+    assert process_gone(old_pid) == (wall_clock == 'exit')
+    path, run_dir = manifest(programs['hello'])
+    assert pool.run(path, 5).report.ok
+    assert (run_dir / 'stdout').read_bytes() == b'hi\n'
+    [new_pid] = pool.worker_pids()
+    assert (new_pid == old_pid) == (wall_clock == 'epoch')
 
 
 def test_pool_full_while_the_only_worker_spins(real_pool, programs, manifest):

@@ -112,10 +112,35 @@ def test_worker_exits_at_once_when_parent_is_not_the_expected_one():
 
 def test_runtime_that_cannot_load_is_reported_on_the_first_line():
     code = ('import sys\nfrom zerocloud.runtime import worker\n'
-            'def broken(cache_dir):\n    raise ImportError("no wasmtime")\n'
+            'def broken(*args):\n    raise ImportError("no wasmtime")\n'
             'sys.exit(worker.main([], runtime_factory=broken))\n')
     proc = subprocess.run([sys.executable, '-c', code], input=b'',
                           capture_output=True, timeout=30)
     assert proc.returncode == 1
     assert json.loads(proc.stdout) == {
         'error': 'cannot load the runtime: ImportError: no wasmtime'}
+
+
+def test_exit_mode_answers_the_overrun_session_then_exits(tmp_path):
+    manifest = tmp_path / 'cmd'
+    manifest.write_text('overrun')
+    requests = worker.encode_message({'manifest': str(manifest)}) * 2
+    proc = subprocess.run(
+        [sys.executable, FAKE_WORKER, '-m', worker.MODULE,
+         '--wall-clock', 'exit'],
+        input=requests, capture_output=True, timeout=30)
+    assert proc.returncode == 4, proc.stderr
+    ready, reply = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert 'ready' in ready
+    assert reply['exiting'] is True
+    assert (reply['exit_status'], reply['fuel']) == (4, None)
+    assert parse_report(reply['report']).status == 'session timeout'
+
+
+def test_unknown_wall_clock_is_refused():
+    proc = subprocess.run(
+        [sys.executable, '-m', worker.MODULE, '--wall-clock', 'fast'],
+        input=b'', capture_output=True, timeout=30)
+    assert proc.returncode == 2
+    assert b"invalid choice: 'fast'" in proc.stderr
+    assert proc.stdout == b''
