@@ -424,3 +424,28 @@ def test_location_colocates_nodes(cluster, code):
     assert proofs[0] == proofs[1] == proofs[2] != '0'
     assert proofs[3] == '0'
     assert resp.content == b'hi\n' * 4
+
+
+def test_script_posted_to_an_object_reads_it_as_stdin(cluster, code):
+    url = cluster.storage_url('tester') + '/%s/words.txt' % code.container
+    token = {'X-Auth-Token': cluster.token('tester')}
+    assert requests.put(url, data=b'to be or not\n',
+                        headers=token).status_code == 201
+    script = ('#!file://python2.7:python\nimport sys\n'
+              'sys.stdout.write(sys.stdin.read().upper())\n')
+    resp = requests.post(url, data=script, headers=dict(token, **{
+        'X-Zerovm-Execute': '1.0', 'Content-Type': 'application/python'}))
+    assert resp.status_code == 200, resp.text
+    assert resp.content == b'TO BE OR NOT\n'
+    assert requests.get(url, headers=token).content == b'to be or not\n'
+
+
+def test_gzipped_zapp(seed_env):
+    import gzip
+    body = gzip.compress(zapp({'boot/system.map': SYSTEM_MAP,
+                               'main.py': MAIN_SUM, 'mymath.py': MYMATH}))
+    resp = requests.post(seed_env['OS_STORAGE_URL'], data=body, headers={
+        'X-Zerovm-Execute': '1.0', 'X-Auth-Token': seed_env['OS_AUTH_TOKEN'],
+        'Content-Type': 'application/x-gzip'})
+    assert resp.status_code == 200, resp.text
+    assert resp.content == b'5 + 6 = 11\n'
