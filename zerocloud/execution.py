@@ -96,7 +96,6 @@ class Output:
 class Session:
     manifest_path: str
     outputs: List[Output]
-    local_environ: Dict[str, str]
     stderr_path: str
 
 
@@ -284,4 +283,4 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
                                  nvram_path, node.id,
                                  deterministic=deterministic_clock is not None,
                                  seed=seed))
-    return Session(manifest_path, outputs, local_env, stderr_path)
+    return Session(manifest_path, outputs, stderr_path)

@@ -194,7 +194,6 @@ class ObjectQueryMiddleware:
         self.fuel = int(conf.get('zerovm_fuel', 0))
         self.mount_check = config_true_value(conf.get('mount_check', 'true'))
         self.cache_dir = conf.get('zerovm_module_cache') or module_cache_dir()
-        self.network_chunk_size = int(conf.get('network_chunk_size', 65536))
         self._pool: Optional[SandboxPool] = None
 
     @property

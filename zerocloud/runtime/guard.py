@@ -41,7 +41,6 @@ RIGHTS_WRITE_INTENT = (1 << 0) | (1 << 6) | (1 << 8) | (1 << 22)
 FILESTAT_SIZE = 64
 SUBSCRIPTION_SIZE = 48
 EVENT_SIZE = 32
-EVENTTYPE_CLOCK = 0
 
 I32 = wasmtime.ValType.i32()
 I64 = wasmtime.ValType.i64()

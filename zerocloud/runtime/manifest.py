@@ -45,7 +45,7 @@ Extensions of this implementation:
 
 import errno
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from zerocloud.runtime.errors import SessionFailure
@@ -101,7 +101,6 @@ class Manifest:
     deterministic: bool = False
     seed: int = 0
     scratch: int = DEFAULT_SCRATCH
-    extra: Dict[str, str] = field(default_factory=dict)
 
     def channel(self, alias: str) -> Optional[Channel]:
         for channel in self.channels:
@@ -232,8 +231,6 @@ def parse_manifest_text(text: str) -> Manifest:
     if 'Scratch' in values:
         manifest.scratch = _number(*values['Scratch'], 0, INT64_MAX,
                                    'Scratch')
-    manifest.extra = {k: v for k, (_, v) in values.items()
-                      if k in ('Etag', 'Node', 'NameServer')}
     return manifest
 
 
