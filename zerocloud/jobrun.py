@@ -668,13 +668,12 @@ class JobRun:
         ok = not any(r.failed for r in results)
         for result in results:
             for put in result.puts:
-                if ok:
-                    error = self.mw.store(self.req, put,
-                                          self._elevated(put.path))
-                    if error:
-                        result.error = error
-                        result.status = max(result.status, 503 if error
-                                            .startswith('Status 5') else 400)
+                refusal = ok and self.mw.store(self.req, put,
+                                               self._elevated(put.path))
+                if refusal:
+                    status, result.error = refusal
+                    result.status = max(result.status, status)
+                    ok = False   # store nothing more once Swift refused
                 put.data.remove()
             result.puts = []
             for data in result.edges.values():

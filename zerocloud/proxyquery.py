@@ -248,8 +248,8 @@ class ProxyQueryMiddleware:
         return sub.get_response(self.app)
 
     def store(self, req: Request, put: PendingPut,
-              elevated: bool = False) -> Optional[str]:
-        """PUT one output as the user; an error text when Swift refused."""
+              elevated: bool = False) -> Optional[Tuple[int, str]]:
+        """PUT one output as the user; (status, text) when Swift refused."""
         headers = {'Content-Type': put.content_type}
         for key, value in put.meta.items():
             headers['X-Object-Meta-' + key] = value
@@ -258,7 +258,8 @@ class ProxyQueryMiddleware:
                              elevated)
         if is_success(resp.status_int):
             return None
-        return 'Status %s when putting %s' % (resp.status, put.path.path_info)
+        return resp.status_int, 'Status %s when putting %s' % (
+            resp.status, put.path.path_info)
 
     def store_deferred(self, req: Request, path: SwiftPath, body: bytes,
                        content_type: str, headers_json: bytes) -> None:

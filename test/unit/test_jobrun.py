@@ -1,4 +1,11 @@
-from zerocloud.jobrun import iter_reader
+import logging
+import os
+
+from swift.common.swob import Request
+
+from zerocloud.job import SwiftPath, parse_job
+from zerocloud.jobrun import (
+    Body, JobRun, NodeResult, PendingPut, Spooled, iter_reader)
 
 
 def test_iter_reader_rechunks_exactly():
@@ -14,3 +21,88 @@ def test_iter_reader_rechunks_exactly():
 
 def test_iter_reader_of_nothing():
     assert iter_reader([])(10) == b''
+
+
+class FakeFilter:
+    """What JobRun needs of proxy_query for assembling a response."""
+
+    def __init__(self, refuse=None):
+        self.logger = logging.getLogger('test')
+        self.stored = []
+        self.refuse = refuse
+
+    def store(self, req, put, elevated=False):
+        if self.refuse:
+            return self.refuse
+        with open(put.data.path, 'rb') as fp:
+            self.stored.append((put.path.url, fp.read()))
+        return None
+
+
+def nodes(*names):
+    doc = [{'name': n, 'exec': {'path': 'file://python:python'},
+            'devices': [{'name': 'stdout'}]} for n in names]
+    return parse_job(doc, account='a', sysimages={'python'}).nodes
+
+
+def spooled(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return Spooled(str(path), len(data))
+
+
+def run(mw):
+    return JobRun(mw, Request.blank('/v1/a'), 'a', None, None)
+
+
+def body(data, ctype):
+    return Body(len(data), ctype, iter([data]))
+
+
+def test_bodies_are_concatenated_in_node_order(tmp_path):
+    first, second = nodes('first', 'second')
+    results = [
+        NodeResult(first, headers={'X-Nexe-Status': 'ok',
+                                   'X-Nexe-System': 'first'},
+                   body=body(b'one\n', 'text/csv')),
+        NodeResult(second, headers={'X-Nexe-Status': 'ok',
+                                    'X-Nexe-System': 'second'},
+                   body=body(b'two\n', 'text/plain'))]
+    resp = run(FakeFilter())._response(results)
+    assert resp.status_int == 200
+    assert b''.join(resp.app_iter) == b'one\ntwo\n'
+    assert resp.content_length == 8
+    assert resp.content_type == 'text/csv'
+    assert resp.headers['X-Nexe-System'] == 'first,second'
+    assert resp.headers['X-Nexe-Status'] == 'ok,ok'
+    assert resp.headers['X-Nexe-Colocated'] == '0,0'
+    assert resp.headers['X-Nexe-Cdr-Line'].count(',') >= 2
+
+
+def test_outputs_are_stored_only_when_every_node_succeeded(tmp_path):
+    good, bad = nodes('good', 'bad')
+    data = spooled(tmp_path, 'out', b'result')
+    put = PendingPut(SwiftPath('a', 'c', 'o'), data, 'text/plain', {})
+    results = [NodeResult(good, puts=[put]),
+               NodeResult(bad, status=422, error='Node bad failed: trap',
+                          headers={'X-Nexe-Status': 'guest trap: x'})]
+    mw = FakeFilter()
+    resp = run(mw)._response(results)
+    assert resp.status_int == 422
+    assert resp.body == b'Node bad failed: trap\n'
+    assert resp.headers['X-Nexe-Status'] == 'ZeroVM did not run,guest trap: x'
+    assert resp.headers['X-Nexe-Error'] == 'Node bad failed: trap'
+    assert mw.stored == []
+    assert not os.path.exists(data.path)
+
+
+def test_store_refusal_becomes_the_status(tmp_path):
+    [only] = nodes('only')
+    puts = [PendingPut(SwiftPath('a', 'c', 'o'),
+                       spooled(tmp_path, name, b'x'), 'text/plain', {})
+            for name in ('p1', 'p2')]
+    mw = FakeFilter(refuse=(403, 'Status 403 Forbidden when putting /a/c/o'))
+    resp = run(mw)._response([NodeResult(only, puts=puts)])
+    assert resp.status_int == 403
+    assert resp.body == b'Status 403 Forbidden when putting /a/c/o\n'
+    assert all(not os.path.exists(p.data.path) for p in puts)
