@@ -66,7 +66,7 @@ from swift.common.swob import Request, Response, wsgi_quote
 from swift.common.utils import InputProxy, close_if_possible
 from swift.common.wsgi import WSGIContext, make_subrequest
 
-from zerocloud.jobrun import CHAIN_INPUT, EXECUTE_HEADER
+from zerocloud.jobrun import CHAIN_INPUT, CHAIN_SOURCE, EXECUTE_HEADER
 
 CHAIN_TIME_HEADER = 'X-Chain-Total-Time'
 CHAIN_CONTENT_TYPE = 'application/json'
@@ -186,6 +186,9 @@ class ChainRun(WSGIContext):
             swift_source=SWIFT_SOURCE)
         remaining = max(0, self.length - self.input.bytes_received)
         sub.environ[CHAIN_INPUT] = (self.input.read, remaining)
+        # The stored job that started the chain keeps lending its setuid.
+        if CHAIN_SOURCE in self.env:
+            sub.environ[CHAIN_SOURCE] = self.env[CHAIN_SOURCE]
         return sub.environ
 
 

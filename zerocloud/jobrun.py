@@ -53,6 +53,8 @@ DETERMINISTIC_HEADER = 'X-Zerovm-Deterministic'
 COLOCATED_HEADER = 'X-Nexe-Colocated'
 #: environ key of a chained request: (read, length) of the chain's input.
 CHAIN_INPUT = 'zerocloud.chain_input'
+#: environ key: the ``swift://`` URL of the stored job that started a chain.
+CHAIN_SOURCE = 'zerocloud.source'
 #: Kinds of execution request: a job POST, an ``/open/`` or ``/api/`` call.
 JOB, OPEN, API = 'job', 'open', 'api'
 RUNNABLE_TYPES = ('application/wasm', 'application/x-nexe')
@@ -174,8 +176,9 @@ class JobRun:
         self.container = container
         self.obj = obj
         self.kind = kind
-        #: ``swift://`` URL of the stored job or zapp being run, if any.
-        self.source_url: Optional[str] = None
+        #: ``swift://`` URL of the stored job or zapp being run, if any (a
+        #: chained job inherits the one that started its chain).
+        self.source_url: Optional[str] = req.environ.get(CHAIN_SOURCE)
         #: Paths the user may use only through the setuid fallback.
         self.elevated: Set[str] = set()
         self.image: Optional[jobsource.Image] = None
@@ -224,6 +227,8 @@ class JobRun:
             self.stream = self._data_stream(self.source_url is not None)
         for node in job.nodes:
             node.env.update(self._cgi_environ(node))
+        if self.source_url:
+            req.environ.setdefault(CHAIN_SOURCE, self.source_url)
         return job
 
     def _request_path(self) -> SwiftPath:
@@ -236,14 +241,18 @@ class JobRun:
         A container whose ``X-Container-Meta-Rest-Endpoint`` names the stored
         job being run and which sets ``X-Container-Meta-Zerovm-Suid`` lends
         that ACL to the job's users: a denied check is tried again with it.
+        An account path (a chained job's ``POST /v1/<account>``) is judged
+        by the container of that stored job.
         """
         try:
             self.mw.authorize(self.req, method, path, acl_key)
         except HTTPException:
-            if self.source_url is None or not path.container:
+            if self.source_url is None:
                 raise
-            meta = self.mw.container_meta(self.req, path.account,
-                                          path.container)
+            holder = path if path.container else parse_location(
+                self.source_url)
+            meta = self.mw.container_meta(self.req, holder.account,
+                                          holder.container)
             suid = meta.get('zerovm-suid')
             endpoint = unquote(meta.get('rest-endpoint') or '')
             if not suid or endpoint != self.source_url:

@@ -183,3 +183,50 @@ def test_plain_requests_under_v1_are_untouched(site):
     resp = requests.get(site['base'] + '/data.csv', headers=site['token'])
     assert resp.status_code == 200
     assert resp.content == b'name,amount\na,3\nb,4\n'
+
+
+CHAINER = '''import json
+job = [{"name": "second",
+        "exec": {"path": "file://python:python", "args": "cat.py"},
+        "devices": [{"name": "python"},
+                    {"name": "image", "path": "%(image)s"},
+                    {"name": "stdin", "path": "%(data)s"},
+                    {"name": "stdout", "content_type": "text/plain"}]}]
+print("Content-Type: application/json")
+print("X-Zerovm-Execute: 1.0")
+print()
+print(json.dumps(job))
+'''
+
+
+def test_setuid_carries_over_to_chained_jobs(site):
+    prefix = 'swift://%s/%s/' % (site['account'], site['container'])
+    chainer = zapp({
+        'boot/system.map': json.dumps([{
+            'name': 'first',
+            'exec': {'path': 'file://python:python', 'args': 'chain.py'},
+            'devices': [{'name': 'python'},
+                        {'name': 'stdout', 'content_type': 'message/cgi'}]}]),
+        'chain.py': CHAINER % {'image': prefix + 'cat.tar',
+                               'data': prefix + 'data.csv'}})
+    token = site['token']
+    for name, data in (('chainer.tar', chainer),
+                       ('cat.tar', zapp({'cat.py': 'import sys\nprint('
+                                         'sys.stdin.read(), end="")\n'}))):
+        assert requests.put(site['base'] + '/' + name, data=data,
+                            headers=dict(token, **{
+                                'Content-Type': 'application/x-tar'})
+                            ).status_code == 201
+    assert requests.post(site['base'], headers=dict(token, **{
+        'X-Container-Meta-Rest-Endpoint': prefix + 'chainer.tar',
+        'X-Container-Meta-Zerovm-Suid': '.r:*,.rlistings'})
+    ).status_code == 204
+    try:
+        resp = requests.get(site['api'] + '/report')
+        assert resp.status_code == 200, resp.text
+        assert resp.text == 'name,amount\na,3\nb,4\n'
+        assert 'X-Chain-Total-Time' in resp.headers
+    finally:
+        requests.post(site['base'], headers=dict(token, **{
+            'X-Remove-Container-Meta-Rest-Endpoint': 'x',
+            'X-Remove-Container-Meta-Zerovm-Suid': 'x'}))
