@@ -694,12 +694,7 @@ class JobRun:
         headers = self._nexe_headers(results)
         status = max(r.status for r in results)
         errors = [r.error for r in results if r.error]
-        # One accounting line per job: who ran what, how it ended, the cost.
-        self.mw.logger.info(
-            'zerocloud job %s account %s status %d nodes %s node-status %s '
-            'cdr %s', self.job_id, self.account, status,
-            headers['X-Nexe-System'], headers['X-Nexe-Status'],
-            headers['X-Nexe-Cdr-Line'])
+        self._account_for(results, status, headers)
         if errors:
             for result in results:
                 result.discard()
@@ -718,6 +713,28 @@ class JobRun:
         resp.content_type = bodies[0].content_type if bodies else 'text/plain'
         resp.content_length = sum(b.size for b in bodies)
         return resp
+
+    def _account_for(self, results: List[NodeResult], status: int,
+                     headers: Dict[str, str]) -> None:
+        """A log line per job and, when enabled, an accounting object."""
+        self.mw.logger.info(
+            'zerocloud job %s account %s status %d nodes %s node-status %s '
+            'cdr %s', self.job_id, self.account, status,
+            headers['X-Nexe-System'], headers['X-Nexe-Status'],
+            headers['X-Nexe-Cdr-Line'])
+        if not self.mw.accounting:
+            return
+        now = time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())
+        txn = self.req.environ.get('swift.trans_id', '-')
+        lines = ''.join(
+            '%s %s %s (%s) [%s]\n' % (
+                now, txn, r.node.name,
+                r.headers.get('X-Nexe-Cdr-Line', '0.0 0.0 0 0 0 0 0 0 0 0'),
+                r.headers.get('X-Nexe-Status', 'ZeroVM did not run'))
+            for r in results).encode('utf-8')
+        # Off the request's path: the client does not wait for it.
+        eventlet.spawn_n(self.mw.record_accounting, self.req, self.account,
+                         self.job_id, lines)
 
     def _nexe_headers(self, results: List[NodeResult]) -> Dict[str, str]:
         headers: Dict[str, str] = {}

@@ -44,17 +44,25 @@ Options (``[filter:proxy_query]``), with defaults:
     seconds to connect to an object server.
 ``zerovm_spool_dir`` (system temp dir)
     where uploaded images and outputs are spooled.
+``zerovm_accounting_enabled = false``
+    store one accounting object per job: lines
+    ``<UTC time> <transaction> <node> (<cdr line>) [<status>]`` in
+    ``/v1/<user_stats_account>/<account>/<YYYY>/<MM>/<DD>/<job id>.log``.
+``user_stats_account = userstats``
+    the account that receives them (the proxy must be allowed to create it,
+    e.g. ``account_autocreate = true``).
 """
 
 import io
 import json
-from typing import Dict, List, Optional, Tuple
+import time
+from typing import Dict, List, Optional, Set, Tuple
 
 from swift.common.http import is_success
 from swift.common.registry import register_swift_info
 from swift.common.storage_policy import POLICIES
 from swift.common.swob import HTTPException, Request, Response, str_to_wsgi
-from swift.common.utils import get_logger, quote
+from swift.common.utils import config_true_value, get_logger, quote
 from swift.common.wsgi import make_pre_authed_request, make_subrequest
 from swift.proxy.controllers.base import get_container_info, get_info
 
@@ -97,6 +105,10 @@ class ProxyQueryMiddleware:
             'zerovm_default_content_type', 'application/octet-stream')
         self.conn_timeout = float(conf.get('conn_timeout', 0.5))
         self.spool_dir = conf.get('zerovm_spool_dir') or None
+        self.accounting = config_true_value(
+            conf.get('zerovm_accounting_enabled', 'false'))
+        self.stats_account = conf.get('user_stats_account', 'userstats')
+        self._stats_containers: Set[str] = set()
         self._free_turn = 0
 
     def __call__(self, env, start_response):
@@ -276,6 +288,30 @@ class ProxyQueryMiddleware:
             if not is_success(resp.status_int):
                 self.logger.error('zerocloud: deferred result %s: %s',
                                   target.url, resp.status)
+
+    def record_accounting(self, req: Request, account: str, job_id: str,
+                          lines: bytes) -> None:
+        """Store one job's accounting lines in the stats account.
+
+        ``/v1/<user_stats_account>/<account>/<YYYY>/<MM>/<DD>/<job>.log``,
+        written by the system (pre-authorised), never by the user.
+        """
+        container = '/v1/%s/%s' % (self.stats_account, account)
+        if container not in self._stats_containers:
+            make_pre_authed_request(req.environ, 'PUT', quote(container),
+                                    swift_source=SWIFT_SOURCE
+                                    ).get_response(self.app)
+            self._stats_containers.add(container)
+        path = '%s/%s%s.log' % (container, time.strftime(
+            '%Y/%m/%d/', time.gmtime()), job_id)
+        resp = make_pre_authed_request(
+            req.environ, 'PUT', quote(path), body=lines,
+            headers={'Content-Type': 'text/plain'},
+            swift_source=SWIFT_SOURCE).get_response(self.app)
+        if not is_success(resp.status_int):
+            self._stats_containers.discard(container)
+            self.logger.error('zerocloud: accounting %s: %s', path,
+                              resp.status)
 
     # -- placement ----------------------------------------------------------
 

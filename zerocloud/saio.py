@@ -29,7 +29,10 @@ lines (progress, users); the output stays paste-able.
 
 Users (tempauth, tokens valid for a day): ``test:tester``/``testing`` (admin
 of ``AUTH_test``), ``test:tester3``/``testing3`` (``AUTH_test``, not admin),
-``test2:tester2``/``testing2`` (admin of ``AUTH_test2``).
+``test2:tester2``/``testing2`` (admin of ``AUTH_test2``), and
+``stats:reader``/``reading``, owner of ``AUTH_stats`` where the proxy stores
+one accounting object per job
+(``AUTH_stats/<account>/<YYYY>/<MM>/<DD>/<job id>.log``).
 
 Work directory (default: a new temporary directory; ``make run`` uses
 ``var/saio``)::
@@ -160,7 +163,10 @@ AUTH_USERS = {
     'tester': AuthUser('test', 'tester', 'testing', admin=True),
     'tester3': AuthUser('test', 'tester3', 'testing3', admin=False),
     'tester2': AuthUser('test2', 'tester2', 'testing2', admin=True),
+    # Owner of the account that receives ZeroCloud's accounting objects.
+    'stats': AuthUser('stats', 'reader', 'reading', admin=True),
 }
+STATS_ACCOUNT = 'AUTH_stats'
 DEFAULT_USER = 'tester'
 
 
@@ -775,7 +781,9 @@ class Cluster:
             ('filter:proxy_query', {
                 'use': 'egg:zerocloud#proxy_query',
                 'zerovm_sysimage_devices': paths.default_sysimage_devices(),
-                'zerovm_timeout': self.zerovm_timeout}),
+                'zerovm_timeout': self.zerovm_timeout,
+                'zerovm_accounting_enabled': 'true',
+                'user_stats_account': STATS_ACCOUNT}),
             ('filter:cache', {'use': 'egg:swift#memcache',
                               'memcache_servers': '%s:%d' % (
                                   BACKEND_IP, memcached_port)}),

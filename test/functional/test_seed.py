@@ -449,3 +449,28 @@ def test_gzipped_zapp(seed_env):
         'Content-Type': 'application/x-gzip'})
     assert resp.status_code == 200, resp.text
     assert resp.content == b'5 + 6 = 11\n'
+
+
+def test_each_job_leaves_an_accounting_object(cluster, seed_env):
+    account = seed_env['OS_STORAGE_URL'].rsplit('/', 1)[1]
+    stats = cluster.storage_url('stats') + '/' + account
+    token = {'X-Auth-Token': cluster.token('stats')}
+
+    def logs():
+        resp = requests.get(stats, headers=token)
+        return set(resp.text.split()) if resp.status_code == 200 else set()
+    before = logs()
+    resp = requests.post(seed_env['OS_STORAGE_URL'], data=EXAMPLE_SCRIPT,
+                         headers={'X-Zerovm-Execute': '1.0',
+                                  'X-Auth-Token': seed_env['OS_AUTH_TOKEN'],
+                                  'Content-Type': 'application/python'})
+    assert resp.status_code == 200
+    deadline = time.monotonic() + 10
+    while not logs() - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    [new] = logs() - before
+    assert new.endswith('.log') and new.count('/') == 3
+    text = requests.get(stats + '/' + new, headers=token).text
+    assert text.endswith(' (%s) [ok]\n' % resp.headers[
+        'X-Nexe-Cdr-Line'].split(', ', 1)[1])
+    assert ' script (' in text

@@ -26,6 +26,8 @@ def test_iter_reader_of_nothing():
 class FakeFilter:
     """What JobRun needs of proxy_query for assembling a response."""
 
+    accounting = False
+
     def __init__(self, refuse=None):
         self.logger = logging.getLogger('test')
         self.stored = []
