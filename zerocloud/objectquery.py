@@ -61,12 +61,14 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import tempfile
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from hashlib import md5, sha1
 from typing import Dict, Iterator, Optional, Tuple
 
+from eventlet import tpool
 from swift.common.constraints import check_drive
 from swift.common.exceptions import (
     DiskFileDeviceUnavailable, DiskFileNotExist, DiskFileQuarantined)
@@ -127,6 +129,12 @@ def colocation_proof(value: Optional[str]) -> Optional[str]:
         return None
     salt, address = value.split(':', 1)
     return hmac.new(salt.encode(), address.encode(), sha1).hexdigest()
+
+
+def snapshot_database(source: str, dest: str) -> None:
+    with closing(sqlite3.connect(source)) as src, \
+            closing(sqlite3.connect(dest)) as dst:
+        src.backup(dst)
 
 
 def last_error_line(path: str) -> str:
@@ -261,14 +269,14 @@ class ObjectQueryMiddleware:
                                          request=req)
         stack = ExitStack()
         try:
-            local = None
-            if access == 'GET' and cont:
-                local = self._open_local(stack, req, dev, part, acct, cont,
-                                         obj, policy)
             tmp_root = os.path.join(devices, dev, 'tmp')
             os.makedirs(tmp_root, exist_ok=True)
             workdir = tempfile.mkdtemp(prefix='zerocloud-', dir=tmp_root)
             stack.callback(shutil.rmtree, workdir, True)
+            local = None
+            if access == 'GET' and cont:
+                local = self._open_local(stack, req, dev, part, acct, cont,
+                                         obj, policy, workdir)
             members = self._receive(req, workdir)
             node = self._read_sysmap(req, members)
             return self._run(req, stack, node, workdir, members, local,
@@ -278,18 +286,22 @@ class ObjectQueryMiddleware:
             raise
 
     def _open_local(self, stack: ExitStack, req: Request, dev, part, acct,
-                    cont, obj, policy) -> LocalObject:
+                    cont, obj, policy, workdir: str) -> LocalObject:
         final = self._final_app()
         path = SwiftPath(acct, cont, obj)
         if obj is None:
             broker = final._get_container_broker(dev, part, acct, cont)
             if not os.path.exists(broker.db_file) or broker.is_deleted():
                 raise HTTPNotFound(request=req)
-            size = os.path.getsize(broker.db_file)
-            if size > self.max_input:
+            if os.path.getsize(broker.db_file) > self.max_input:
                 raise HTTPRequestEntityTooLarge(body='Data object too large',
                                                 request=req)
-            return LocalObject(path, broker.db_file, size)
+            # The container server keeps writing its database: the node
+            # reads a consistent snapshot instead (SQLite's backup API, in a
+            # real thread so the server's other requests go on).
+            snapshot = os.path.join(workdir, 'container.db')
+            tpool.execute(snapshot_database, broker.db_file, snapshot)
+            return LocalObject(path, snapshot, os.path.getsize(snapshot))
         try:
             df = final.get_diskfile(dev, part, acct, cont, obj, policy=policy)
             df.open()

@@ -479,3 +479,23 @@ def test_each_job_leaves_an_accounting_object(cluster, seed_env):
         time.sleep(0.2)
     assert len(found) == 1
     assert found[0].endswith('.log') and found[0].count('/') == 3
+
+
+def test_container_listing_job_runs_on_a_container_snapshot(cluster, code):
+    container = 'box-%s' % uuid.uuid4().hex[:8]
+    url = cluster.storage_url('tester') + '/' + container
+    token = {'X-Auth-Token': cluster.token('tester')}
+    assert requests.put(url, headers=token).status_code in (201, 202)
+    for name in ('o1', 'o2', 'o3'):
+        assert requests.put(url + '/' + name, data=b'x',
+                            headers=token).status_code == 201
+    image = code('listing.tar', (
+        'import json, sqlite3\n'
+        'db = sqlite3.connect("file:/dev/input?immutable=1", uri=True)\n'
+        'print(json.dumps([r[0] for r in db.execute(\n'
+        '    "SELECT name FROM object WHERE deleted = 0 ORDER BY name")]))\n'))
+    resp = post_job(cluster, python_job(image, [
+        {'name': 'stdout'},
+        {'name': 'input', 'path': 'swift://~/%s' % container}]))
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == ['o1', 'o2', 'o3']
