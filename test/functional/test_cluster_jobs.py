@@ -400,3 +400,12 @@ def test_deferred_job_posted_to_an_object_stores_it_there(account, code):
     headers = wait_for_object(account, '%s/answer.headers' % results)
     assert headers.status_code == 200
     assert lower_keys(headers.json())['x-nexe-system'] == 'defer'
+
+
+def test_deferred_auto_answers_normally_when_the_job_is_quick(account, code):
+    image = code('quick.tar', {'main.py': 'print("quick")\n'})
+    resp = account.post_job(slow_job(image),
+                            headers={'X-Zerovm-Deferred': 'auto'})
+    assert resp.status_code == 200, resp.text
+    assert resp.content == b'quick\n'
+    assert resp.headers['X-Nexe-Status'] == 'ok'
