@@ -21,7 +21,8 @@ P6  ``--clients`` threads POSTing the hello script for ``--seconds``; every
 Options: ``--requests 200``, ``--size-mb 1024``, ``--seconds 30``,
 ``--clients 32``, ``--only P1,P5,P6`` (default: all).  A quick run::
 
-    .venv/bin/python bench/exec.py --requests 20 --size-mb 64 --seconds 5 --clients 8
+    .venv/bin/python bench/exec.py --requests 20 --size-mb 64 --seconds 5 \
+        --clients 8
 """
 
 import argparse

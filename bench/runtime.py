@@ -123,7 +123,8 @@ def main():
     try:
         print_one = manifest(workdir, image, ['python', '-c', 'print(1)'],
                              'python')
-        p2_native = median_ms(native([NATIVE_PYTHON, '-c', 'print(1)']), repeat)
+        p2_native = median_ms(native([NATIVE_PYTHON, '-c', 'print(1)']),
+                              repeat)
         for mode, each in runtimes.items():
             sandboxed(each, print_one)()  # warm the process
             p2_box = median_ms(sandboxed(each, print_one), repeat)

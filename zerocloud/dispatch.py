@@ -76,8 +76,8 @@ class Attempts:
 def dispatch(nodes: List[dict], partition: int, path_info: str,
              headers: Dict[str, str], uploads: List[Upload],
              conn_timeout: float, expect_timeout: float,
-             final_timeout: float, logger, on_error: Callable[[dict, str], None],
-             ) -> 'Answer | Attempts':
+             final_timeout: float, logger,
+             on_error: Callable[[dict, str], None]) -> 'Answer | Attempts':
     """Try ``nodes`` in order; stream ``uploads`` to the first that accepts."""
     headers = dict(headers)
     headers['Content-Length'] = str(sum(u.length for u in uploads))

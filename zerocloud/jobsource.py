@@ -79,7 +79,7 @@ def read_limited(read: Callable[[int], bytes], content_length: Optional[int],
 def spool(read: Callable[[int], bytes], content_length: int, limit: int,
           spool_dir: Optional[str] = None, prefix: bytes = b'',
           suffix: bytes = b'') -> Image:
-    """Copy ``content_length`` request bytes to a temp file, framed as asked."""
+    """Copy ``content_length`` request bytes to a temp file, framed."""
     if content_length > limit:
         raise JobError('Request body is larger than %d bytes' % limit, 413)
     fd, path = tempfile.mkstemp(prefix='zerocloud-image-', dir=spool_dir)

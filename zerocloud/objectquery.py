@@ -74,7 +74,8 @@ from swift.common.exceptions import (
     DiskFileDeviceUnavailable, DiskFileNotExist, DiskFileQuarantined)
 from swift.common.request_helpers import get_name_and_placement
 from swift.common.swob import (
-    HTTPBadRequest, HTTPClientDisconnect, HTTPException, HTTPInsufficientStorage,
+    HTTPBadRequest, HTTPClientDisconnect, HTTPException,
+    HTTPInsufficientStorage,
     HTTPNotFound, HTTPOk, HTTPRequestEntityTooLarge, HTTPServiceUnavailable,
     Request, Response)
 from swift.common.utils import config_true_value, get_logger
@@ -98,7 +99,8 @@ DIAG_TAIL = 4096
 
 
 def parse_sysimage_devices(value: str) -> Dict[str, str]:
-    """``name path name path ...`` → {name: path}; an odd last token is ignored."""
+    """``name path name path ...`` → {name: path}; an odd last token is
+    ignored."""
     tokens = (value or '').split()
     return dict(zip(tokens[0::2], tokens[1::2]))
 

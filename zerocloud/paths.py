@@ -1,6 +1,7 @@
-"""Where ZeroCloud keeps machine-local state: system images and compiled modules.
+"""Where ZeroCloud keeps machine-local state: system images, compiled modules.
 
-Everything lives under ``$ZEROCLOUD_HOME`` (default ``~/.cache/zerocloud``) so a
+Everything lives under ``$ZEROCLOUD_HOME`` (default ``~/.cache/zerocloud``) so
+a
 fresh clone, the all-in-one launcher and the test suite share one download of
 the Python system image and one cache of compiled WebAssembly.
 """

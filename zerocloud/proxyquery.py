@@ -69,8 +69,8 @@ from swift.proxy.controllers.base import get_container_info, get_info
 from zerocloud import placement
 from zerocloud.dispatch import Upload, dispatch
 from zerocloud.job import JobError, Node, SwiftPath
-from zerocloud.jobrun import (
-    API, EXECUTE_HEADER, JOB, OPEN, JobRun, NodeError, PendingPut)
+from zerocloud.jobrequest import API, JOB, OPEN, JobRequest, NodeError
+from zerocloud.jobrun import EXECUTE_HEADER, JobRun, PendingPut
 from zerocloud.objectquery import parse_sysimage_devices
 
 SWIFT_SOURCE = 'ZC'
@@ -128,8 +128,8 @@ class ProxyQueryMiddleware:
             return Response(status=problem[0], body=problem[1],
                             content_type='text/plain')(env, start_response)
         try:
-            resp = JobRun(self, req, account, container, obj,
-                          kind).respond()
+            resp = JobRun(JobRequest(self, req, account, container, obj,
+                                     kind)).respond()
         except HTTPException as err:
             resp = err
         except JobError as err:

@@ -51,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     auth.add_argument('-A', '--auth', default=_env('ST_AUTH'))
     auth.add_argument('-U', '--user', default=_env('ST_USER'))
     auth.add_argument('-K', '--key', default=_env('ST_KEY'))
-    auth.add_argument('-V', '--auth-version', choices=('1', '1.0', '2', '2.0',
-                                                        '3', '3.0'))
+    auth.add_argument('-V', '--auth-version',
+                      choices=('1', '1.0', '2', '2.0', '3', '3.0'))
     for name in ('auth_url', 'username', 'password', 'tenant_name',
                  'project_name', 'project_id', 'user_domain_name',
                  'project_domain_name', 'user_domain_id',
@@ -87,7 +87,8 @@ def authenticate(args: argparse.Namespace):
     missing = [k for k in KEYSTONE_KEYS if not getattr(args, k)]
     if missing:
         raise UsageError('Keystone auth needs --os-auth-url, --os-username '
-                         'and --os-password (missing: %s)' % ', '.join(missing))
+                         'and --os-password (missing: %s)'
+                         % ', '.join(missing))
     os_options = {k[3:]: getattr(args, k) for k in V3_HINTS + (
         'os_tenant_name',) if getattr(args, k)}
     return swift_client.get_auth(

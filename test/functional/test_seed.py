@@ -331,16 +331,17 @@ def test_crash_names_its_cause(cluster, code):
 
 
 def test_cross_account_read_needs_acl(cluster, code):
-    other = cluster.storage_url('tester2') + '/shared-%s' % uuid.uuid4().hex[:6]
+    other = cluster.storage_url('tester2') + '/shared-%s' % (
+        uuid.uuid4().hex[:6])
     token2 = {'X-Auth-Token': cluster.token('tester2')}
     assert requests.put(other, headers=token2).status_code in (201, 202)
     assert requests.put(other + '/data.txt', data=b'secret\n',
                         headers=token2).status_code == 201
     image = code('cat.tar', 'print(open("/dev/input").read(), end="")\n')
     account2, container2 = other.split('/')[-2:]
-    job = python_job(image, [{'name': 'stdout'}, {
-        'name': 'input', 'path': 'swift://%s/%s/data.txt' % (account2,
-                                                              container2)}])
+    data = 'swift://%s/%s/data.txt' % (account2, container2)
+    job = python_job(image, [{'name': 'stdout'},
+                             {'name': 'input', 'path': data}])
     denied = post_job(cluster, job)
     assert denied.status_code == 403
     assert requests.post(other, headers=dict(

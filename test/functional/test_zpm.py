@@ -16,7 +16,8 @@ def test_zpm_auth_prints_token_and_storage_url(cluster):
     assert url_line == 'Storage URL: %s' % cluster.storage_url('tester')
     # The printed token really works.
     token = token_line.split(': ', 1)[1]
-    head = subprocess.run(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}',
+    head = subprocess.run(['curl', '-s', '-o', '/dev/null',
+                           '-w', '%{http_code}',
                            '-I', '-H', 'X-Auth-Token: ' + token,
                            cluster.storage_url('tester')],
                           capture_output=True, text=True)

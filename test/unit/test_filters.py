@@ -1,4 +1,4 @@
-"""The pure parts of the two filters (the rest runs in the functional tests)."""
+"""The pure parts of the two filters (the rest: functional tests)."""
 
 import hmac
 import io

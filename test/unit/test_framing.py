@@ -15,8 +15,8 @@ def stream(*members):
 
 def test_round_trip_with_and_without_pax():
     wire = stream(('sysmap', b'{"a": 1}', None),
-                  ('stdout', b'x' * 1000, {'content_type': 'text/plain',
-                                          'meta.color': 'blue'}))
+                  ('stdout', b'x' * 1000,
+                   {'content_type': 'text/plain', 'meta.color': 'blue'}))
     reader = framing.MemberReader(io.BytesIO(wire).read)
     first = reader.next_member()
     assert (first.name, first.size, first.pax) == ('sysmap', 8, {})

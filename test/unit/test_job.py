@@ -211,8 +211,8 @@ def test_exec_fields_kept():
     job = parse(node(exec={'path': EXE, 'args': 'aa bb', 'name': 'sorter',
                            'env': {'K': 'V'}}))
     sort = job.nodes[0]
-    assert (sort.args, sort.exe_name, sort.env) == ('aa bb', 'sorter',
-                                                     {'K': 'V'})
+    assert (sort.args, sort.exe_name, sort.env) == (
+        'aa bb', 'sorter', {'K': 'V'})
 
 
 @pytest.mark.parametrize('count, shown', [
@@ -692,14 +692,15 @@ def test_default_attach_fallbacks():
 
 
 def test_seed_job_places_next_to_input():
-    job = parse({
+    seed_node = {
         'name': 'example',
         'exec': {'path': 'file://python2.7:python', 'args': 'main.py'},
         'devices': [{'name': 'python2.7'}, {'name': 'stdout'},
                     {'name': 'input', 'path': 'swift://~/example/data1.csv'},
                     {'name': 'image',
-                     'path': 'swift://~/example/example.tar'}]},
-        account='AUTH_test', sysimages=['python2.7', 'python3'])
+                     'path': 'swift://~/example/example.tar'}]}
+    job = parse(seed_node, account='AUTH_test',
+                sysimages=['python2.7', 'python3'])
     sole = job.nodes[0]
     assert sole.placement_channel().path.path_info == \
         '/AUTH_test/example/data1.csv'

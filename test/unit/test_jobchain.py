@@ -8,7 +8,7 @@ import pytest
 from swift.common.swob import Request
 
 from zerocloud.jobchain import JobChainMiddleware, filter_factory
-from zerocloud.jobrun import CHAIN_INPUT
+from zerocloud.jobrequest import CHAIN_INPUT
 
 NEXT_JOB = [{'name': 'second', 'exec': {'path': 'file://python:python'},
              'devices': [{'name': 'stdout'}]}]

@@ -4,8 +4,8 @@ import os
 from swift.common.swob import Request
 
 from zerocloud.job import SwiftPath, parse_job
-from zerocloud.jobrun import (
-    Body, JobRun, NodeResult, PendingPut, Spooled, iter_reader)
+from zerocloud.jobrequest import JobRequest, iter_reader
+from zerocloud.jobrun import Body, JobRun, NodeResult, PendingPut, Spooled
 
 
 def test_iter_reader_rechunks_exactly():
@@ -54,7 +54,7 @@ def spooled(tmp_path, name, data):
 
 
 def run(mw):
-    return JobRun(mw, Request.blank('/v1/a'), 'a', None, None)
+    return JobRun(JobRequest(mw, Request.blank('/v1/a'), 'a', None, None))
 
 
 def body(data, ctype):

@@ -58,7 +58,8 @@ def test_system_map_found_in_zapp(tmp_path, gz):
 
 
 def test_cluster_map_wins(tmp_path):
-    data = make_tar([('boot/system.map', b'[1]'), ('boot/cluster.map', b'[2]')])
+    data = make_tar([('boot/system.map', b'[1]'),
+                     ('boot/cluster.map', b'[2]')])
     assert jobsource.find_system_map(spooled(tmp_path, data),
                                      'application/x-tar') == b'[2]'
 

@@ -13,10 +13,10 @@ checked before they reach wasmtime's own implementation:
 The target is identified by (device, inode) through wasmtime's own
 ``path_filestat_get``/``fd_filestat_get`` (so symlinks, hard links, ``..``
 and any directory fd resolve exactly as the real call would); the read
-channels' identities are taken the same way before the guest starts.  A protected
-target (a read channel) gets WASI ``EACCES``.  Writes through a descriptor
-opened without write rights are already refused by wasmtime.  This is the
-first wall; ``zerocloud.runtime.sandbox`` adds an OS-level one.
+channels' identities are taken the same way before the guest starts.  A
+protected target (a read channel) gets WASI ``EACCES``.  Writes through a
+descriptor opened without write rights are already refused by wasmtime.  This
+is the first wall; ``zerocloud.runtime.sandbox`` adds an OS-level one.
 
 Deterministic mode replaces ``clock_time_get`` (always the nvram time, never
 advancing), ``random_get`` (a PRNG seeded from the manifest ``Seed``) and

@@ -149,4 +149,3 @@ def read_member(tar_path: str, member: str) -> bytes:
         raise SessionFailure('program %s: member %s is truncated'
                              % (tar_path, member), errno.EIO)
     return data
-

@@ -269,7 +269,7 @@ class SandboxPool:
 
     @property
     def full(self) -> bool:
-        """Every worker busy and the wait queue full: a run would be refused."""
+        """Every worker busy, the wait queue full: a run would be refused."""
         return self._slots.balance <= 0 and self._waiting >= self.queue
 
     def worker_pids(self) -> List[int]:

@@ -2,10 +2,11 @@
 
 Line order (ZeroVM 20130611, kept so ZeroCloud and zpm parse by position)::
 
-    <validation>   0 validated, 1 invalid, 2 not validated (-s or early failure)
+    <validation>   0 validated, 1 invalid, 2 not validated (-s, early failure)
     <daemon>       always 0 here (daemon mode is not offered)
     <retcode>      the guest's exit code, signed decimal
-    <etags>        "<alias> <md5hex> ..." for channels with etag=1, or "disabled"
+    <etags>        "<alias> <md5hex> ..." for channels with etag=1, else
+                   "disabled"
     <accounting>   ten numbers: sys s, user s, reads, read bytes, writes,
                    written bytes, net reads, net read bytes, net writes,
                    net written bytes (unobservable ones are 0)

@@ -153,7 +153,7 @@ class _Warm:
 
 def error_text(err: Exception) -> str:
     """The most specific line of a wasmtime error (its last cause)."""
-    lines = [l.strip() for l in str(err).splitlines() if l.strip()]
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     if 'Caused by:' in lines:
         causes = lines[lines.index('Caused by:') + 1:]
         if causes:
@@ -373,7 +373,7 @@ class _Session:
             wasi.preopen_dir(workspace.tmp, '/tmp', True)
         return wasi
 
-    # -- the run ---------------------------------------------------------------
+    # -- the run -------------------------------------------------------------
 
     def execute(self) -> int:
         manifest = self.manifest = load_manifest(self.manifest_path)

@@ -1,0 +1,307 @@
+"""What an execution request asks for: its job, image, input and rights.
+
+:class:`JobRequest` turns one recognised request into a validated job,
+ready to run (:mod:`zerocloud.jobrun`):
+
+* a job ``POST`` reads its body (script, zapp tar or JSON,
+  :mod:`zerocloud.jobsource`), or the stored object named by
+  ``X-Zerovm-Source`` (whose request body then feeds path-less ``stdin``);
+* ``/open/a/c/o`` runs a zapp object, or opens any object with the app
+  registered for its content type (or runs a WebAssembly object);
+* ``/api/a/c/...`` runs the stored job named by the container's
+  ``X-Container-Meta-Rest-Endpoint``;
+* a chained job (:mod:`zerocloud.jobchain`) gets what its chain left of the
+  first request's body, and the chain's stored job for setuid.
+
+Every object the job touches is authorized with the deployment's own
+``swift.authorize`` before anything runs, with ZeroCloud's "setuid"
+fallback.
+"""
+
+import json
+from hashlib import md5
+from typing import Callable, Dict, Iterable, List, Optional, Set
+
+from swift.common.swob import HTTPException, Request
+from swift.common.utils import unquote
+
+from zerocloud import cgi, jobsource
+from zerocloud.job import (
+    Job, JobError, Node, SwiftPath, job_from_script, parse_job,
+    parse_location, substitute)
+
+SOURCE_HEADER = 'X-Zerovm-Source'
+#: environ key of a chained request: (read, length) of the chain's input.
+CHAIN_INPUT = 'zerocloud.chain_input'
+#: environ key: the ``swift://`` URL of the stored job that started a chain.
+CHAIN_SOURCE = 'zerocloud.source'
+#: Kinds of execution request: a job POST, an ``/open/`` or ``/api/`` call.
+JOB, OPEN, API = 'job', 'open', 'api'
+RUNNABLE_TYPES = ('application/wasm', 'application/x-nexe')
+#: How ``/open/`` runs a WebAssembly object that has no registered app.
+RUN_OBJECT_TEMPLATE = json.dumps([{
+    'name': 'executable',
+    'exec': {'path': '{.object_path}', 'args': '{.args}'},
+    'devices': [{'name': 'stdout',
+                 'content_type': '{.content_type=text/plain}'}]}])
+
+
+class NodeError(JobError):
+    """One node cannot run; the job goes on to report it for that node."""
+
+
+def iter_reader(chunks: Iterable[bytes]) -> Callable[[int], bytes]:
+    """A ``read(n)`` over an iterable of byte chunks (e.g. an app_iter)."""
+    source = iter(chunks)
+    pending = [b'']
+
+    def read(size: int) -> bytes:
+        while not pending[0]:
+            try:
+                pending[0] = next(source)
+            except StopIteration:
+                return b''
+        chunk, pending[0] = pending[0][:size], pending[0][size:]
+        return chunk
+    return read
+
+
+class JobRequest:
+    """One execution request, up to a validated, authorized job."""
+
+    def __init__(self, mw, req: Request, account: str,
+                 container: Optional[str], obj: Optional[str],
+                 kind: str = JOB):
+        self.mw = mw
+        self.req = req
+        self.account = account
+        self.container = container
+        self.obj = obj
+        self.kind = kind
+        #: ``swift://`` URL of the stored job or zapp being run, if any (a
+        #: chained job inherits the one that started its chain).
+        self.source_url: Optional[str] = req.environ.get(CHAIN_SOURCE)
+        #: Paths the user may use only through the setuid fallback.
+        self.elevated: Set[str] = set()
+        #: The user image (zapp or script) and the data for path-less stdin.
+        self.image: Optional[jobsource.Image] = None
+        self.stream: Optional[jobsource.Image] = None
+
+    def prepare(self) -> Job:
+        """The job, validated and authorized; inputs spooled."""
+        req = self.req
+        if self.kind == OPEN:
+            doc = self._open()
+        elif self.kind == API:
+            doc = self._api()
+        else:
+            source = req.headers.get(SOURCE_HEADER)
+            if source:
+                doc = self._read_source(self._source_path(source))
+            else:
+                self.authorize('POST', self._request_path(), None)
+                ctype = req.headers.get('Content-Type')
+                if not ctype:
+                    raise JobError('Must specify Content-Type')
+                doc = self._read_body(ctype, self._content_length(),
+                                      req.environ['wsgi.input'].read)
+        job = parse_job(doc, account=self.account,
+                        sysimages=self.mw.sysimages,
+                        lister=lambda a, c: self.mw.list_names(req, a, c),
+                        default_content_type=self.mw.default_content_type)
+        self._authorize_objects(job.nodes)
+        if any(node.wants_stream for node in job.nodes):
+            self.stream = self._data_stream(self.source_url is not None)
+        for node in job.nodes:
+            node.env.update(self._cgi_environ(node))
+        if self.source_url:
+            req.environ.setdefault(CHAIN_SOURCE, self.source_url)
+        return job
+
+    def _request_path(self) -> SwiftPath:
+        return SwiftPath(self.account, self.container, self.obj)
+
+    def authorize(self, method: str, path: SwiftPath,
+                  acl_key: Optional[str]) -> None:
+        """The deployment's auth, with ZeroCloud's "setuid" fallback.
+
+        A container whose ``X-Container-Meta-Rest-Endpoint`` names the stored
+        job being run and which sets ``X-Container-Meta-Zerovm-Suid`` lends
+        that ACL to the job's users: a denied check is tried again with it.
+        An account path (a chained job's ``POST /v1/<account>``) is judged
+        by the container of that stored job.
+        """
+        try:
+            self.mw.authorize(self.req, method, path, acl_key)
+        except HTTPException:
+            if self.source_url is None:
+                raise
+            holder = path if path.container else parse_location(
+                self.source_url)
+            meta = self.mw.container_meta(self.req, holder.account,
+                                          holder.container)
+            suid = meta.get('zerovm-suid')
+            endpoint = unquote(meta.get('rest-endpoint') or '')
+            if not suid or endpoint != self.source_url:
+                raise
+            self.mw.authorize(self.req, method, path, None, acl=suid)
+            self.elevated.add(path.path_info)
+
+    def is_elevated(self, path: SwiftPath) -> bool:
+        """Did ``path`` pass only thanks to setuid (Swift must not re-check)?
+        """
+        return path.path_info in self.elevated
+
+    def _open(self):
+        """``/open/a/c/o``: run a zapp object, or open an object with an app.
+
+        A zapp answers any method, its request body becoming the ``stdin``
+        of nodes whose ``stdin`` has no path.  Any other object can be
+        opened with ``GET``: by the template registered for its content type
+        at ``/<account>/.zvm/<type>/<subtype>/config``, or, for a WebAssembly
+        program, by running it.
+        """
+        path = self._request_path()
+        ctype = self.mw.content_type_of(self.req, path)
+        if jobsource.body_kind(ctype) == 'tar':
+            try:
+                return self._read_source(path)
+            except JobError as err:
+                if err.message != jobsource.NO_SYSTEM_MAP:
+                    raise
+                self.remove_inputs()
+                self.source_url = None
+        if self.req.method != 'GET':
+            raise JobError('%s is not a zapp; only GET can open it'
+                           % path.url, 501)
+        self.authorize('POST', path, None)
+        template = self.mw.open_template(self.req, self.account, ctype)
+        if template is None:
+            if ctype not in RUNNABLE_TYPES:
+                raise JobError('No application registered for %s' % ctype,
+                               404)
+            template = RUN_OBJECT_TEMPLATE
+        return substitute(template, dict(self.req.params), path.url)
+
+    def _api(self):
+        """``/api/a/c/...``: the container's REST endpoint runs the request."""
+        meta = self.mw.container_meta(self.req, self.account, self.container)
+        endpoint = meta.get('rest-endpoint')
+        if not endpoint:
+            raise JobError('No API endpoint configured for container %s'
+                           % self.container, 404)
+        return self._read_source(self._source_path(
+            endpoint, 'X-Container-Meta-Rest-Endpoint'),
+            SwiftPath(self.account, self.container, None))
+
+    def _data_stream(self, source: bool) -> Optional[jobsource.Image]:
+        """The bytes path-less ``stdin`` devices read, spooled once.
+
+        A job from ``X-Zerovm-Source`` reads the request body; a chained job
+        (:mod:`zerocloud.jobchain`) reads what its chain left of the first
+        request's body.
+        """
+        chain_input = self.req.environ.get(CHAIN_INPUT)
+        if chain_input is not None:
+            read, length = chain_input
+        elif source:
+            read = self.req.environ['wsgi.input'].read
+            length = self._content_length() or 0
+        else:
+            return None
+        return jobsource.spool(read, length, self.mw.max_input,
+                               self.mw.spool_dir)
+
+    def _content_length(self) -> Optional[int]:
+        try:
+            length = self.req.content_length
+        except ValueError:
+            raise JobError('Invalid Content-Length')
+        return length
+
+    def _read_body(self, ctype: str, length: Optional[int],
+                   read: Callable[[int], bytes], etag: Optional[str] = None):
+        kind = jobsource.body_kind(ctype)
+        if kind == 'json':
+            raw = jobsource.read_limited(read, length, self.mw.max_config)
+            if etag and etag.strip('"').lower() != md5(
+                    raw, usedforsecurity=False).hexdigest():
+                raise JobError('Etag does not match the job description',
+                               422)
+            return raw
+        if length is None:
+            raise JobError('Must specify Content-Length')
+        if kind == 'tar':
+            self.image = jobsource.spool(read, length, self.mw.max_input,
+                                         self.mw.spool_dir)
+            return jobsource.find_system_map(self.image, ctype)
+        head = jobsource.read_script_head(read)
+        doc = job_from_script(head, account=self.account,
+                              container=self.container, obj=self.obj)
+        self.image = jobsource.script_image(head, read, length,
+                                            self.mw.max_input,
+                                            self.mw.spool_dir)
+        return doc
+
+    def _source_path(self, url: str, what: str = SOURCE_HEADER
+                     ) -> SwiftPath:
+        path = parse_location(unquote(url), self.account)
+        if not isinstance(path, SwiftPath) or not path.obj:
+            raise JobError('%s format is swift://account/container/object'
+                           % what, 412)
+        return path
+
+    def _read_source(self, path: SwiftPath,
+                     target: Optional[SwiftPath] = None):
+        """Read a stored job, zapp or script; ``target`` is what it runs as.
+
+        The user must be allowed to read it and to execute on ``target``
+        (default: the request path), with the setuid fallback.
+        """
+        self.source_url = path.url
+        self.authorize('GET', path, 'read_acl')
+        self.authorize('POST', target or self._request_path(), None)
+        resp = self.mw.fetch_response(self.req, path, self.is_elevated(path))
+        try:
+            return self._read_body(
+                resp.headers.get('Content-Type', ''), resp.content_length,
+                iter_reader(resp.app_iter), resp.headers.get('Etag'))
+        finally:
+            close = getattr(resp.app_iter, 'close', None)
+            if close:
+                close()
+
+    def _authorize_objects(self, nodes: List[Node]) -> None:
+        """Every object a job reads or writes, before anything runs."""
+        checks = set()
+        for node in nodes:
+            if isinstance(node.exe, SwiftPath):
+                checks.add(('GET', node.exe, 'read_acl'))
+            for ch in node.channels:
+                if isinstance(ch.path, SwiftPath):
+                    if ch.writable:
+                        checks.add(('PUT', ch.path, 'write_acl'))
+                    else:
+                        checks.add(('GET', ch.path, 'read_acl'))
+        for method, path, acl in sorted(checks, key=lambda c: (
+                c[0], c[1].path_info)):
+            self.authorize(method, path, acl)
+
+    def _cgi_environ(self, node: Node) -> Dict[str, str]:
+        req = self.req
+        # Programs see the path without its version: /a for a job POST,
+        # /a/c/o for /open/a/c/o, /a/c/rest for /api/a/c/rest.
+        path_info = '/' + self.account if self.kind == JOB else \
+            '/' + req.path_info.lstrip('/').split('/', 1)[1]
+        return cgi.cgi_environ(
+            headers=dict(req.headers), method=req.method,
+            path_info=path_info, query_string=req.query_string or '',
+            request_uri=req.path_qs, remote_user=req.remote_user,
+            host=req.host, script_name=node.exe_name or node.name,
+            script_filename=node.exe.url)
+
+    def remove_inputs(self) -> None:
+        for spooled in (self.image, self.stream):
+            if spooled is not None:
+                spooled.remove()
+        self.image = self.stream = None
