@@ -55,3 +55,15 @@ def write_manifest(directory, program: str, channels: Sequence[str] = (),
 def output(directory, name: str = 'stdout') -> bytes:
     with open(os.path.join(str(directory), name), 'rb') as handle:
         return handle.read()
+
+
+def run_python_filter(runtime, python_image: str, directory, script: str,
+                      data: str):
+    """Run ``python -c script`` with ``data`` as /dev/input and a writable
+    /dev/output (file ``out`` in ``directory``)."""
+    manifest = write_manifest(
+        directory, python_image, ProgramMember='python',
+        args=['python', '-c', script],
+        channels=[read_channel(data, '/dev/input'),
+                  write_channel(str(directory / 'out'), '/dev/output')])
+    return runtime.run(manifest)

@@ -3,8 +3,8 @@
 import io
 import tarfile
 
-from test.unit.runtime.helpers import (output, read_channel, write_channel,
-                                       write_manifest)
+from test.unit.runtime.helpers import (
+    output, read_channel, run_python_filter, write_manifest)
 
 SEED_SCRIPT = ('import sys\nprint("Hello from ZeroVM!")\n'
                'print("sys.platform is \'%s\'" % sys.platform)\n')
@@ -55,12 +55,8 @@ def test_csv_reader_over_dev_input(runtime, python_image, tmp_path):
               'open("/dev/output", "w").write(",".join(r["name"] '
               'for r in rows))\n'
               'open("/tmp/scratch", "w").write("ok")\n')
-    manifest = write_manifest(
-        tmp_path, python_image, ProgramMember='python',
-        args=['python', '-c', script],
-        channels=[read_channel(str(data), '/dev/input'),
-                  write_channel(str(tmp_path / 'out'), '/dev/output')])
-    result = runtime.run(manifest)
+    result = run_python_filter(runtime, python_image, tmp_path, script,
+                               str(data))
     assert result.report.status == 'ok', output(tmp_path, 'stderr')
     assert output(tmp_path) == b'7\n'
     assert output(tmp_path, 'out') == b'apple,pear'

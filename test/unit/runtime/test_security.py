@@ -9,8 +9,8 @@ import os
 import pytest
 
 from zerocloud.runtime import guard, sandbox
-from test.unit.runtime.helpers import (output, read_channel, write_channel,
-                                       write_manifest)
+from test.unit.runtime.helpers import (
+    output, read_channel, run_python_filter, write_channel, write_manifest)
 
 WASI_EACCES = 2
 WASI_ENOENT = 44
@@ -143,12 +143,8 @@ def test_python_guest_cannot_overwrite_input(runtime, python_image,
               '    try: call()\n'
               '    except OSError as e: print(e.errno)\n'
               'open("/dev/output", "w").write("fine")\n')
-    manifest = write_manifest(
-        tmp_path, python_image, ProgramMember='python',
-        args=['python', '-c', script],
-        channels=[read_channel(str(data), '/dev/input'),
-                  write_channel(str(tmp_path / 'out'), '/dev/output')])
-    result = runtime.run(manifest)
+    result = run_python_filter(runtime, python_image, tmp_path, script,
+                               str(data))
     assert result.exit_status == 0
     assert output(tmp_path).split() == [b"%d" % WASI_EACCES] * 6
     assert output(tmp_path, 'out') == b'fine'
