@@ -76,7 +76,7 @@ class Attempts:
 def dispatch(nodes: List[dict], partition: int, path_info: str,
              headers: Dict[str, str], uploads: List[Upload],
              conn_timeout: float, expect_timeout: float,
-             final_timeout: float, logger,
+             final_timeout: float,
              on_error: Callable[[dict, str], None]) -> 'Answer | Attempts':
     """Try ``nodes`` in order; stream ``uploads`` to the first that accepts."""
     headers = dict(headers)
@@ -111,10 +111,9 @@ def dispatch(nodes: List[dict], partition: int, path_info: str,
                         conn.send(chunk)
                 final = conn.getresponse()
         except (Exception, Timeout) as err:
-            logger.warning('zerocloud: node stream to %s:%s failed: %s',
-                           ip, port, err)
             conn.close()
-            on_error(node, 'zerocloud: node failed: %s' % err)
+            on_error(node, 'zerocloud: node failed on %s:%s: %s'
+                     % (ip, port, err))
             for upload in uploads:
                 upload.close()
             attempts.refusals.append(Refusal(

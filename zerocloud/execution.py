@@ -28,6 +28,7 @@ then in every system image; a ``swift://`` executable arrives as member
 """
 
 import os
+import shutil
 import tarfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Tuple
@@ -99,26 +100,22 @@ class Session:
     stderr_path: str
 
 
-def _image_members(image_path: str) -> Dict[str, tarfile.TarInfo]:
+def _take_program(image_path: str, member: str,
+                  dest: Optional[str]) -> bool:
+    """Is ``member`` a file of the tar?  With ``dest``, copy it there."""
     try:
         with tarfile.open(image_path, 'r:*') as tar:
-            return {m.name.lstrip('./'): m for m in tar.getmembers()
-                    if m.isreg()}
+            for info in tar:
+                if info.isreg() and info.name.lstrip('./') == member:
+                    break
+            else:
+                return False
+            if dest is not None:
+                with tar.extractfile(info) as src, open(dest, 'wb') as out:
+                    shutil.copyfileobj(src, out, 65536)
+            return True
     except (tarfile.TarError, OSError, EOFError):
         raise ExecutionError('Could not read image of the node', 422)
-
-
-def _extract_program(image_path: str, member: str, dest: str) -> str:
-    with tarfile.open(image_path, 'r:*') as tar:
-        info = tar.getmember(_image_members(image_path)[member].name)
-        src = tar.extractfile(info)
-        with open(dest, 'wb') as out:
-            while True:
-                chunk = src.read(65536)
-                if not chunk:
-                    break
-                out.write(chunk)
-    return dest
 
 
 def resolve_program(node: Node, workdir: str, members: Mapping[str, str],
@@ -145,12 +142,11 @@ def resolve_program(node: Node, workdir: str, members: Mapping[str, str],
     elif exe.image in sysimages:
         candidates.append((sysimages[exe.image], path, False))
     for tar, member, is_user in candidates:
-        if member not in _image_members(tar):
-            continue
-        if is_user:
-            return _extract_program(
-                tar, member, os.path.join(workdir, EXECUTABLE_MEMBER)), None
-        return tar, member
+        # A user image is untrusted and may be gzipped: its program is
+        # copied out; a system image is read in place by the runtime.
+        dest = os.path.join(workdir, EXECUTABLE_MEMBER) if is_user else None
+        if _take_program(tar, member, dest):
+            return (dest, None) if is_user else (tar, member)
     raise ExecutionError('No executable found in request')
 
 

@@ -84,8 +84,8 @@ class JobRequest:
         #: Paths the user may use only through the setuid fallback.
         self.elevated: Set[str] = set()
         #: The user image (zapp or script) and the data for path-less stdin.
-        self.image: Optional[jobsource.Image] = None
-        self.stream: Optional[jobsource.Image] = None
+        self.image: Optional[jobsource.Spooled] = None
+        self.stream: Optional[jobsource.Spooled] = None
 
     def prepare(self) -> Job:
         """The job, validated and authorized; inputs spooled."""
@@ -194,7 +194,7 @@ class JobRequest:
             endpoint, 'X-Container-Meta-Rest-Endpoint'),
             SwiftPath(self.account, self.container, None))
 
-    def _data_stream(self, source: bool) -> Optional[jobsource.Image]:
+    def _data_stream(self, source: bool) -> Optional[jobsource.Spooled]:
         """The bytes path-less ``stdin`` devices read, spooled once.
 
         A job from ``X-Zerovm-Source`` reads the request body; a chained job

@@ -40,6 +40,7 @@ from zerocloud import framing
 from zerocloud.dispatch import Answer, Attempts, Upload
 from zerocloud.job import Job, Node, SwiftPath
 from zerocloud.jobrequest import JobRequest, NodeError
+from zerocloud.jobsource import Spooled
 
 EXECUTE_HEADER = 'X-Zerovm-Execute'
 DEFERRED_HEADER = 'X-Zerovm-Deferred'
@@ -60,22 +61,6 @@ NEXE_DEFAULTS = (
 #: A node the sandbox stopped (time, memory, output limits, a trap).
 NODE_FAILED = 422
 RETRIES = 1
-
-
-@dataclass
-class Spooled:
-    """Bytes a node returned, kept in a local temp file."""
-    path: str
-    size: int
-
-    def chunks(self) -> Iterator[bytes]:
-        return framing.iter_file(self.path)
-
-    def remove(self) -> None:
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
 
 
 @dataclass

@@ -20,7 +20,7 @@ import os
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from zerocloud import framing
 from zerocloud.job import JobError
@@ -36,10 +36,14 @@ CHUNK = 65536
 
 
 @dataclass
-class Image:
-    """A user image spooled to a local file, shipped as member ``image``."""
+class Spooled:
+    """Bytes kept in a local temp file: an uploaded image, a request body,
+    what a node returned."""
     path: str
     size: int
+
+    def chunks(self) -> Iterator[bytes]:
+        return framing.iter_file(self.path)
 
     def remove(self) -> None:
         try:
@@ -78,12 +82,12 @@ def read_limited(read: Callable[[int], bytes], content_length: Optional[int],
 
 def spool(read: Callable[[int], bytes], content_length: int, limit: int,
           spool_dir: Optional[str] = None, prefix: bytes = b'',
-          suffix: bytes = b'') -> Image:
+          suffix: bytes = b'') -> Spooled:
     """Copy ``content_length`` request bytes to a temp file, framed."""
     if content_length > limit:
         raise JobError('Request body is larger than %d bytes' % limit, 413)
     fd, path = tempfile.mkstemp(prefix='zerocloud-image-', dir=spool_dir)
-    image = Image(path, 0)
+    image = Spooled(path, 0)
     try:
         with os.fdopen(fd, 'wb') as fp:
             fp.write(prefix)
@@ -103,7 +107,7 @@ def spool(read: Callable[[int], bytes], content_length: int, limit: int,
     return image
 
 
-def find_system_map(image: Image, content_type: str) -> bytes:
+def find_system_map(image: Spooled, content_type: str) -> bytes:
     """The job description inside a zapp's first ``HEAD_SIZE`` bytes."""
     found = {}
     ctype = content_type.split(';')[0].strip()
@@ -141,7 +145,7 @@ def read_script_head(read: Callable[[int], bytes]) -> bytes:
 
 def script_image(head: bytes, read: Callable[[int], bytes],
                  content_length: int, limit: int,
-                 spool_dir: Optional[str] = None) -> Image:
+                 spool_dir: Optional[str] = None) -> Spooled:
     """Wrap a script as a tar with one member ``script`` (plus end blocks)."""
     header = framing.member_header(SCRIPT_MEMBER, content_length)
     tail = framing.padding(content_length) + b'\0' * (2 * framing.BLOCK)

@@ -350,7 +350,7 @@ class ProxyQueryMiddleware:
                         headers, uploads, self.conn_timeout,
                         expect_timeout=self.timeout + 10,
                         final_timeout=self.timeout + 60,
-                        logger=self.logger, on_error=self.on_node_error)
+                        on_error=self.on_node_error)
 
     def on_node_error(self, node: dict, message: str) -> None:
         error_occurred = getattr(self.proxy_app, 'error_occurred', None)

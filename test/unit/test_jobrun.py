@@ -5,7 +5,8 @@ from swift.common.swob import Request
 
 from zerocloud.job import SwiftPath, parse_job
 from zerocloud.jobrequest import JobRequest, iter_reader
-from zerocloud.jobrun import Body, JobRun, NodeResult, PendingPut, Spooled
+from zerocloud.jobrun import Body, JobRun, NodeResult, PendingPut
+from zerocloud.jobsource import Spooled
 
 
 def test_iter_reader_rechunks_exactly():
