@@ -66,7 +66,7 @@ from swift.common.swob import Request, Response, wsgi_quote
 from swift.common.utils import InputProxy, close_if_possible
 from swift.common.wsgi import WSGIContext, make_subrequest
 
-from zerocloud.jobrequest import CHAIN_INPUT, CHAIN_SOURCE
+from zerocloud.jobrequest import CHAIN_INPUT, CHAIN_PROVENANCE, JOB_PROVENANCE
 from zerocloud.jobrun import EXECUTE_HEADER
 
 CHAIN_TIME_HEADER = 'X-Chain-Total-Time'
@@ -144,7 +144,7 @@ class ChainRun(WSGIContext):
                     % self.mw.max_config)
                 resp.headers[CHAIN_TIME_HEADER] = '%.3f' % self.elapsed()
                 return resp(self.env, start_response)
-            env = self._chained_env(job)
+            env = self._chained_env(job, env)
 
     @staticmethod
     def _is_job(headers: Headers) -> bool:
@@ -176,8 +176,13 @@ class ChainRun(WSGIContext):
             close_if_possible(app_iter)
         return b''.join(parts)
 
-    def _chained_env(self, job: bytes) -> dict:
-        """The next job as a POST by the same user, fed the chain's input."""
+    def _chained_env(self, job: bytes, previous: dict) -> dict:
+        """The next job as a POST by the same user, fed the chain's input.
+
+        ``previous`` is the environment of the job that printed this one:
+        its provenance (stored source for setuid, foreign origin) carries
+        over, in a key only this filter sets.
+        """
         path = '/v1/' + wsgi_quote(self.account)
         query = self.env.get('QUERY_STRING')
         if query:
@@ -187,9 +192,8 @@ class ChainRun(WSGIContext):
             swift_source=SWIFT_SOURCE)
         remaining = max(0, self.length - self.input.bytes_received)
         sub.environ[CHAIN_INPUT] = (self.input.read, remaining)
-        # The stored job that started the chain keeps lending its setuid.
-        if CHAIN_SOURCE in self.env:
-            sub.environ[CHAIN_SOURCE] = self.env[CHAIN_SOURCE]
+        if JOB_PROVENANCE in previous:
+            sub.environ[CHAIN_PROVENANCE] = previous[JOB_PROVENANCE]
         return sub.environ
 
 

@@ -11,21 +11,23 @@ ready to run (:mod:`zerocloud.jobrun`):
 * ``/api/a/c/...`` runs the stored job named by the container's
   ``X-Container-Meta-Rest-Endpoint``;
 * a chained job (:mod:`zerocloud.jobchain`) gets what its chain left of the
-  first request's body, and the chain's stored job for setuid.
+  first request's body, and the provenance of the chain's first job.
 
 Every object the job touches is authorized with the deployment's own
 ``swift.authorize`` before anything runs, with ZeroCloud's "setuid"
-fallback.
+fallback and the limits on jobs of foreign origin (:mod:`zerocloud.access`).
 """
 
 import json
+import uuid
+from dataclasses import dataclass
 from hashlib import md5
 from typing import Callable, Dict, Iterable, List, Optional, Set
 
 from swift.common.swob import HTTPException, Request
 from swift.common.utils import unquote
 
-from zerocloud import cgi, jobsource
+from zerocloud import access, cgi, jobsource
 from zerocloud.job import (
     Job, JobError, Node, SwiftPath, job_from_script, parse_job,
     parse_location, substitute)
@@ -33,8 +35,14 @@ from zerocloud.job import (
 SOURCE_HEADER = 'X-Zerovm-Source'
 #: environ key of a chained request: (read, length) of the chain's input.
 CHAIN_INPUT = 'zerocloud.chain_input'
-#: environ key: the ``swift://`` URL of the stored job that started a chain.
-CHAIN_SOURCE = 'zerocloud.source'
+#: environ key ``proxy_query`` sets: the :class:`Provenance` of the job it
+#: ran, for :mod:`zerocloud.jobchain` to hand on.
+JOB_PROVENANCE = 'zerocloud.job_provenance'
+#: environ key only :mod:`zerocloud.jobchain` sets on a chained request: the
+#: :class:`Provenance` its chain inherits.  Clients cannot set environ keys.
+CHAIN_PROVENANCE = 'zerocloud.chain_provenance'
+#: Where deferred results go when the request URL names no object.
+DEFERRED_CONTAINER = '.zvm'
 #: Kinds of execution request: a job POST, an ``/open/`` or ``/api/`` call.
 JOB, OPEN, API = 'job', 'open', 'api'
 RUNNABLE_TYPES = ('application/wasm', 'application/x-nexe')
@@ -48,6 +56,18 @@ RUN_OBJECT_TEMPLATE = json.dumps([{
 
 class NodeError(JobError):
     """One node cannot run; the job goes on to report it for that node."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a job description came from, as a chain hands it on.
+
+    ``source_url``: the stored job or zapp (its container's setuid may lend
+    to the chain); ``origin``: the account the description was stored in,
+    when the caller does not own it (the job is foreign).
+    """
+    source_url: Optional[str]
+    origin: Optional[str]
 
 
 def iter_reader(chunks: Iterable[bytes]) -> Callable[[int], bytes]:
@@ -78,11 +98,20 @@ class JobRequest:
         self.container = container
         self.obj = obj
         self.kind = kind
+        #: What a chain hands on; only job_chain sets it.
+        self.inherited: Optional[Provenance] = req.environ.get(
+            CHAIN_PROVENANCE)
         #: ``swift://`` URL of the stored job or zapp being run, if any (a
         #: chained job inherits the one that started its chain).
-        self.source_url: Optional[str] = req.environ.get(CHAIN_SOURCE)
-        #: Paths the user may use only through the setuid fallback.
-        self.elevated: Set[str] = set()
+        self.source_url: Optional[str] = \
+            self.inherited and self.inherited.source_url
+        #: The account a foreign job description came from (see
+        #: :mod:`zerocloud.access`); None when the caller owns it.
+        self.origin: Optional[str] = self.inherited and self.inherited.origin
+        #: Containers whose setuid lends to this job.
+        self.grants = access.Grants()
+        #: Container paths (``path_info``) the caller owns.
+        self.owned: Set[str] = set()
         #: The user image (zapp or script) and the data for path-less stdin.
         self.image: Optional[jobsource.Spooled] = None
         self.stream: Optional[jobsource.Spooled] = None
@@ -90,6 +119,8 @@ class JobRequest:
     def prepare(self) -> Job:
         """The job, validated and authorized; inputs spooled."""
         req = self.req
+        self.allowed_writes = access.parse_allowed_writes(
+            req.headers.get(access.ALLOW_WRITE_HEADER), self.account)
         if self.kind == OPEN:
             doc = self._open()
         elif self.kind == API:
@@ -114,8 +145,7 @@ class JobRequest:
             self.stream = self._data_stream(self.source_url is not None)
         for node in job.nodes:
             node.env.update(self._cgi_environ(node))
-        if self.source_url:
-            req.environ.setdefault(CHAIN_SOURCE, self.source_url)
+        req.environ[JOB_PROVENANCE] = Provenance(self.source_url, self.origin)
         return job
 
     def _request_path(self) -> SwiftPath:
@@ -125,32 +155,61 @@ class JobRequest:
                   acl_key: Optional[str]) -> None:
         """The deployment's auth, with ZeroCloud's "setuid" fallback.
 
-        A container whose ``X-Container-Meta-Rest-Endpoint`` names the stored
-        job being run and which sets ``X-Container-Meta-Zerovm-Suid`` lends
-        that ACL to the job's users: a denied check is tried again with it.
-        An account path (a chained job's ``POST /v1/<account>``) is judged
-        by the container of that stored job.
+        ``method`` is ``GET`` (read), ``PUT`` (write) or ``POST`` (execute on
+        ``path``).  A denied check is tried again with the ACL a lending
+        container grants for it (:mod:`zerocloud.access`).
         """
         try:
-            self.mw.authorize(self.req, method, path, acl_key)
-        except HTTPException:
-            if self.source_url is None:
-                raise
-            holder = path if path.container else parse_location(
-                self.source_url)
-            meta = self.mw.container_meta(self.req, holder.account,
-                                          holder.container)
-            suid = meta.get('zerovm-suid')
-            endpoint = unquote(meta.get('rest-endpoint') or '')
-            if not suid or endpoint != self.source_url:
-                raise
-            self.mw.authorize(self.req, method, path, None, acl=suid)
-            self.elevated.add(path.path_info)
+            owner = self.mw.authorize(self.req, method, path, acl_key)
+        except HTTPException as denial:
+            self._authorize_setuid(method, path, denial)
+            return
+        if owner and path.is_container:
+            self.owned.add(path.path_info)
 
-    def is_elevated(self, path: SwiftPath) -> bool:
-        """Did ``path`` pass only thanks to setuid (Swift must not re-check)?
+    def _authorize_setuid(self, method: str, path: SwiftPath,
+                          denial: Exception) -> None:
+        """Authorize ``path`` by setuid alone; raise ``denial`` if it can't.
         """
-        return path.path_info in self.elevated
+        grant = self._lending_grant(path)
+        acl = grant and grant.acl(write=method == 'PUT')
+        if not acl:
+            raise denial
+        self.mw.authorize(self.req, method, path, None, acl=acl)
+        self.grants.add(grant)
+
+    def _lending_grant(self, path: SwiftPath
+                       ) -> Optional[access.SetuidGrant]:
+        """The grant of the container that may lend to ``path``, if any.
+
+        A container path lends its own objects.  An account path (a chained
+        job's ``POST /v1/<account>``) is lent only by a chain's inherited
+        source, within that source's own account: a client-supplied source
+        never authorizes an account.
+        """
+        if self.source_url is None:
+            return None
+        if path.container:
+            holder = path
+        else:
+            if self.inherited is None:
+                return None
+            holder = parse_location(self.inherited.source_url)
+            if holder.account != path.account:
+                return None
+        meta = self.mw.container_meta(self.req, holder.account,
+                                      holder.container)
+        suid = meta.get('zerovm-suid')
+        endpoint = unquote(meta.get('rest-endpoint') or '')
+        if not suid or endpoint != self.source_url:
+            return None
+        return access.SetuidGrant.parse(holder.account, holder.container,
+                                        suid)
+
+    def owns(self, path: SwiftPath) -> bool:
+        """May the caller see everything of container ``path`` (its owner)?
+        """
+        return path.path_info in self.owned
 
     def _open(self):
         """``/open/a/c/o``: run a zapp object, or open an object with an app.
@@ -175,6 +234,7 @@ class JobRequest:
             raise JobError('%s is not a zapp; only GET can open it'
                            % path.url, 501)
         self.authorize('POST', path, None)
+        self._note_origin(self.account)
         template = self.mw.open_template(self.req, self.account, ctype)
         if template is None:
             if ctype not in RUNNABLE_TYPES:
@@ -261,7 +321,8 @@ class JobRequest:
         self.source_url = path.url
         self.authorize('GET', path, 'read_acl')
         self.authorize('POST', target or self._request_path(), None)
-        resp = self.mw.fetch_response(self.req, path, self.is_elevated(path))
+        self._note_origin(path.account)
+        resp = self.mw.fetch_response(self.req, path, self.grants)
         try:
             return self._read_body(
                 resp.headers.get('Content-Type', ''), resp.content_length,
@@ -270,6 +331,20 @@ class JobRequest:
             close = getattr(resp.app_iter, 'close', None)
             if close:
                 close()
+
+    def _note_origin(self, account: str) -> None:
+        """The job's description is stored in ``account``: is it foreign?"""
+        if self.origin is None and not self.mw.is_owner(self.req, account):
+            self.origin = account
+
+    def _authorize_foreign_write(self, path: SwiftPath) -> None:
+        """A foreign job writes outside the caller's prefixes: setuid only.
+        """
+        grant = self._lending_grant(path)
+        if grant is None or not grant.write_acl:
+            raise access.foreign_write_refusal(path, self.origin)
+        self.mw.authorize(self.req, 'PUT', path, None, acl=grant.write_acl)
+        self.grants.add(grant)
 
     def _authorize_objects(self, nodes: List[Node]) -> None:
         """Every object a job reads or writes, before anything runs."""
@@ -285,7 +360,46 @@ class JobRequest:
                         checks.add(('GET', ch.path, 'read_acl'))
         for method, path, acl in sorted(checks, key=lambda c: (
                 c[0], c[1].path_info)):
-            self.authorize(method, path, acl)
+            if method == 'PUT' and self.origin is not None and \
+                    not access.is_allowed_write(path, self.allowed_writes):
+                self._authorize_foreign_write(path)
+            else:
+                self.authorize(method, path, acl)
+
+    def deferred_result_path(self) -> SwiftPath:
+        """Where a deferred job's answer goes: a place the caller may write
+        and read with their own rights (setuid lends nothing here).
+
+        A job ``POST`` names it (``/v1/a/c/o``, else ``a/.zvm/job-<id>``);
+        an ``/open/`` or ``/api/`` call writes ``.zvm/job-<id>`` of the
+        request's account when the caller may, else of the caller's own
+        account.  Anonymous callers cannot read anything back: refused.
+        """
+        if access.is_anonymous(self.req.environ):
+            raise JobError('Deferred execution (X-Zerovm-Deferred) needs an '
+                           'authenticated caller: its result is stored '
+                           'where you can read it', 400)
+        name = 'job-%s' % uuid.uuid4().hex
+        if self.kind == JOB:
+            candidates = [SwiftPath(self.account,
+                                    self.container or DEFERRED_CONTAINER,
+                                    self.obj or name)]
+        else:
+            accounts = [self.account] + [
+                a for a in access.caller_account_candidates(
+                    self.req.environ) if a != self.account]
+            candidates = [SwiftPath(a, DEFERRED_CONTAINER, name)
+                          for a in accounts]
+        for path in candidates:
+            try:
+                self.mw.authorize(self.req, 'PUT', path, 'write_acl')
+                self.mw.authorize(self.req, 'GET', path, 'read_acl')
+            except HTTPException:
+                continue
+            return path
+        raise JobError('Deferred execution: you may not write and read its '
+                       'result at %s' % ' or '.join(
+                           p.url for p in candidates), 403)
 
     def _cgi_environ(self, node: Node) -> Dict[str, str]:
         req = self.req

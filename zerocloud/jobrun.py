@@ -44,7 +44,6 @@ from zerocloud.jobsource import Spooled
 
 EXECUTE_HEADER = 'X-Zerovm-Execute'
 DEFERRED_HEADER = 'X-Zerovm-Deferred'
-DEFERRED_CONTAINER = '.zvm'
 #: Asks the object server for a deterministic run; the value pins the clock.
 DETERMINISTIC_HEADER = 'X-Zerovm-Deterministic'
 COLOCATED_HEADER = 'X-Nexe-Colocated'
@@ -168,9 +167,8 @@ class JobRun:
                 uploads.append(Upload('image', image.size,
                                       framing.iter_file(image.path)))
             if isinstance(node.exe, SwiftPath):
-                uploads.append(self.mw.fetch(
-                    self.req, node.exe, 'boot',
-                    self.request.is_elevated(node.exe)))
+                uploads.append(self.mw.fetch(self.req, node.exe, 'boot',
+                                             self.request.grants))
             for ch in node.channels:
                 if not isinstance(ch.path, SwiftPath) or ch.writable or \
                         ch is placed:
@@ -178,9 +176,8 @@ class JobRun:
                 if ch.path.obj is None:
                     raise NodeError('Cannot use container %s as a remote '
                                     'object reference' % ch.path.url)
-                uploads.append(self.mw.fetch(
-                    self.req, ch.path, ch.device,
-                    self.request.is_elevated(ch.path)))
+                uploads.append(self.mw.fetch(self.req, ch.path, ch.device,
+                                             self.request.grants))
             stream = self.request.stream
             if node.wants_stream and stream is not None:
                 uploads.append(Upload('stdin', stream.size,
@@ -399,7 +396,7 @@ class JobRun:
         for result in results:
             for put in result.puts:
                 refusal = ok and self.mw.store(
-                    self.req, put, self.request.is_elevated(put.path))
+                    self.req, put, self.request.grants)
                 if refusal:
                     status, result.error = refusal
                     result.status = max(result.status, status)
@@ -490,10 +487,7 @@ class JobRun:
 
     def _deferred(self, job: Job, mode: str) -> Response:
         """Answer with the result's URL if the job is not done in time."""
-        result_path = SwiftPath(
-            self.account, self.request.container or DEFERRED_CONTAINER,
-            self.request.obj or 'job-%s' % uuid.uuid4().hex)
-        self.request.authorize('PUT', result_path, 'write_acl')
+        result_path = self.request.deferred_result_path()
         runner = eventlet.spawn(self._run, job, False)
         wait = 0 if mode == 'always' else self.mw.timeout + 1.0
         try:

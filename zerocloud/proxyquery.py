@@ -66,7 +66,7 @@ from swift.common.utils import config_true_value, get_logger, quote
 from swift.common.wsgi import make_pre_authed_request, make_subrequest
 from swift.proxy.controllers.base import get_container_info, get_info
 
-from zerocloud import placement
+from zerocloud import access, placement
 from zerocloud.dispatch import Upload, dispatch
 from zerocloud.job import JobError, Node, SwiftPath
 from zerocloud.jobrequest import API, JOB, OPEN, JobRequest, NodeError
@@ -151,26 +151,32 @@ class ProxyQueryMiddleware:
 
     def _subrequest(self, req: Request, method: str, path: str,
                     headers: Optional[Dict[str, str]] = None,
-                    elevated: bool = False) -> Request:
+                    grants: Optional[access.Grants] = None) -> Request:
         """A request through the rest of the pipeline, as the same user.
 
-        ``elevated``: the job already passed ZeroCloud's setuid check for
-        this path, so Swift must not check the user again.
+        With ``grants`` (the job's setuid grants), Swift's checks of this
+        request and of every sub-request it causes get them as a second
+        chance (:meth:`zerocloud.access.Grants.wrap`).
         """
-        make = make_pre_authed_request if elevated else make_subrequest
-        return make(req.environ, method, quote(path), headers=headers,
-                    swift_source=SWIFT_SOURCE)
+        sub = make_subrequest(req.environ, method, quote(path),
+                              headers=headers, swift_source=SWIFT_SOURCE)
+        authorize = sub.environ.get('swift.authorize')
+        if grants and authorize is not None:
+            sub.environ['swift.authorize'] = grants.wrap(authorize)
+        return sub
 
     def authorize(self, req: Request, method: str, path: SwiftPath,
-                  acl_key: Optional[str], acl: Optional[str] = None) -> None:
+                  acl_key: Optional[str], acl: Optional[str] = None) -> bool:
         """Ask the deployment's auth whether the user may do ``method``.
 
         The ACL checked is the container's ``acl_key`` (``read_acl``,
-        ``write_acl``), or ``acl`` itself when given.
+        ``write_acl``), or ``acl`` itself when given.  Raises the denial;
+        returns whether the auth system deems the user an owner of ``path``
+        (``swift_owner``), who may see what Swift hides from others.
         """
         authorize = req.environ.get('swift.authorize')
         if authorize is None:
-            return
+            return True
         sub = self._subrequest(req, method, '/v1' + path.path_info)
         if acl is not None:
             sub.acl = acl
@@ -181,6 +187,15 @@ class ProxyQueryMiddleware:
         denial = authorize(sub)
         if denial is not None:
             raise denial
+        return bool(sub.environ.get('swift_owner'))
+
+    def is_owner(self, req: Request, account: str) -> bool:
+        """Does the user own ``account`` (may act on the account itself)?"""
+        try:
+            return self.authorize(req, 'HEAD', SwiftPath(account, None, None),
+                                  None)
+        except HTTPException:
+            return False
 
     def list_names(self, req: Request, account: str,
                    container: Optional[str]) -> List[str]:
@@ -238,36 +253,38 @@ class ProxyQueryMiddleware:
         return resp.body.decode('utf-8', 'replace')
 
     def fetch_response(self, req: Request, path: SwiftPath,
-                       elevated: bool = False) -> Response:
+                       grants: Optional[access.Grants] = None) -> Response:
         resp = self._subrequest(req, 'GET', '/v1' + path.path_info,
-                                elevated=elevated).get_response(self.app)
+                                grants=grants).get_response(self.app)
         if not is_success(resp.status_int):
             raise NodeError('Error %s while fetching %s'
                             % (resp.status, path.path_info), resp.status_int)
         return resp
 
     def fetch(self, req: Request, path: SwiftPath, member: str,
-              elevated: bool = False) -> Upload:
-        resp = self.fetch_response(req, path, elevated)
+              grants: Optional[access.Grants] = None) -> Upload:
+        resp = self.fetch_response(req, path, grants)
         return Upload(member, resp.content_length, resp.app_iter)
 
     def _put(self, req: Request, path: SwiftPath, fp, size: int,
-             headers: Dict[str, str], elevated: bool = False) -> Response:
+             headers: Dict[str, str],
+             grants: Optional[access.Grants] = None) -> Response:
         headers = dict(headers, **{'Content-Length': str(size)})
         sub = self._subrequest(req, 'PUT', '/v1' + path.path_info, headers,
-                               elevated)
+                               grants)
         sub.environ['wsgi.input'] = fp
         return sub.get_response(self.app)
 
     def store(self, req: Request, put: PendingPut,
-              elevated: bool = False) -> Optional[Tuple[int, str]]:
+              grants: Optional[access.Grants] = None
+              ) -> Optional[Tuple[int, str]]:
         """PUT one output as the user; (status, text) when Swift refused."""
         headers = {'Content-Type': put.content_type}
         for key, value in put.meta.items():
             headers['X-Object-Meta-' + key] = value
         with open(put.data.path, 'rb') as fp:
             resp = self._put(req, put.path, fp, put.data.size, headers,
-                             elevated)
+                             grants)
         if is_success(resp.status_int):
             return None
         return resp.status_int, 'Status %s when putting %s' % (

@@ -772,7 +772,7 @@ class Cluster:
             ('pipeline:main', {'pipeline': (
                 'catch_errors gatekeeper healthcheck proxy-logging cache '
                 'listing_formats tempauth job_chain proxy_query '
-                'proxy-server')}),
+                'copy slo dlo symlink proxy-logging proxy-server')}),
             ('app:proxy-server', {'use': 'egg:swift#proxy',
                                   'account_autocreate': 'true',
                                   'allow_account_management': 'true'}),
@@ -792,6 +792,12 @@ class Cluster:
             ('filter:healthcheck', {'use': 'egg:swift#healthcheck'}),
             ('filter:proxy-logging', {'use': 'egg:swift#proxy_logging'}),
             ('filter:listing_formats', {'use': 'egg:swift#listing_formats'}),
+            # Right of proxy_query, so a job's own reads and writes pass
+            # through them as a client's would.
+            ('filter:copy', {'use': 'egg:swift#copy'}),
+            ('filter:slo', {'use': 'egg:swift#slo'}),
+            ('filter:dlo', {'use': 'egg:swift#dlo'}),
+            ('filter:symlink', {'use': 'egg:swift#symlink'}),
         ]
 
     def _plan_children(self, memcached: str, binaries: dict[str, str],

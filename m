@@ -1,9 +1,0 @@
-Version=20130611
-Program=/root/.cache/zerocloud/sysimages/python.tar
-ProgramMember=python
-Timeout=10
-Memory=1073741824,0
-Channel=/dev/null,/dev/stdin,0,0,1,1,0,0
-Channel=/tmp/p1/out,/dev/stdout,0,1,0,0,100,1048576
-Channel=/tmp/p1/err,/dev/stderr,0,0,0,0,100,1048576
-Channel=/tmp/p1/nv,/dev/nvram,3,0,100,100000,0,0
