@@ -14,9 +14,12 @@ node runs next to that object or container) and a tar body
 (:mod:`zerocloud.framing`).  The filter checks the request and the local
 object *before* reading the body (so the proxy can fail over to another
 replica without sending it), binds the local ``.data`` file read-only as the
-node's channel, runs the node in a sandbox worker (:mod:`zerocloud.runtime`)
-and answers ``200`` with ``X-Nexe-*`` headers and a tar of the node's outputs.
-Outputs are not written to Swift here: the proxy stores them through the
+node's channel (next to a container: a snapshot of its database, scrubbed
+of what only owners may see unless ``X-Zerocloud-Container-Owner: yes``
+says the proxy found the caller an owner; :mod:`zerocloud.containerdb`),
+runs the node in a sandbox worker (:mod:`zerocloud.runtime`) and answers
+``200`` with ``X-Nexe-*`` headers and a tar of the node's outputs.  Outputs
+are not written to Swift here: the proxy stores them through the
 normal object path, as the user, once the node succeeded.
 
 Pipelines::
@@ -61,10 +64,9 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import tempfile
 import time
-from contextlib import ExitStack, closing
+from contextlib import ExitStack
 from hashlib import md5, sha1
 from typing import Dict, Iterator, Optional, Tuple
 
@@ -81,6 +83,7 @@ from swift.common.swob import (
 from swift.common.utils import config_true_value, get_logger
 
 from zerocloud import cgi, framing
+from zerocloud.containerdb import snapshot_database
 from zerocloud.execution import (
     ExecutionError, Limits, LocalObject, Output, prepare_session)
 from zerocloud.job import JobError, Node, SwiftPath
@@ -96,6 +99,11 @@ MAX_SYSMAP = 1048576
 CGI_TYPES = ('message/http', 'message/cgi')
 CGI_HEAD = 65536
 DIAG_TAIL = 4096
+#: Sent by the proxy on a node request when the caller owns the container
+#: the node reads: only then does the node get its database unscrubbed
+#: (:mod:`zerocloud.containerdb`).
+OWNER_HEADER = 'X-Zerocloud-Container-Owner'
+OWNER_HEADER_VALUE = 'yes'
 
 
 def parse_sysimage_devices(value: str) -> Dict[str, str]:
@@ -131,12 +139,6 @@ def colocation_proof(value: Optional[str]) -> Optional[str]:
         return None
     salt, address = value.split(':', 1)
     return hmac.new(salt.encode(), address.encode(), sha1).hexdigest()
-
-
-def snapshot_database(source: str, dest: str) -> None:
-    with closing(sqlite3.connect(source)) as src, \
-            closing(sqlite3.connect(dest)) as dst:
-        src.backup(dst)
 
 
 def last_error_line(path: str) -> str:
@@ -299,10 +301,13 @@ class ObjectQueryMiddleware:
                 raise HTTPRequestEntityTooLarge(body='Data object too large',
                                                 request=req)
             # The container server keeps writing its database: the node
-            # reads a consistent snapshot instead (SQLite's backup API, in a
-            # real thread so the server's other requests go on).
+            # reads a consistent snapshot instead (in a real thread so the
+            # server's other requests go on), scrubbed of what only the
+            # container's owners may see unless the proxy vouches for one.
             snapshot = os.path.join(workdir, 'container.db')
-            tpool.execute(snapshot_database, broker.db_file, snapshot)
+            owner = req.headers.get(OWNER_HEADER) == OWNER_HEADER_VALUE
+            tpool.execute(snapshot_database, broker.db_file, snapshot,
+                          not owner)
             return LocalObject(path, snapshot, os.path.getsize(snapshot))
         try:
             df = final.get_diskfile(dev, part, acct, cont, obj, policy=policy)
