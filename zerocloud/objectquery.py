@@ -49,8 +49,15 @@ Options (``[filter:object_query]``), with defaults:
     output channel.
 ``zerovm_maxiops = 1073741824``
     read/write call quotas written into the manifest.
-``zerovm_maxnexemem = 4294967296``
-    guest memory cap in bytes.
+``zerovm_maxnexemem = 1073741824``
+    guest memory cap in bytes.  A server runs ``workers`` processes of
+    ``zerovm_maxpool`` sandboxes each, and every sandbox may grow to this
+    cap: on a small storage node (2 CPUs, 4 GiB of RAM, ``workers =
+    auto``) that is 2 × 2 × 1 GiB = 4 GiB, the node's RAM (the former
+    4 GiB cap allowed 16 GiB).  Size it so that the sum over the node's
+    servers fits; at start the filter logs a warning when its own server's
+    product exceeds the memory it can see (its cgroup's limit, else the
+    machine's RAM; :mod:`zerocloud.hostmemory`).
 ``zerovm_scratch_size = 67108864``
     size cap of the guest's writable ``/tmp``.
 ``zerovm_fuel = 0``
@@ -86,6 +93,8 @@ from zerocloud import cgi, framing
 from zerocloud.containerdb import snapshot_database
 from zerocloud.execution import (
     ExecutionError, Limits, LocalObject, Output, prepare_session)
+from zerocloud.hostmemory import (
+    overcommit_warning, server_processes, visible_memory)
 from zerocloud.job import JobError, Node, SwiftPath
 from zerocloud.paths import module_cache_dir
 from zerocloud.runtime.pool import PoolFull, SandboxPool
@@ -201,12 +210,18 @@ class ObjectQueryMiddleware:
         self.max_input = int(conf.get('zerovm_maxinput', 1 << 30))
         self.max_output = int(conf.get('zerovm_maxoutput', 1 << 30))
         self.max_iops = int(conf.get('zerovm_maxiops', 1 << 30))
-        self.max_memory = int(conf.get('zerovm_maxnexemem', 1 << 32))
+        self.max_memory = int(conf.get('zerovm_maxnexemem', 1 << 30))
         self.scratch = int(conf.get('zerovm_scratch_size', 64 << 20))
         self.fuel = int(conf.get('zerovm_fuel', 0))
         self.mount_check = config_true_value(conf.get('mount_check', 'true'))
         self.cache_dir = conf.get('zerovm_module_cache') or module_cache_dir()
         self._pool: Optional[SandboxPool] = None
+        overcommit = overcommit_warning(
+            self.max_pool,
+            server_processes(conf.get('workers'), os.cpu_count() or 1),
+            self.max_memory, visible_memory())
+        if overcommit:
+            self.logger.warning(overcommit)
 
     @property
     def pool(self) -> SandboxPool:
