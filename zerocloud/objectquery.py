@@ -14,9 +14,12 @@ node runs next to that object or container) and a tar body
 (:mod:`zerocloud.framing`).  The filter checks the request and the local
 object *before* reading the body (so the proxy can fail over to another
 replica without sending it), binds the local ``.data`` file read-only as the
-node's channel, runs the node in a sandbox worker (:mod:`zerocloud.runtime`)
-and answers ``200`` with ``X-Nexe-*`` headers and a tar of the node's outputs.
-Outputs are not written to Swift here: the proxy stores them through the
+node's channel (next to a container: a snapshot of its database, scrubbed
+of what only owners may see unless ``X-Zerocloud-Container-Owner: yes``
+says the proxy found the caller an owner; :mod:`zerocloud.containerdb`),
+runs the node in a sandbox worker (:mod:`zerocloud.runtime`) and answers
+``200`` with ``X-Nexe-*`` headers and a tar of the node's outputs.  Outputs
+are not written to Swift here: the proxy stores them through the
 normal object path, as the user, once the node succeeded.
 
 Pipelines::
@@ -46,8 +49,15 @@ Options (``[filter:object_query]``), with defaults:
     output channel.
 ``zerovm_maxiops = 1073741824``
     read/write call quotas written into the manifest.
-``zerovm_maxnexemem = 4294967296``
-    guest memory cap in bytes.
+``zerovm_maxnexemem = 1073741824``
+    guest memory cap in bytes.  A server runs ``workers`` processes of
+    ``zerovm_maxpool`` sandboxes each, and every sandbox may grow to this
+    cap: on a small storage node (2 CPUs, 4 GiB of RAM, ``workers =
+    auto``) that is 2 × 2 × 1 GiB = 4 GiB, the node's RAM (the former
+    4 GiB cap allowed 16 GiB).  Size it so that the sum over the node's
+    servers fits; at start the filter logs a warning when its own server's
+    product exceeds the memory it can see (its cgroup's limit, else the
+    machine's RAM; :mod:`zerocloud.hostmemory`).
 ``zerovm_scratch_size = 67108864``
     size cap of the guest's writable ``/tmp``.
 ``zerovm_fuel = 0``
@@ -61,10 +71,9 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import tempfile
 import time
-from contextlib import ExitStack, closing
+from contextlib import ExitStack
 from hashlib import md5, sha1
 from typing import Dict, Iterator, Optional, Tuple
 
@@ -81,8 +90,11 @@ from swift.common.swob import (
 from swift.common.utils import config_true_value, get_logger
 
 from zerocloud import cgi, framing
+from zerocloud.containerdb import snapshot_database
 from zerocloud.execution import (
     ExecutionError, Limits, LocalObject, Output, prepare_session)
+from zerocloud.hostmemory import (
+    overcommit_warning, server_processes, visible_memory)
 from zerocloud.job import JobError, Node, SwiftPath
 from zerocloud.paths import module_cache_dir
 from zerocloud.runtime.pool import PoolFull, SandboxPool
@@ -96,6 +108,11 @@ MAX_SYSMAP = 1048576
 CGI_TYPES = ('message/http', 'message/cgi')
 CGI_HEAD = 65536
 DIAG_TAIL = 4096
+#: Sent by the proxy on a node request when the caller owns the container
+#: the node reads: only then does the node get its database unscrubbed
+#: (:mod:`zerocloud.containerdb`).
+OWNER_HEADER = 'X-Zerocloud-Container-Owner'
+OWNER_HEADER_VALUE = 'yes'
 
 
 def parse_sysimage_devices(value: str) -> Dict[str, str]:
@@ -131,12 +148,6 @@ def colocation_proof(value: Optional[str]) -> Optional[str]:
         return None
     salt, address = value.split(':', 1)
     return hmac.new(salt.encode(), address.encode(), sha1).hexdigest()
-
-
-def snapshot_database(source: str, dest: str) -> None:
-    with closing(sqlite3.connect(source)) as src, \
-            closing(sqlite3.connect(dest)) as dst:
-        src.backup(dst)
 
 
 def last_error_line(path: str) -> str:
@@ -199,12 +210,18 @@ class ObjectQueryMiddleware:
         self.max_input = int(conf.get('zerovm_maxinput', 1 << 30))
         self.max_output = int(conf.get('zerovm_maxoutput', 1 << 30))
         self.max_iops = int(conf.get('zerovm_maxiops', 1 << 30))
-        self.max_memory = int(conf.get('zerovm_maxnexemem', 1 << 32))
+        self.max_memory = int(conf.get('zerovm_maxnexemem', 1 << 30))
         self.scratch = int(conf.get('zerovm_scratch_size', 64 << 20))
         self.fuel = int(conf.get('zerovm_fuel', 0))
         self.mount_check = config_true_value(conf.get('mount_check', 'true'))
         self.cache_dir = conf.get('zerovm_module_cache') or module_cache_dir()
         self._pool: Optional[SandboxPool] = None
+        overcommit = overcommit_warning(
+            self.max_pool,
+            server_processes(conf.get('workers'), os.cpu_count() or 1),
+            self.max_memory, visible_memory())
+        if overcommit:
+            self.logger.warning(overcommit)
 
     @property
     def pool(self) -> SandboxPool:
@@ -299,10 +316,13 @@ class ObjectQueryMiddleware:
                 raise HTTPRequestEntityTooLarge(body='Data object too large',
                                                 request=req)
             # The container server keeps writing its database: the node
-            # reads a consistent snapshot instead (SQLite's backup API, in a
-            # real thread so the server's other requests go on).
+            # reads a consistent snapshot instead (in a real thread so the
+            # server's other requests go on), scrubbed of what only the
+            # container's owners may see unless the proxy vouches for one.
             snapshot = os.path.join(workdir, 'container.db')
-            tpool.execute(snapshot_database, broker.db_file, snapshot)
+            owner = req.headers.get(OWNER_HEADER) == OWNER_HEADER_VALUE
+            tpool.execute(snapshot_database, broker.db_file, snapshot,
+                          not owner)
             return LocalObject(path, snapshot, os.path.getsize(snapshot))
         try:
             df = final.get_diskfile(dev, part, acct, cont, obj, policy=policy)
