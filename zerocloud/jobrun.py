@@ -41,6 +41,7 @@ from zerocloud.dispatch import Answer, Attempts, Upload
 from zerocloud.job import Job, Node, SwiftPath
 from zerocloud.jobrequest import JobRequest, NodeError
 from zerocloud.jobsource import Spooled
+from zerocloud.objectquery import OWNER_HEADER, OWNER_HEADER_VALUE
 
 EXECUTE_HEADER = 'X-Zerovm-Execute'
 DEFERRED_HEADER = 'X-Zerovm-Deferred'
@@ -272,6 +273,10 @@ class JobRun:
         shift = copy % max(1, len(target.nodes))
         candidates = target.nodes[shift:] + target.nodes[:shift]
         headers = self._headers(target)
+        if placed is not None and isinstance(placed.path, SwiftPath) and \
+                placed.path.is_container and self.request.owns(placed.path):
+            # Only an owner's node gets the container database unscrubbed.
+            headers[OWNER_HEADER] = OWNER_HEADER_VALUE
         if node.location:
             candidates = self._colocate(node.location, copy, candidates,
                                         headers, free=not target.access)

@@ -5,6 +5,8 @@ attacker would send it, and checks what the victim would lose:
 
 * item 1: a client-supplied ``X-Zerovm-Source`` naming the attacker's own
   setuid container runs a job on the victim's account;
+* item 2: a job reading a container (its database) as a non-owner sees the
+  owner-only secrets Swift hides from it;
 * item 7: a read-only setuid ACL (``.r:*,.rlistings``) lends writing;
 * item 8: a symlink in a setuid container reads another account's object;
 * item 9: a published app opened by a victim copies the victim's private
@@ -114,6 +116,55 @@ def test_client_source_never_runs_on_another_account(cluster, victim,
                          timeout=REQUEST_TIMEOUT)
     assert mine.status_code == 200, mine.text
     assert mine.text == 'ran as /%s\n' % attacker.name
+
+
+# ---------------------------------------------------------------- item 2
+
+DUMP = 'import sys\nsys.stdout.buffer.write(open("/dev/input", "rb").read())\n'
+
+
+def test_container_database_hides_owner_secrets(cluster, victim, attacker):
+    """A listing-ACL reader gets the container database without temp-url or
+    sync keys, ACLs or deleted rows; the owner gets them all."""
+    container = unique('listed')
+    tempurl_key = 'tk-%s' % uuid.uuid4().hex
+    sync_key = 'sk-%s' % uuid.uuid4().hex
+    victim.put_container(container, **{
+        'X-Container-Read': '.r:*,.rlistings',
+        'X-Container-Meta-Temp-Url-Key': tempurl_key,
+        'X-Container-Sync-Key': sync_key,
+        'X-Container-Meta-Colour': 'visible-colour'})
+    victim.put_object(container, 'visible-object', b'x')
+    victim.put_object(container, 'deleted-object-name', b'y')
+    assert requests.delete('%s/%s/deleted-object-name' % (
+        victim.url, container), headers=victim.headers(),
+        timeout=REQUEST_TIMEOUT).status_code == 204
+    tools = unique('tools')
+    attacker.put_container(tools)
+    attacker.put_object(tools, 'dump.tar', zapp({'dump.py': DUMP}))
+    image = 'swift://%s/%s/dump.tar' % (attacker.name, tools)
+    devices = [{'name': 'input',
+                'path': 'swift://%s/%s' % (victim.name, container)},
+               {'name': 'stdout'}]
+    resp = attacker.post_job([python_node('dump', image, 'dump.py',
+                                          devices)])
+    assert resp.status_code == 200, resp.text
+    database = resp.content
+    assert database.startswith(b'SQLite format 3')
+    assert b'visible-object' in database
+    assert b'visible-colour' in database
+    for secret in (tempurl_key, sync_key, '.rlistings',
+                   'deleted-object-name'):
+        assert secret.encode() not in database, secret
+    # The owner's own job sees everything (it could read it all anyway).
+    victim_image = unique('vtools')
+    victim.put_container(victim_image)
+    victim.put_object(victim_image, 'dump.tar', zapp({'dump.py': DUMP}))
+    resp = victim.post_job([python_node(
+        'dump', 'swift://~/%s/dump.tar' % victim_image, 'dump.py', devices)])
+    assert resp.status_code == 200, resp.text
+    assert tempurl_key.encode() in resp.content
+    assert sync_key.encode() in resp.content
 
 
 # ---------------------------------------------------------------- item 7
