@@ -331,6 +331,40 @@ def test_foreign_app_writes_where_the_caller_allows(cluster, victim,
     assert loot(attacker, app).content == SECRET
 
 
+EMIT = '''import sys
+sys.stdout.write('Content-Type: application/json\\n')
+sys.stdout.write('X-Zerovm-Execute: 1.0\\n\\n')
+sys.stdout.write(open('/next.json').read())
+'''
+
+
+def test_jobs_a_foreign_app_chains_stay_foreign(cluster, victim, attacker,
+                                                private):
+    """The published app prints the copying job instead of running it: the
+    chained job is still the author's, not the caller's."""
+    app = published_copier(attacker, victim, private)
+    copier = [{'name': 'copier',
+               'exec': {'path': 'file://python:python', 'args': 'cat.py'},
+               'devices': [{'name': 'python'},
+                           {'name': 'image', 'path': app['source']},
+                           {'name': 'stdin', 'path': 'swift://%s/%s/secret'
+                            % (victim.name, private)},
+                           {'name': 'stdout', 'path': 'swift://%s/%s/loot'
+                            % (attacker.name, app['drop'])}]}]
+    pub = app['source'].split('/')[3]
+    emitter = zapp({'emit.py': EMIT, 'cat.py': CAT,
+                    'next.json': json.dumps(copier),
+                    'boot/system.map': json.dumps(
+                        [cgi_node('emit', 'emit.py')])})
+    attacker.put_object(pub, 'app.tar', emitter, 'application/x-tar')
+    resp = requests.get(app['api'] + '/x', headers=victim.headers(),
+                        timeout=REQUEST_TIMEOUT)
+    assert resp.status_code == 403, resp.text
+    assert 'X-Zerovm-Allow-Write' in resp.text
+    assert 'X-Chain-Total-Time' in resp.headers
+    assert loot(attacker, app).status_code == 404
+
+
 # --------------------------------------------------------------- item 10
 
 def test_anonymous_deferred_api_call_is_refused(cluster, victim):
