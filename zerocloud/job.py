@@ -21,6 +21,9 @@ object server rebuilds it with :meth:`Node.from_dict`.
 
 Rules users see (all errors are :class:`JobError`, status 400 unless noted):
 
+* A node ``name`` is made of ASCII letters, digits, ``-``, ``_`` and ``.``
+  and is not ``.`` or ``..``: it appears in comma-separated ``X-Nexe-*``
+  headers and in device paths.
 * ``exec.path`` is ``swift://account/container/object``, ``file://image:path``
   (a member of the user image or of a system image), ``file://path`` (member
   of the user image) or a plain relative path such as ``python`` or
@@ -85,6 +88,11 @@ CHANNEL_MODES = ('file', 'char', 'pipe', 'block')
 #: proxy build millions of nodes.
 MAX_INSTANCES = 1000
 MAX_REPLICATE = 3
+#: Node names end up in ``X-Nexe-*`` headers (comma-separated per node),
+#: ``/dev/in/<name>`` device paths and log lines: plain ASCII only.
+NODE_NAME = re.compile(r'(?!\.\.?$)[A-Za-z0-9._-]+')
+INVALID_NODE_NAME = ('Invalid node name: use letters, digits, "-", "_" and '
+                     '"." (not "." or "..")')
 IMMEDIATE_CONTENT_TYPE = 'text/html'
 
 
@@ -486,8 +494,8 @@ class _Parser:
         name = item.get('name')
         if not name:
             raise JobError('Must specify node name')
-        if not isinstance(name, str) or _bad_chars(name) or '/' in name:
-            raise JobError('Invalid node name')
+        if not isinstance(name, str) or not NODE_NAME.fullmatch(name):
+            raise JobError(INVALID_NODE_NAME)
         stanza = item.get('exec')
         if not stanza or not isinstance(stanza, dict):
             raise JobError('Must specify exec stanza for %s' % name)

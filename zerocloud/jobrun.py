@@ -38,6 +38,7 @@ from swift.common.swob import Response
 
 from zerocloud import framing
 from zerocloud.dispatch import Answer, Attempts, Upload
+from zerocloud.headers import header_value
 from zerocloud.job import Job, Node, SwiftPath
 from zerocloud.jobrequest import JobRequest, NodeError
 from zerocloud.jobsource import Spooled
@@ -58,6 +59,8 @@ NEXE_DEFAULTS = (
     ('X-Nexe-Policy', ''),
     ('X-Nexe-Colocated', '0'),
 )
+#: Headers whose items are text, not numbers or digests.
+NEXE_TEXT_HEADERS = ('X-Nexe-System', 'X-Nexe-Status', 'X-Nexe-Policy')
 #: A node the sandbox stopped (time, memory, output limits, a trap).
 NODE_FAILED = 422
 RETRIES = 1
@@ -362,9 +365,17 @@ class JobRun:
                 spooled = self._spool(reader)
                 result.body = Body(spooled.size, ctype, spooled.chunks(),
                                    body_headers, spooled)
-        except (framing.FramingError, ValueError, OSError) as err:
+        except (framing.FramingError, ValueError) as err:
             result.status = 503
             result.error = 'Bad answer from storage server: %s' % err
+        except OSError:
+            # The connection or our spool: the detail (errno, spool path)
+            # is for the log, not for the client.
+            self.mw.logger.exception('zerocloud: reading the answer for '
+                                     'node %s failed', node.name)
+            result.status = 503
+            result.error = 'Bad answer from storage server for node %s' \
+                % node.name
         answer.release()
 
     @staticmethod
@@ -460,11 +471,20 @@ class JobRun:
                          self.job_id, lines)
 
     def _nexe_headers(self, results: List[NodeResult]) -> Dict[str, str]:
+        """One item per node in each ``X-Nexe-*`` header.
+
+        Items of text (names, statuses, errors) are encoded
+        (:mod:`zerocloud.headers`): errors quote users' paths and programs'
+        stderr.  Items object servers sent are encoded already; encoding
+        them again changes nothing.
+        """
         headers: Dict[str, str] = {}
         for key, default in NEXE_DEFAULTS:
-            headers[key] = ','.join(
-                r.headers.get(key, r.node.name if default is None else default)
-                for r in results)
+            items = [r.headers.get(key, r.node.name if default is None
+                                   else default) for r in results]
+            if key in NEXE_TEXT_HEADERS:
+                items = [header_value(item) for item in items]
+            headers[key] = ','.join(items)
         fuel = [r.headers.get('X-Nexe-Fuel') for r in results]
         if any(fuel):
             headers['X-Nexe-Fuel'] = ','.join(f or '0' for f in fuel)
@@ -472,7 +492,7 @@ class JobRun:
             r.headers['X-Nexe-Error'] for r in results
             if 'X-Nexe-Error' in r.headers]
         if errors:
-            headers['X-Nexe-Error'] = ' '.join(' '.join(e.split())
+            headers['X-Nexe-Error'] = ' '.join(header_value(e)
                                                for e in errors)
         headers['X-Nexe-Cdr-Line'] = '%.3f, %s' % (
             time.time() - self.started, headers['X-Nexe-Cdr-Line'])

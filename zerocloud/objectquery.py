@@ -93,6 +93,7 @@ from zerocloud import cgi, framing
 from zerocloud.containerdb import snapshot_database
 from zerocloud.execution import (
     ExecutionError, Limits, LocalObject, Output, prepare_session)
+from zerocloud.headers import guard_headers, header_value
 from zerocloud.hostmemory import (
     overcommit_warning, server_processes, visible_memory)
 from zerocloud.job import JobError, Node, SwiftPath
@@ -124,14 +125,17 @@ def parse_sysimage_devices(value: str) -> Dict[str, str]:
 
 def nexe_headers(node_name: str, report: Report, elapsed: float,
                  policy_name: str, fuel: Optional[int]) -> Dict[str, str]:
+    """The node's ``X-Nexe-*`` headers; text values are encoded
+    (:mod:`zerocloud.headers`): a status may quote a user's member name."""
     headers = {
-        'X-Nexe-System': node_name,
-        'X-Nexe-Status': report.status,
+        'X-Nexe-System': header_value(node_name),
+        'X-Nexe-Status': header_value(report.status),
         'X-Nexe-Retcode': str(report.retcode),
         'X-Nexe-Validation': str(report.validation),
-        'X-Nexe-Etag': report.etag_line(),
+        # One entry per output channel: bounded by the node, never cut.
+        'X-Nexe-Etag': header_value(report.etag_line(), limit=None),
         'X-Nexe-Cdr-Line': '%.3f, %s' % (elapsed, report.accounting_line()),
-        'X-Nexe-Policy': policy_name,
+        'X-Nexe-Policy': header_value(policy_name),
     }
     if fuel is not None:
         headers['X-Nexe-Fuel'] = str(fuel)
@@ -151,12 +155,16 @@ def colocation_proof(value: Optional[str]) -> Optional[str]:
 
 
 def last_error_line(path: str) -> str:
-    """The last non-empty line a failed program wrote to its stderr."""
+    """The last non-empty line a failed program wrote to its stderr.
+
+    Bytes that are not UTF-8 stay lone surrogates, which the header
+    encoding turns back into those bytes.
+    """
     try:
         with open(path, 'rb') as fp:
             fp.seek(0, os.SEEK_END)
             fp.seek(max(0, fp.tell() - DIAG_TAIL))
-            tail = fp.read().decode('utf-8', 'replace')
+            tail = fp.read().decode('utf-8', 'surrogateescape')
     except OSError:
         return ''
     lines = [line.strip() for line in tail.splitlines() if line.strip()]
@@ -237,6 +245,13 @@ class ObjectQueryMiddleware:
         req = Request(env)
         if req.method != 'POST' or 'X-Zerovm-Execute' not in req.headers:
             return self.app(env, start_response)
+
+        def start_sendable_response(status, headers, exc_info=None):
+            # eventlet drops the connection, unanswered, on a header value
+            # it cannot write as Latin-1; the proxy would retry and Swift
+            # error-limit this server.
+            return start_response(status, guard_headers(headers), exc_info)
+
         try:
             resp = self.execute(req)
         except HTTPException as err:
@@ -245,7 +260,7 @@ class ObjectQueryMiddleware:
             self.logger.exception('zerocloud: node failed on %s', req.path)
             resp = Response(status=500, body='Internal error running the node',
                             content_type='text/plain')
-        return resp(env, start_response)
+        return resp(env, start_sendable_response)
 
     # -- the request ------------------------------------------------------
 
@@ -442,10 +457,11 @@ class ObjectQueryMiddleware:
             headers['X-Nexe-Colocated'] = colocated
         succeeded = report.ok and report.retcode == 0
         if not report.ok:
-            headers['X-Nexe-Error'] = report.status
+            headers['X-Nexe-Error'] = headers['X-Nexe-Status']
         elif report.retcode != 0:
-            headers['X-Nexe-Error'] = 'bad return code' + (
-                ': ' + last_error_line(session.stderr_path))
+            line = last_error_line(session.stderr_path)
+            headers['X-Nexe-Error'] = header_value(
+                'bad return code: ' + line if line else 'bad return code')
         self.logger.info('node: %s, status: %s, retcode: %s, cdr: %s',
                          node.name, report.status, report.retcode,
                          headers['X-Nexe-Cdr-Line'])

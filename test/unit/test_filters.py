@@ -4,11 +4,13 @@ import hmac
 import io
 from hashlib import sha1
 
+from swift.common.swob import Request, Response
+
 from zerocloud import framing
 from zerocloud.execution import Output
 from zerocloud.objectquery import (
-    colocation_proof, frame_output, last_error_line, nexe_headers,
-    parse_sysimage_devices)
+    ObjectQueryMiddleware, colocation_proof, frame_output, last_error_line,
+    nexe_headers, parse_sysimage_devices)
 from zerocloud.proxyquery import request_problem
 from zerocloud.runtime.report import Report
 
@@ -53,6 +55,36 @@ def test_nexe_headers():
     assert headers['X-Nexe-Policy'] == 'gold'
     assert 'X-Nexe-Fuel' not in headers
     assert nexe_headers('n', report, 0, 'p', 77)['X-Nexe-Fuel'] == '77'
+
+
+def test_nexe_headers_encode_text_from_users_and_programs():
+    report = Report(status='image /dev/image: absolute member name /\u2603')
+    headers = nexe_headers('a,b', report, 0, 'gold\r\nX: 1', None)
+    assert headers['X-Nexe-Status'] == \
+        'image /dev/image: absolute member name /%E2%98%83'
+    assert headers['X-Nexe-System'] == 'a%2Cb'
+    assert headers['X-Nexe-Policy'] == 'gold X: 1'
+
+
+def test_last_error_line_keeps_bytes_that_are_not_utf8(tmp_path):
+    path = tmp_path / 'stderr'
+    path.write_bytes(b'first\nbad \xff\xfe \xe2\x98\x83\n')
+    assert last_error_line(str(path)) == 'bad \udcff\udcfe \u2603'
+
+
+def test_object_query_never_hands_eventlet_a_non_latin1_header():
+    mw = ObjectQueryMiddleware(None, {})
+    mw.execute = lambda req: Response(headers={
+        'X-Nexe-Error': '\u2603 bad', 'X-Nexe-Status': 'ok'})
+    sent = []
+    env = Request.blank('/sda1/0/a/c/o', method='POST', headers={
+        'X-Zerovm-Execute': '1.0'}).environ
+    mw(env, lambda status, headers, exc_info=None: sent.extend(headers))
+    headers = dict(sent)
+    assert headers['X-Nexe-Error'] == '%E2%98%83 bad'
+    assert headers['X-Nexe-Status'] == 'ok'
+    for name, value in sent:
+        value.encode('latin-1')
 
 
 def test_last_error_line(tmp_path):

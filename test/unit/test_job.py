@@ -153,10 +153,29 @@ def test_missing_required_fields():
 
 
 @pytest.mark.parametrize('name', ['bad\x01', 'a\nb', 'x\x7f', 'a/b', 3,
-                                  '\ud800', 'x\uffff'])
+                                  '\ud800', 'x\uffff', '\u2603', 'a,b',
+                                  'a b', 'caf\xe9', '.', '..', 'a:b',
+                                  'x\n', '*'])
 def test_invalid_node_name(name):
     assert message({'name': name, 'exec': {'path': EXE}}) == \
-        'Invalid node name'
+        'Invalid node name: use letters, digits, "-", "_" and "." ' \
+        '(not "." or "..")'
+
+
+@pytest.mark.parametrize('name', ['sort', 'Map_2', 'a.b-c', '...', '.x',
+                                  '0'])
+def test_valid_node_name(name):
+    assert [n.name for n in parse(node(name)).nodes] == [name]
+
+
+def test_instance_names_of_a_valid_name_stay_valid():
+    job = parse(node('w.1_x', count=2),
+                node('m.in', devices=[{'name': 'stdin',
+                                        'path': 'swift://a/c_in1/input*'}]))
+    names = [n.name for n in job.nodes]
+    assert names == ['w.1_x-1', 'w.1_x-2', 'm.in-1', 'm.in-2']
+    assert [n.name for name in names for n in parse(node(name)).nodes] == \
+        names
 
 
 def test_exec_path_forms():

@@ -109,3 +109,23 @@ def test_store_refusal_becomes_the_status(tmp_path):
     assert resp.status_int == 403
     assert resp.body == b'Status 403 Forbidden when putting /a/c/o\n'
     assert all(not os.path.exists(p.data.path) for p in puts)
+
+
+def test_nexe_items_from_users_and_programs_are_encoded():
+    first, second = nodes('first', 'second')
+    results = [
+        NodeResult(first, status=404,
+                   error='Error 404 while fetching /a/c/\u2603,x'),
+        NodeResult(second, headers={'X-Nexe-Status': 'ok',
+                                    'X-Nexe-System': 'second',
+                                    'X-Nexe-Policy': 'p\u2603',
+                                    'X-Nexe-Cdr-Line': '0.100, 0.00 0.00 '
+                                                       '0 0 0 0 0 0 0 0'})]
+    headers = run(FakeFilter())._nexe_headers(results)
+    assert headers['X-Nexe-Error'] == \
+        'Error 404 while fetching /a/c/%E2%98%83%2Cx'
+    assert headers['X-Nexe-Policy'] == ',p%E2%98%83'
+    assert headers['X-Nexe-System'] == 'first,second'
+    # Each node's accounting item keeps its own ", ".
+    assert headers['X-Nexe-Cdr-Line'].endswith(
+        ', 0.0 0.0 0 0 0 0 0 0 0 0,0.100, 0.00 0.00 0 0 0 0 0 0 0 0')

@@ -55,11 +55,11 @@ class ModuleCache:
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            raise SessionFailure('program %s not found' % path, errno.ENOENT)
+            raise SessionFailure('program not found', errno.ENOENT)
         except OSError:
-            raise SessionFailure('program %s is unreadable' % path, errno.EIO)
+            raise SessionFailure('program is unreadable', errno.EIO)
         if not os.path.isfile(path):
-            raise SessionFailure('program %s is unreadable' % path, errno.EIO)
+            raise SessionFailure('program is unreadable', errno.EIO)
         return (os.path.abspath(path), member, st.st_dev, st.st_ino,
                 st.st_size, st.st_mtime_ns)
 
@@ -71,7 +71,7 @@ class ModuleCache:
             with open(path, 'rb') as handle:
                 return handle.read()
         except OSError:
-            raise SessionFailure('program %s is unreadable' % path, errno.EIO)
+            raise SessionFailure('program is unreadable', errno.EIO)
 
     def cache_path(self, settings: EngineSettings, digest: str) -> str:
         key = hashlib.sha256(settings.cache_key().encode()).hexdigest()[:16]

@@ -4,6 +4,10 @@ Every failure before or around the guest (bad manifest, missing program,
 unsafe image, refused channel) carries the report's status text and the
 ZeroVM-style exit status (an errno, see ``zerocloud.runtime.session``), so
 the session can turn it into a report instead of a traceback.
+
+A status reaches the client of a storage server (``X-Nexe-Status``), so it
+names the things the job named (channel aliases, image members), never the
+host paths behind them.
 """
 
 import errno
@@ -18,3 +22,11 @@ class SessionFailure(Exception):
         self.status = status
         self.exit_status = exit_status
         self.validation = validation
+
+
+def reason(err: Exception) -> str:
+    """What went wrong, without the host path ``str()`` of an OSError
+    names."""
+    if isinstance(err, OSError):
+        return err.strerror or type(err).__name__
+    return str(err)

@@ -14,6 +14,8 @@ Unpacking refuses, each with its own status text (exit status EFAULT 14):
 * ``image <alias>: more than <n> bytes unpacked``
 * ``image <alias>: more than <n> members``
 * ``image <alias>: member <name> clashes with a directory``
+* ``image <alias>: cannot unpack member <name> (<reason>)`` (EIO 5), e.g.
+  a member below a member that is a file
 * ``image <alias>: unreadable tar (<reason>)`` (EIO 5)
 
 A system image gives programs by member (``ProgramMember``): the member is
@@ -25,7 +27,7 @@ import os
 import tarfile
 from typing import Optional, Tuple
 
-from zerocloud.runtime.errors import SessionFailure
+from zerocloud.runtime.errors import SessionFailure, reason
 
 MAX_MEMBER_BYTES = 1 << 30
 MAX_IMAGE_BYTES = 2 << 30
@@ -81,31 +83,43 @@ def unpack(tar_path: str, dest: str, alias: str,
                 relative = _check_member(alias, info)
                 if not relative:
                     continue
-                target = os.path.join(dest, relative)
-                if info.isdir():
-                    os.makedirs(target, mode=0o755, exist_ok=True)
-                    continue
-                total += info.size
-                if total > max_bytes:
-                    raise SessionFailure('image %s: more than %d bytes '
-                                         'unpacked' % (alias, max_bytes))
-                os.makedirs(os.path.dirname(target), mode=0o755,
-                            exist_ok=True)
-                if os.path.lexists(target) and not os.path.isfile(target):
-                    raise SessionFailure('image %s: member %s clashes with '
-                                         'a directory' % (alias, info.name))
-                source = archive.extractfile(info)
-                with open(target, 'wb') as out:
-                    while True:
-                        chunk = source.read(_COPY_CHUNK)
-                        if not chunk:
-                            break
-                        out.write(chunk)
-                os.chmod(target, 0o644)
+                if info.isfile():
+                    total += info.size
+                    if total > max_bytes:
+                        raise SessionFailure('image %s: more than %d bytes '
+                                             'unpacked' % (alias, max_bytes))
+                try:
+                    _place_member(archive, info, os.path.join(dest, relative),
+                                  alias)
+                except OSError as err:
+                    # str(err) would name our host path; the member is theirs.
+                    raise SessionFailure(
+                        'image %s: cannot unpack member %s (%s)'
+                        % (alias, info.name, reason(err)), errno.EIO)
         except (tarfile.TarError, EOFError, OSError) as err:
             raise SessionFailure('image %s: unreadable tar (%s)'
-                                 % (alias, err), errno.EIO)
+                                 % (alias, reason(err)), errno.EIO)
     return total
+
+
+def _place_member(archive: tarfile.TarFile, info: tarfile.TarInfo,
+                  target: str, alias: str) -> None:
+    """Create the directory or file of one checked member at ``target``."""
+    if info.isdir():
+        os.makedirs(target, mode=0o755, exist_ok=True)
+        return
+    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+    if os.path.lexists(target) and not os.path.isfile(target):
+        raise SessionFailure('image %s: member %s clashes with a directory'
+                             % (alias, info.name))
+    source = archive.extractfile(info)
+    with open(target, 'wb') as out:
+        while True:
+            chunk = source.read(_COPY_CHUNK)
+            if not chunk:
+                break
+            out.write(chunk)
+    os.chmod(target, 0o644)
 
 
 def member_location(tar_path: str, member: str) -> Tuple[Optional[int], int]:
@@ -122,13 +136,12 @@ def member_location(tar_path: str, member: str) -> Tuple[Optional[int], int]:
             except KeyError:
                 info = None
     except FileNotFoundError:
-        raise SessionFailure('program %s not found' % tar_path, errno.ENOENT)
+        raise SessionFailure('program not found', errno.ENOENT)
     except (tarfile.TarError, EOFError, OSError):
-        raise SessionFailure('program %s is not a tar image' % tar_path,
-                             errno.ENOEXEC)
+        raise SessionFailure('program is not a tar image', errno.ENOEXEC)
     if info is None or not info.isfile():
-        raise SessionFailure('program member %s not found in %s'
-                             % (member, tar_path), errno.ENOENT)
+        raise SessionFailure('program member %s not found in its image'
+                             % member, errno.ENOENT)
     return (None if compressed else info.offset_data), info.size
 
 
@@ -143,9 +156,9 @@ def read_member(tar_path: str, member: str) -> bytes:
             handle.seek(offset)
             data = handle.read(size)
     except (OSError, tarfile.TarError, EOFError) as err:
-        raise SessionFailure('program %s: cannot read member %s (%s)'
-                             % (tar_path, member, err), errno.EIO)
+        raise SessionFailure('program member %s: cannot read it (%s)'
+                             % (member, reason(err)), errno.EIO)
     if len(data) != size:
-        raise SessionFailure('program %s: member %s is truncated'
-                             % (tar_path, member), errno.EIO)
+        raise SessionFailure('program member %s is truncated' % member,
+                             errno.EIO)
     return data

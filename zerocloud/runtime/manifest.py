@@ -240,12 +240,11 @@ def load_manifest(path: str) -> Manifest:
         with open(path, 'rb') as handle:
             data = handle.read(MAX_MANIFEST_BYTES)
     except FileNotFoundError:
-        raise SessionFailure('cannot open manifest %s' % path, errno.ENOENT)
+        raise SessionFailure('cannot open manifest', errno.ENOENT)
     except IsADirectoryError:
-        raise SessionFailure('cannot read manifest %s: is a directory'
-                             % path, errno.EIO)
-    except OSError as err:
-        raise SessionFailure('cannot read manifest %s: %s'
-                             % (path, os.strerror(err.errno or errno.EIO)),
+        raise SessionFailure('cannot read manifest: is a directory',
                              errno.EIO)
+    except OSError as err:
+        raise SessionFailure('cannot read manifest: %s'
+                             % os.strerror(err.errno or errno.EIO), errno.EIO)
     return parse_manifest_text(data.decode('utf-8', 'replace'))

@@ -131,8 +131,7 @@ def load(path: str) -> Nvram:
         with open(path, 'rb') as handle:
             data = handle.read(MAX_NVRAM_BYTES)
     except OSError as err:
-        raise SessionFailure('cannot read nvram %s: %s'
-                             % (path, err.strerror))
+        raise SessionFailure('cannot read nvram: %s' % err.strerror)
     return parse(data.decode('utf-8', 'replace'))
 
 

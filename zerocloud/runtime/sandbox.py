@@ -33,8 +33,8 @@ Write channels are created (mode 0600) or truncated on the host, then hard
 linked into ``dev/``; across filesystems they are bind-mounted read-write
 (root) or written to a file in ``dev/`` and copied to the host path after the
 run (non-root).  A channel on a directory, socket or block device is refused
-(EPROTONOSUPPORT 93); a missing read file is ``channel <alias>: cannot open
-<path>: <reason>`` (EFAULT 14).
+(EPROTONOSUPPORT 93); a missing read file is ``channel <alias>: cannot open:
+<reason>`` (EFAULT 14).
 """
 
 import ctypes
@@ -98,17 +98,16 @@ def _host_kind(channel: Channel) -> str:
     except FileNotFoundError:
         return 'missing'
     except OSError as err:
-        raise SessionFailure('channel %s: cannot open %s: %s'
-                             % (channel.alias, channel.uri, err.strerror))
+        raise SessionFailure('channel %s: cannot open: %s'
+                             % (channel.alias, err.strerror))
     if stat.S_ISREG(mode):
         return 'file'
     if stat.S_ISCHR(mode):
         return 'char'
     if stat.S_ISFIFO(mode):
         return 'fifo'
-    raise SessionFailure('channel %s: %s is not a file, character device '
-                         'or fifo' % (channel.alias, channel.uri),
-                         errno.EPROTONOSUPPORT)
+    raise SessionFailure('channel %s: not a file, character device or fifo'
+                         % channel.alias, errno.EPROTONOSUPPORT)
 
 
 def prepare_host_channel(channel: Channel) -> str:
@@ -121,13 +120,13 @@ def prepare_host_channel(channel: Channel) -> str:
         try:
             os.close(os.open(channel.uri, flags, 0o600))
         except OSError as err:
-            raise SessionFailure('channel %s: cannot open %s: %s'
-                                 % (channel.alias, channel.uri, err.strerror),
+            raise SessionFailure('channel %s: cannot open: %s'
+                                 % (channel.alias, err.strerror),
                                  err.errno or errno.EIO)
         return 'file'
     if kind == 'missing':
-        raise SessionFailure('channel %s: cannot open %s: No such file or '
-                             'directory' % (channel.alias, channel.uri))
+        raise SessionFailure('channel %s: cannot open: No such file or '
+                             'directory' % channel.alias)
     if channel.writable and channel.readable:
         raise SessionFailure('channel %s: a %s cannot be read and written'
                              % (channel.alias, kind), errno.EINVAL)
@@ -141,8 +140,8 @@ class Workspace:
         try:
             self.path = tempfile.mkdtemp(prefix='.zvm-run-', dir=parent)
         except OSError as err:
-            raise SessionFailure('cannot create run directory in %s: %s'
-                                 % (parent, err.strerror), errno.EIO)
+            raise SessionFailure('cannot create run directory: %s'
+                                 % err.strerror, errno.EIO)
         self.private = private_mounts()
         self.root = self._mkdir('root')
         self.dev = self._mkdir('dev')
@@ -187,9 +186,9 @@ class Workspace:
             try:
                 self._bind(channel.uri, placed, read_only=True)
             except OSError as err:
-                raise SessionFailure('channel %s: cannot bind %s: %s'
-                                     % (channel.alias, channel.uri,
-                                        err.strerror), errno.EIO)
+                raise SessionFailure('channel %s: cannot bind: %s'
+                                     % (channel.alias, err.strerror),
+                                     errno.EIO)
         elif kind == 'file' and (os.path.getsize(channel.uri)
                                  <= MAX_COPIED_READ_CHANNEL):
             shutil.copyfile(channel.uri, placed)
@@ -217,9 +216,9 @@ class Workspace:
                 self._bind(channel.uri, placed, read_only=False)
                 return placed
             except OSError as err:
-                raise SessionFailure('channel %s: cannot bind %s: %s'
-                                     % (channel.alias, channel.uri,
-                                        err.strerror), errno.EIO)
+                raise SessionFailure('channel %s: cannot bind: %s'
+                                     % (channel.alias, err.strerror),
+                                     errno.EIO)
         if channel.readable:
             shutil.copyfile(channel.uri, placed)
         else:

@@ -33,31 +33,31 @@ Exit status (ZeroVM A.9) and status texts:
   report line 3); also a ``validate_only`` (-F) success
 * 1: EPERM: ``channel <alias>: read channel needs a private mount
   namespace (run as root)``
-* 2: ENOENT: ``cannot open manifest <path>``, ``program <path> not
-  found``, ``program member <m> not found in <path>``
+* 2: ENOENT: ``cannot open manifest``, ``program not found``,
+  ``program member <m> not found in its image``
 * 4: EINTR: ``session timeout``; ``CPU limit exceeded`` (Fuel);
   ``disk quota exceeded`` (RLIMIT_FSIZE reached); ``guest trap:
   <reason>`` (unreachable, out of bounds memory access, call stack
   exhausted, ...), with `` (memory limit of <n> bytes reached)``
   appended when the guest's memory was within 1 MiB (or 10 %) of
   ``Memory`` (wasmtime does not say whether a growth was refused)
-* 5: EIO: ``cannot read manifest``, ``program <path> is unreadable``,
+* 5: EIO: ``cannot read manifest``, ``program is unreadable``,
   ``cannot create run directory``, ``image <alias>: unreadable tar``,
+  ``image <alias>: cannot unpack member <m>``,
   ``cannot open stdio channels: <reason>``,
   ``channel <alias>: cannot bind``, ``runtime error: <message>``
 * 8: ENOEXEC: ``program is not a WebAssembly module``, ``program failed
   validation: <reason>`` (report line 1 = 1), ``program is not a WASI
-  command: <reason>``, ``program <path> is not a tar image``
+  command: <reason>``, ``program is not a tar image``
 * 12: ENOMEM: ``MANIFEST <n>: invalid memory size``, ``memory limit
   exceeded: the module needs more than <n> bytes at start``
 * 14: EFAULT: ``MANIFEST <n>: <message>``, ``MANIFEST: <Key> not
   specified``, ``MANIFEST: not enough channels``, ``MANIFEST: missing
   standard channels``, ``nvram <n>: <message>``, ``image <alias>:
   <refusal>`` (see ``zerocloud.runtime.image``), ``channel <alias>:
-  cannot open <path>: <reason>``, ``cannot read nvram <path>:
-  <reason>``, ``nvram: fstab channel <alias> is not a read channel``,
-  ``nvram: mountpoint <p> is reserved``, ``nvram: mountpoint <p> used
-  twice``
+  cannot open: <reason>``, ``cannot read nvram: <reason>``, ``nvram:
+  fstab channel <alias> is not a read channel``, ``nvram: mountpoint
+  <p> is reserved``, ``nvram: mountpoint <p> used twice``
 * 22: EINVAL: ``MANIFEST <n>: <alias> is a nil channel ...``,
   ``channel <alias>: a char|fifo cannot be read and written``
 * 93: EPROTONOSUPPORT: network channels; channels on directories, sockets
@@ -65,7 +65,10 @@ Exit status (ZeroVM A.9) and status texts:
 * 122: EDQUOT: ``channel <alias>: write limit exceeded (<n> > <putsize>
   bytes)``, ``scratch space exceeded (<n> bytes)``
 * other: a write channel the host cannot create: ``channel <alias>: cannot
-  open <path>: <reason>`` with the OS errno (as ZeroVM)
+  open: <reason>`` with the OS errno (as ZeroVM)
+
+Status texts name what the manifest calls things (channel aliases, image
+members), never host paths: on a storage server they reach the client.
 
 Report (``zerocloud.runtime.report``): line 1 is 0 when the module was
 validated (every compiled or cached module was), 2 with ``-s`` or a failure
@@ -98,7 +101,7 @@ from zerocloud import paths
 from zerocloud.runtime import image, nvram
 from zerocloud.runtime.cache import ModuleCache
 from zerocloud.runtime.engine import EngineSettings
-from zerocloud.runtime.errors import SessionFailure
+from zerocloud.runtime.errors import SessionFailure, reason
 from zerocloud.runtime.guard import (RunGuard, base_linker, guarded_linker,
                                      shim_module)
 from zerocloud.runtime.limits import (WALL_CLOCK_EPOCH, ExitWatchdog,
@@ -152,7 +155,10 @@ class _Warm:
 
 
 def error_text(err: Exception) -> str:
-    """The most specific line of a wasmtime error (its last cause)."""
+    """The most specific line of a wasmtime error (its last cause); of an
+    OSError, its reason without the host path."""
+    if isinstance(err, OSError):
+        return reason(err)
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     if 'Caused by:' in lines:
         causes = lines[lines.index('Caused by:') + 1:]

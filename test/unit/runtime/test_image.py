@@ -7,7 +7,7 @@ import tarfile
 import pytest
 
 from zerocloud.runtime import image
-from zerocloud.runtime.errors import SessionFailure
+from zerocloud.runtime.errors import SessionFailure, reason
 
 
 def make_tar(path, members, compress=False):
@@ -91,3 +91,30 @@ def test_read_member(tmp_path, compress):
     with pytest.raises(SessionFailure) as caught:
         image.read_member(tar, 'missing')
     assert caught.value.exit_status == errno.ENOENT
+    assert caught.value.status == \
+        'program member missing not found in its image'
+
+
+@pytest.mark.parametrize('below,reason', [
+    (member('a/b', b'below'), 'File exists'),
+    (member('a/b', kind=tarfile.DIRTYPE), 'Not a directory'),
+])
+def test_member_below_a_file_names_the_member_not_the_host(tmp_path, below,
+                                                           reason):
+    tar = make_tar(tmp_path / 'img.tar', [member('a', b'file'), below])
+    dest = tmp_path / 'root'
+    dest.mkdir()
+    with pytest.raises(SessionFailure) as caught:
+        image.unpack(tar, str(dest), '/dev/image')
+    assert caught.value.status == \
+        'image /dev/image: cannot unpack member a/b (%s)' % reason
+    assert caught.value.exit_status == errno.EIO
+
+
+def test_reason_leaves_the_path_of_an_os_error_out():
+    assert reason(FileExistsError(errno.EEXIST, 'File exists',
+                                  '/srv/node/tmp/x')) == 'File exists'
+    assert reason(OSError('/srv/a and /srv/b are the same file')) == \
+        'OSError'
+    assert reason(tarfile.ReadError('unexpected end of data')) == \
+        'unexpected end of data'

@@ -199,7 +199,7 @@ def test_nondeterministic_clock_moves(runtime, wat_programs, tmp_path):
 
 
 @pytest.mark.parametrize('content,status,code', [
-    (None, 'program %s not found', errno.ENOENT),
+    (None, 'program not found', errno.ENOENT),
     (b'#!/bin/sh\necho hi\n', 'program is not a WebAssembly module',
      errno.ENOEXEC),
     (b'\0asm\x01\0\0\0\x99', None, errno.ENOEXEC),
@@ -211,7 +211,7 @@ def test_bad_programs(runtime, tmp_path, content, status, code):
     result = runtime.run(write_manifest(tmp_path, str(program)))
     assert result.exit_status == code
     if status:
-        assert result.report.status == status.replace('%s', str(program))
+        assert result.report.status == status
     else:
         assert result.report.status.startswith('program failed validation')
         assert result.report.validation == 1
@@ -244,8 +244,7 @@ def test_missing_read_channel(runtime, wat_programs, tmp_path):
     result = runtime.run(manifest)
     assert result.exit_status == errno.EFAULT
     assert result.report.status == (
-        'channel /dev/input: cannot open %s: No such file or directory'
-        % (tmp_path / 'nope'))
+        'channel /dev/input: cannot open: No such file or directory')
 
 
 def test_directory_channel_refused(runtime, wat_programs, tmp_path):
