@@ -36,7 +36,7 @@ import eventlet
 from eventlet import GreenPile
 from swift.common.swob import Response
 
-from zerocloud import framing
+from zerocloud import cgi, framing
 from zerocloud.dispatch import Answer, Attempts, Upload
 from zerocloud.headers import header_value
 from zerocloud.job import Job, Node, SwiftPath
@@ -307,6 +307,9 @@ class JobRun:
             refusal = answer.final(target.path_info)
             result.status, result.error = refusal.status, refusal.message
         elif answer.status >= 300:
+            # A node that ran and then failed (invalid CGI output) still
+            # reports how the sandbox ran.
+            result.headers = self._nexe_reported(answer.headers)
             result.status = answer.status
             result.error = answer.body_error or \
                 'Error %d while running %s' % (answer.status, node.name)
@@ -324,8 +327,7 @@ class JobRun:
             result.error = ('objectquery middleware is not installed or not '
                             'functioning')
             return
-        result.headers = {k: v for k, v in got.items()
-                          if k.startswith('X-Nexe-')}
+        result.headers = self._nexe_reported(got)
         if got['X-Nexe-Status'] != 'ok':
             result.status = NODE_FAILED
             result.error = 'Node %s failed: %s' % (node.name,
@@ -355,7 +357,7 @@ class JobRun:
                 body_headers = self._body_headers(member.pax, meta)
                 if 'status' in member.pax:
                     result.status = max(result.status,
-                                        int(member.pax['status'].split()[0]))
+                                        self._program_status(member.pax))
                 if stream:
                     result.body = Body(member.size, ctype,
                                        self._member_chunks(reader),
@@ -379,14 +381,33 @@ class JobRun:
         answer.release()
 
     @staticmethod
+    def _nexe_reported(headers: Dict[str, str]) -> Dict[str, str]:
+        return {k: v for k, v in headers.items() if k.startswith('X-Nexe-')}
+
+    @staticmethod
+    def _program_status(pax: Dict[str, str]) -> int:
+        """The status a CGI program chose; ValueError unless final (2xx-5xx),
+        as the object server refuses the others."""
+        status = int(pax['status'].split()[0])
+        if not 200 <= status <= 599:
+            raise ValueError('status %d' % status)
+        return status
+
+    @staticmethod
     def _body_headers(pax: Dict[str, str], meta: Dict[str, str]
                       ) -> Dict[str, str]:
-        """Headers a CGI program printed for its immediate output."""
+        """Headers a CGI program printed for its immediate output.
+
+        The object server already dropped framing and hop-by-hop headers
+        and refused control characters; checked again here so that an
+        answer altered on its way cannot set them either.
+        """
         headers = {'X-Object-Meta-' + k: v for k, v in meta.items()}
         for key, value in pax.items():
             name = key[len('header.'):]
             if key.startswith('header.') and not name.lower().startswith(
-                    ('x-nexe-', 'content-', 'x-object-meta-', 'status')):
+                    ('x-nexe-', 'content-', 'x-object-meta-', 'status')) \
+                    and cgi.forwardable_header(name, value):
                 headers[name] = value
         return headers
 
@@ -442,9 +463,16 @@ class JobRun:
         bodies = [r.body for r in results if r.body is not None]
         for body in bodies:
             headers.update(body.headers)
+        content_type = bodies[0].content_type if bodies else 'text/plain'
+        if status in cgi.BODILESS_STATUSES:
+            # A client reads no body after 204 or 304: bytes a program
+            # printed there would be taken for the next response.
+            for result in results:
+                result.discard()
+            bodies = []
         resp = Response(status=status, headers=headers,
                         app_iter=self._body_iter(results, bodies))
-        resp.content_type = bodies[0].content_type if bodies else 'text/plain'
+        resp.content_type = content_type
         resp.content_length = sum(b.size for b in bodies)
         return resp
 

@@ -86,7 +86,7 @@ from swift.common.swob import (
     HTTPBadRequest, HTTPClientDisconnect, HTTPException,
     HTTPInsufficientStorage,
     HTTPNotFound, HTTPOk, HTTPRequestEntityTooLarge, HTTPServiceUnavailable,
-    Request, Response)
+    HTTPUnprocessableEntity, Request, Response)
 from swift.common.utils import config_true_value, get_logger
 
 from zerocloud import cgi, framing
@@ -172,7 +172,10 @@ def last_error_line(path: str) -> str:
 
 
 def frame_output(output: Output) -> Tuple[int, Iterator[bytes]]:
-    """(wire length, chunks) of one output member, CGI headers parsed."""
+    """(wire length, chunks) of one output member, CGI headers parsed.
+
+    Raises :class:`cgi.InvalidCgiOutput` for CGI output that breaks a rule.
+    """
     size = os.path.getsize(output.host_path)
     pax = {'content_type': output.content_type}
     offset = 0
@@ -475,7 +478,15 @@ class ObjectQueryMiddleware:
                 continue   # never store or pass on what a failed program wrote
             if os.path.getsize(output.host_path) < output.min_size:
                 continue
-            frames.append(frame_output(output))
+            try:
+                frames.append(frame_output(output))
+            except cgi.InvalidCgiOutput as err:
+                # The sandbox ran (its X-Nexe-* headers say how): the node
+                # fails for what it printed, and the proxy reports it.
+                headers['X-Nexe-Error'] = str(err)
+                raise HTTPUnprocessableEntity(
+                    body='Node %s failed: %s' % (node.name, err),
+                    headers=headers, request=req)
         body_length = sum(length for length, _ in frames)
 
         def body() -> Iterator[bytes]:

@@ -2,8 +2,10 @@
 
 import pytest
 
-from zerocloud.cgi import (MAX_HEADER_BYTES, cgi_environ,
-                           local_object_environ, parse_cgi_output)
+from zerocloud.cgi import (
+    MAX_HEADER_BYTES, MAX_HEADER_COUNT, InvalidCgiOutput, cgi_environ,
+    forwardable_header, local_object_environ, parse_cgi_output,
+    percent_encode_8bit)
 
 
 def environ(headers, **kw):
@@ -149,10 +151,10 @@ def test_cgi_status_header():
 
 
 def test_headers_only_output_at_eof():
-    out = b'Content-Length: 42\nX-Seq-End: 5\n'
+    out = b'X-Seq-Start: 42\nX-Seq-End: 5\n'
     assert parse_cgi_output(out, 'message/cgi') is None
     parsed = parse_cgi_output(out, 'message/cgi', at_eof=True)
-    assert parsed.headers == [('Content-Length', '42'), ('X-Seq-End', '5')]
+    assert parsed.headers == [('X-Seq-Start', '42'), ('X-Seq-End', '5')]
     assert parsed.body_offset == len(out)
     parsed = parse_cgi_output(b'Content-Type: a/b', 'message/cgi',
                               at_eof=True)
@@ -175,13 +177,135 @@ def test_unparsable_output(out, kind):
     assert parse_cgi_output(out, kind) is None
 
 
-def test_header_block_is_bounded():
+@pytest.mark.parametrize('at_eof', [False, True])
+def test_header_block_is_bounded_in_size(at_eof):
     huge = b'X-A: ' + b'x' * MAX_HEADER_BYTES + b'\n\nbody'
-    assert parse_cgi_output(huge, 'message/cgi') is None
-    assert parse_cgi_output(huge, 'message/cgi', at_eof=True) is None
+    with pytest.raises(InvalidCgiOutput, match='invalid CGI output: the '
+                       'header block does not end within 65536 bytes'):
+        parse_cgi_output(huge, 'message/cgi', at_eof=at_eof)
+    long_lines = b'X-A: %s\n' % (b'x' * 1200) * (MAX_HEADER_COUNT - 4)
+    with pytest.raises(InvalidCgiOutput, match='does not end within'):
+        parse_cgi_output(b'HTTP/1.1 200 OK\n' + long_lines, 'message/http',
+                         at_eof=at_eof)
+
+
+def test_headers_only_output_may_fill_the_block():
+    out = b'X-A: ' + b'x' * (MAX_HEADER_BYTES - 6) + b'\n'
+    parsed = parse_cgi_output(out, 'message/cgi', at_eof=True)
+    assert parsed.body_offset == MAX_HEADER_BYTES
+
+
+def test_not_this_format_wins_over_later_lines():
+    out = b'Content-Type: text/html\r\nX-Foo: \x00\r\n\r\n'
+    assert parse_cgi_output(out, 'message/http') is None
+    assert parse_cgi_output(b'Status: 999\nX-Foo: \x00\n\n',
+                            'message/cgi') is None
+
+
+def test_output_without_header_lines_is_not_too_large():
+    binary = b'\x89PNG' + b'\x00' * MAX_HEADER_BYTES
+    assert parse_cgi_output(binary, 'message/cgi') is None
+
+
+def test_header_block_is_bounded_in_count():
+    def block(count):
+        return b''.join(b'X-H%d: v\n' % i for i in range(count)) + b'\nbody'
+    parsed = parse_cgi_output(b'Status: 200\n' + block(MAX_HEADER_COUNT),
+                              'message/cgi')
+    assert len(parsed.headers) == MAX_HEADER_COUNT
+    with pytest.raises(InvalidCgiOutput, match='more than 64 headers'):
+        parse_cgi_output(block(MAX_HEADER_COUNT + 1), 'message/cgi')
+    with pytest.raises(InvalidCgiOutput, match='more than 64 headers'):
+        parse_cgi_output(b'HTTP/1.1 200 OK\n' + block(MAX_HEADER_COUNT + 1),
+                         'message/http')
 
 
 def test_empty_header_block_for_cgi():
     parsed = parse_cgi_output(b'\nbody', 'message/cgi')
     assert (parsed.status, parsed.headers, parsed.body_offset) == \
         (200, [], 1)
+
+
+@pytest.mark.parametrize('kind, status_line', [
+    ('message/cgi', b'Status: 304 Not Modified\r\n'),
+    ('message/http', b'HTTP/1.1 304 Not Modified\r\n'),
+])
+def test_framing_and_hop_by_hop_headers_are_dropped(kind, status_line):
+    out = (status_line + b'Transfer-Encoding: chunked\r\n'
+           b'Content-Length: 3\r\nConnection: close, X-Private\r\n'
+           b'Keep-Alive: timeout=5\r\nUpgrade: h2c\r\nTrailer: X-Sum\r\n'
+           b'TE: trailers\r\nProxy-Connection: close\r\n'
+           b'X-Private: secret\r\nX-Kept: 1\r\nContent-Type: text/plain'
+           b'\r\n\r\nbody')
+    parsed = parse_cgi_output(out, kind)
+    assert parsed.status == 304
+    assert parsed.headers == [('X-Kept', '1'), ('Content-Type', 'text/plain')]
+    assert parsed.content_type == 'text/plain'
+    assert out[parsed.body_offset:] == b'body'
+
+
+@pytest.mark.parametrize('line, problem', [
+    (b'X-Foo: a\rb', 'header X-Foo contains a control character'),
+    (b'X-Foo: a\x00b', 'header X-Foo contains a control character'),
+    (b'X-Foo: a\x1bb', 'header X-Foo contains a control character'),
+    (b'X-Foo: a\x7f', 'header X-Foo contains a control character'),
+    (b'X-Foo: a\r', 'header X-Foo contains a control character'),
+    (b'X-\x00Foo: a', 'the header name on line 2 contains a control'),
+    (b'X-Fo\ro: a', 'the header name on line 2 contains a control'),
+    (b'Status: 200 O\x00K', 'header Status contains a control character'),
+    (b'Status: 101 Switching Protocols',
+     'status 101 is informational (1xx), not a final response'),
+    (b'Status: 100', 'status 100 is informational'),
+])
+def test_unsafe_cgi_header_lines_are_refused(line, problem):
+    out = b'Content-Type: text/plain\r\n' + line + b'\r\n\r\nbody'
+    with pytest.raises(InvalidCgiOutput) as raised:
+        parse_cgi_output(out, 'message/cgi')
+    assert str(raised.value).startswith('invalid CGI output: ' + problem)
+
+
+@pytest.mark.parametrize('out, problem', [
+    (b'HTTP/1.1 103 Early Hints\r\n\r\n', 'status 103 is informational'),
+    (b'HTTP/1.1 200 O\rK\r\n\r\n', 'the status line contains a control'),
+    (b'HTTP/1.1 200 OK\r\nX-Foo: \x00\r\n\r\n', 'header X-Foo contains'),
+])
+def test_unsafe_nph_output_is_refused(out, problem):
+    with pytest.raises(InvalidCgiOutput, match='invalid CGI output: ' +
+                       problem):
+        parse_cgi_output(out, 'message/http')
+
+
+def test_tab_and_crlf_are_allowed():
+    parsed = parse_cgi_output(b'X-Foo:\ta\tb \r\n\r\n', 'message/cgi')
+    assert parsed.headers == [('X-Foo', 'a\tb')]
+
+
+def test_8bit_header_bytes_are_percent_encoded():
+    out = (b'Status: 200 \xc3\xa9t\xe9\r\nX-Name: caf\xc3\xa9 \xff, 100%\r\n'
+           b'X-Object-Meta-City: Z\xc3\xbcrich\r\n\r\n\xff')
+    parsed = parse_cgi_output(out, 'message/cgi')
+    assert parsed.reason == '%C3%A9t%E9'
+    assert parsed.headers == [('X-Name', 'caf%C3%A9 %FF, 100%'),
+                              ('X-Object-Meta-City', 'Z%C3%BCrich')]
+    assert parsed.meta == {'City': 'Z%C3%BCrich'}
+    assert out[parsed.body_offset:] == b'\xff'
+
+
+def test_percent_encode_8bit_keeps_printable_ascii():
+    printable = ''.join(map(chr, range(0x20, 0x7f)))
+    assert percent_encode_8bit(printable) == printable
+    assert percent_encode_8bit('\x80\xa0\xff') == '%80%A0%FF'
+
+
+@pytest.mark.parametrize('name, value, forwardable', [
+    ('X-App', 'a, b; c=%41\t', True),
+    ('Transfer-Encoding', 'chunked', False),
+    ('content-length', '3', False),
+    ('Connection', 'close', False),
+    ('Upgrade', 'h2c', False),
+    ('X-App', 'a\r\nSet-Cookie: x', False),
+    ('X-App', 'caf\xe9', False),
+    ('X App', 'v', False),
+])
+def test_forwardable_header(name, value, forwardable):
+    assert forwardable_header(name, value) is forwardable

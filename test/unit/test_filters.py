@@ -4,9 +4,11 @@ import hmac
 import io
 from hashlib import sha1
 
+import pytest
 from swift.common.swob import Request, Response
 
 from zerocloud import framing
+from zerocloud.cgi import InvalidCgiOutput
 from zerocloud.execution import Output
 from zerocloud.objectquery import (
     ObjectQueryMiddleware, colocation_proof, frame_output, last_error_line,
@@ -115,6 +117,24 @@ def test_cgi_output_is_split_into_headers_and_body(tmp_path):
     assert member.pax['status'] == '201 Created'
     assert member.pax['meta.Color'] == 'red'
     assert member.pax['header.X-Custom'] == '1'
+
+
+def test_cgi_output_never_carries_framing_headers(tmp_path):
+    path = tmp_path / 'out'
+    path.write_bytes(b'Transfer-Encoding: chunked\r\nX-Name: \xe9\r\n\r\n0')
+    output = Output('stdout', str(path), 'message/cgi', {}, 0, None)
+    member, body = read_frame(frame_output(output))
+    assert body == b'0'
+    assert member.pax == {'content_type': 'message/cgi', 'status': '200 OK',
+                          'header.X-Name': '%E9'}
+
+
+def test_invalid_cgi_output_is_refused(tmp_path):
+    path = tmp_path / 'out'
+    path.write_bytes(b'X-Foo: a\rb\r\n\r\nbody')
+    output = Output('stdout', str(path), 'message/cgi', {}, 0, None)
+    with pytest.raises(InvalidCgiOutput, match='header X-Foo contains'):
+        frame_output(output)
 
 
 def test_plain_output_keeps_its_type_and_meta(tmp_path):

@@ -1,8 +1,12 @@
+import io
 import logging
 import os
 
+import pytest
 from swift.common.swob import Request
 
+from zerocloud import framing
+from zerocloud.dispatch import Answer
 from zerocloud.job import SwiftPath, parse_job
 from zerocloud.jobrequest import JobRequest, iter_reader
 from zerocloud.jobrun import Body, JobRun, NodeResult, PendingPut
@@ -129,3 +133,51 @@ def test_nexe_items_from_users_and_programs_are_encoded():
     # Each node's accounting item keeps its own ", ".
     assert headers['X-Nexe-Cdr-Line'].endswith(
         ', 0.0 0.0 0 0 0 0 0 0 0 0,0.100, 0.00 0.00 0 0 0 0 0 0 0 0')
+
+
+@pytest.mark.parametrize('status', [204, 304])
+def test_a_bodiless_status_drops_every_body(tmp_path, status):
+    first, second = nodes('first', 'second')
+    data = spooled(tmp_path, 'out', b'HTTP/1.1 200 OK\r\n\r\n')
+    results = [
+        NodeResult(first, status=status, body=Body(
+            data.size, 'text/plain', data.chunks(), {'X-App': '1'}, data)),
+        NodeResult(second, body=body(b'two\n', 'text/plain'))]
+    resp = run(FakeFilter())._response(results)
+    assert resp.status_int == status
+    assert resp.content_length == 0
+    assert b''.join(resp.app_iter) == b''
+    assert resp.headers['X-App'] == '1'
+    assert not os.path.exists(data.path)
+
+
+def answer_with(pax, data=b'body'):
+    """An object server's answer: one ``stdout`` member with ``pax``."""
+    wire = b''.join(framing.iter_member('stdout', len(data), [data], pax))
+    return Answer(200, {'X-Nexe-Status': 'ok'}, io.BytesIO(wire).read,
+                  lambda: None)
+
+
+def test_printed_headers_never_frame_the_response():
+    [only] = nodes('only')
+    result = NodeResult(only)
+    run(FakeFilter())._collect(result, answer_with({
+        'status': '200 OK', 'content_type': 'text/plain',
+        'header.Transfer-Encoding': 'chunked', 'header.Content-Length': '1',
+        'header.Connection': 'close', 'header.Keep-Alive': 'timeout=1',
+        'header.X-Split': 'a\r\nSet-Cookie: x', 'header.X-Kept': 'yes',
+        'meta.Color': 'red'}), stream=True)
+    assert result.status == 200
+    assert result.body.headers == {'X-Kept': 'yes',
+                                   'X-Object-Meta-Color': 'red'}
+    assert b''.join(result.body.chunks) == b'body'
+
+
+def test_an_informational_status_is_a_bad_answer():
+    [only] = nodes('only')
+    result = NodeResult(only)
+    run(FakeFilter())._collect(result, answer_with({'status': '101 Up'}),
+                               stream=True)
+    assert result.status == 503
+    assert result.error == 'Bad answer from storage server: status 101'
+    assert result.body is None
