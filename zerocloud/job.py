@@ -89,10 +89,11 @@ CHANNEL_MODES = ('file', 'char', 'pipe', 'block')
 MAX_INSTANCES = 1000
 MAX_REPLICATE = 3
 #: Node names end up in ``X-Nexe-*`` headers (comma-separated per node),
-#: ``/dev/in/<name>`` device paths and log lines: plain ASCII only.
-NODE_NAME = re.compile(r'(?!\.\.?$)[A-Za-z0-9._-]+')
-INVALID_NODE_NAME = ('Invalid node name: use letters, digits, "-", "_" and '
-                     '"." (not "." or "..")')
+#: ``/dev/in/<name>`` device paths and log lines: plain ASCII only, and
+#: short enough that a wide job's headers stay readable.
+NODE_NAME = re.compile(r'(?!\.\.?$)[A-Za-z0-9._-]{1,64}')
+INVALID_NODE_NAME = ('Invalid node name: use up to 64 letters, digits, "-", '
+                     '"_" and "." (not "." or "..")')
 IMMEDIATE_CONTENT_TYPE = 'text/html'
 
 

@@ -155,15 +155,15 @@ def test_missing_required_fields():
 @pytest.mark.parametrize('name', ['bad\x01', 'a\nb', 'x\x7f', 'a/b', 3,
                                   '\ud800', 'x\uffff', '\u2603', 'a,b',
                                   'a b', 'caf\xe9', '.', '..', 'a:b',
-                                  'x\n', '*'])
+                                  'x\n', '*', 'n' * 65])
 def test_invalid_node_name(name):
     assert message({'name': name, 'exec': {'path': EXE}}) == \
-        'Invalid node name: use letters, digits, "-", "_" and "." ' \
-        '(not "." or "..")'
+        'Invalid node name: use up to 64 letters, digits, "-", "_" and ' \
+        '"." (not "." or "..")'
 
 
 @pytest.mark.parametrize('name', ['sort', 'Map_2', 'a.b-c', '...', '.x',
-                                  '0'])
+                                  '0', 'n' * 64])
 def test_valid_node_name(name):
     assert [n.name for n in parse(node(name)).nodes] == [name]
 
