@@ -24,16 +24,17 @@ Programs: ``file://<image>:<path>`` is taken from the user image when the node
 has one and the image is ``image`` (or the node's own image), else from the
 system image of that name; a relative path is looked up in the user image,
 then in every system image; a ``swift://`` executable arrives as member
-``boot``.
+``boot``.  A user image's program must lie within its first members and
+bytes (``Limits.image_scan``, :mod:`zerocloud.tarscan`) and be at most
+``max_input`` bytes.
 """
 
 import os
-import shutil
 import tarfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from zerocloud import cgi
+from zerocloud import cgi, tarscan
 from zerocloud.job import FilePath, JobError, Node, SwiftPath
 from zerocloud.runtime import nvram
 
@@ -66,6 +67,8 @@ class Limits:
     max_iops: int
     scratch: int
     fuel: int = 0
+    #: How far into a user image its program is looked for.
+    image_scan: tarscan.ScanBounds = tarscan.ScanBounds()
 
 
 @dataclass
@@ -100,26 +103,43 @@ class Session:
     stderr_path: str
 
 
-def _take_program(image_path: str, member: str,
-                  dest: Optional[str]) -> bool:
-    """Is ``member`` a file of the tar?  With ``dest``, copy it there."""
+def _copy_program(image_path: str, member: str, dest: str,
+                  limits: Limits) -> bool:
+    """Copy ``member`` out of a user image to ``dest``, if the image holds
+    it within ``limits.image_scan`` (the image may be a gzip bomb)."""
+    try:
+        with tarscan.scan(image_path, limits.image_scan) as tar:
+            for info in tar.members():
+                if not info.isreg() or info.name.lstrip('./') != member:
+                    continue
+                if info.size > limits.max_input:
+                    raise ExecutionError(
+                        'Program %s in the image is larger than %d bytes'
+                        % (member, limits.max_input), 413)
+                with open(dest, 'wb') as out:
+                    tar.copy(info, out)
+                return True
+    except tarscan.UnreadableTar:
+        raise ExecutionError('Could not read image of the node', 422)
+    except tarscan.BoundReached as err:
+        raise ExecutionError('Program %s was not found within %s of the '
+                             'image' % (member, err.bound))
+    return False
+
+
+def _in_system_image(image_path: str, member: str) -> bool:
+    """Does a system image (the operator's own, trusted) hold ``member``?"""
     try:
         with tarfile.open(image_path, 'r:*') as tar:
-            for info in tar:
-                if info.isreg() and info.name.lstrip('./') == member:
-                    break
-            else:
-                return False
-            if dest is not None:
-                with tar.extractfile(info) as src, open(dest, 'wb') as out:
-                    shutil.copyfileobj(src, out, 65536)
-            return True
+            return any(info.isreg() and info.name.lstrip('./') == member
+                       for info in tar)
     except (tarfile.TarError, OSError, EOFError):
         raise ExecutionError('Could not read image of the node', 422)
 
 
 def resolve_program(node: Node, workdir: str, members: Mapping[str, str],
-                    sysimages: Mapping[str, str]) -> Tuple[str, Optional[str]]:
+                    sysimages: Mapping[str, str], limits: Limits
+                    ) -> Tuple[str, Optional[str]]:
     """Return (Program, ProgramMember) for the manifest."""
     exe = node.exe
     if isinstance(exe, SwiftPath):
@@ -144,9 +164,12 @@ def resolve_program(node: Node, workdir: str, members: Mapping[str, str],
     for tar, member, is_user in candidates:
         # A user image is untrusted and may be gzipped: its program is
         # copied out; a system image is read in place by the runtime.
-        dest = os.path.join(workdir, EXECUTABLE_MEMBER) if is_user else None
-        if _take_program(tar, member, dest):
-            return (dest, None) if is_user else (tar, member)
+        if is_user:
+            dest = os.path.join(workdir, EXECUTABLE_MEMBER)
+            if _copy_program(tar, member, dest, limits):
+                return dest, None
+        elif _in_system_image(tar, member):
+            return tar, member
     raise ExecutionError('No executable found in request')
 
 
@@ -203,7 +226,8 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
     ``deterministic_clock`` the run is deterministic: the guest's clock is
     pinned to it and its randomness comes from ``seed``.
     """
-    program, member = resolve_program(node, workdir, members, sysimages)
+    program, member = resolve_program(node, workdir, members, sysimages,
+                                      limits)
     channels: List[BoundChannel] = []
     outputs: List[Output] = []
     local_env: Dict[str, str] = {}

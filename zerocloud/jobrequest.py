@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from hashlib import md5
 from typing import Callable, Dict, Iterable, List, Optional, Set
 
+from eventlet import tpool
 from swift.common.swob import HTTPException, Request
 from swift.common.utils import unquote
 
@@ -225,9 +226,7 @@ class JobRequest:
         if jobsource.body_kind(ctype) == 'tar':
             try:
                 return self._read_source(path)
-            except JobError as err:
-                if err.message != jobsource.NO_SYSTEM_MAP:
-                    raise
+            except jobsource.NoSystemMap:
                 self.remove_inputs()
                 self.source_url = None
         if self.req.method != 'GET':
@@ -294,7 +293,10 @@ class JobRequest:
         if kind == 'tar':
             self.image = jobsource.spool(read, length, self.mw.max_input,
                                          self.mw.spool_dir)
-            return jobsource.find_system_map(self.image, ctype)
+            # Expanding a gzip zapp is CPU work: in a thread, off the hub.
+            return tpool.execute(jobsource.find_system_map, self.image,
+                                 ctype, self.mw.image_scan,
+                                 self.mw.max_config)
         head = jobsource.read_script_head(read)
         doc = job_from_script(head, account=self.account,
                               container=self.container, obj=self.obj)

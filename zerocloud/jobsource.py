@@ -5,9 +5,12 @@ by ``Content-Type`` (parameters after ``;`` ignored):
 
 * ``application/json``: the job description itself, at most
   ``zerovm_maxconfig`` bytes;
-* ``application/x-tar``, ``-gtar``, ``-ustar`` or ``-gzip``: a zapp, i.e. a tar
-  holding ``boot/system.map`` (or ``boot/cluster.map``, which wins) within its
-  first 128 KiB; the whole tar becomes every node's user image;
+* ``application/x-tar``, ``-gtar``, ``-ustar`` or ``-gzip``: a zapp, i.e. a
+  plain or gzip tar holding ``boot/system.map`` (or ``boot/cluster.map``,
+  which wins) of at most ``zerovm_maxconfig`` bytes among its first members
+  (``zerovm_image_scan_members``, 10000) and first bytes, uncompressed
+  (``zerovm_image_scan_bytes``, 64 MiB; :mod:`zerocloud.tarscan`); the whole
+  tar becomes every node's user image;
 * anything else: a script whose first line is a shebang naming the
   interpreter; it becomes the member ``script`` of a one-file user image.
 
@@ -17,22 +20,25 @@ client sees.
 
 import io
 import os
-import tarfile
 import tempfile
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Callable, Dict, Iterator, Optional
 
-from zerocloud import framing
+from zerocloud import framing, tarscan
 from zerocloud.job import JobError
 
 JSON_TYPE = 'application/json'
 TAR_TYPES = ('application/x-tar', 'application/x-gtar', 'application/x-ustar',
              'application/x-gzip')
 SYSTEM_MAPS = ('boot/cluster.map', 'boot/system.map')
-HEAD_SIZE = 131072
 SCRIPT_MEMBER = 'script'
 NO_SYSTEM_MAP = 'System boot map was not found in request'
+TOO_LARGE = 'Job description is larger than %d bytes'
 CHUNK = 65536
+
+
+class NoSystemMap(JobError):
+    """A tar with no system map where it was looked for: not a zapp."""
 
 
 @dataclass
@@ -72,8 +78,7 @@ def read_limited(read: Callable[[int], bytes], content_length: Optional[int],
             break
         total += len(chunk)
         if total > limit:
-            raise JobError('Job description is larger than %d bytes' % limit,
-                           413)
+            raise JobError(TOO_LARGE % limit, 413)
         parts.append(chunk)
     if content_length is not None and total != content_length:
         raise JobError('application/json POST unfinished', 499)
@@ -107,29 +112,39 @@ def spool(read: Callable[[int], bytes], content_length: int, limit: int,
     return image
 
 
-def find_system_map(image: Spooled, content_type: str) -> bytes:
-    """The job description inside a zapp's first ``HEAD_SIZE`` bytes."""
-    found = {}
+def find_system_map(image: Spooled, content_type: str,
+                    bounds: tarscan.ScanBounds, max_size: int) -> bytes:
+    """The job description inside a zapp, looked for within ``bounds``.
+
+    A map larger than ``max_size`` is refused (413) from its header, unread.
+    Blocking: callers on the hub run it in a thread.
+    """
+    found: Dict[str, bytes] = {}
     ctype = content_type.split(';')[0].strip()
     try:
-        with open(image.path, 'rb') as raw:
-            with tarfile.open(fileobj=raw, mode='r|*') as tar:
-                for member in tar:
-                    if member.offset > HEAD_SIZE:
-                        break
-                    if member.name.lstrip('./') in SYSTEM_MAPS and \
-                            member.isreg():
-                        found[member.name.lstrip('./')] = \
-                            tar.extractfile(member).read()
-                        if SYSTEM_MAPS[0] in found:
-                            break
-    except (tarfile.TarError, OSError, EOFError, ValueError):
+        with tarscan.scan(image.path, bounds) as tar:
+            for member in tar.members():
+                name = member.name.lstrip('./')
+                if name not in SYSTEM_MAPS or not member.isreg():
+                    continue
+                if member.size > max_size:
+                    raise JobError(TOO_LARGE % max_size, 413)
+                data = io.BytesIO()
+                tar.copy(member, data)
+                found[name] = data.getvalue()
+                if name == SYSTEM_MAPS[0]:
+                    break
+    except tarscan.UnreadableTar:
         if not found:
             raise JobError('Error reading %s stream' % ctype, 422)
+    except tarscan.BoundReached as err:
+        if not found:
+            raise NoSystemMap('System boot map was not found within %s of '
+                              'the tar' % err.bound)
     for name in SYSTEM_MAPS:
         if name in found:
             return found[name]
-    raise JobError(NO_SYSTEM_MAP)
+    raise NoSystemMap(NO_SYSTEM_MAP)
 
 
 def read_script_head(read: Callable[[int], bytes]) -> bytes:

@@ -49,6 +49,11 @@ Options (``[filter:object_query]``), with defaults:
     output channel.
 ``zerovm_maxiops = 1073741824``
     read/write call quotas written into the manifest.
+``zerovm_image_scan_bytes = 67108864``, ``zerovm_image_scan_members = 10000``
+    the program taken out of a user image must lie within its first so many
+    bytes (uncompressed) and members; no more of a gzip image is expanded
+    looking for it (:mod:`zerocloud.tarscan`).  The program itself may be
+    up to ``zerovm_maxinput`` bytes.
 ``zerovm_maxnexemem = 1073741824``
     guest memory cap in bytes.  A server runs ``workers`` processes of
     ``zerovm_maxpool`` sandboxes each, and every sandbox may grow to this
@@ -100,6 +105,7 @@ from zerocloud.job import JobError, Node, SwiftPath
 from zerocloud.paths import module_cache_dir
 from zerocloud.runtime.pool import PoolFull, SandboxPool
 from zerocloud.runtime.report import Report
+from zerocloud.tarscan import ScanBounds
 
 TAR_TYPES = ('application/x-tar',)
 #: A device name, optionally under ``in/`` (connections between nodes).
@@ -224,6 +230,7 @@ class ObjectQueryMiddleware:
         self.max_memory = int(conf.get('zerovm_maxnexemem', 1 << 30))
         self.scratch = int(conf.get('zerovm_scratch_size', 64 << 20))
         self.fuel = int(conf.get('zerovm_fuel', 0))
+        self.image_scan = ScanBounds.from_conf(conf)
         self.mount_check = config_true_value(conf.get('mount_check', 'true'))
         self.cache_dir = conf.get('zerovm_module_cache') or module_cache_dir()
         self._pool: Optional[SandboxPool] = None
@@ -427,7 +434,7 @@ class ObjectQueryMiddleware:
         return Limits(timeout=max(1, timeout), memory=self.max_memory,
                       max_input=self.max_input, max_output=self.max_output,
                       max_iops=self.max_iops, scratch=self.scratch,
-                      fuel=self.fuel)
+                      fuel=self.fuel, image_scan=self.image_scan)
 
     def _run(self, req: Request, stack: ExitStack, node: Node, workdir: str,
              members: Dict[str, str], local: Optional[LocalObject],
@@ -436,8 +443,11 @@ class ObjectQueryMiddleware:
         limits = self._limits(req)
         clock = req.headers.get('X-Zerovm-Deterministic')
         try:
-            session = prepare_session(
-                node, workdir, members, self.sysimages, local, limits,
+            # Taking a program out of a (maybe gzip) image is CPU work: in
+            # a real thread, so the server's other requests go on.
+            session = tpool.execute(
+                prepare_session, node, workdir, members, self.sysimages,
+                local, limits,
                 deterministic_clock=int(clock) if clock and clock.isdigit()
                 else None,
                 seed=int(md5(req.headers['X-Zerocloud-Id'].encode() +

@@ -38,6 +38,10 @@ Options (``[filter:proxy_query]``), with defaults:
     largest job description accepted, in bytes.
 ``zerovm_maxinput = 1073741824``
     largest zapp or script body accepted, in bytes.
+``zerovm_image_scan_bytes = 67108864``, ``zerovm_image_scan_members = 10000``
+    a zapp's ``boot/system.map`` (or ``boot/cluster.map``) must lie within
+    its first so many bytes (uncompressed) and members; no more of a gzip
+    zapp is expanded looking for it (:mod:`zerocloud.tarscan`).
 ``zerovm_default_content_type = application/octet-stream``
     content type of stored outputs that do not name one.
 ``conn_timeout = 0.5``
@@ -72,6 +76,7 @@ from zerocloud.job import JobError, Node, SwiftPath
 from zerocloud.jobrequest import API, JOB, OPEN, JobRequest, NodeError
 from zerocloud.jobrun import EXECUTE_HEADER, JobRun, PendingPut
 from zerocloud.objectquery import parse_sysimage_devices
+from zerocloud.tarscan import ScanBounds
 
 SWIFT_SOURCE = 'ZC'
 #: Container of the templates that ``/open/`` uses, per content type.
@@ -101,6 +106,7 @@ class ProxyQueryMiddleware:
         self.timeout = int(float(conf.get('zerovm_timeout', 10)))
         self.max_config = int(conf.get('zerovm_maxconfig', 65536))
         self.max_input = int(conf.get('zerovm_maxinput', 1 << 30))
+        self.image_scan = ScanBounds.from_conf(conf)
         self.default_content_type = conf.get(
             'zerovm_default_content_type', 'application/octet-stream')
         self.conn_timeout = float(conf.get('conn_timeout', 0.5))

@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import tarfile
 
@@ -8,6 +9,7 @@ from zerocloud.execution import ExecutionError, Limits, LocalObject
 from zerocloud.job import Node, SwiftPath, parse_job
 from zerocloud.runtime import nvram
 from zerocloud.runtime.manifest import load_manifest
+from zerocloud.tarscan import ScanBounds
 
 LIMITS = Limits(timeout=7, memory=1 << 26, max_input=1000, max_output=2000,
                 max_iops=10, scratch=4096)
@@ -167,3 +169,70 @@ def test_relative_program_is_looked_up_in_user_image_then_sysimages(
                                         LIMITS)
     with open(load_manifest(session.manifest_path).program, 'rb') as fp:
         assert fp.read() == b'\0asmmine'
+
+
+def gzip_image(path, members):
+    """A gzip tar of (name, data) pairs, in order."""
+    with tarfile.open(path, 'w:gz') as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+SMALL_SCAN = ScanBounds(max_bytes=65536, max_members=3)
+SCANNING = dataclasses.replace(LIMITS, image_scan=SMALL_SCAN)
+BOMB = b'\0' * (4 << 20)
+
+
+def run_program(tmp_path, image, limits=SCANNING):
+    node = node_of([{'name': 'stdout'}], exe='file://image:bin/app.wasm')
+    session = execution.prepare_session(node, str(tmp_path),
+                                        {'image': image}, {}, None, limits)
+    with open(load_manifest(session.manifest_path).program, 'rb') as fp:
+        return fp.read()
+
+
+def test_program_from_gzip_image_within_the_bounds(tmp_path):
+    image = gzip_image(tmp_path / 'in.image', [('a', b''), ('b', b''),
+                                               ('bin/app.wasm', b'\0asm')])
+    assert run_program(tmp_path, image) == b'\0asm'
+
+
+def test_program_behind_a_huge_member_is_refused_unexpanded(tmp_path,
+                                                           expansion):
+    image = gzip_image(tmp_path / 'in.image', [('data', BOMB),
+                                               ('bin/app.wasm', b'\0asm')])
+    with pytest.raises(ExecutionError) as err:
+        run_program(tmp_path, image)
+    assert (err.value.status, err.value.message) == (
+        400, 'Program bin/app.wasm was not found within the first 65536 '
+             'bytes (uncompressed) of the image')
+    assert 0 < expansion.total <= SMALL_SCAN.max_bytes
+
+
+def test_program_beyond_the_member_bound(tmp_path):
+    image = gzip_image(tmp_path / 'in.image', [
+        ('a', b''), ('b', b''), ('c', b''), ('bin/app.wasm', b'\0asm')])
+    with pytest.raises(ExecutionError) as err:
+        run_program(tmp_path, image)
+    assert err.value.message == ('Program bin/app.wasm was not found within '
+                                 'the first 3 members of the image')
+
+
+def test_program_larger_than_maxinput_is_413(tmp_path):
+    image = gzip_image(tmp_path / 'in.image', [('bin/app.wasm', b'x' * 1001)])
+    with pytest.raises(ExecutionError) as err:
+        run_program(tmp_path, image)
+    assert (err.value.status, err.value.message) == (
+        413, 'Program bin/app.wasm in the image is larger than 1000 bytes')
+
+
+def test_unreadable_user_image(tmp_path):
+    image = tmp_path / 'in.image'
+    image.write_bytes(b'not a tar' * 100)
+    with pytest.raises(ExecutionError) as err:
+        run_program(tmp_path, str(image))
+    assert (err.value.status, err.value.message) == (
+        422, 'Could not read image of the node')

@@ -8,19 +8,32 @@ import pytest
 
 from zerocloud import jobsource
 from zerocloud.job import JobError
+from zerocloud.tarscan import ScanBounds
 
 SYSTEM_MAP = json.dumps([{"name": "example"}]).encode()
+BOUNDS = ScanBounds()
+MAX_CONFIG = 65536
+#: Small bounds, so that a few MiB of zeros make a bomb.
+SMALL = ScanBounds(max_bytes=65536, max_members=3)
+BOMB = b'\0' * (4 << 20)
 
 
 def make_tar(members, gz=False):
+    """A tar of (name or TarInfo, data) pairs."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode='w') as tar:
         for name, data in members:
-            info = tarfile.TarInfo(name)
+            info = name if isinstance(name, tarfile.TarInfo) else \
+                tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     data = buf.getvalue()
     return gzip.compress(data) if gz else data
+
+
+def find_map(tmp_path, data, bounds=BOUNDS, ctype='application/x-tar'):
+    return jobsource.find_system_map(spooled(tmp_path, data), ctype, bounds,
+                                     MAX_CONFIG)
 
 
 def spooled(tmp_path, data):
@@ -53,31 +66,111 @@ def test_system_map_found_in_zapp(tmp_path, gz):
     data = make_tar([('boot/system.map', SYSTEM_MAP), ('main.py', b'x')], gz)
     image = spooled(tmp_path, data)
     ctype = 'application/x-gzip' if gz else 'application/x-tar'
-    assert jobsource.find_system_map(image, ctype) == SYSTEM_MAP
+    assert jobsource.find_system_map(image, ctype, BOUNDS,
+                                     MAX_CONFIG) == SYSTEM_MAP
     assert image.size == len(data)
 
 
 def test_cluster_map_wins(tmp_path):
     data = make_tar([('boot/system.map', b'[1]'),
                      ('boot/cluster.map', b'[2]')])
-    assert jobsource.find_system_map(spooled(tmp_path, data),
-                                     'application/x-tar') == b'[2]'
+    assert find_map(tmp_path, data) == b'[2]'
 
 
 def test_missing_system_map(tmp_path):
-    image = spooled(tmp_path, make_tar([('main.py', b'x')]))
-    with pytest.raises(JobError) as err:
-        jobsource.find_system_map(image, 'application/x-tar')
+    with pytest.raises(jobsource.NoSystemMap) as err:
+        find_map(tmp_path, make_tar([('main.py', b'x')]))
     assert (err.value.status, err.value.message) == (
         400, 'System boot map was not found in request')
 
 
 def test_corrupt_tar(tmp_path):
-    image = spooled(tmp_path, b'this is not a tar at all' * 40)
     with pytest.raises(JobError) as err:
-        jobsource.find_system_map(image, 'application/x-gzip')
+        find_map(tmp_path, b'this is not a tar at all' * 40,
+                 ctype='application/x-gzip')
     assert (err.value.status, err.value.message) == (
         422, 'Error reading application/x-gzip stream')
+
+
+def test_corrupt_gzip(tmp_path):
+    data = make_tar([('main.py', b'x' * 4096)], gz=True)
+    with pytest.raises(JobError) as err:
+        find_map(tmp_path, data[:10] + b'\xff' * 8 + data[18:],
+                 ctype='application/x-gzip')
+    assert err.value.status == 422
+
+
+def test_map_beyond_the_byte_bound(tmp_path):
+    data = make_tar([('filler', b'x' * 70000), ('boot/system.map', b'[]')])
+    with pytest.raises(jobsource.NoSystemMap) as err:
+        find_map(tmp_path, data, ScanBounds(max_bytes=65536))
+    assert (err.value.status, err.value.message) == (
+        400, 'System boot map was not found within the first 65536 bytes '
+             '(uncompressed) of the tar')
+    assert find_map(tmp_path, data, ScanBounds(max_bytes=72704)) == b'[]'
+
+
+def test_map_beyond_the_member_bound(tmp_path):
+    data = make_tar([('a', b''), ('b', b''), ('c', b''),
+                     ('boot/system.map', b'[]')])
+    with pytest.raises(jobsource.NoSystemMap) as err:
+        find_map(tmp_path, data, SMALL)
+    assert err.value.message == ('System boot map was not found within the '
+                                 'first 3 members of the tar')
+    assert find_map(tmp_path, data, ScanBounds(max_members=4)) == b'[]'
+
+
+def test_huge_member_before_the_map_is_never_expanded(tmp_path, expansion):
+    data = make_tar([('filler', BOMB), ('boot/system.map', b'[]')], gz=True)
+    with pytest.raises(jobsource.NoSystemMap) as err:
+        find_map(tmp_path, data, SMALL, 'application/x-gzip')
+    assert 'within the first 65536 bytes' in err.value.message
+    assert 0 < expansion.total <= SMALL.max_bytes
+
+
+def test_map_before_a_bomb_is_used(tmp_path, expansion):
+    data = make_tar([('boot/system.map', b'[]'), ('filler', BOMB),
+                     ('boot/cluster.map', b'[1]')], gz=True)
+    assert find_map(tmp_path, data, SMALL, 'application/x-gzip') == b'[]'
+    assert expansion.total <= SMALL.max_bytes
+
+
+def test_long_name_header_cannot_expand_past_the_bound(tmp_path, expansion):
+    long_name = tarfile.TarInfo('././@LongLink')
+    long_name.type = tarfile.GNUTYPE_LONGNAME
+    data = make_tar([(long_name, BOMB), ('boot/system.map', b'[]')], gz=True)
+    with pytest.raises(jobsource.NoSystemMap):
+        find_map(tmp_path, data, SMALL, 'application/x-gzip')
+    assert expansion.total <= SMALL.max_bytes
+
+
+def test_chained_pax_headers_are_a_bad_tar(tmp_path):
+    record = b'14 comment=x\n'
+    pax = tarfile.TarInfo('././@PaxHeader')
+    pax.type = tarfile.XHDTYPE
+    data = make_tar([(pax, record)] * 900 + [('boot/system.map', b'[]')])
+    with pytest.raises(JobError) as err:
+        find_map(tmp_path, data)
+    assert (err.value.status, err.value.message) == (
+        422, 'Error reading application/x-tar stream')
+
+
+def test_map_larger_than_maxconfig_is_413_unread(tmp_path, expansion):
+    data = make_tar([('boot/system.map', BOMB)], gz=True)
+    with pytest.raises(JobError) as err:
+        find_map(tmp_path, data, ctype='application/x-gzip')
+    assert (err.value.status, err.value.message) == (
+        413, 'Job description is larger than 65536 bytes')
+    assert expansion.total < len(BOMB) // 100
+
+
+def test_scan_bounds_from_conf():
+    assert ScanBounds.from_conf({}) == ScanBounds(64 << 20, 10000)
+    assert ScanBounds.from_conf({'zerovm_image_scan_bytes': '4096',
+                                 'zerovm_image_scan_members': '5'}) == \
+        ScanBounds(4096, 5)
+    with pytest.raises(ValueError):
+        ScanBounds.from_conf({'zerovm_image_scan_members': '0'})
 
 
 def test_spool_short_body_is_499_and_leaves_nothing(tmp_path):
