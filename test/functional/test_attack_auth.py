@@ -21,6 +21,7 @@ user of ``AUTH_test``; anonymous requests carry no token.
 import json
 import time
 import uuid
+from typing import Callable, Union
 
 import pytest
 import requests
@@ -75,12 +76,16 @@ def set_meta(account: Account, container: str, **meta: str) -> None:
 
 
 def setuid_app(account: Account, files: dict, suid: str,
-               job: list) -> dict:
+               job: Union[list, Callable[[str], list]]) -> dict:
     """A container whose Rest-Endpoint is a zapp and which lends ``suid``.
+
+    ``job`` is the zapp's job, or makes it from the container's name.
     """
     container = unique('suid')
     account.put_container(container)
     endpoint = 'swift://%s/%s/app.tar' % (account.name, container)
+    if callable(job):
+        job = job(container)
     account.put_object(container, 'app.tar', zapp(dict(
         files, **{'boot/system.map': json.dumps(job)})), 'application/x-tar')
     set_meta(account, container, rest_endpoint=endpoint, zerovm_suid=suid)
@@ -172,52 +177,37 @@ def test_container_database_hides_owner_secrets(cluster, victim, attacker):
 WRITER = 'print("written by the endpoint")\n'
 
 
-def writer_job(victim: Account, container: str) -> list:
+def writer_job(container: str) -> list:
+    """Runs WRITER with its stdout stored in the endpoint's container."""
     return [{'name': 'writer',
              'exec': {'path': 'file://python:python', 'args': 'write.py'},
              'devices': [{'name': 'python'},
-                         {'name': 'stdout', 'path': 'swift://%s/%s/written'
-                          % (victim.name, container)}]}]
+                         {'name': 'stdout', 'path': 'swift://~/%s/written'
+                          % container}]}]
 
 
 def test_read_setuid_does_not_lend_writing(cluster, victim):
     """``.r:*,.rlistings`` lets anyone run the endpoint, not write with it.
     """
-    container = unique('suidw')
-    victim.put_container(container)
-    endpoint = 'swift://%s/%s/app.tar' % (victim.name, container)
-    victim.put_object(container, 'app.tar', zapp({
-        'write.py': WRITER,
-        'boot/system.map': json.dumps(writer_job(victim, container))}),
-        'application/x-tar')
-    set_meta(victim, container, rest_endpoint=endpoint,
-             zerovm_suid='.r:*,.rlistings')
-    api = victim.url.replace('/v1/', '/api/') + '/' + container
-    resp = requests.get(api + '/go', timeout=REQUEST_TIMEOUT)
+    app = setuid_app(victim, {'write.py': WRITER}, '.r:*,.rlistings',
+                     writer_job)
+    resp = requests.get(app['api'] + '/go', timeout=REQUEST_TIMEOUT)
     assert resp.status_code in (401, 403), resp.text
-    assert victim.get(container + '/written').status_code == 404
+    assert victim.get(app['container'] + '/written').status_code == 404
 
 
 def test_setuid_write_needs_an_explicit_entry(cluster, victim, attacker):
     """A user named in the suid ACL may write through the endpoint; an
     anonymous caller still may not."""
-    container = unique('suidw')
-    victim.put_container(container)
-    endpoint = 'swift://%s/%s/app.tar' % (victim.name, container)
-    victim.put_object(container, 'app.tar', zapp({
-        'write.py': WRITER,
-        'boot/system.map': json.dumps(writer_job(victim, container))}),
-        'application/x-tar')
-    set_meta(victim, container, rest_endpoint=endpoint,
-             zerovm_suid='.r:*,.rlistings,test2:tester2')
-    api = victim.url.replace('/v1/', '/api/') + '/' + container
-    anonymous = requests.get(api + '/go', timeout=REQUEST_TIMEOUT)
+    app = setuid_app(victim, {'write.py': WRITER},
+                     '.r:*,.rlistings,test2:tester2', writer_job)
+    anonymous = requests.get(app['api'] + '/go', timeout=REQUEST_TIMEOUT)
     assert anonymous.status_code in (401, 403), anonymous.text
-    assert victim.get(container + '/written').status_code == 404
-    named = requests.get(api + '/go', headers=attacker.headers(),
+    assert victim.get(app['container'] + '/written').status_code == 404
+    named = requests.get(app['api'] + '/go', headers=attacker.headers(),
                          timeout=REQUEST_TIMEOUT)
     assert named.status_code == 200, named.text
-    stored = victim.get(container + '/written')
+    stored = victim.get(app['container'] + '/written')
     assert stored.status_code == 200
     assert stored.text == 'written by the endpoint\n'
 
