@@ -1,12 +1,12 @@
-"""The setuid and foreign-origin rules of :mod:`zerocloud.access`."""
+"""The setuid and foreign-origin rules of :mod:`zerocloud.proxy.access`."""
 
 import pytest
 from swift.common.swob import HTTPForbidden, Request
 
-from zerocloud.access import (
+from zerocloud.proxy.access import (
     Grants, SetuidGrant, caller_account_candidates, foreign_write_refusal,
     is_allowed_write, is_anonymous, parse_allowed_writes)
-from zerocloud.job import JobError, SwiftPath
+from zerocloud.job.model import JobError, SwiftPath
 
 
 def test_suid_read_part_is_the_whole_acl_write_part_named_entries_only():

@@ -10,7 +10,7 @@ from swift.common.db import chexor
 from swift.common.utils import ShardRange, Timestamp
 from swift.container.backend import ContainerBroker
 
-from zerocloud.containerdb import non_owner_metadata, snapshot_database
+from zerocloud.object.containerdb import non_owner_metadata, snapshot_database
 
 #: Values only the owners may see, each unique so the raw bytes of the copy
 #: can be searched for it.

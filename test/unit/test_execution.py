@@ -4,9 +4,9 @@ import tarfile
 
 import pytest
 
-from zerocloud import execution
-from zerocloud.execution import ExecutionError, Limits, LocalObject
-from zerocloud.job import Node, SwiftPath, parse_job
+from zerocloud.object import execution
+from zerocloud.object.execution import ExecutionError, Limits, LocalObject
+from zerocloud.job.model import Node, SwiftPath, parse_job
 from zerocloud.runtime import nvram
 from zerocloud.runtime.manifest import load_manifest
 from zerocloud.tarscan import ScanBounds

@@ -7,13 +7,13 @@ from hashlib import sha1
 import pytest
 from swift.common.swob import Request, Response
 
-from zerocloud import framing
+from zerocloud import protocol
 from zerocloud.cgi import InvalidCgiOutput
-from zerocloud.execution import Output
-from zerocloud.objectquery import (
+from zerocloud.object.execution import Output
+from zerocloud.object.filter import (
     ObjectQueryMiddleware, colocation_proof, frame_output, last_error_line,
     nexe_headers, parse_sysimage_devices)
-from zerocloud.proxyquery import request_problem
+from zerocloud.proxy.filter import request_problem
 from zerocloud.runtime.report import Report
 
 
@@ -101,7 +101,7 @@ def read_frame(frame):
     length, chunks = frame
     wire = b''.join(chunks)
     assert len(wire) == length
-    reader = framing.MemberReader(io.BytesIO(wire).read)
+    reader = protocol.MemberReader(io.BytesIO(wire).read)
     member = reader.next_member()
     return member, reader.read(1 << 20)
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from zerocloud.hostmemory import (
+from zerocloud.object.hostmemory import (
     cgroup_limit, cgroup_limit_files, meminfo_total, overcommit_warning,
     server_processes, visible_memory)
-from zerocloud.objectquery import ObjectQueryMiddleware
+from zerocloud.object.filter import ObjectQueryMiddleware
 
 GIB = 1 << 30
 MEMINFO = ('MemTotal:        8000000 kB\n'

@@ -1,10 +1,10 @@
-"""Unit tests for zerocloud.job: parsing, validation, expansion, scripts."""
+"""Unit tests for zerocloud.job.model: parsing, validation, expansion, scripts."""
 
 import json
 
 import pytest
 
-from zerocloud.job import (
+from zerocloud.job.model import (
     CDR, READABLE, RANDOM, WRITABLE, Channel, Edge, FilePath, Job, JobError,
     NetworkPath, Node, SwiftPath, ZvmPath, job_from_script, parse_job,
     parse_location, substitute)

@@ -7,8 +7,8 @@ from unittest import mock
 import pytest
 from swift.common.swob import Request
 
-from zerocloud.jobchain import JobChainMiddleware, filter_factory
-from zerocloud.jobrequest import CHAIN_INPUT
+from zerocloud.proxy.chain import JobChainMiddleware, filter_factory
+from zerocloud.proxy.request import CHAIN_INPUT
 
 NEXT_JOB = [{'name': 'second', 'exec': {'path': 'file://python:python'},
              'devices': [{'name': 'stdout'}]}]
@@ -238,7 +238,7 @@ def test_spent_budget_returns_the_last_job_with_200():
         Step('200 OK', JOB_HEADERS, b'[1]', on_call=tick),
         Step('201 Created', JOB_HEADERS, b'[2]', on_call=tick),
         Step('200 OK', [('Content-Type', 'text/plain')], b'never'))
-    with mock.patch('zerocloud.jobchain.time.monotonic',
+    with mock.patch('zerocloud.proxy.chain.time.monotonic',
                     side_effect=lambda: clock[0]):
         resp = request().get_response(chain(app, chain_timeout=20))
     assert len(app.seen) == 2

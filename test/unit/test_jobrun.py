@@ -5,12 +5,12 @@ import os
 import pytest
 from swift.common.swob import Request
 
-from zerocloud import framing
-from zerocloud.dispatch import Answer
-from zerocloud.job import SwiftPath, parse_job
-from zerocloud.jobrequest import JobRequest, iter_reader
-from zerocloud.jobrun import Body, JobRun, NodeResult, PendingPut
-from zerocloud.jobsource import Spooled
+from zerocloud import protocol
+from zerocloud.proxy.nodeclient import Answer
+from zerocloud.job.model import SwiftPath, parse_job
+from zerocloud.proxy.request import JobRequest, iter_reader
+from zerocloud.proxy.jobrun import Body, JobRun, NodeResult, PendingPut
+from zerocloud.job.source import Spooled
 
 
 def test_iter_reader_rechunks_exactly():
@@ -153,7 +153,7 @@ def test_a_bodiless_status_drops_every_body(tmp_path, status):
 
 def answer_with(pax, data=b'body'):
     """An object server's answer: one ``stdout`` member with ``pax``."""
-    wire = b''.join(framing.iter_member('stdout', len(data), [data], pax))
+    wire = b''.join(protocol.iter_member('stdout', len(data), [data], pax))
     return Answer(200, {'X-Nexe-Status': 'ok'}, io.BytesIO(wire).read,
                   lambda: None)
 

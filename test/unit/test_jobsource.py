@@ -6,8 +6,8 @@ import tarfile
 
 import pytest
 
-from zerocloud import jobsource
-from zerocloud.job import JobError
+from zerocloud.job import source as jobsource
+from zerocloud.job.model import JobError
 from zerocloud.tarscan import ScanBounds
 
 SYSTEM_MAP = json.dumps([{"name": "example"}]).encode()

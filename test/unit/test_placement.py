@@ -2,8 +2,8 @@ import pytest
 from swift.common import utils
 from swift.common.ring import Ring, RingBuilder
 
-from zerocloud import placement
-from zerocloud.job import SwiftPath
+from zerocloud.proxy import placement
+from zerocloud.job.model import SwiftPath
 
 
 @pytest.fixture

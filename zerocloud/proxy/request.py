@@ -1,21 +1,21 @@
 """What an execution request asks for: its job, image, input and rights.
 
 :class:`JobRequest` turns one recognised request into a validated job,
-ready to run (:mod:`zerocloud.jobrun`):
+ready to run (:mod:`zerocloud.proxy.jobrun`):
 
 * a job ``POST`` reads its body (script, zapp tar or JSON,
-  :mod:`zerocloud.jobsource`), or the stored object named by
+  :mod:`zerocloud.job.source`), or the stored object named by
   ``X-Zerovm-Source`` (whose request body then feeds path-less ``stdin``);
 * ``/open/a/c/o`` runs a zapp object, or opens any object with the app
   registered for its content type (or runs a WebAssembly object);
 * ``/api/a/c/...`` runs the stored job named by the container's
   ``X-Container-Meta-Rest-Endpoint``;
-* a chained job (:mod:`zerocloud.jobchain`) gets what its chain left of the
+* a chained job (:mod:`zerocloud.proxy.chain`) gets what its chain left of the
   first request's body, and the provenance of the chain's first job.
 
 Every object the job touches is authorized with the deployment's own
 ``swift.authorize`` before anything runs, with ZeroCloud's "setuid"
-fallback and the limits on jobs of foreign origin (:mod:`zerocloud.access`).
+fallback and the limits on jobs of foreign origin (:mod:`zerocloud.proxy.access`).
 """
 
 import json
@@ -28,8 +28,10 @@ from eventlet import tpool
 from swift.common.swob import HTTPException, Request
 from swift.common.utils import unquote
 
-from zerocloud import access, cgi, jobsource
-from zerocloud.job import (
+from zerocloud import cgi
+from zerocloud.proxy import access
+from zerocloud.job import source as jobsource
+from zerocloud.job.model import (
     Job, JobError, Node, SwiftPath, job_from_script, parse_job,
     parse_location, substitute)
 
@@ -37,9 +39,9 @@ SOURCE_HEADER = 'X-Zerovm-Source'
 #: environ key of a chained request: (read, length) of the chain's input.
 CHAIN_INPUT = 'zerocloud.chain_input'
 #: environ key ``proxy_query`` sets: the :class:`Provenance` of the job it
-#: ran, for :mod:`zerocloud.jobchain` to hand on.
+#: ran, for :mod:`zerocloud.proxy.chain` to hand on.
 JOB_PROVENANCE = 'zerocloud.job_provenance'
-#: environ key only :mod:`zerocloud.jobchain` sets on a chained request: the
+#: environ key only :mod:`zerocloud.proxy.chain` sets on a chained request: the
 #: :class:`Provenance` its chain inherits.  Clients cannot set environ keys.
 CHAIN_PROVENANCE = 'zerocloud.chain_provenance'
 #: Where deferred results go when the request URL names no object.
@@ -107,7 +109,7 @@ class JobRequest:
         self.source_url: Optional[str] = \
             self.inherited and self.inherited.source_url
         #: The account a foreign job description came from (see
-        #: :mod:`zerocloud.access`); None when the caller owns it.
+        #: :mod:`zerocloud.proxy.access`); None when the caller owns it.
         self.origin: Optional[str] = self.inherited and self.inherited.origin
         #: Containers whose setuid lends to this job.
         self.grants = access.Grants()
@@ -158,7 +160,7 @@ class JobRequest:
 
         ``method`` is ``GET`` (read), ``PUT`` (write) or ``POST`` (execute on
         ``path``).  A denied check is tried again with the ACL a lending
-        container grants for it (:mod:`zerocloud.access`).
+        container grants for it (:mod:`zerocloud.proxy.access`).
         """
         try:
             owner = self.mw.authorize(self.req, method, path, acl_key)
@@ -257,7 +259,7 @@ class JobRequest:
         """The bytes path-less ``stdin`` devices read, spooled once.
 
         A job from ``X-Zerovm-Source`` reads the request body; a chained job
-        (:mod:`zerocloud.jobchain`) reads what its chain left of the first
+        (:mod:`zerocloud.proxy.chain`) reads what its chain left of the first
         request's body.
         """
         chain_input = self.req.environ.get(CHAIN_INPUT)

@@ -1,7 +1,7 @@
 """Running one job: nodes on object servers → stored outputs → response.
 
 :class:`JobRun` is the proxy side of an execution request once
-``proxy_query`` has recognised it and :class:`~zerocloud.jobrequest.JobRequest`
+``proxy_query`` has recognised it and :class:`~zerocloud.proxy.request.JobRequest`
 has turned it into an authorized job.  It talks to Swift only through the
 small set of helpers the filter offers (``fetch``, ``store``, ``target``,
 ``dispatch_node`` …), so the orchestration reads on its own:
@@ -36,13 +36,13 @@ import eventlet
 from eventlet import GreenPile
 from swift.common.swob import Response
 
-from zerocloud import cgi, framing
-from zerocloud.dispatch import Answer, Attempts, Upload
+from zerocloud import cgi, protocol
+from zerocloud.proxy.nodeclient import Answer, Attempts, Upload
 from zerocloud.headers import header_value
-from zerocloud.job import Job, Node, SwiftPath
-from zerocloud.jobrequest import JobRequest, NodeError
-from zerocloud.jobsource import Spooled
-from zerocloud.objectquery import OWNER_HEADER, OWNER_HEADER_VALUE
+from zerocloud.job.model import Job, Node, SwiftPath
+from zerocloud.proxy.request import JobRequest, NodeError
+from zerocloud.job.source import Spooled
+from zerocloud.object.filter import OWNER_HEADER, OWNER_HEADER_VALUE
 
 EXECUTE_HEADER = 'X-Zerovm-Execute'
 DEFERRED_HEADER = 'X-Zerovm-Deferred'
@@ -169,7 +169,7 @@ class JobRun:
             image = self.request.image
             if image is not None and not has_image_path:
                 uploads.append(Upload('image', image.size,
-                                      framing.iter_file(image.path)))
+                                      protocol.iter_file(image.path)))
             if isinstance(node.exe, SwiftPath):
                 uploads.append(self.mw.fetch(self.req, node.exe, 'boot',
                                              self.request.grants))
@@ -185,7 +185,7 @@ class JobRun:
             stream = self.request.stream
             if node.wants_stream and stream is not None:
                 uploads.append(Upload('stdin', stream.size,
-                                      framing.iter_file(stream.path)))
+                                      protocol.iter_file(stream.path)))
             for edge in node.edges:
                 if edge.direction == 'in':
                     data = self._edge_data(done[edge.peer], node.name)
@@ -334,7 +334,7 @@ class JobRun:
                                                    got['X-Nexe-Status'])
         channels = {ch.device: ch for ch in node.channels}
         edges = {e.device for e in node.edges if e.direction == 'out'}
-        reader = framing.MemberReader(answer.read)
+        reader = protocol.MemberReader(answer.read)
         try:
             while True:
                 member = reader.next_member()
@@ -345,7 +345,7 @@ class JobRun:
                     continue
                 channel = channels.get(member.name)
                 if channel is None:
-                    raise framing.FramingError(
+                    raise protocol.FramingError(
                         'Channel name %s not found' % member.name)
                 ctype = member.pax.get('content_type', channel.content_type)
                 meta = {k[5:]: v for k, v in member.pax.items()
@@ -367,7 +367,7 @@ class JobRun:
                 spooled = self._spool(reader)
                 result.body = Body(spooled.size, ctype, spooled.chunks(),
                                    body_headers, spooled)
-        except (framing.FramingError, ValueError) as err:
+        except (protocol.FramingError, ValueError) as err:
             result.status = 503
             result.error = 'Bad answer from storage server: %s' % err
         except OSError:
@@ -412,14 +412,14 @@ class JobRun:
         return headers
 
     @staticmethod
-    def _member_chunks(reader: framing.MemberReader) -> Iterator[bytes]:
+    def _member_chunks(reader: protocol.MemberReader) -> Iterator[bytes]:
         while True:
             chunk = reader.read()
             if not chunk:
                 return
             yield chunk
 
-    def _spool(self, reader: framing.MemberReader) -> Spooled:
+    def _spool(self, reader: protocol.MemberReader) -> Spooled:
         fd, path = tempfile.mkstemp(prefix='zerocloud-out-',
                                     dir=self.mw.spool_dir)
         with os.fdopen(fd, 'wb') as fp:

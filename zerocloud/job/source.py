@@ -14,7 +14,7 @@ by ``Content-Type`` (parameters after ``;`` ignored):
 * anything else: a script whose first line is a shebang naming the
   interpreter; it becomes the member ``script`` of a one-file user image.
 
-Errors are :class:`zerocloud.job.JobError` with the status and message the
+Errors are :class:`zerocloud.job.model.JobError` with the status and message the
 client sees.
 """
 
@@ -24,8 +24,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, Optional
 
-from zerocloud import framing, tarscan
-from zerocloud.job import JobError
+from zerocloud import protocol, tarscan
+from zerocloud.job.model import JobError
 
 JSON_TYPE = 'application/json'
 TAR_TYPES = ('application/x-tar', 'application/x-gtar', 'application/x-ustar',
@@ -49,7 +49,7 @@ class Spooled:
     size: int
 
     def chunks(self) -> Iterator[bytes]:
-        return framing.iter_file(self.path)
+        return protocol.iter_file(self.path)
 
     def remove(self) -> None:
         try:
@@ -162,8 +162,8 @@ def script_image(head: bytes, read: Callable[[int], bytes],
                  content_length: int, limit: int,
                  spool_dir: Optional[str] = None) -> Spooled:
     """Wrap a script as a tar with one member ``script`` (plus end blocks)."""
-    header = framing.member_header(SCRIPT_MEMBER, content_length)
-    tail = framing.padding(content_length) + b'\0' * (2 * framing.BLOCK)
+    header = protocol.member_header(SCRIPT_MEMBER, content_length)
+    tail = protocol.padding(content_length) + b'\0' * (2 * protocol.BLOCK)
     buffered = io.BytesIO(head)
 
     def rest(size: int) -> bytes:

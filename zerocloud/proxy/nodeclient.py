@@ -5,7 +5,7 @@ The request is a ``POST`` straight to the object (or container) server with
 device mounted) before the body is sent, so the proxy can move to the next
 replica without having consumed any input.  Once ``100 Continue`` arrives the
 members are streamed with an exact ``Content-Length`` and the final answer is
-read as a member stream (:mod:`zerocloud.framing`).
+read as a member stream (:mod:`zerocloud.protocol`).
 """
 
 from dataclasses import dataclass, field
@@ -17,7 +17,7 @@ from swift.common.exceptions import ConnectionTimeout
 from swift.common.http import is_success
 from swift.common.request_helpers import get_ip_port
 
-from zerocloud import framing
+from zerocloud import protocol
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Upload:
 
     @property
     def length(self) -> int:
-        return framing.member_length(self.name, self.size)
+        return protocol.member_length(self.name, self.size)
 
     def close(self) -> None:
         close = getattr(self.chunks, 'close', None)
@@ -106,7 +106,7 @@ def dispatch(nodes: List[dict], partition: int, path_info: str,
         try:
             with Timeout(final_timeout):
                 for upload in uploads:
-                    for chunk in framing.iter_member(upload.name, upload.size,
+                    for chunk in protocol.iter_member(upload.name, upload.size,
                                                      upload.chunks):
                         conn.send(chunk)
                 final = conn.getresponse()

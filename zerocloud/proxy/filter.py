@@ -7,12 +7,12 @@ job and runs each of its nodes on an object server next to the node's input.
 Requests without that header pass through untouched.
 
 The body is a script with a shebang, a zapp tar (``boot/system.map`` inside)
-or a JSON job description (:mod:`zerocloud.jobsource`).  The job is parsed and
-validated (:mod:`zerocloud.job`), every object it touches is authorized with
+or a JSON job description (:mod:`zerocloud.job.source`).  The job is parsed and
+validated (:mod:`zerocloud.job.model`), every object it touches is authorized with
 the deployment's own ``swift.authorize`` (executing needs the right to
 ``POST`` to the request path, reading needs the container's read ACL, writing
-its write ACL), each node is placed (:mod:`zerocloud.placement`) and streamed
-to its object server (:mod:`zerocloud.dispatch`).  Outputs with a
+its write ACL), each node is placed (:mod:`zerocloud.proxy.placement`) and streamed
+to its object server (:mod:`zerocloud.proxy.nodeclient`).  Outputs with a
 ``swift://`` path are stored through the normal object path, as the user,
 only after every node succeeded; the path-less output of each node forms the
 response body.  Per-node results come back in ``X-Nexe-*`` headers, one
@@ -70,12 +70,13 @@ from swift.common.utils import config_true_value, get_logger, quote
 from swift.common.wsgi import make_pre_authed_request, make_subrequest
 from swift.proxy.controllers.base import get_container_info, get_info
 
-from zerocloud import access, placement
-from zerocloud.dispatch import Upload, dispatch
-from zerocloud.job import JobError, Node, SwiftPath
-from zerocloud.jobrequest import API, JOB, OPEN, JobRequest, NodeError
-from zerocloud.jobrun import EXECUTE_HEADER, JobRun, PendingPut
-from zerocloud.objectquery import parse_sysimage_devices
+from zerocloud.proxy import access
+from zerocloud.proxy import placement
+from zerocloud.proxy.nodeclient import Upload, dispatch
+from zerocloud.job.model import JobError, Node, SwiftPath
+from zerocloud.proxy.request import API, JOB, OPEN, JobRequest, NodeError
+from zerocloud.proxy.jobrun import EXECUTE_HEADER, JobRun, PendingPut
+from zerocloud.object.filter import parse_sysimage_devices
 from zerocloud.tarscan import ScanBounds
 
 SWIFT_SOURCE = 'ZC'
@@ -162,7 +163,7 @@ class ProxyQueryMiddleware:
 
         With ``grants`` (the job's setuid grants), Swift's checks of this
         request and of every sub-request it causes get them as a second
-        chance (:meth:`zerocloud.access.Grants.wrap`).
+        chance (:meth:`zerocloud.proxy.access.Grants.wrap`).
         """
         sub = make_subrequest(req.environ, method, quote(path),
                               headers=headers, swift_source=SWIFT_SOURCE)

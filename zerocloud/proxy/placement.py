@@ -13,7 +13,7 @@ server only checks that the device is there.
 from dataclasses import dataclass
 from typing import List
 
-from zerocloud.job import SwiftPath
+from zerocloud.job.model import SwiftPath
 
 
 @dataclass

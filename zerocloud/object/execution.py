@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from zerocloud import cgi, tarscan
-from zerocloud.job import FilePath, JobError, Node, SwiftPath
+from zerocloud.job.model import FilePath, JobError, Node, SwiftPath
 from zerocloud.runtime import nvram
 
 MANIFEST_VERSION = '20130611'

@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from swift.common.swob import Request, wsgi_to_str
 
-from zerocloud.job import JobError, SwiftPath
+from zerocloud.job.model import JobError, SwiftPath
 
 #: Request header: ``swift://`` prefixes a foreign job may write under.
 ALLOW_WRITE_HEADER = 'X-Zerovm-Allow-Write'

@@ -11,12 +11,12 @@ normal metadata ``POST`` never reaches this code because it carries no
 An execution request is ``POST /<dev>/<part>/<a>[/<c>[/<o>]]`` with
 ``X-Zerovm-Execute``, ``X-Zerocloud-Id``, ``X-Zerovm-Access`` (``GET`` when the
 node runs next to that object or container) and a tar body
-(:mod:`zerocloud.framing`).  The filter checks the request and the local
+(:mod:`zerocloud.protocol`).  The filter checks the request and the local
 object *before* reading the body (so the proxy can fail over to another
 replica without sending it), binds the local ``.data`` file read-only as the
 node's channel (next to a container: a snapshot of its database, scrubbed
 of what only owners may see unless ``X-Zerocloud-Container-Owner: yes``
-says the proxy found the caller an owner; :mod:`zerocloud.containerdb`),
+says the proxy found the caller an owner; :mod:`zerocloud.object.containerdb`),
 runs the node in a sandbox worker (:mod:`zerocloud.runtime`) and answers
 ``200`` with ``X-Nexe-*`` headers and a tar of the node's outputs.  Outputs
 are not written to Swift here: the proxy stores them through the
@@ -62,7 +62,7 @@ Options (``[filter:object_query]``), with defaults:
     4 GiB cap allowed 16 GiB).  Size it so that the sum over the node's
     servers fits; at start the filter logs a warning when its own server's
     product exceeds the memory it can see (its cgroup's limit, else the
-    machine's RAM; :mod:`zerocloud.hostmemory`).
+    machine's RAM; :mod:`zerocloud.object.hostmemory`).
 ``zerovm_scratch_size = 67108864``
     size cap of the guest's writable ``/tmp``.
 ``zerovm_fuel = 0``
@@ -94,14 +94,14 @@ from swift.common.swob import (
     HTTPUnprocessableEntity, Request, Response)
 from swift.common.utils import config_true_value, get_logger
 
-from zerocloud import cgi, framing
-from zerocloud.containerdb import snapshot_database
-from zerocloud.execution import (
+from zerocloud import cgi, protocol
+from zerocloud.object.containerdb import snapshot_database
+from zerocloud.object.execution import (
     ExecutionError, Limits, LocalObject, Output, prepare_session)
 from zerocloud.headers import guard_headers, header_value
-from zerocloud.hostmemory import (
+from zerocloud.object.hostmemory import (
     overcommit_warning, server_processes, visible_memory)
-from zerocloud.job import JobError, Node, SwiftPath
+from zerocloud.job.model import JobError, Node, SwiftPath
 from zerocloud.paths import module_cache_dir
 from zerocloud.runtime.pool import PoolFull, SandboxPool
 from zerocloud.runtime.report import Report
@@ -117,7 +117,7 @@ CGI_HEAD = 65536
 DIAG_TAIL = 4096
 #: Sent by the proxy on a node request when the caller owns the container
 #: the node reads: only then does the node get its database unscrubbed
-#: (:mod:`zerocloud.containerdb`).
+#: (:mod:`zerocloud.object.containerdb`).
 OWNER_HEADER = 'X-Zerocloud-Container-Owner'
 OWNER_HEADER_VALUE = 'yes'
 
@@ -210,8 +210,8 @@ def frame_output(output: Output) -> Tuple[int, Iterator[bytes]]:
                 if not chunk:
                     return
                 yield chunk
-    return (framing.member_length(output.device, length, pax),
-            framing.iter_member(output.device, length, chunks(), pax))
+    return (protocol.member_length(output.device, length, pax),
+            protocol.iter_member(output.device, length, chunks(), pax))
 
 
 class ObjectQueryMiddleware:
@@ -384,7 +384,7 @@ class ObjectQueryMiddleware:
                          "'Content-Length' header", request=req)
             return chunk
 
-        reader = framing.MemberReader(read)
+        reader = protocol.MemberReader(read)
         members: Dict[str, str] = {}
         try:
             while True:
@@ -399,7 +399,7 @@ class ObjectQueryMiddleware:
                 with open(dest, 'wb') as fp:
                     reader.copy_to(fp)
                 members[name] = dest
-        except framing.FramingError as err:
+        except protocol.FramingError as err:
             if expected is not None and total[0] < expected:
                 raise HTTPClientDisconnect(request=req)
             raise HTTPBadRequest(body='Bad request body: %s' % err,

@@ -1,0 +1,1 @@
+"""The job model: descriptions, their validation and expansion (no I/O)."""

@@ -1,0 +1,1 @@
+"""The storage side: object_query runs nodes next to their objects."""
