@@ -16,7 +16,17 @@ each direction (DESIGN.md §3.17):
 
 Streams end right after the last member's padding: there are no end-of-archive
 blocks, so both sides always know exact lengths up front.  PAX keys of ours use
-the ``ZEROCLOUD.`` prefix so they cannot clash with standard ones.
+the ``ZEROCLOUD.`` prefix so they cannot clash with standard ones.  Stored
+outputs come first and the immediate output (the node's part of the client's
+response) last, so the proxy can write the objects and then stream the body.
+
+The object server answers ``100 Continue`` only once it has checked the node
+(local object present, device mounted, a sandbox slot free), before it reads
+the body and long before the run; a busy pool answers ``503`` with
+``Retry-After`` instead, which is not a fault of that server.
+
+This module holds every name of that protocol (headers, member names, PAX
+keys); both filters import them from here.
 """
 
 import tarfile
@@ -26,6 +36,45 @@ from typing import Callable, Dict, Iterable, Iterator, Optional
 
 BLOCK = 512
 PAX_PREFIX = 'ZEROCLOUD.'
+
+# -- request headers, proxy → object server
+#: Marks an execution request (a client sends it to the proxy too).
+EXECUTE_HEADER = 'X-Zerovm-Execute'
+#: The job's id: names the node's workdir and seeds deterministic runs.
+JOB_ID_HEADER = 'X-Zerocloud-Id'
+#: Seconds the node may run (the object server's own limit wins if lower).
+TIMEOUT_HEADER = 'X-Zerovm-Timeout'
+#: ``GET`` when the node runs next to the object or container in the path.
+ACCESS_HEADER = 'X-Zerovm-Access'
+#: Asks for a deterministic run; the value pins the guest's clock.
+DETERMINISTIC_HEADER = 'X-Zerovm-Deterministic'
+#: ``<salt>:<ip>:<port>`` of the location a node shares with others; the
+#: answer carries a proof under the same name.
+COLOCATED_HEADER = 'X-Nexe-Colocated'
+#: Sent only when the caller owns the container a node reads: only then is
+#: the node given the container's database unscrubbed.
+OWNER_HEADER = 'X-Zerocloud-Container-Owner'
+OWNER_HEADER_VALUE = 'yes'
+#: The only body type of both directions.
+TAR_CONTENT_TYPE = 'application/x-tar'
+
+# -- members of the request stream
+SYSMAP_MEMBER = 'sysmap'
+#: The user image (a zapp, or a script wrapped as one).
+IMAGE_MEMBER = 'image'
+#: An executable fetched from Swift (``exec.path`` is ``swift://``).
+EXECUTABLE_MEMBER = 'boot'
+#: The largest node description an object server accepts.
+MAX_SYSMAP = 1 << 20
+
+# -- PAX keys of an answer's members (after PAX_PREFIX)
+PAX_CONTENT_TYPE = 'content_type'
+#: A CGI output's status line, ``<code> <reason>``.
+PAX_STATUS = 'status'
+#: ``header.<Name>``: a header a CGI program printed.
+PAX_HEADER_PREFIX = 'header.'
+#: ``meta.<key>``: ``X-Object-Meta-<key>`` of the output.
+PAX_META_PREFIX = 'meta.'
 
 
 class FramingError(ValueError):

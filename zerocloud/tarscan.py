@@ -21,7 +21,7 @@ import tarfile
 import zlib
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO, Dict, Iterator
+from typing import BinaryIO, Iterator
 
 DEFAULT_SCAN_BYTES = 64 << 20
 DEFAULT_SCAN_MEMBERS = 10000
@@ -59,14 +59,6 @@ class ScanBounds:
             raise ValueError('image scan bounds must allow one member, not '
                              '%d bytes and %d members'
                              % (self.max_bytes, self.max_members))
-
-    @classmethod
-    def from_conf(cls, conf: Dict[str, str]) -> 'ScanBounds':
-        """``zerovm_image_scan_bytes`` and ``zerovm_image_scan_members``."""
-        return cls(int(conf.get('zerovm_image_scan_bytes',
-                                DEFAULT_SCAN_BYTES)),
-                   int(conf.get('zerovm_image_scan_members',
-                                DEFAULT_SCAN_MEMBERS)))
 
     @property
     def bytes_bound(self) -> str:

@@ -12,7 +12,7 @@ from zerocloud.cgi import InvalidCgiOutput
 from zerocloud.object.execution import Output
 from zerocloud.object.filter import (
     ObjectQueryMiddleware, colocation_proof, frame_output, last_error_line,
-    nexe_headers, parse_sysimage_devices)
+    nexe_headers)
 from zerocloud.proxy.filter import request_problem
 from zerocloud.runtime.report import Report
 
@@ -29,14 +29,6 @@ def test_request_problem():
     assert request_problem('api', 'PUT', 'a', 'c', None) is None
     assert request_problem('queue', 'GET', 'a', 'c', None) == (
         412, 'Unknown X-Zerovm-Execute version queue')
-
-
-def test_parse_sysimage_devices_ignores_an_odd_last_token():
-    assert parse_sysimage_devices('image1 path1 image2 path2') == {
-        'image1': 'path1', 'image2': 'path2'}
-    assert parse_sysimage_devices('image1 path1 image2') == {
-        'image1': 'path1'}
-    assert parse_sysimage_devices('') == {}
 
 
 def test_colocation_proof_is_hmac_of_address():

@@ -164,15 +164,6 @@ def test_map_larger_than_maxconfig_is_413_unread(tmp_path, expansion):
     assert expansion.total < len(BOMB) // 100
 
 
-def test_scan_bounds_from_conf():
-    assert ScanBounds.from_conf({}) == ScanBounds(64 << 20, 10000)
-    assert ScanBounds.from_conf({'zerovm_image_scan_bytes': '4096',
-                                 'zerovm_image_scan_members': '5'}) == \
-        ScanBounds(4096, 5)
-    with pytest.raises(ValueError):
-        ScanBounds.from_conf({'zerovm_image_scan_members': '0'})
-
-
 def test_spool_short_body_is_499_and_leaves_nothing(tmp_path):
     with pytest.raises(JobError) as err:
         jobsource.spool(io.BytesIO(b'abc').read, 10, 100, str(tmp_path))

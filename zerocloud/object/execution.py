@@ -34,13 +34,12 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from zerocloud import cgi, tarscan
+from zerocloud import cgi, protocol, tarscan
 from zerocloud.job.model import FilePath, JobError, Node, SwiftPath
-from zerocloud.runtime import nvram
+from zerocloud.runtime import manifest, nvram
 
-MANIFEST_VERSION = '20130611'
-USER_IMAGE = 'image'
-EXECUTABLE_MEMBER = 'boot'
+USER_IMAGE = protocol.IMAGE_MEMBER
+EXECUTABLE_MEMBER = protocol.EXECUTABLE_MEMBER
 EDGE_CONTENT_TYPE = 'application/octet-stream'
 
 
@@ -173,45 +172,41 @@ def resolve_program(node: Node, workdir: str, members: Mapping[str, str],
     raise ExecutionError('No executable found in request')
 
 
-def _channel_line(host: str, alias: str, readable: bool, etag: bool,
-                  limits: Limits) -> str:
+#: Channel type of every binding: random access, as ZeroVM's type 3.
+CHANNEL_TYPE = 3
+
+
+def _manifest_channel(host: str, alias: str, readable: bool, etag: bool,
+                      limits: Limits) -> manifest.Channel:
     if readable:
         quotas = (limits.max_iops, limits.max_input, 0, 0)
     else:
         quotas = (0, 0, limits.max_iops, limits.max_output)
-    return 'Channel=%s,%s,%d,%d,%d,%d,%d,%d' % (
-        (host, alias, 3, int(etag)) + quotas)
+    return manifest.Channel(host, alias, CHANNEL_TYPE, etag, *quotas)
 
 
-def render_manifest(program: str, member: Optional[str],
-                    channels: List[BoundChannel], limits: Limits,
-                    nvram_path: str, node_id: int,
-                    deterministic: bool = False, seed: int = 0) -> str:
-    lines = ['Version=%s' % MANIFEST_VERSION,
-             'Program=%s' % program,
-             'Timeout=%d' % max(1, limits.timeout),
-             'Memory=%d,0' % limits.memory]
-    if member:
-        lines.append('ProgramMember=%s' % member)
-    if limits.fuel:
-        lines.append('Fuel=%d' % limits.fuel)
-    lines.append('Scratch=%d' % limits.scratch)
-    if deterministic:
-        lines.append('Deterministic=1')
-        lines.append('Seed=%d' % seed)
-    seen = set()
-    for ch in channels:
-        seen.add(ch.device)
-        lines.append(_channel_line(ch.host_path, '/dev/' + ch.device,
-                                   ch.readable, ch.etag, limits))
+def build_manifest(program: str, member: Optional[str],
+                   channels: List[BoundChannel], limits: Limits,
+                   nvram_path: str, deterministic: bool = False,
+                   seed: int = 0) -> manifest.Manifest:
+    """The node's manifest: its channels, the standard ones a node did not
+    bind (``/dev/null``), and nvram."""
+    bound = [_manifest_channel(ch.host_path, '/dev/' + ch.device,
+                               ch.readable, ch.etag, limits)
+             for ch in channels]
+    devices = {ch.device for ch in channels}
     for std, readable in (('stdin', True), ('stdout', False),
                           ('stderr', False)):
-        if std not in seen:
-            lines.append(_channel_line('/dev/null', '/dev/' + std, readable,
-                                       False, limits))
-    lines.append(_channel_line(nvram_path, '/dev/nvram', True, False, limits))
-    lines.append('Node=%d' % node_id)
-    return '\n'.join(lines) + '\n'
+        if std not in devices:
+            bound.append(_manifest_channel('/dev/null', '/dev/' + std,
+                                           readable, False, limits))
+    bound.append(_manifest_channel(nvram_path, '/dev/nvram', True, False,
+                                   limits))
+    return manifest.Manifest(
+        program=program, program_member=member,
+        timeout=max(1, limits.timeout), memory=limits.memory,
+        memory_etag=False, channels=bound, fuel=limits.fuel,
+        scratch=limits.scratch, deterministic=deterministic, seed=seed)
 
 
 def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
@@ -299,8 +294,8 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
                               time=deterministic_clock))
     manifest_path = os.path.join(workdir, 'manifest')
     with open(manifest_path, 'w') as fp:
-        fp.write(render_manifest(program, member, channels, limits,
-                                 nvram_path, node.id,
-                                 deterministic=deterministic_clock is not None,
-                                 seed=seed))
+        fp.write(manifest.render_manifest(build_manifest(
+            program, member, channels, limits, nvram_path,
+            deterministic=deterministic_clock is not None, seed=seed),
+            node.id))
     return Session(manifest_path, outputs, stderr_path)

@@ -92,9 +92,10 @@ from swift.common.swob import (
     HTTPInsufficientStorage,
     HTTPNotFound, HTTPOk, HTTPRequestEntityTooLarge, HTTPServiceUnavailable,
     HTTPUnprocessableEntity, Request, Response)
-from swift.common.utils import config_true_value, get_logger
+from swift.common.utils import get_logger
 
 from zerocloud import cgi, protocol
+from zerocloud.object.config import ObjectConfig
 from zerocloud.object.containerdb import snapshot_database
 from zerocloud.object.execution import (
     ExecutionError, Limits, LocalObject, Output, prepare_session)
@@ -102,31 +103,14 @@ from zerocloud.headers import guard_headers, header_value
 from zerocloud.object.hostmemory import (
     overcommit_warning, server_processes, visible_memory)
 from zerocloud.job.model import JobError, Node, SwiftPath
-from zerocloud.paths import module_cache_dir
 from zerocloud.runtime.pool import PoolFull, SandboxPool
 from zerocloud.runtime.report import Report
-from zerocloud.tarscan import ScanBounds
 
-TAR_TYPES = ('application/x-tar',)
 #: A device name, optionally under ``in/`` (connections between nodes).
 MEMBER_NAME = re.compile(r'^(in/)?(?!\.\.?$)[^/\x00-\x1f]+$')
-SYSMAP = 'sysmap'
-MAX_SYSMAP = 1048576
 CGI_TYPES = ('message/http', 'message/cgi')
 CGI_HEAD = 65536
 DIAG_TAIL = 4096
-#: Sent by the proxy on a node request when the caller owns the container
-#: the node reads: only then does the node get its database unscrubbed
-#: (:mod:`zerocloud.object.containerdb`).
-OWNER_HEADER = 'X-Zerocloud-Container-Owner'
-OWNER_HEADER_VALUE = 'yes'
-
-
-def parse_sysimage_devices(value: str) -> Dict[str, str]:
-    """``name path name path ...`` → {name: path}; an odd last token is
-    ignored."""
-    tokens = (value or '').split()
-    return dict(zip(tokens[0::2], tokens[1::2]))
 
 
 def nexe_headers(node_name: str, report: Report, elapsed: float,
@@ -183,7 +167,7 @@ def frame_output(output: Output) -> Tuple[int, Iterator[bytes]]:
     Raises :class:`cgi.InvalidCgiOutput` for CGI output that breaks a rule.
     """
     size = os.path.getsize(output.host_path)
-    pax = {'content_type': output.content_type}
+    pax = {protocol.PAX_CONTENT_TYPE: output.content_type}
     offset = 0
     if output.content_type in CGI_TYPES:
         with open(output.host_path, 'rb') as fp:
@@ -192,14 +176,14 @@ def frame_output(output: Output) -> Tuple[int, Iterator[bytes]]:
                                       at_eof=size <= len(head))
         if parsed is not None:
             offset = parsed.body_offset
-            pax['status'] = '%d %s' % (parsed.status, parsed.reason)
+            pax[protocol.PAX_STATUS] = '%d %s' % (parsed.status, parsed.reason)
             if parsed.content_type:
-                pax['content_type'] = parsed.content_type
+                pax[protocol.PAX_CONTENT_TYPE] = parsed.content_type
             for name, value in parsed.headers:
-                pax['header.' + name] = value
+                pax[protocol.PAX_HEADER_PREFIX + name] = value
             output.meta.update(parsed.meta)
     for key, value in output.meta.items():
-        pax['meta.' + key] = value
+        pax[protocol.PAX_META_PREFIX + key] = value
     length = size - offset
 
     def chunks() -> Iterator[bytes]:
@@ -218,26 +202,12 @@ class ObjectQueryMiddleware:
     def __init__(self, app, conf: Dict[str, str], logger=None):
         self.app = app
         self.logger = logger or get_logger(conf, log_route='object_query')
-        self.sysimages = parse_sysimage_devices(
-            conf.get('zerovm_sysimage_devices', ''))
-        self.timeout = int(float(conf.get('zerovm_timeout', 10)))
-        self.kill_timeout = float(conf.get('zerovm_kill_timeout', 1))
-        self.max_pool = int(conf.get('zerovm_maxpool', 2))
-        self.max_queue = int(conf.get('zerovm_maxqueue', 8))
-        self.max_input = int(conf.get('zerovm_maxinput', 1 << 30))
-        self.max_output = int(conf.get('zerovm_maxoutput', 1 << 30))
-        self.max_iops = int(conf.get('zerovm_maxiops', 1 << 30))
-        self.max_memory = int(conf.get('zerovm_maxnexemem', 1 << 30))
-        self.scratch = int(conf.get('zerovm_scratch_size', 64 << 20))
-        self.fuel = int(conf.get('zerovm_fuel', 0))
-        self.image_scan = ScanBounds.from_conf(conf)
-        self.mount_check = config_true_value(conf.get('mount_check', 'true'))
-        self.cache_dir = conf.get('zerovm_module_cache') or module_cache_dir()
+        self.config = ObjectConfig.from_conf(conf)
         self._pool: Optional[SandboxPool] = None
         overcommit = overcommit_warning(
-            self.max_pool,
-            server_processes(conf.get('workers'), os.cpu_count() or 1),
-            self.max_memory, visible_memory())
+            self.config.max_pool,
+            server_processes(self.config.workers, os.cpu_count() or 1),
+            self.config.max_memory, visible_memory())
         if overcommit:
             self.logger.warning(overcommit)
 
@@ -245,15 +215,15 @@ class ObjectQueryMiddleware:
     def pool(self) -> SandboxPool:
         # Started lazily: Swift builds filters in the parent before forking.
         if self._pool is None:
-            self._pool = SandboxPool(self.max_pool, self.max_queue,
-                                     self.kill_timeout,
-                                     cache_dir=self.cache_dir,
+            self._pool = SandboxPool(self.config.max_pool, self.config.max_queue,
+                                     self.config.kill_timeout,
+                                     cache_dir=self.config.cache_dir,
                                      logger=self.logger)
         return self._pool
 
     def __call__(self, env, start_response):
         req = Request(env)
-        if req.method != 'POST' or 'X-Zerovm-Execute' not in req.headers:
+        if req.method != 'POST' or protocol.EXECUTE_HEADER not in req.headers:
             return self.app(env, start_response)
 
         def start_sendable_response(status, headers, exc_info=None):
@@ -285,8 +255,9 @@ class ObjectQueryMiddleware:
         return final.root
 
     def execute(self, req: Request):
-        if not req.headers.get('X-Zerocloud-Id'):
-            raise HTTPBadRequest(body='X-Zerocloud-Id header is missing',
+        if not req.headers.get(protocol.JOB_ID_HEADER):
+            raise HTTPBadRequest(body='%s header is missing'
+                                 % protocol.JOB_ID_HEADER,
                                  request=req)
         try:
             dev, part, acct, cont, obj, policy = get_name_and_placement(
@@ -294,18 +265,18 @@ class ObjectQueryMiddleware:
         except UnicodeDecodeError:
             raise HTTPBadRequest(body='Invalid UTF8', request=req)
         if req.content_length is not None and \
-                req.content_length > self.max_input:
+                req.content_length > self.config.max_input:
             raise HTTPRequestEntityTooLarge(body='RPC request too large',
                                             request=req)
         ctype = req.headers.get('Content-Type', '').split(';')[0].strip()
         if not ctype:
             raise HTTPBadRequest(body='No content type', request=req)
-        if ctype not in TAR_TYPES:
+        if ctype != protocol.TAR_CONTENT_TYPE:
             raise HTTPBadRequest(body='Invalid Content-Type', request=req)
         devices = self._devices_root(policy)
-        if not check_drive(devices, dev, self.mount_check):
+        if not check_drive(devices, dev, self.config.mount_check):
             raise HTTPInsufficientStorage(drive=dev, request=req)
-        access = req.headers.get('X-Zerovm-Access', '').upper()
+        access = req.headers.get(protocol.ACCESS_HEADER, '').upper()
         if self._pool is not None and self._pool.full:
             # Refuse before the body is sent: the proxy tries another server.
             raise HTTPServiceUnavailable(body='Slot not available',
@@ -337,7 +308,7 @@ class ObjectQueryMiddleware:
             broker = final._get_container_broker(dev, part, acct, cont)
             if not os.path.exists(broker.db_file) or broker.is_deleted():
                 raise HTTPNotFound(request=req)
-            if os.path.getsize(broker.db_file) > self.max_input:
+            if os.path.getsize(broker.db_file) > self.config.max_input:
                 raise HTTPRequestEntityTooLarge(body='Data object too large',
                                                 request=req)
             # The container server keeps writing its database: the node
@@ -345,7 +316,8 @@ class ObjectQueryMiddleware:
             # server's other requests go on), scrubbed of what only the
             # container's owners may see unless the proxy vouches for one.
             snapshot = os.path.join(workdir, 'container.db')
-            owner = req.headers.get(OWNER_HEADER) == OWNER_HEADER_VALUE
+            owner = req.headers.get(protocol.OWNER_HEADER) == \
+                protocol.OWNER_HEADER_VALUE
             tpool.execute(snapshot_database, broker.db_file, snapshot,
                           not owner)
             return LocalObject(path, snapshot, os.path.getsize(snapshot))
@@ -359,7 +331,7 @@ class ObjectQueryMiddleware:
         # Keep the .data open for the whole run: a concurrent PUT or DELETE
         # may unlink the path, but our descriptor keeps the bytes alive.
         stack.callback(df.__exit__, None, None, None)
-        if df.content_length > self.max_input:
+        if df.content_length > self.config.max_input:
             raise HTTPRequestEntityTooLarge(body='Data object too large',
                                             request=req)
         meta = df.get_metadata()
@@ -375,7 +347,7 @@ class ObjectQueryMiddleware:
         def read(size: int) -> bytes:
             chunk = wsgi_input.read(size)
             total[0] += len(chunk)
-            if total[0] > self.max_input:
+            if total[0] > self.config.max_input:
                 raise HTTPRequestEntityTooLarge(body='RPC request too large',
                                                 request=req)
             if expected is not None and total[0] > expected:
@@ -409,11 +381,11 @@ class ObjectQueryMiddleware:
         return members
 
     def _read_sysmap(self, req: Request, members: Dict[str, str]) -> Node:
-        path = members.pop(SYSMAP, None)
+        path = members.pop(protocol.SYSMAP_MEMBER, None)
         if path is None:
             raise HTTPBadRequest(body='No system map found in request',
                                  request=req)
-        if os.path.getsize(path) > MAX_SYSMAP:
+        if os.path.getsize(path) > protocol.MAX_SYSMAP:
             raise HTTPRequestEntityTooLarge(body='System map too large',
                                             request=req)
         try:
@@ -425,32 +397,32 @@ class ObjectQueryMiddleware:
     # -- the run ----------------------------------------------------------
 
     def _limits(self, req: Request) -> Limits:
-        timeout = self.timeout
+        timeout = self.config.timeout
         try:
             timeout = min(timeout, int(float(
-                req.headers.get('X-Zerovm-Timeout', timeout))))
+                req.headers.get(protocol.TIMEOUT_HEADER, timeout))))
         except ValueError:
             pass
-        return Limits(timeout=max(1, timeout), memory=self.max_memory,
-                      max_input=self.max_input, max_output=self.max_output,
-                      max_iops=self.max_iops, scratch=self.scratch,
-                      fuel=self.fuel, image_scan=self.image_scan)
+        return Limits(timeout=max(1, timeout), memory=self.config.max_memory,
+                      max_input=self.config.max_input, max_output=self.config.max_output,
+                      max_iops=self.config.max_iops, scratch=self.config.scratch,
+                      fuel=self.config.fuel, image_scan=self.config.image_scan)
 
     def _run(self, req: Request, stack: ExitStack, node: Node, workdir: str,
              members: Dict[str, str], local: Optional[LocalObject],
              policy_name: str):
         started = time.time()
         limits = self._limits(req)
-        clock = req.headers.get('X-Zerovm-Deterministic')
+        clock = req.headers.get(protocol.DETERMINISTIC_HEADER)
         try:
             # Taking a program out of a (maybe gzip) image is CPU work: in
             # a real thread, so the server's other requests go on.
             session = tpool.execute(
-                prepare_session, node, workdir, members, self.sysimages,
+                prepare_session, node, workdir, members, self.config.sysimages,
                 local, limits,
                 deterministic_clock=int(clock) if clock and clock.isdigit()
                 else None,
-                seed=int(md5(req.headers['X-Zerocloud-Id'].encode() +
+                seed=int(md5(req.headers[protocol.JOB_ID_HEADER].encode() +
                              node.name.encode()).hexdigest()[:15], 16))
         except ExecutionError as err:
             raise HTTPException(status=err.status, body=err.message,
@@ -465,9 +437,9 @@ class ObjectQueryMiddleware:
         report = result.report
         headers = nexe_headers(node.name, report, elapsed, policy_name,
                                result.fuel)
-        colocated = colocation_proof(req.headers.get('X-Nexe-Colocated'))
+        colocated = colocation_proof(req.headers.get(protocol.COLOCATED_HEADER))
         if colocated:
-            headers['X-Nexe-Colocated'] = colocated
+            headers[protocol.COLOCATED_HEADER] = colocated
         succeeded = report.ok and report.retcode == 0
         if not report.ok:
             headers['X-Nexe-Error'] = headers['X-Nexe-Status']
@@ -503,7 +475,7 @@ class ObjectQueryMiddleware:
             with stack:
                 for _, chunks in frames:
                     yield from chunks
-        headers['Content-Type'] = 'application/x-tar'
+        headers['Content-Type'] = protocol.TAR_CONTENT_TYPE
         resp = HTTPOk(headers=headers, app_iter=body(), request=req)
         resp.content_length = body_length
         return resp

@@ -67,7 +67,7 @@ from swift.common.utils import InputProxy, close_if_possible
 from swift.common.wsgi import WSGIContext, make_subrequest
 
 from zerocloud.proxy.request import CHAIN_INPUT, CHAIN_PROVENANCE, JOB_PROVENANCE
-from zerocloud.proxy.jobrun import EXECUTE_HEADER
+from zerocloud.protocol import EXECUTE_HEADER
 
 CHAIN_TIME_HEADER = 'X-Chain-Total-Time'
 CHAIN_CONTENT_TYPE = 'application/json'

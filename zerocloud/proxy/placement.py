@@ -11,9 +11,13 @@ server only checks that the device is there.
 """
 
 from dataclasses import dataclass
-from typing import List
+from typing import Callable, List
 
-from zerocloud.job.model import SwiftPath
+from swift.common.http import is_success
+from swift.common.storage_policy import POLICIES
+
+from zerocloud.job.model import Node, SwiftPath
+from zerocloud.proxy.nodeclient import NodeError
 
 
 @dataclass
@@ -59,3 +63,47 @@ def free_target(ring, account: str, policy_index: int, policy_name: str,
     nodes = nodes[start:] + nodes[:start]
     return Target('/' + account, 0, order_nodes(nodes, is_limited), '',
                   policy_index, policy_name)
+
+
+class Placer:
+    """Chooses each node's target; long-lived, one per filter.
+
+    It remembers whose turn the next free node is, so consecutive free
+    nodes start on consecutive servers: a stage's nodes spread over the
+    cluster instead of meeting by chance.
+    """
+
+    def __init__(self, proxy_app):
+        self.proxy_app = proxy_app
+        self._free_turn = 0
+
+    def _is_limited(self, node: dict) -> bool:
+        limited = getattr(self.proxy_app, 'error_limited', None)
+        return bool(limited and limited(node))
+
+    def target(self, node: Node, account: str,
+               container_info: Callable[[str, str], dict]) -> Target:
+        """Where ``node`` runs: next to its input object, else anywhere.
+
+        ``container_info(account, container)`` is Swift's container info.
+        """
+        channel = node.placement_channel()
+        path = channel.path if channel is not None else None
+        proxy = self.proxy_app
+        if isinstance(path, SwiftPath) and path.container:
+            info = container_info(path.account, path.container)
+            if not is_success(info.get('status') or 0):
+                raise NodeError('Error while fetching %s' % path.path_info,
+                                404)
+            if path.obj is None:
+                return container_target(proxy.container_ring, path,
+                                        self._is_limited)
+            index = int(info.get('storage_policy') or 0)
+            return object_target(proxy.get_object_ring(index), path, index,
+                                 POLICIES.get_by_index(index).name,
+                                 self._is_limited)
+        policy = POLICIES.default
+        self._free_turn += 1
+        return free_target(proxy.get_object_ring(policy.idx), account,
+                           policy.idx, policy.name, self._free_turn,
+                           self._is_limited)

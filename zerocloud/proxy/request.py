@@ -15,7 +15,8 @@ ready to run (:mod:`zerocloud.proxy.jobrun`):
 
 Every object the job touches is authorized with the deployment's own
 ``swift.authorize`` before anything runs, with ZeroCloud's "setuid"
-fallback and the limits on jobs of foreign origin (:mod:`zerocloud.proxy.access`).
+fallback and the limits on jobs of foreign origin
+(:mod:`zerocloud.proxy.access`).
 """
 
 import json
@@ -29,11 +30,13 @@ from swift.common.swob import HTTPException, Request
 from swift.common.utils import unquote
 
 from zerocloud import cgi
-from zerocloud.proxy import access
 from zerocloud.job import source as jobsource
 from zerocloud.job.model import (
     Job, JobError, Node, SwiftPath, job_from_script, parse_job,
     parse_location, substitute)
+from zerocloud.proxy import access
+from zerocloud.proxy.config import ProxyConfig
+from zerocloud.proxy.swiftaccess import SwiftAccess
 
 SOURCE_HEADER = 'X-Zerovm-Source'
 #: environ key of a chained request: (read, length) of the chain's input.
@@ -55,10 +58,6 @@ RUN_OBJECT_TEMPLATE = json.dumps([{
     'exec': {'path': '{.object_path}', 'args': '{.args}'},
     'devices': [{'name': 'stdout',
                  'content_type': '{.content_type=text/plain}'}]}])
-
-
-class NodeError(JobError):
-    """One node cannot run; the job goes on to report it for that node."""
 
 
 @dataclass(frozen=True)
@@ -92,10 +91,12 @@ def iter_reader(chunks: Iterable[bytes]) -> Callable[[int], bytes]:
 class JobRequest:
     """One execution request, up to a validated, authorized job."""
 
-    def __init__(self, mw, req: Request, account: str,
+    def __init__(self, swift: SwiftAccess, config: ProxyConfig,
+                 req: Request, account: str,
                  container: Optional[str], obj: Optional[str],
                  kind: str = JOB):
-        self.mw = mw
+        self.swift = swift
+        self.config = config
         self.req = req
         self.account = account
         self.container = container
@@ -140,9 +141,9 @@ class JobRequest:
                 doc = self._read_body(ctype, self._content_length(),
                                       req.environ['wsgi.input'].read)
         job = parse_job(doc, account=self.account,
-                        sysimages=self.mw.sysimages,
-                        lister=lambda a, c: self.mw.list_names(req, a, c),
-                        default_content_type=self.mw.default_content_type)
+                        sysimages=self.config.sysimages,
+                        lister=self.swift.list_names,
+                        default_content_type=self.config.default_content_type)
         self._authorize_objects(job.nodes)
         if any(node.wants_stream for node in job.nodes):
             self.stream = self._data_stream(self.source_url is not None)
@@ -163,7 +164,7 @@ class JobRequest:
         container grants for it (:mod:`zerocloud.proxy.access`).
         """
         try:
-            owner = self.mw.authorize(self.req, method, path, acl_key)
+            owner = self.swift.authorize(method, path, acl_key)
         except HTTPException as denial:
             self._authorize_setuid(method, path, denial)
             return
@@ -178,7 +179,7 @@ class JobRequest:
         acl = grant and grant.acl(write=method == 'PUT')
         if not acl:
             raise denial
-        self.mw.authorize(self.req, method, path, None, acl=acl)
+        self.swift.authorize(method, path, None, acl=acl)
         self.grants.add(grant)
 
     def _lending_grant(self, path: SwiftPath
@@ -200,7 +201,7 @@ class JobRequest:
             holder = parse_location(self.inherited.source_url)
             if holder.account != path.account:
                 return None
-        meta = self.mw.container_meta(self.req, holder.account,
+        meta = self.swift.container_meta(holder.account,
                                       holder.container)
         suid = meta.get('zerovm-suid')
         endpoint = unquote(meta.get('rest-endpoint') or '')
@@ -224,7 +225,7 @@ class JobRequest:
         program, by running it.
         """
         path = self._request_path()
-        ctype = self.mw.content_type_of(self.req, path)
+        ctype = self.swift.content_type_of(path)
         if jobsource.body_kind(ctype) == 'tar':
             try:
                 return self._read_source(path)
@@ -236,7 +237,8 @@ class JobRequest:
                            % path.url, 501)
         self.authorize('POST', path, None)
         self._note_origin(self.account)
-        template = self.mw.open_template(self.req, self.account, ctype)
+        template = self.swift.open_template(self.account, ctype,
+                                            self.config.max_config)
         if template is None:
             if ctype not in RUNNABLE_TYPES:
                 raise JobError('No application registered for %s' % ctype,
@@ -246,7 +248,7 @@ class JobRequest:
 
     def _api(self):
         """``/api/a/c/...``: the container's REST endpoint runs the request."""
-        meta = self.mw.container_meta(self.req, self.account, self.container)
+        meta = self.swift.container_meta(self.account, self.container)
         endpoint = meta.get('rest-endpoint')
         if not endpoint:
             raise JobError('No API endpoint configured for container %s'
@@ -270,8 +272,8 @@ class JobRequest:
             length = self._content_length() or 0
         else:
             return None
-        return jobsource.spool(read, length, self.mw.max_input,
-                               self.mw.spool_dir)
+        return jobsource.spool(read, length, self.config.max_input,
+                               self.config.spool_dir)
 
     def _content_length(self) -> Optional[int]:
         try:
@@ -284,7 +286,7 @@ class JobRequest:
                    read: Callable[[int], bytes], etag: Optional[str] = None):
         kind = jobsource.body_kind(ctype)
         if kind == 'json':
-            raw = jobsource.read_limited(read, length, self.mw.max_config)
+            raw = jobsource.read_limited(read, length, self.config.max_config)
             if etag and etag.strip('"').lower() != md5(
                     raw, usedforsecurity=False).hexdigest():
                 raise JobError('Etag does not match the job description',
@@ -293,18 +295,18 @@ class JobRequest:
         if length is None:
             raise JobError('Must specify Content-Length')
         if kind == 'tar':
-            self.image = jobsource.spool(read, length, self.mw.max_input,
-                                         self.mw.spool_dir)
+            self.image = jobsource.spool(read, length, self.config.max_input,
+                                         self.config.spool_dir)
             # Expanding a gzip zapp is CPU work: in a thread, off the hub.
             return tpool.execute(jobsource.find_system_map, self.image,
-                                 ctype, self.mw.image_scan,
-                                 self.mw.max_config)
+                                 ctype, self.config.image_scan,
+                                 self.config.max_config)
         head = jobsource.read_script_head(read)
         doc = job_from_script(head, account=self.account,
                               container=self.container, obj=self.obj)
         self.image = jobsource.script_image(head, read, length,
-                                            self.mw.max_input,
-                                            self.mw.spool_dir)
+                                            self.config.max_input,
+                                            self.config.spool_dir)
         return doc
 
     def _source_path(self, url: str, what: str = SOURCE_HEADER
@@ -326,7 +328,7 @@ class JobRequest:
         self.authorize('GET', path, 'read_acl')
         self.authorize('POST', target or self._request_path(), None)
         self._note_origin(path.account)
-        resp = self.mw.fetch_response(self.req, path, self.grants)
+        resp = self.swift.fetch_response(path, self.grants)
         try:
             return self._read_body(
                 resp.headers.get('Content-Type', ''), resp.content_length,
@@ -338,7 +340,7 @@ class JobRequest:
 
     def _note_origin(self, account: str) -> None:
         """The job's description is stored in ``account``: is it foreign?"""
-        if self.origin is None and not self.mw.is_owner(self.req, account):
+        if self.origin is None and not self.swift.is_owner(account):
             self.origin = account
 
     def _authorize_foreign_write(self, path: SwiftPath) -> None:
@@ -347,7 +349,7 @@ class JobRequest:
         grant = self._lending_grant(path)
         if grant is None or not grant.write_acl:
             raise access.foreign_write_refusal(path, self.origin)
-        self.mw.authorize(self.req, 'PUT', path, None, acl=grant.write_acl)
+        self.swift.authorize('PUT', path, None, acl=grant.write_acl)
         self.grants.add(grant)
 
     def _authorize_objects(self, nodes: List[Node]) -> None:
@@ -396,8 +398,8 @@ class JobRequest:
                           for a in accounts]
         for path in candidates:
             try:
-                self.mw.authorize(self.req, 'PUT', path, 'write_acl')
-                self.mw.authorize(self.req, 'GET', path, 'read_acl')
+                self.swift.authorize('PUT', path, 'write_acl')
+                self.swift.authorize('GET', path, 'read_acl')
             except HTTPException:
                 continue
             return path

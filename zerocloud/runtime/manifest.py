@@ -1,4 +1,4 @@
-"""ZeroVM manifest (version ``20130611``) parser.
+"""ZeroVM manifest (version ``20130611``): parser and writer.
 
 The syntax is ZeroVM's, quirks included, so existing ZeroCloud manifests run
 unchanged:
@@ -248,3 +248,29 @@ def load_manifest(path: str) -> Manifest:
         raise SessionFailure('cannot read manifest: %s'
                              % os.strerror(err.errno or errno.EIO), errno.EIO)
     return parse_manifest_text(data.decode('utf-8', 'replace'))
+
+
+def render_manifest(manifest: Manifest, node: Optional[int] = None) -> str:
+    """The text :func:`parse_manifest_text` reads back as ``manifest``.
+
+    ``node`` (the job's node number) is written for the record only.
+    """
+    lines = ['Version=%s' % VERSION,
+             'Program=%s' % manifest.program,
+             'Timeout=%d' % manifest.timeout,
+             'Memory=%d,%d' % (manifest.memory, int(manifest.memory_etag))]
+    if manifest.program_member:
+        lines.append('ProgramMember=%s' % manifest.program_member)
+    if manifest.fuel:
+        lines.append('Fuel=%d' % manifest.fuel)
+    lines.append('Scratch=%d' % manifest.scratch)
+    if manifest.deterministic:
+        lines.append('Deterministic=1')
+        lines.append('Seed=%d' % manifest.seed)
+    for ch in manifest.channels:
+        lines.append('Channel=%s,%s,%d,%d,%d,%d,%d,%d' % (
+            ch.uri, ch.alias, ch.type, int(ch.etag), ch.gets, ch.getsize,
+            ch.puts, ch.putsize))
+    if node is not None:
+        lines.append('Node=%d' % node)
+    return '\n'.join(lines) + '\n'

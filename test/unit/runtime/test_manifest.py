@@ -3,8 +3,9 @@ import errno
 import pytest
 
 from zerocloud.runtime.errors import SessionFailure
-from zerocloud.runtime.manifest import (load_manifest, parse_c_int,
-                                        parse_manifest_text)
+from zerocloud.runtime.manifest import (
+    Channel, Manifest, load_manifest, parse_c_int, parse_manifest_text,
+    render_manifest)
 
 STDIO = ('Channel = /dev/null, /dev/stdin, 0, 0, 1, 1, 0, 0\n'
          'Channel = /tmp/o, /dev/stdout, 0, 1, 0, 0, 1, 1\n'
@@ -119,3 +120,16 @@ def test_load_manifest_errors(tmp_path):
     with pytest.raises(SessionFailure) as caught:
         load_manifest(str(tmp_path))
     assert caught.value.exit_status == errno.EIO
+
+
+def test_rendered_manifest_parses_back_to_itself():
+    original = Manifest(
+        program='/srv/image.tar', timeout=7, memory=1 << 20,
+        memory_etag=False, program_member='python', fuel=1000,
+        deterministic=True, seed=42, scratch=4096,
+        channels=[Channel('/dev/null', '/dev/stdin', 3, False, 9, 99, 0, 0),
+                  Channel('/tmp/o', '/dev/stdout', 3, True, 0, 0, 8, 88),
+                  Channel('/tmp/e', '/dev/stderr', 3, False, 0, 0, 8, 88)])
+    text = render_manifest(original, node=3)
+    assert text.endswith('Node=3\n')
+    assert parse_manifest_text(text) == original

@@ -1,3 +1,5 @@
+"""The client's answer: X-Nexe-* items, stored outputs, bodies, CGI headers."""
+
 import io
 import logging
 import os
@@ -6,11 +8,15 @@ import pytest
 from swift.common.swob import Request
 
 from zerocloud import protocol
-from zerocloud.proxy.nodeclient import Answer
 from zerocloud.job.model import SwiftPath, parse_job
-from zerocloud.proxy.request import JobRequest, iter_reader
-from zerocloud.proxy.jobrun import Body, JobRun, NodeResult, PendingPut
 from zerocloud.job.source import Spooled
+from zerocloud.proxy.access import Grants
+from zerocloud.proxy.nodeclient import (
+    Answer, Body, NodeResult, PendingPut, read_answer)
+from zerocloud.proxy.request import iter_reader
+from zerocloud.proxy.response import JobResponse, nexe_headers
+
+LOGGER = logging.getLogger('test')
 
 
 def test_iter_reader_rechunks_exactly():
@@ -28,17 +34,15 @@ def test_iter_reader_of_nothing():
     assert iter_reader([])(10) == b''
 
 
-class FakeFilter:
-    """What JobRun needs of proxy_query for assembling a response."""
-
-    accounting = False
+class StoringSwift:
+    """What a response needs of Swift: storing outputs (or refusing to)."""
 
     def __init__(self, refuse=None):
-        self.logger = logging.getLogger('test')
+        self.req = Request.blank('/v1/a')
         self.stored = []
         self.refuse = refuse
 
-    def store(self, req, put, elevated=False):
+    def store(self, put, grants=None):
         if self.refuse:
             return self.refuse
         with open(put.data.path, 'rb') as fp:
@@ -58,8 +62,9 @@ def spooled(tmp_path, name, data):
     return Spooled(str(path), len(data))
 
 
-def run(mw):
-    return JobRun(JobRequest(mw, Request.blank('/v1/a'), 'a', None, None))
+def respond(results, swift=None):
+    return JobResponse(swift or StoringSwift(), Grants(), None, LOGGER,
+                       'job', 'a', 0.0).respond(results)
 
 
 def body(data, ctype):
@@ -75,7 +80,7 @@ def test_bodies_are_concatenated_in_node_order(tmp_path):
         NodeResult(second, headers={'X-Nexe-Status': 'ok',
                                     'X-Nexe-System': 'second'},
                    body=body(b'two\n', 'text/plain'))]
-    resp = run(FakeFilter())._response(results)
+    resp = respond(results)
     assert resp.status_int == 200
     assert b''.join(resp.app_iter) == b'one\ntwo\n'
     assert resp.content_length == 8
@@ -93,13 +98,13 @@ def test_outputs_are_stored_only_when_every_node_succeeded(tmp_path):
     results = [NodeResult(good, puts=[put]),
                NodeResult(bad, status=422, error='Node bad failed: trap',
                           headers={'X-Nexe-Status': 'guest trap: x'})]
-    mw = FakeFilter()
-    resp = run(mw)._response(results)
+    swift = StoringSwift()
+    resp = respond(results, swift)
     assert resp.status_int == 422
     assert resp.body == b'Node bad failed: trap\n'
     assert resp.headers['X-Nexe-Status'] == 'ZeroVM did not run,guest trap: x'
     assert resp.headers['X-Nexe-Error'] == 'Node bad failed: trap'
-    assert mw.stored == []
+    assert swift.stored == []
     assert not os.path.exists(data.path)
 
 
@@ -108,8 +113,9 @@ def test_store_refusal_becomes_the_status(tmp_path):
     puts = [PendingPut(SwiftPath('a', 'c', 'o'),
                        spooled(tmp_path, name, b'x'), 'text/plain', {})
             for name in ('p1', 'p2')]
-    mw = FakeFilter(refuse=(403, 'Status 403 Forbidden when putting /a/c/o'))
-    resp = run(mw)._response([NodeResult(only, puts=puts)])
+    swift = StoringSwift(
+        refuse=(403, 'Status 403 Forbidden when putting /a/c/o'))
+    resp = respond([NodeResult(only, puts=puts)], swift)
     assert resp.status_int == 403
     assert resp.body == b'Status 403 Forbidden when putting /a/c/o\n'
     assert all(not os.path.exists(p.data.path) for p in puts)
@@ -125,7 +131,7 @@ def test_nexe_items_from_users_and_programs_are_encoded():
                                     'X-Nexe-Policy': 'p\u2603',
                                     'X-Nexe-Cdr-Line': '0.100, 0.00 0.00 '
                                                        '0 0 0 0 0 0 0 0'})]
-    headers = run(FakeFilter())._nexe_headers(results)
+    headers = nexe_headers(results, 0.0)
     assert headers['X-Nexe-Error'] == \
         'Error 404 while fetching /a/c/%E2%98%83%2Cx'
     assert headers['X-Nexe-Policy'] == ',p%E2%98%83'
@@ -143,7 +149,7 @@ def test_a_bodiless_status_drops_every_body(tmp_path, status):
         NodeResult(first, status=status, body=Body(
             data.size, 'text/plain', data.chunks(), {'X-App': '1'}, data)),
         NodeResult(second, body=body(b'two\n', 'text/plain'))]
-    resp = run(FakeFilter())._response(results)
+    resp = respond(results)
     assert resp.status_int == status
     assert resp.content_length == 0
     assert b''.join(resp.app_iter) == b''
@@ -161,12 +167,12 @@ def answer_with(pax, data=b'body'):
 def test_printed_headers_never_frame_the_response():
     [only] = nodes('only')
     result = NodeResult(only)
-    run(FakeFilter())._collect(result, answer_with({
+    read_answer(result, answer_with({
         'status': '200 OK', 'content_type': 'text/plain',
         'header.Transfer-Encoding': 'chunked', 'header.Content-Length': '1',
         'header.Connection': 'close', 'header.Keep-Alive': 'timeout=1',
         'header.X-Split': 'a\r\nSet-Cookie: x', 'header.X-Kept': 'yes',
-        'meta.Color': 'red'}), stream=True)
+        'meta.Color': 'red'}), True, None, LOGGER)
     assert result.status == 200
     assert result.body.headers == {'X-Kept': 'yes',
                                    'X-Object-Meta-Color': 'red'}
@@ -176,8 +182,8 @@ def test_printed_headers_never_frame_the_response():
 def test_an_informational_status_is_a_bad_answer():
     [only] = nodes('only')
     result = NodeResult(only)
-    run(FakeFilter())._collect(result, answer_with({'status': '101 Up'}),
-                               stream=True)
+    read_answer(result, answer_with({'status': '101 Up'}), True, None,
+                LOGGER)
     assert result.status == 503
     assert result.error == 'Bad answer from storage server: status 101'
     assert result.body is None

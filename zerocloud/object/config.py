@@ -1,0 +1,79 @@
+"""``object_query``'s options, read and checked once when it is built.
+
+Each option is documented in :mod:`zerocloud.object.filter`; the defaults are
+the named constants below.
+"""
+
+import os
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+from zerocloud import options
+from zerocloud.options import Conf
+from zerocloud.paths import module_cache_dir
+from zerocloud.tarscan import ScanBounds
+
+DEFAULT_TIMEOUT = 10
+DEFAULT_KILL_TIMEOUT = 1.0
+DEFAULT_MAXPOOL = 2
+DEFAULT_MAXQUEUE = 8
+DEFAULT_MAXINPUT = 1 << 30
+DEFAULT_MAXOUTPUT = 1 << 30
+DEFAULT_MAXIOPS = 1 << 30
+#: A small storage node (2 CPUs, 4 GiB, ``workers = auto``) runs 2 × 2
+#: sandboxes per server: 1 GiB each keeps them within its RAM.
+DEFAULT_MAXNEXEMEM = 1 << 30
+DEFAULT_SCRATCH = 64 << 20
+DEFAULT_FUEL = 0
+
+
+@dataclass(frozen=True)
+class ObjectConfig:
+    sysimages: Dict[str, str]
+    timeout: int
+    kill_timeout: float
+    max_pool: int
+    max_queue: int
+    max_input: int
+    max_output: int
+    max_iops: int
+    max_memory: int
+    scratch: int
+    fuel: int
+    image_scan: ScanBounds
+    mount_check: bool
+    cache_dir: str
+    #: The server's ``workers`` setting, for the memory check at start.
+    workers: Optional[str]
+
+    @classmethod
+    def from_conf(cls, conf: Conf) -> 'ObjectConfig':
+        """Every option, checked; :class:`~zerocloud.options.ConfigError`
+        names the first bad one."""
+        return cls(
+            sysimages=options.sysimage_devices(conf),
+            timeout=options.integer(conf, 'zerovm_timeout', DEFAULT_TIMEOUT,
+                                    minimum=1),
+            kill_timeout=options.number(conf, 'zerovm_kill_timeout',
+                                        DEFAULT_KILL_TIMEOUT),
+            max_pool=options.integer(conf, 'zerovm_maxpool', DEFAULT_MAXPOOL,
+                                     minimum=1),
+            max_queue=options.integer(conf, 'zerovm_maxqueue',
+                                      DEFAULT_MAXQUEUE),
+            max_input=options.integer(conf, 'zerovm_maxinput',
+                                      DEFAULT_MAXINPUT, minimum=1),
+            max_output=options.integer(conf, 'zerovm_maxoutput',
+                                       DEFAULT_MAXOUTPUT, minimum=1),
+            max_iops=options.integer(conf, 'zerovm_maxiops', DEFAULT_MAXIOPS,
+                                     minimum=1),
+            max_memory=options.integer(conf, 'zerovm_maxnexemem',
+                                       DEFAULT_MAXNEXEMEM, minimum=1 << 16),
+            scratch=options.integer(conf, 'zerovm_scratch_size',
+                                    DEFAULT_SCRATCH),
+            fuel=options.integer(conf, 'zerovm_fuel', DEFAULT_FUEL),
+            image_scan=options.scan_bounds(conf),
+            mount_check=options.flag(conf, 'mount_check', True),
+            cache_dir=os.path.expanduser(options.text(
+                conf, 'zerovm_module_cache', None) or module_cache_dir()),
+            workers=conf.get('workers'),
+        )

@@ -1,0 +1,62 @@
+"""``proxy_query``'s options, read and checked once when it is built.
+
+Each option is documented in :mod:`zerocloud.proxy.filter`; the defaults are
+the named constants below.
+"""
+
+from dataclasses import dataclass
+from typing import FrozenSet, Optional
+
+from zerocloud import options
+from zerocloud.options import Conf
+from zerocloud.tarscan import ScanBounds
+
+DEFAULT_TIMEOUT = 10
+DEFAULT_MAXCONFIG = 65536
+DEFAULT_MAXINPUT = 1 << 30
+DEFAULT_CONTENT_TYPE = 'application/octet-stream'
+#: Swift's own defaults for its proxy's connections to storage servers.
+DEFAULT_CONN_TIMEOUT = 0.5
+DEFAULT_NODE_TIMEOUT = 10.0
+DEFAULT_STATS_ACCOUNT = 'userstats'
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    sysimages: FrozenSet[str]
+    timeout: int
+    max_config: int
+    max_input: int
+    default_content_type: str
+    conn_timeout: float
+    node_timeout: float
+    spool_dir: Optional[str]
+    accounting: bool
+    stats_account: str
+    image_scan: ScanBounds
+
+    @classmethod
+    def from_conf(cls, conf: Conf) -> 'ProxyConfig':
+        """Every option, checked; :class:`~zerocloud.options.ConfigError`
+        names the first bad one."""
+        return cls(
+            sysimages=frozenset(options.sysimage_devices(conf)),
+            timeout=options.integer(conf, 'zerovm_timeout', DEFAULT_TIMEOUT,
+                                    minimum=1),
+            max_config=options.integer(conf, 'zerovm_maxconfig',
+                                       DEFAULT_MAXCONFIG, minimum=1),
+            max_input=options.integer(conf, 'zerovm_maxinput',
+                                      DEFAULT_MAXINPUT, minimum=1),
+            default_content_type=options.text(
+                conf, 'zerovm_default_content_type', DEFAULT_CONTENT_TYPE),
+            conn_timeout=options.number(conf, 'conn_timeout',
+                                        DEFAULT_CONN_TIMEOUT, minimum=0.001),
+            node_timeout=options.number(conf, 'node_timeout',
+                                        DEFAULT_NODE_TIMEOUT, minimum=0.001),
+            spool_dir=options.text(conf, 'zerovm_spool_dir', None),
+            accounting=options.flag(conf, 'zerovm_accounting_enabled',
+                                    False),
+            stats_account=options.text(conf, 'user_stats_account',
+                                       DEFAULT_STATS_ACCOUNT),
+            image_scan=options.scan_bounds(conf),
+        )

@@ -1,0 +1,185 @@
+"""The client's answer to a job: stored outputs, ``X-Nexe-*``, the body.
+
+Outputs with ``swift://`` paths are stored as the user only if every node
+succeeded, and no more once Swift refused one; then the path-less outputs
+form the body, concatenated in node order, with one ``X-Nexe-*`` item per
+node.  A job asked to be deferred (``X-Zerovm-Deferred``) that is not done in
+time answers at once with the ``swift://`` URL where its response will be
+written.
+"""
+
+import json
+import time
+from typing import Callable, Dict, Iterator, List, Optional
+
+import eventlet
+from swift.common.swob import Response
+
+from zerocloud import cgi
+from zerocloud.headers import header_value
+from zerocloud.job.model import SwiftPath
+from zerocloud.proxy.access import Grants
+from zerocloud.proxy.accounting import (
+    UNRUN_CDR, UNRUN_STATUS, Accounting, accounting_lines)
+from zerocloud.proxy.nodeclient import Body, NodeResult
+from zerocloud.proxy.swiftaccess import SwiftAccess
+
+DEFERRED_HEADER = 'X-Zerovm-Deferred'
+#: Each ``X-Nexe-*`` header and a node's item when it has none.
+NEXE_DEFAULTS = (
+    ('X-Nexe-System', None),   # the node's name
+    ('X-Nexe-Status', UNRUN_STATUS),
+    ('X-Nexe-Retcode', '0'),
+    ('X-Nexe-Etag', ''),
+    ('X-Nexe-Validation', '0'),
+    ('X-Nexe-Cdr-Line', UNRUN_CDR),
+    ('X-Nexe-Policy', ''),
+    ('X-Nexe-Colocated', '0'),
+)
+#: Headers whose items are text, not numbers or digests.
+NEXE_TEXT_HEADERS = ('X-Nexe-System', 'X-Nexe-Status', 'X-Nexe-Policy')
+
+
+def nexe_headers(results: List[NodeResult], elapsed: float
+                 ) -> Dict[str, str]:
+    """One item per node in each ``X-Nexe-*`` header.
+
+    Items of text (names, statuses, errors) are encoded
+    (:mod:`zerocloud.headers`): errors quote users' paths and programs'
+    stderr.  Items object servers sent are encoded already; encoding them
+    again changes nothing.
+    """
+    headers: Dict[str, str] = {}
+    for key, default in NEXE_DEFAULTS:
+        items = [r.headers.get(key, r.node.name if default is None
+                               else default) for r in results]
+        if key in NEXE_TEXT_HEADERS:
+            items = [header_value(item) for item in items]
+        headers[key] = ','.join(items)
+    fuel = [r.headers.get('X-Nexe-Fuel') for r in results]
+    if any(fuel):
+        headers['X-Nexe-Fuel'] = ','.join(f or '0' for f in fuel)
+    errors = [r.error for r in results if r.error] or [
+        r.headers['X-Nexe-Error'] for r in results
+        if 'X-Nexe-Error' in r.headers]
+    if errors:
+        headers['X-Nexe-Error'] = ' '.join(header_value(e) for e in errors)
+    headers['X-Nexe-Cdr-Line'] = '%.3f, %s' % (elapsed,
+                                               headers['X-Nexe-Cdr-Line'])
+    return headers
+
+
+def _body_iter(results: List[NodeResult], bodies: List[Body]
+               ) -> Iterator[bytes]:
+    try:
+        for body in bodies:
+            yield from body.chunks
+    finally:
+        for result in results:
+            result.discard()
+
+
+class JobResponse:
+    """Turns one job's node results into the client's response."""
+
+    def __init__(self, swift: SwiftAccess, grants: Grants,
+                 accounting: Optional[Accounting], logger, job_id: str,
+                 account: str, started: float):
+        self.swift = swift
+        self.grants = grants
+        self.accounting = accounting
+        self.logger = logger
+        self.job_id = job_id
+        self.account = account
+        self.started = started
+
+    def store_outputs(self, results: List[NodeResult]) -> None:
+        ok = not any(r.failed for r in results)
+        for result in results:
+            for put in result.puts:
+                refusal = ok and self.swift.store(put, self.grants)
+                if refusal:
+                    status, result.error = refusal
+                    result.status = max(result.status, status)
+                    ok = False   # store nothing more once Swift refused
+                put.data.remove()
+            result.puts = []
+            for data in result.edges.values():
+                data.remove()
+            result.edges = {}
+
+    def respond(self, results: List[NodeResult]) -> Response:
+        self.store_outputs(results)
+        headers = nexe_headers(results, time.time() - self.started)
+        status = max(r.status for r in results)
+        errors = [r.error for r in results if r.error]
+        self._account_for(results, status, headers)
+        if errors:
+            for result in results:
+                result.discard()
+            if status == 503:
+                headers['Retry-After'] = '1'
+            text = ''.join(e if e.endswith('\n') else e + '\n'
+                           for e in errors)
+            return Response(status=status, body=text, headers=headers,
+                            content_type='text/plain')
+        bodies = [r.body for r in results if r.body is not None]
+        for body in bodies:
+            headers.update(body.headers)
+        content_type = bodies[0].content_type if bodies else 'text/plain'
+        if status in cgi.BODILESS_STATUSES:
+            # A client reads no body after 204 or 304: bytes a program
+            # printed there would be taken for the next response.
+            for result in results:
+                result.discard()
+            bodies = []
+        resp = Response(status=status, headers=headers,
+                        app_iter=_body_iter(results, bodies))
+        resp.content_type = content_type
+        resp.content_length = sum(b.size for b in bodies)
+        return resp
+
+    def _account_for(self, results: List[NodeResult], status: int,
+                     headers: Dict[str, str]) -> None:
+        """A log line per job and, when enabled, an accounting object."""
+        self.logger.info(
+            'zerocloud job %s account %s status %d nodes %s node-status %s '
+            'cdr %s', self.job_id, self.account, status,
+            headers['X-Nexe-System'], headers['X-Nexe-Status'],
+            headers['X-Nexe-Cdr-Line'])
+        if self.accounting is None:
+            return
+        env = self.swift.req.environ
+        lines = accounting_lines(
+            results, time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime()),
+            env.get('swift.trans_id', '-'))
+        # Off the request's path: the client does not wait for it.
+        eventlet.spawn_n(self.accounting.record, env, self.account,
+                         self.job_id, lines)
+
+    def deferred(self, run: Callable[[], List[NodeResult]],
+                 result_path: SwiftPath, wait: float) -> Response:
+        """Answer with the result's URL if ``run`` is not done in ``wait``
+        seconds; its response is then written there."""
+        runner = eventlet.spawn(run)
+        try:
+            with eventlet.Timeout(wait):
+                results = runner.wait()
+        except eventlet.Timeout:
+            runner.link(self._store_deferred, result_path)
+            return Response(status=200, body=result_path.url + '\n',
+                            content_type='text/plain')
+        return self.respond(results)
+
+    def _store_deferred(self, runner, result_path: SwiftPath) -> None:
+        try:
+            resp = self.respond(runner.wait())
+            body = b''.join(resp.app_iter)
+            headers = {k: v for k, v in resp.headers.items()
+                       if k.startswith('X-Nexe-')}
+            headers['Status'] = resp.status
+            self.swift.store_deferred(result_path, body, resp.content_type,
+                                      json.dumps(headers).encode('utf-8'))
+        except Exception:
+            self.logger.exception('zerocloud: deferred job %s failed',
+                                  self.job_id)

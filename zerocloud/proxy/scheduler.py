@@ -1,0 +1,234 @@
+"""Running a job's nodes on storage servers, stage by stage.
+
+A job runs as stages (DESIGN.md §4): the nodes of one stage run in parallel;
+a connection A → B is materialised: what A wrote to ``/dev/out/B`` is
+spooled here and handed to B as ``/dev/in/A`` once every node B reads from
+has finished.  A failed stage stops the job.
+
+Each node goes to the first of its candidate servers (placement) that takes
+it.  A node whose server fails while running it is retried once on the next
+candidate.  Nodes sharing a ``location`` share a server.  A node with
+``replicate: n`` runs as n copies on different servers in deterministic
+mode; their output etags must agree, else the node fails with
+``replica outputs differ``.
+"""
+
+import json
+import uuid
+from typing import Dict, List, Tuple
+
+from eventlet import GreenPile
+
+from zerocloud import protocol
+from zerocloud.job.model import Job, Node, SwiftPath
+from zerocloud.job.source import Spooled
+from zerocloud.proxy.nodeclient import (
+    NODE_FAILED, Attempts, NodeClient, NodeError, NodeResult, Upload,
+    nexe_reported, read_answer)
+from zerocloud.proxy.placement import Placer, Target
+from zerocloud.proxy.request import JobRequest
+from zerocloud.proxy.swiftaccess import SwiftAccess
+
+#: Times a node is retried after its server failed while running it.
+RETRIES = 1
+
+
+class Scheduler:
+    """Runs one job (made per request)."""
+
+    def __init__(self, request: JobRequest, swift: SwiftAccess,
+                 placer: Placer, client: NodeClient, job_id: str,
+                 started: float, logger):
+        self.request = request
+        self.swift = swift
+        self.placer = placer
+        self.client = client
+        self.config = request.config
+        self.job_id = job_id
+        self.started = started
+        self.logger = logger
+        #: ``<location>-<copy>`` → (the server it claimed, its proof salt).
+        self.locations: Dict[str, Tuple[dict, str]] = {}
+
+    def run(self, job: Job, stream: bool) -> List[NodeResult]:
+        """Run every stage; ``stream``: leave the single node's immediate
+        output on its connection for the response to stream."""
+        done: Dict[str, NodeResult] = {}
+        try:
+            for stage in job.stages():
+                if any(r.failed for r in done.values()):
+                    break
+                pile = GreenPile(len(stage))
+                for node in stage:
+                    pile.spawn(self._run_replicated if node.replicate > 1
+                               else self._run_node, node, stream, done)
+                for result in pile:
+                    done[result.node.name] = result
+        finally:
+            self.request.remove_inputs()
+        return [done.get(node.name) or NodeResult(node) for node in job.nodes]
+
+    # -- what a node's server gets -------------------------------------------
+
+    def _uploads(self, node: Node, placed, done: Dict[str, NodeResult]
+                 ) -> List[Upload]:
+        """The members of the node's request stream, in protocol order."""
+        sysmap = json.dumps(node.to_dict()).encode('utf-8')
+        uploads = [Upload(protocol.SYSMAP_MEMBER, len(sysmap), [sysmap])]
+        grants = self.request.grants
+        try:
+            has_image_path = any(
+                ch.device == protocol.IMAGE_MEMBER and
+                isinstance(ch.path, SwiftPath) for ch in node.channels)
+            image = self.request.image
+            if image is not None and not has_image_path:
+                uploads.append(Upload(protocol.IMAGE_MEMBER, image.size,
+                                      image.chunks()))
+            if isinstance(node.exe, SwiftPath):
+                uploads.append(self.swift.fetch(
+                    node.exe, protocol.EXECUTABLE_MEMBER, grants))
+            for ch in node.channels:
+                if not isinstance(ch.path, SwiftPath) or ch.writable or \
+                        ch is placed:
+                    continue
+                if ch.path.obj is None:
+                    raise NodeError('Cannot use container %s as a remote '
+                                    'object reference' % ch.path.url)
+                uploads.append(self.swift.fetch(ch.path, ch.device, grants))
+            stream = self.request.stream
+            if node.wants_stream and stream is not None:
+                uploads.append(Upload('stdin', stream.size, stream.chunks()))
+            for edge in node.edges:
+                if edge.direction == 'in':
+                    data = self._edge_data(done[edge.peer], node.name)
+                    uploads.append(Upload(edge.device, data.size,
+                                          data.chunks()))
+        except BaseException:
+            for upload in uploads:
+                upload.close()
+            raise
+        return uploads
+
+    @staticmethod
+    def _edge_data(upstream: NodeResult, downstream: str) -> Spooled:
+        for edge in upstream.node.edges:
+            if edge.direction == 'out' and edge.peer == downstream:
+                return upstream.edges[edge.device]
+        raise NodeError('No data from %s for %s'
+                        % (upstream.node.name, downstream), 500)
+
+    def _headers(self, target: Target) -> Dict[str, str]:
+        req = self.request.req
+        return {
+            protocol.EXECUTE_HEADER: req.headers.get(protocol.EXECUTE_HEADER,
+                                                     '1.0'),
+            protocol.JOB_ID_HEADER: self.job_id,
+            protocol.TIMEOUT_HEADER: str(self.config.timeout),
+            protocol.ACCESS_HEADER: target.access,
+            'X-Backend-Storage-Policy-Index': str(target.policy_index),
+            'Content-Type': protocol.TAR_CONTENT_TYPE,
+            'X-Trans-Id': req.environ.get('swift.trans_id', ''),
+            'User-Agent': 'zerocloud-proxy',
+        }
+
+    def _colocate(self, location: str, copy: int, candidates: List[dict],
+                  headers: Dict[str, str], free: bool) -> List[dict]:
+        """Nodes sharing a ``location`` (copy by copy) share a server.
+
+        The first node to claim a location keeps its own first choice; the
+        others try that server first when they may run there (they run
+        anywhere, or it holds their input).  ``X-Nexe-Colocated`` lets each
+        server prove which location server it was.
+        """
+        key = '%s-%d' % (location, copy)
+        if key not in self.locations:
+            self.locations[key] = (candidates[0], uuid.uuid4().hex)
+        server, salt = self.locations[key]
+        same = [c for c in candidates if (c['ip'], c['port']) == (
+            server['ip'], server['port'])]
+        if same or free:
+            first = same[0] if same else server
+            candidates = [first] + [c for c in candidates if c is not first]
+            headers[protocol.COLOCATED_HEADER] = '%s:%s:%s' % (
+                salt, server['ip'], server['port'])
+        return candidates
+
+    # -- running ---------------------------------------------------------------
+
+    def _run_replicated(self, node: Node, stream: bool,
+                        done: Dict[str, NodeResult]) -> NodeResult:
+        """``replicate: n``: n deterministic copies; their outputs agree."""
+        pile = GreenPile(node.replicate)
+        for copy in range(node.replicate):
+            pile.spawn(self._run_node, node, False, done, copy)
+        first, *others = list(pile)
+        etags = {r.headers.get('X-Nexe-Etag') for r in [first] + others}
+        failed = [r for r in [first] + others if r.failed]
+        for other in others:
+            other.discard()
+        if failed:
+            if failed[0] is not first:
+                first.discard()
+            return failed[0]
+        if len(etags) > 1:
+            first.discard()
+            first.status = NODE_FAILED
+            first.headers['X-Nexe-Status'] = 'replica outputs differ'
+            first.error = 'Node %s failed: its %d copies wrote different ' \
+                'outputs (%s)' % (node.name, node.replicate,
+                                  ' | '.join(sorted(map(str, etags))))
+        return first
+
+    def _run_node(self, node: Node, stream: bool,
+                  done: Dict[str, NodeResult], copy: int = 0) -> NodeResult:
+        result = NodeResult(node)
+        try:
+            target = self.placer.target(node, self.request.account,
+                                        self.swift.container_info)
+        except NodeError as err:
+            return result.fail(err)
+        placed = node.placement_channel() if target.access else None
+        # Copies of a replicated node start on different servers.
+        shift = copy % max(1, len(target.nodes))
+        candidates = target.nodes[shift:] + target.nodes[:shift]
+        headers = self._headers(target)
+        if placed is not None and isinstance(placed.path, SwiftPath) and \
+                placed.path.is_container and self.request.owns(placed.path):
+            # Only an owner's node gets the container database unscrubbed.
+            headers[protocol.OWNER_HEADER] = protocol.OWNER_HEADER_VALUE
+        if node.location:
+            candidates = self._colocate(node.location, copy, candidates,
+                                        headers, free=not target.access)
+        if node.replicate > 1:
+            headers[protocol.DETERMINISTIC_HEADER] = '%d' % self.started
+        retries = RETRIES
+        while True:
+            try:
+                uploads = self._uploads(node, placed, done)
+            except NodeError as err:
+                return result.fail(err)
+            answer = self.client.send(candidates, target.partition,
+                                      target.path_info, headers, uploads)
+            if isinstance(answer, Attempts) and answer.lost is not None \
+                    and retries > 0:
+                retries -= 1
+                self.logger.warning(
+                    'zerocloud: retrying node %s after %s:%s failed',
+                    node.name, answer.lost['ip'], answer.lost['port'])
+                candidates = candidates[candidates.index(answer.lost) + 1:]
+                continue
+            break
+        if isinstance(answer, Attempts):
+            refusal = answer.final(target.path_info)
+            result.status, result.error = refusal.status, refusal.message
+        elif answer.status >= 300:
+            # A node that ran and then failed (invalid CGI output) still
+            # reports how the sandbox ran.
+            result.headers = nexe_reported(answer.headers)
+            result.status = answer.status
+            result.error = answer.body_error or \
+                'Error %d while running %s' % (answer.status, node.name)
+        else:
+            read_answer(result, answer, stream, self.config.spool_dir,
+                        self.logger)
+        return result

@@ -1,0 +1,194 @@
+"""Swift as the user of one request sees it.
+
+:class:`SwiftAccess` is made per execution request.  Every read, write,
+listing and authorization a job needs goes through it, as sub-requests
+through the rest of the proxy pipeline, carrying the user's identity and
+auth hooks, so every middleware right of ``proxy_query`` (quotas, SLO, DLO,
+symlinks, versioning, encryption) treats them as the user's own requests.
+"""
+
+import io
+import json
+from typing import Dict, List, Optional, Tuple
+
+from swift.common.http import is_success
+from swift.common.swob import HTTPException, Request, Response, str_to_wsgi
+from swift.common.utils import quote
+from swift.common.wsgi import make_subrequest
+from swift.proxy.controllers.base import get_container_info, get_info
+
+from zerocloud.job.model import JobError, SwiftPath
+from zerocloud.proxy.access import Grants
+from zerocloud.proxy.nodeclient import NodeError, PendingPut, Upload
+
+#: ``swift.source`` of our sub-requests in Swift's logs.
+SWIFT_SOURCE = 'ZC'
+#: Container of the templates that ``/open/`` uses, per content type.
+OPEN_REGISTRY = '.zvm'
+
+
+class SwiftAccess:
+    """Sub-requests on behalf of one request's user."""
+
+    def __init__(self, app, req: Request, logger):
+        self.app = app
+        self.req = req
+        self.logger = logger
+
+    def _subrequest(self, method: str, path: SwiftPath,
+                    headers: Optional[Dict[str, str]] = None,
+                    grants: Optional[Grants] = None,
+                    query: str = '') -> Request:
+        """A request through the rest of the pipeline, as the same user.
+
+        Only ``query`` is its query string: the client's own parameters
+        (``multipart-manifest=get``, ``symlink=get`` …) must not change
+        what a job reads.  With ``grants`` (the job's setuid grants),
+        Swift's checks of this request and of every sub-request it causes
+        get them as a second chance
+        (:meth:`zerocloud.proxy.access.Grants.wrap`).
+        """
+        sub = make_subrequest(self.req.environ, method,
+                              quote('/v1' + path.path_info) + '?' + query,
+                              headers=headers, swift_source=SWIFT_SOURCE)
+        authorize = sub.environ.get('swift.authorize')
+        if grants and authorize is not None:
+            sub.environ['swift.authorize'] = grants.wrap(authorize)
+        return sub
+
+    def authorize(self, method: str, path: SwiftPath,
+                  acl_key: Optional[str], acl: Optional[str] = None) -> bool:
+        """Ask the deployment's auth whether the user may do ``method``.
+
+        The ACL checked is the container's ``acl_key`` (``read_acl``,
+        ``write_acl``), or ``acl`` itself when given.  Raises the denial;
+        returns whether the auth system deems the user an owner of ``path``
+        (``swift_owner``), who may see what Swift hides from others.
+        """
+        authorize = self.req.environ.get('swift.authorize')
+        if authorize is None:
+            return True
+        sub = self._subrequest(method, path)
+        if acl is not None:
+            sub.acl = acl
+        elif acl_key and path.container:
+            info = get_container_info(sub.environ, self.app,
+                                      swift_source=SWIFT_SOURCE)
+            sub.acl = info.get(acl_key)
+        denial = authorize(sub)
+        if denial is not None:
+            raise denial
+        return bool(sub.environ.get('swift_owner'))
+
+    def is_owner(self, account: str) -> bool:
+        """Does the user own ``account`` (may act on the account itself)?"""
+        try:
+            return self.authorize('HEAD', SwiftPath(account, None, None),
+                                  None)
+        except HTTPException:
+            return False
+
+    def list_names(self, account: str, container: Optional[str]
+                   ) -> List[str]:
+        """A listing as the user (so their rights apply), all pages."""
+        path = SwiftPath(account, container, None)
+        names: List[str] = []
+        marker = ''
+        while True:
+            resp = self._subrequest(
+                'GET', path, query='format=json&marker=' + quote(marker)
+            ).get_response(self.app)
+            if not is_success(resp.status_int):
+                raise JobError('Error querying object server for %s: %s' % (
+                    'container' if container else 'account',
+                    container or account))
+            page = [item['name'] for item in json.loads(resp.body or b'[]')]
+            if not page:
+                return names
+            names.extend(page)
+            marker = page[-1]
+
+    def container_info(self, account: str, container: str) -> dict:
+        """Swift's cached container info, read as the system."""
+        return get_info(self.app, self.req.environ, str_to_wsgi(account),
+                        str_to_wsgi(container), swift_source=SWIFT_SOURCE)
+
+    def container_meta(self, account: str, container: str
+                       ) -> Dict[str, str]:
+        """A container's user metadata (lower-case keys)."""
+        return self.container_info(account, container).get('meta') or {}
+
+    def content_type_of(self, path: SwiftPath) -> str:
+        """HEAD an object as the user; its content type."""
+        resp = self._subrequest('HEAD', path).get_response(self.app)
+        if not is_success(resp.status_int):
+            raise NodeError('Error %s while fetching %s'
+                            % (resp.status, path.path_info), resp.status_int)
+        return (resp.headers.get('Content-Type') or '').split(';')[0].strip()
+
+    def open_template(self, account: str, content_type: str,
+                      max_size: int) -> Optional[str]:
+        """The job template registered for opening ``content_type``."""
+        if not content_type:
+            return None
+        path = SwiftPath(account, OPEN_REGISTRY, content_type + '/config')
+        resp = self._subrequest('GET', path).get_response(self.app)
+        if resp.status_int == 404:
+            return None
+        if not is_success(resp.status_int):
+            raise NodeError('Error %s while fetching %s'
+                            % (resp.status, path.path_info), resp.status_int)
+        if (resp.content_length or 0) > max_size:
+            raise JobError('Config file at %s is too large' % path.path_info,
+                           413)
+        return resp.body.decode('utf-8', 'replace')
+
+    def fetch_response(self, path: SwiftPath,
+                       grants: Optional[Grants] = None) -> Response:
+        resp = self._subrequest('GET', path, grants=grants
+                                ).get_response(self.app)
+        if not is_success(resp.status_int):
+            raise NodeError('Error %s while fetching %s'
+                            % (resp.status, path.path_info), resp.status_int)
+        return resp
+
+    def fetch(self, path: SwiftPath, member: str,
+              grants: Optional[Grants] = None) -> Upload:
+        """An object as a member of a node's request stream."""
+        resp = self.fetch_response(path, grants)
+        return Upload(member, resp.content_length, resp.app_iter)
+
+    def put(self, path: SwiftPath, fp, size: int, headers: Dict[str, str],
+            grants: Optional[Grants] = None) -> Response:
+        headers = dict(headers, **{'Content-Length': str(size)})
+        sub = self._subrequest('PUT', path, headers, grants)
+        sub.environ['wsgi.input'] = fp
+        return sub.get_response(self.app)
+
+    def store(self, put: PendingPut, grants: Optional[Grants] = None
+              ) -> Optional[Tuple[int, str]]:
+        """PUT one output as the user; (status, text) when Swift refused."""
+        headers = {'Content-Type': put.content_type}
+        for key, value in put.meta.items():
+            headers['X-Object-Meta-' + key] = value
+        with open(put.data.path, 'rb') as fp:
+            resp = self.put(put.path, fp, put.data.size, headers, grants)
+        if is_success(resp.status_int):
+            return None
+        return resp.status_int, 'Status %s when putting %s' % (
+            resp.status, put.path.path_info)
+
+    def store_deferred(self, path: SwiftPath, body: bytes,
+                       content_type: str, headers_json: bytes) -> None:
+        """Write a deferred job's response and ``<object>.headers``."""
+        self._subrequest('PUT', SwiftPath(path.account, path.container, None)
+                         ).get_response(self.app)
+        for target, data, ctype in (
+                (path, body, content_type),
+                (SwiftPath(path.account, path.container, path.obj +
+                           '.headers'), headers_json, 'application/json')):
+            resp = self.put(target, io.BytesIO(data), len(data),
+                            {'Content-Type': ctype})
+            if not is_success(resp.status_int):
+                self.logger.error('zerocloud: deferred result %s: %s',
+                                  target.url, resp.status)
