@@ -8,10 +8,14 @@ the Python system image and one cache of compiled WebAssembly.
 
 import os
 
-PYTHON_IMAGE_FILE = 'python.tar'
-#: Names under which the default configuration offers the Python image; the
-#: seed's ``file://python2.7:python`` must keep working.
+PYTHON_IMAGE_FILE = 'python315.tar'
+PYTHON311_IMAGE_FILE = 'python311.tar'
+#: Names under which the default configuration offers the Python image
+#: (CPython 3.15 with numpy and pandas); the seed's
+#: ``file://python2.7:python`` must keep working.
 PYTHON_IMAGE_NAMES = ('python2.7', 'python3', 'python')
+#: The standard-library-only CPython 3.11 image, kept under its version.
+PYTHON311_IMAGE_NAMES = ('python3.11',)
 
 
 def state_dir() -> str:
@@ -27,11 +31,16 @@ def python_image_path() -> str:
     return os.path.join(sysimage_dir(), PYTHON_IMAGE_FILE)
 
 
+def python311_image_path() -> str:
+    return os.path.join(sysimage_dir(), PYTHON311_IMAGE_FILE)
+
+
 def module_cache_dir() -> str:
     return os.path.join(state_dir(), 'modules')
 
 
 def default_sysimage_devices() -> str:
     """The ``zerovm_sysimage_devices`` value of the default configuration."""
-    image = python_image_path()
-    return ' '.join('%s %s' % (name, image) for name in PYTHON_IMAGE_NAMES)
+    pairs = [(name, python_image_path()) for name in PYTHON_IMAGE_NAMES]
+    pairs += [(name, python311_image_path()) for name in PYTHON311_IMAGE_NAMES]
+    return ' '.join('%s %s' % pair for pair in pairs)

@@ -55,9 +55,9 @@ directory; note that Swift servers read storage policies only from
 ``/etc/swift/swift.conf``, so the launcher checks at start that the cluster
 really serves the single policy it configured.
 
-Before the servers start, the Python system image is fetched if missing
-and its module compiled into the cache (as ``zerocloud-sysimage`` does), so
-the first job does not pay for it.
+Before the servers start, the Python system images are fetched (and the
+numpy+pandas snapshot made) if missing and compiled into the cache (as
+``zerocloud-sysimage`` does), so the first job does not pay for it.
 
 The same code is importable: :class:`Cluster` is what the functional tests
 use (``Cluster(workdir, port=0).start()``).
@@ -983,9 +983,9 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def _ensure_sysimage() -> None:
-    """The Python image present and its module compiled, before any job."""
+    """The Python images present and compiled, before any job."""
     try:
-        sysimage.ensure_python_image()
+        sysimage.install_all()
     except sysimage.SysimageError as err:
         raise LaunchError('Python system image: %s' % err) from None
 

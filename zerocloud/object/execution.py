@@ -100,6 +100,9 @@ class Session:
     manifest_path: str
     outputs: List[Output]
     stderr_path: str
+    #: The program file (or system image) and its tar member, if any.
+    program: str = ''
+    member: Optional[str] = None
 
 
 def _copy_program(image_path: str, member: str, dest: str,
@@ -298,4 +301,4 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
             program, member, channels, limits, nvram_path,
             deterministic=deterministic_clock is not None, seed=seed),
             node.id))
-    return Session(manifest_path, outputs, stderr_path)
+    return Session(manifest_path, outputs, stderr_path, program, member)

@@ -43,7 +43,10 @@ Options (``[filter:object_query]``), with defaults:
 ``zerovm_maxpool = 2``, ``zerovm_maxqueue = 8``
     sandbox workers per object-server worker process, and requests that
     may wait for one; beyond that the answer is ``503`` with
-    ``Retry-After``.
+    ``Retry-After``.  A program too large to compile within a run (the
+    Python image, when ``zerocloud-sysimage`` did not compile it for these
+    settings) is compiled by a worker in the background meanwhile, and the
+    run is answered ``503`` with ``Retry-After: 30``.
 ``zerovm_maxinput = 1073741824``, ``zerovm_maxoutput = 1073741824``
     bytes a node may read (request body, local object) and write per
     output channel.
@@ -80,8 +83,9 @@ import tempfile
 import time
 from contextlib import ExitStack
 from hashlib import md5, sha1
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, Optional, Set, Tuple
 
+import eventlet
 from eventlet import tpool
 from swift.common.constraints import check_drive
 from swift.common.exceptions import (
@@ -98,17 +102,20 @@ from zerocloud import cgi, protocol
 from zerocloud.object.config import ObjectConfig
 from zerocloud.object.containerdb import snapshot_database
 from zerocloud.object.execution import (
-    ExecutionError, Limits, LocalObject, Output, prepare_session)
+    ExecutionError, Limits, LocalObject, Output, Session, prepare_session)
 from zerocloud.headers import guard_headers, header_value
 from zerocloud.object.hostmemory import (
     overcommit_warning, server_processes, visible_memory)
 from zerocloud.job.model import JobError, Node, SwiftPath
-from zerocloud.runtime.pool import PoolFull, SandboxPool
+from zerocloud.runtime.cache import STATUS_NOT_COMPILED
+from zerocloud.runtime.pool import PoolFull, SandboxPool, SandboxWorkerError
 from zerocloud.runtime.report import Report
 
 #: A device name, optionally under ``in/`` (connections between nodes).
 MEMBER_NAME = re.compile(r'^(in/)?(?!\.\.?$)[^/\x00-\x1f]+$')
 CGI_TYPES = ('message/http', 'message/cgi')
+#: Seconds a client is asked to wait while a program compiles.
+COMPILE_RETRY_AFTER = 30
 CGI_HEAD = 65536
 DIAG_TAIL = 4096
 
@@ -204,6 +211,7 @@ class ObjectQueryMiddleware:
         self.logger = logger or get_logger(conf, log_route='object_query')
         self.config = ObjectConfig.from_conf(conf)
         self._pool: Optional[SandboxPool] = None
+        self._compiling: Set[Tuple[str, Optional[str], bool, bool]] = set()
         overcommit = overcommit_warning(
             self.config.max_pool,
             server_processes(self.config.workers, os.cpu_count() or 1),
@@ -396,6 +404,25 @@ class ObjectQueryMiddleware:
 
     # -- the run ----------------------------------------------------------
 
+    def _compile_in_background(self, session: Session, fuel: bool,
+                               deterministic: bool) -> None:
+        """Have a pool worker compile a large program for these settings,
+        once at a time per program and settings."""
+        key = (session.program, session.member, fuel, deterministic)
+        if key in self._compiling:
+            return
+        self._compiling.add(key)
+
+        def compile_program() -> None:
+            try:
+                self.pool.warm(session.program, session.member, fuel=fuel,
+                               deterministic=deterministic)
+            except (PoolFull, SandboxWorkerError) as err:
+                self.logger.warning('background compile failed: %s', err)
+            finally:
+                self._compiling.discard(key)
+        eventlet.spawn_n(compile_program)
+
     def _limits(self, req: Request) -> Limits:
         timeout = self.config.timeout
         try:
@@ -433,6 +460,13 @@ class ObjectQueryMiddleware:
             raise HTTPServiceUnavailable(body='Slot not available',
                                          headers={'Retry-After': '1'},
                                          request=req)
+        if result.report.status == STATUS_NOT_COMPILED:
+            self._compile_in_background(session, limits.fuel > 0,
+                                        clock is not None)
+            raise HTTPServiceUnavailable(
+                body='Program is being compiled; retry later',
+                headers={'Retry-After': str(COMPILE_RETRY_AFTER)},
+                request=req)
         elapsed = time.time() - started
         report = result.report
         headers = nexe_headers(node.name, report, elapsed, policy_name,

@@ -11,28 +11,49 @@ device, inode, size, mtime_ns) maps to its sha256, and (settings, sha256) to
 the loaded ``Module``, so a warm run neither rehashes nor reloads the 20 MB
 Python module.  A changed file changes its identity and is hashed again.
 
+A module this process compiled is written to the cache and then mapped
+back from that file, like every other: the compiled code of the Python
+snapshot (280 MB) is then one file mapping shared by every worker process,
+not one private copy each.  ``evict`` removes what no current setting can
+load (another wasmtime version) and the modules of replaced images.
+
 Every cached module was compiled from bytes wasmtime validated, so a module
 served from the cache counts as validated.
 
+A runtime may refuse to compile large modules inside a run
+(``compile_large=False``, the pool workers): a module over
+``LARGE_MODULE_BYTES`` that is in neither cache is then not compiled but
+answered ``program is being compiled; retry later`` (EAGAIN 11), and the
+object server compiles it in the background (``SandboxPool.warm``) and
+answers ``503`` with ``Retry-After``.  Compiling the Python image takes a
+minute or more, far beyond a run's time limit.
+
 Status texts: ``program <path> not found`` (ENOENT 2), ``program <path> is
 unreadable`` (EIO 5), ``program is not a WebAssembly module`` and ``program
-failed validation: <reason>`` (ENOEXEC 8; the latter with report line 1 = 1).
+failed validation: <reason>`` (ENOEXEC 8; the latter with report line 1 = 1),
+``program is being compiled; retry later`` (EAGAIN 11).
 """
 
 import errno
 import hashlib
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterable, Optional, Tuple
 
 import wasmtime
 
-from zerocloud.runtime import image
+from zerocloud.runtime import image, reactor
 from zerocloud.runtime.engine import EngineSettings
 from zerocloud.runtime.errors import SessionFailure
 
 WASM_MAGIC = b'\0asm'
+#: Modules above this size are not compiled inside a run when the runtime
+#: defers large compiles (the Python 3.11 image, 20 MB, compiles in 2 s).
+LARGE_MODULE_BYTES = 64 << 20
+STATUS_NOT_COMPILED = 'program is being compiled; retry later'
+CWASM_SUFFIX = '.cwasm'
 Identity = Tuple[str, Optional[str], int, int, int, int]
 
 
@@ -73,12 +94,46 @@ class ModuleCache:
         except OSError:
             raise SessionFailure('program is unreadable', errno.EIO)
 
+    @staticmethod
+    def settings_digest(settings: EngineSettings) -> str:
+        return hashlib.sha256(settings.cache_key().encode()).hexdigest()[:16]
+
     def cache_path(self, settings: EngineSettings, digest: str) -> str:
-        key = hashlib.sha256(settings.cache_key().encode()).hexdigest()[:16]
-        return os.path.join(self.cache_dir, '%s-%s.cwasm' % (digest, key))
+        return os.path.join(self.cache_dir, '%s-%s%s' % (
+            digest, self.settings_digest(settings), CWASM_SUFFIX))
+
+    def evict(self, keep_settings: Iterable[EngineSettings],
+              replaced: Iterable[str] = ()) -> int:
+        """Delete compiled modules whose settings are none of
+        ``keep_settings`` (another wasmtime version, a setting that no
+        longer exists) or whose module digest is in ``replaced``, and the
+        unpacked support trees of those digests; returns files removed."""
+        keep = {self.settings_digest(s) for s in keep_settings}
+        gone = set(replaced)
+        removed = 0
+        try:
+            names = os.listdir(self.cache_dir)
+        except FileNotFoundError:
+            return 0
+        for name in names:
+            if not name.endswith(CWASM_SUFFIX):
+                continue
+            digest, _, key = name[:-len(CWASM_SUFFIX)].partition('-')
+            if key in keep and digest not in gone:
+                continue
+            try:
+                os.unlink(os.path.join(self.cache_dir, name))
+                removed += 1
+            except OSError:
+                pass
+        for digest in gone:
+            shutil.rmtree(os.path.join(self.cache_dir, reactor.TREES_DIR, digest),
+                          ignore_errors=True)
+        return removed
 
     def load(self, engine: wasmtime.Engine, settings: EngineSettings,
-             path: str, member: Optional[str] = None) -> LoadedModule:
+             path: str, member: Optional[str] = None,
+             compile_large: bool = True) -> LoadedModule:
         """The compiled module for ``path`` (or its tar ``member``)."""
         identity = self._identity(path, member)
         digest = self._digests.get(identity)
@@ -103,8 +158,11 @@ class ModuleCache:
         if module is None:
             if wasm is None:
                 wasm = self._read(path, member)
+            if not compile_large and len(wasm) > LARGE_MODULE_BYTES:
+                raise SessionFailure(STATUS_NOT_COMPILED, errno.EAGAIN)
             module = self._compile(engine, wasm)
-            self._store(cwasm, module)
+            if self._store(cwasm, module):
+                module = wasmtime.Module.deserialize_file(engine, cwasm)
         self._modules[(settings, digest)] = module
         return LoadedModule(module, digest, from_disk)
 
@@ -118,21 +176,24 @@ class ModuleCache:
                                  % (reason[0] if reason else 'invalid'),
                                  errno.ENOEXEC, validation=1)
 
-    def _store(self, cwasm: str, module: wasmtime.Module) -> None:
-        """Write the serialized module atomically; a failure only costs a
-        recompile next time, so it is not an error of the run."""
+    def _store(self, cwasm: str, module: wasmtime.Module) -> bool:
+        """Write the serialized module atomically; True when it is there.
+        A failure only costs a recompile next time, so it is not an error
+        of the run."""
         try:
             os.makedirs(self.cache_dir, exist_ok=True)
             fd, temp = tempfile.mkstemp(dir=self.cache_dir, suffix='.tmp')
         except OSError:
-            return
+            return False
         try:
             with os.fdopen(fd, 'wb') as handle:
                 handle.write(module.serialize())
             os.chmod(temp, 0o644)
             os.replace(temp, cwasm)
+            return True
         except OSError:
             try:
                 os.unlink(temp)
             except OSError:
                 pass
+            return False

@@ -252,13 +252,17 @@ class SandboxPool:
             return _failure(STATUS_WORKER_DIED)
         return self._result_from(reply)
 
-    def warm(self, program_path: str, member: Optional[str] = None) -> None:
-        """Compile a program into the module cache using a pool worker.
+    def warm(self, program_path: str, member: Optional[str] = None, *,
+             fuel: bool = False, deterministic: bool = False) -> None:
+        """Compile a program into the module cache using a pool worker, for
+        the workers' engine settings with ``fuel`` and ``deterministic``.
 
         Raises PoolFull, or SandboxWorkerError when the compile failed.
         """
         try:
-            reply = self._exchange({'warm': program_path, 'member': member},
+            reply = self._exchange({'warm': program_path, 'member': member,
+                                    'fuel': fuel,
+                                    'deterministic': deterministic},
                                    WARM_TIMEOUT)
         except (_WorkerGone, _WorkerTimeout) as exc:
             raise SandboxWorkerError('warming %s failed: %s'

@@ -18,12 +18,15 @@ fuel, and as accounting the CPU seconds of the running thread so far
 (clock-tick resolution) and the current size of the write channels.
 
 A run: parse the manifest (``zerocloud.runtime.manifest``), load the
-program from the compiled-module cache, check it is a WASI command, open the
-channels, decode ``/dev/nvram`` (argv, env, image mounts), build the guest
-filesystem (``zerocloud.runtime.sandbox``), then call ``_start`` under the
-limits (``zerocloud.runtime.limits``) and check what can only be checked
-afterwards.  stdin/stdout/stderr are WASI stdio bound to the channel files;
-every other channel is a file under ``/dev``.  Without nvram, argv is the
+program from the compiled-module cache, check it is a WASI command or a
+reactor (``zerocloud.runtime.reactor``), open the channels, decode
+``/dev/nvram`` (argv, env, image mounts), build the guest filesystem
+(``zerocloud.runtime.sandbox``), then call ``_start`` (a reactor:
+``_initialize`` if exported, then ``run``, whose result is the exit code)
+under the limits (``zerocloud.runtime.limits``) and check what can only be
+checked afterwards.  A reactor from a system image also sees that image's
+``usr/`` files read-only at ``/usr``.  stdin/stdout/stderr are WASI stdio
+bound to the channel files; every other channel is a file under ``/dev``.  Without nvram, argv is the
 program's base name and the environment is empty; nothing of the host's
 environment ever reaches the guest.
 
@@ -48,7 +51,8 @@ Exit status (ZeroVM A.9) and status texts:
   ``channel <alias>: cannot bind``, ``runtime error: <message>``
 * 8: ENOEXEC: ``program is not a WebAssembly module``, ``program failed
   validation: <reason>`` (report line 1 = 1), ``program is not a WASI
-  command: <reason>``, ``program is not a tar image``
+  command: <reason>`` (e.g. ``no _start or run function``), ``program is
+  not a tar image``
 * 12: ENOMEM: ``MANIFEST <n>: invalid memory size``, ``memory limit
   exceeded: the module needs more than <n> bytes at start``
 * 14: EFAULT: ``MANIFEST <n>: <message>``, ``MANIFEST: <Key> not
@@ -98,7 +102,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import wasmtime
 
 from zerocloud import paths
-from zerocloud.runtime import image, nvram
+from zerocloud.runtime import image, nvram, reactor
 from zerocloud.runtime.cache import ModuleCache
 from zerocloud.runtime.engine import EngineSettings
 from zerocloud.runtime.errors import SessionFailure, reason
@@ -130,6 +134,15 @@ _CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
 
 
 @dataclass
+class _Program:
+    """A loaded program ready to instantiate, and how to start it."""
+    pre: wasmtime.InstancePre
+    entry: reactor.EntryPoints
+    #: Host directory shown read-only at ``/usr`` (reactors of images).
+    support: Optional[str]
+
+
+@dataclass
 class SessionResult:
     exit_status: int
     report: Report
@@ -150,8 +163,9 @@ class _Warm:
         self.base = base_linker(self.engine)
         self.linker = guarded_linker(self.engine, settings.deterministic,
                                      current_guard)
+        reactor.define_host_call(self.linker)
         self.shim = shim_module(self.engine)
-        self.pre: Dict[str, wasmtime.InstancePre] = {}
+        self.programs: Dict[str, _Program] = {}
 
 
 def error_text(err: Exception) -> str:
@@ -214,9 +228,13 @@ class Runtime:
 
     def __init__(self, cache_dir: Optional[str] = None, *,
                  wall_clock: str = WALL_CLOCK_EPOCH,
-                 on_timeout_exit: Optional[TimeoutExitCallback] = None):
-        """``on_timeout_exit`` is only called in the ``exit`` mode."""
+                 on_timeout_exit: Optional[TimeoutExitCallback] = None,
+                 defer_large_compiles: bool = False):
+        """``on_timeout_exit`` is only called in the ``exit`` mode; with
+        ``defer_large_compiles`` a run never compiles a large module (see
+        ``zerocloud.runtime.cache``), only ``warm`` does."""
         self.wall_clock = check_wall_clock(wall_clock)
+        self.defer_large_compiles = defer_large_compiles
         self.on_timeout_exit = on_timeout_exit
         self.cache = ModuleCache(cache_dir or paths.module_cache_dir())
         self._warm: Dict[EngineSettings, _Warm] = {}
@@ -237,11 +255,16 @@ class Runtime:
         return EngineSettings(fuel=fuel, deterministic=deterministic,
                               epoch=self.wall_clock == WALL_CLOCK_EPOCH)
 
-    def warm(self, program_path: str, member: Optional[str] = None) -> None:
+    def warm(self, program_path: str, member: Optional[str] = None,
+             fuel: bool = False, deterministic: bool = False) -> None:
         """Compile ``program_path`` (or its tar member) into the cache for
-        this runtime's wall-clock mode."""
-        warm = self._warm_for(self.settings())
-        self.cache.load(warm.engine, warm.settings, program_path, member)
+        this runtime's wall-clock mode, and unpack a reactor's files."""
+        warm = self._warm_for(self.settings(fuel, deterministic))
+        loaded = self.cache.load(warm.engine, warm.settings, program_path,
+                                 member)
+        if member is not None:
+            reactor.support_tree(self.cache.cache_dir, program_path,
+                                 loaded.sha256)
 
     def run(self, manifest_path: str, *, skip_validation: bool = False,
             validate_only: bool = False) -> SessionResult:
@@ -292,18 +315,18 @@ class _Session:
     # -- program -------------------------------------------------------------
 
     def _load_program(self, manifest: Manifest, warm: _Warm):
-        loaded = self.runtime.cache.load(warm.engine, warm.settings,
-                                         manifest.program,
-                                         manifest.program_member)
+        loaded = self.runtime.cache.load(
+            warm.engine, warm.settings, manifest.program,
+            manifest.program_member,
+            compile_large=not self.runtime.defer_large_compiles)
         self.report.validation = 2 if self.skip_validation else 0
-        pre = warm.pre.get(loaded.sha256)
-        if pre is None:
+        program = warm.programs.get(loaded.sha256)
+        if program is None:
             exports = {e.name: e.type for e in loaded.module.exports}
-            start = exports.get('_start')
-            if not isinstance(start, wasmtime.FuncType) or (
-                    start.params or start.results):
+            entry = reactor.entry_points(exports)
+            if entry is None:
                 raise SessionFailure('program is not a WASI command: no '
-                                     '_start function', errno.ENOEXEC)
+                                     '_start or run function', errno.ENOEXEC)
             if not isinstance(exports.get('memory'), wasmtime.MemoryType):
                 raise SessionFailure('program is not a WASI command: no '
                                      'exported memory', errno.ENOEXEC)
@@ -312,8 +335,14 @@ class _Session:
             except wasmtime.WasmtimeError as err:
                 raise SessionFailure('program is not a WASI command: %s'
                                      % error_text(err), errno.ENOEXEC)
-            warm.pre[loaded.sha256] = pre
-        return pre
+            support = None
+            if entry.reactor and manifest.program_member is not None:
+                support = reactor.support_tree(
+                    self.runtime.cache.cache_dir, manifest.program,
+                    loaded.sha256)
+            program = warm.programs[loaded.sha256] = _Program(pre, entry,
+                                                              support)
+        return program
 
     # -- channels, nvram, filesystem ------------------------------------------
 
@@ -357,8 +386,8 @@ class _Session:
                 self.workspace.add_read_channel(channel,
                                                 self.kinds[channel.alias])
 
-    def _wasi_config(self, manifest: Manifest,
-                     config: nvram.Nvram) -> wasmtime.WasiConfig:
+    def _wasi_config(self, manifest: Manifest, config: nvram.Nvram,
+                     program: _Program) -> wasmtime.WasiConfig:
         wasi = wasmtime.WasiConfig()
         wasi.argv = config.args
         wasi.env = list(config.env.items())
@@ -377,6 +406,9 @@ class _Session:
         wasi.preopen_dir(workspace.dev, '/dev', workspace.dev_writable)
         if workspace.tmp:
             wasi.preopen_dir(workspace.tmp, '/tmp', True)
+        if program.support:
+            wasi.preopen_dir(program.support, reactor.SUPPORT_GUEST_PATH,
+                             False)
         return wasi
 
     # -- the run -------------------------------------------------------------
@@ -386,7 +418,7 @@ class _Session:
         settings = self.runtime.settings(fuel=manifest.fuel > 0,
                                          deterministic=manifest.deterministic)
         warm = self.runtime._warm_for(settings)
-        pre = self._load_program(manifest, warm)
+        program = self._load_program(manifest, warm)
         self._open_channels(manifest)
         parent = os.path.dirname(os.path.abspath(self.manifest_path))
         self.workspace = Workspace(parent, manifest.scratch)
@@ -396,7 +428,7 @@ class _Session:
 
         store = wasmtime.Store(warm.engine)
         try:
-            store.set_wasi(self._wasi_config(manifest, config))
+            store.set_wasi(self._wasi_config(manifest, config, program))
         except wasmtime.WasmtimeError as err:
             raise SessionFailure('cannot open stdio channels: %s'
                                  % error_text(err), errno.EIO)
@@ -411,7 +443,7 @@ class _Session:
                          manifest.seed)
         self.runtime._local.guard = guard
         try:
-            instance = pre.instantiate(store)
+            instance = program.pre.instantiate(store)
         except wasmtime.WasmtimeError as err:
             text = error_text(err)
             if 'memory' in text and ('limit' in text or 'grow' in text
@@ -425,7 +457,8 @@ class _Session:
                    instance.exports(store)['memory'])
         if self.validate_only:
             return 0
-        exit_status = self._call_start(manifest, warm, store, instance)
+        exit_status = self._call_start(manifest, warm, store, instance,
+                                       program.entry)
         self.workspace.finish()
         self._fill_report(manifest, store, instance.exports(store)['memory'])
         if exit_status == 0:
@@ -433,9 +466,10 @@ class _Session:
         return exit_status
 
     def _call_start(self, manifest: Manifest, warm: _Warm,
-                    store: wasmtime.Store, instance: wasmtime.Instance) -> int:
-        start = instance.exports(store)['_start']
-        memory = instance.exports(store)['memory']
+                    store: wasmtime.Store, instance: wasmtime.Instance,
+                    entry: reactor.EntryPoints) -> int:
+        exports = instance.exports(store)
+        memory = exports['memory']
         limit = max([c.putsize for c in manifest.channels if c.writable]
                     + [manifest.scratch, 1])
         # One byte of headroom: writing exactly ``putsize`` bytes is allowed;
@@ -444,8 +478,7 @@ class _Session:
             self.fsize_cap = cap
             with self._wall_clock(warm, manifest.timeout) as clock:
                 try:
-                    start(store)
-                    self.report.retcode = 0
+                    self.report.retcode = self._enter(store, exports, entry)
                 except wasmtime.ExitTrap as done:
                     self.report.retcode = done.code
                 except wasmtime.Trap as trap:
@@ -459,6 +492,17 @@ class _Session:
         if warm.settings.fuel:
             self.fuel_used = manifest.fuel - store.get_fuel()
         return 0
+
+    @staticmethod
+    def _enter(store: wasmtime.Store, exports, entry: reactor.EntryPoints
+               ) -> int:
+        """Run the program from its entry point; its exit code."""
+        if not entry.reactor:
+            exports[reactor.COMMAND_ENTRY](store)
+            return 0
+        if entry.initialize:
+            exports[reactor.INITIALIZE](store)
+        return exports[reactor.ENTRY](store)
 
     def _wall_clock(self, warm: _Warm, seconds: float):
         if warm.settings.epoch:

@@ -31,8 +31,12 @@ Protocol: one JSON object per line, worker stdin = requests, stdout = replies.
   worker then exits at once with status 4 without reading another request.
   The pool must not send it anything more: it reaps the process and starts a
   new one when needed.
-* ``{"warm": "<program path>", "member": "<tar member or null>"}`` compiles a
-  program into the module cache and answers ``{"warmed": true}``.
+* ``{"warm": "<program path>", "member": "<tar member or null>", "fuel":
+  false, "deterministic": false}`` compiles a program into the module cache
+  for those engine settings and answers ``{"warmed": true}``.  Runs never
+  compile a large module themselves (``Runtime(defer_large_compiles=True)``,
+  see ``zerocloud.runtime.cache``): they answer ``program is being compiled;
+  retry later`` and the pool is asked to warm it.
 * Any request that fails for another reason (bad JSON, bad fields, an
   unexpected exception in the runtime) answers ``{"error": "<type>: <text>"}``;
   the worker keeps serving.
@@ -119,7 +123,9 @@ def handle(runtime: Any, line: bytes) -> Dict[str, Any]:
         request = decode_message(line)
         if 'warm' in request:
             runtime.warm(_text(request, 'warm', True),
-                         _text(request, 'member', False))
+                         _text(request, 'member', False),
+                         fuel=_flag(request, 'fuel'),
+                         deterministic=_flag(request, 'deterministic'))
             return {WARMED: True}
         result = runtime.run(_text(request, 'manifest', True),
                              skip_validation=_flag(request, 'skip_validation'),
@@ -173,7 +179,7 @@ def load_runtime(cache_dir: Optional[str], wall_clock: str,
     """The real runtime, imported late so a broken one is reported."""
     from zerocloud.runtime.session import Runtime
     return Runtime(cache_dir=cache_dir, wall_clock=wall_clock,
-                   on_timeout_exit=on_timeout_exit)
+                   on_timeout_exit=on_timeout_exit, defer_large_compiles=True)
 
 
 RuntimeFactory = Callable[[Optional[str], str, Callable[[Any], None]], Any]

@@ -6,7 +6,8 @@ import pytest
 import wasmtime
 
 from zerocloud.runtime.session import Runtime
-from zerocloud.runtime.sysimage import ensure_python_image
+from zerocloud.runtime.sysimage import (ensure_python311_image,
+                                        ensure_python_image)
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
 
@@ -18,6 +19,13 @@ def runtime():
 
 @pytest.fixture(scope='session')
 def python_image():
+    """CPython 3.11 for WASI (a command module, standard library only)."""
+    return ensure_python311_image()
+
+
+@pytest.fixture(scope='session')
+def sci_python_image():
+    """The default Python image: the numpy+pandas snapshot (a reactor)."""
     return ensure_python_image()
 
 

@@ -219,7 +219,7 @@ def test_bad_programs(runtime, tmp_path, content, status, code):
 
 @pytest.mark.parametrize('wat,status', [
     ('(module (memory (export "memory") 1))',
-     'program is not a WASI command: no _start function'),
+     'program is not a WASI command: no _start or run function'),
     ('(module (import "env" "f" (func)) (memory (export "memory") 1) '
      '(func (export "_start")))', None),
 ])
@@ -235,6 +235,42 @@ def test_not_a_wasi_command(runtime, tmp_path, wat, status):
         assert result.report.status.startswith(
             'program is not a WASI command: unknown import')
         assert 'env::f' in result.report.status
+
+
+def test_reactor_runs_initialize_then_run(runtime, wat_programs, tmp_path):
+    result = runtime.run(write_manifest(tmp_path, wat_programs['reactor']))
+    assert (result.exit_status, result.report.status) == (0, 'ok')
+    assert result.report.retcode == 41  # 40 + host.call's -1 + 2
+    assert output(tmp_path) == b'reactor\n'
+
+
+@pytest.mark.parametrize('wat', [
+    '(module (memory (export "memory") 1) (func (export "run")))',
+    '(module (memory (export "memory") 1) '
+    '(func (export "run") (param i32) (result i32) i32.const 0))',
+])
+def test_run_with_wrong_signature_is_no_entry(runtime, tmp_path, wat):
+    import wasmtime
+    program = tmp_path / 'prog.wasm'
+    program.write_bytes(wasmtime.wat2wasm(wat))
+    result = runtime.run(write_manifest(tmp_path, str(program)))
+    assert result.exit_status == errno.ENOEXEC
+    assert result.report.status == (
+        'program is not a WASI command: no _start or run function')
+
+
+def test_deferring_runtime_leaves_large_modules_to_warm(
+        wat_programs, tmp_path, monkeypatch):
+    from zerocloud.runtime import cache
+    monkeypatch.setattr(cache, 'LARGE_MODULE_BYTES', 10)
+    runtime = Runtime(cache_dir=str(tmp_path / 'cache'),
+                      defer_large_compiles=True)
+    manifest = write_manifest(tmp_path, wat_programs['hello'])
+    result = runtime.run(manifest)
+    assert (result.exit_status, result.report.status) == (
+        errno.EAGAIN, cache.STATUS_NOT_COMPILED)
+    runtime.warm(wat_programs['hello'])
+    assert runtime.run(manifest).report.status == 'ok'
 
 
 def test_missing_read_channel(runtime, wat_programs, tmp_path):

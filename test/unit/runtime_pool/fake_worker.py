@@ -39,7 +39,8 @@ class FakeRuntime:
         self.wall_clock = wall_clock
         self.on_timeout_exit = on_timeout_exit
 
-    def warm(self, program_path: str, member: Optional[str] = None) -> None:
+    def warm(self, program_path: str, member: Optional[str] = None,
+             fuel: bool = False, deterministic: bool = False) -> None:
         if not os.path.exists(program_path):
             raise FileNotFoundError(program_path)
 

