@@ -5,6 +5,7 @@ and the OS wall alone (guard disabled: the read-only bind mount refuses).
 """
 
 import os
+import tempfile
 
 import pytest
 
@@ -171,3 +172,34 @@ def test_without_mount_namespace_big_read_channels_are_refused(
     assert result.report.status == ('channel /dev/input: read channel needs '
                                     'a private mount namespace (run as root)')
     _assert_intact(data)
+
+
+#: Replaces the write channel by a relative symlink that climbs to the host.
+LINK_OUTPUT_TO_HOST = '''import os
+os.remove('/dev/output')
+os.symlink('../' * 20 + 'etc/passwd', '/dev/output')
+'''
+
+
+def test_without_mount_namespace_output_copied_back_is_never_a_host_file(
+        runtime, python_image, tmp_path, monkeypatch):
+    """Non-root, a write channel on another filesystem is written in the
+    run directory and copied to its host path after the run: a guest that
+    swaps it for a symlink climbing out must not get a host file copied
+    into its output."""
+    other_fs = '/dev/shm'
+    if not os.path.isdir(other_fs) or \
+            os.stat(other_fs).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip('needs %s on another filesystem than %s'
+                    % (other_fs, tmp_path))
+    monkeypatch.setattr(sandbox, 'private_mounts', lambda: False)
+    with tempfile.TemporaryDirectory(dir=other_fs) as elsewhere:
+        host_output = os.path.join(elsewhere, 'out')
+        manifest = write_manifest(
+            tmp_path, python_image, ProgramMember='python',
+            args=['python', '-c', LINK_OUTPUT_TO_HOST],
+            channels=[write_channel(host_output, '/dev/output')])
+        runtime.run(manifest)
+        with open(host_output, 'rb') as copied, open('/etc/passwd',
+                                                     'rb') as passwd:
+            assert passwd.readline() not in copied.read()
