@@ -1,7 +1,8 @@
 """Attacks on the sandbox wall itself, as a tenant's program would try them.
 
 Issue #8's attack pass found the wall holding; these tests keep it so
-through later rewrites (one of them found a hole, marked below).  Each
+through later rewrites (two of them found holes since closed, marked
+below).  Each
 POSTs a real job (a Python script on the ``file://python:python`` system
 image, or a WebAssembly program written as WAT and stored as a
 ``swift://`` executable, see :mod:`.lab`) that tries one escape, and checks
@@ -27,8 +28,11 @@ what the guest saw and what became of the host and the store:
   unlinked, renamed, re-timed; ``path_open`` with write rights,
   ``fd_write`` and ``fd_filestat_set_size`` on its descriptors.
 - ``test_guest_cannot_create_files_beside_its_channels``: new files in a
-  writable ``/dev``, which no scratch or output limit counts.  **Fails
-  today**: the guest writes 80 MiB there and the node ends ``ok``.
+  writable ``/dev``, which no scratch or output limit counts.  **Was a
+  hole**: the guest wrote 80 MiB there and the node ended ``ok``.
+- ``test_guest_cannot_swap_its_channels``: remove, rename or replace the
+  output channel (with a ``/tmp`` file, or a symlink climbing to a host
+  file, which a non-root copy-back used to follow).
 - ``test_python_sockets_reach_nothing``, ``test_wasi_sockets_are_refused``:
   connect to the proxy and to a listening socket of the test; ``sock_*``
   calls on every descriptor; importing a socket-opening host call.
@@ -363,6 +367,31 @@ def test_guest_cannot_create_files_beside_its_channels(lab):
     assert ok_lines(resp) == [
         'create ' + OUTSIDE, 'mkdir ' + OUTSIDE, 'symlink ' + OUTSIDE,
         "['image', 'nvram', 'output', 'python']"]
+
+
+CHANNEL_SWAPPER = PROBE + '''
+open('/tmp/decoy', 'w').write('decoy')
+attacks = [
+    ('remove', lambda: os.remove('/dev/output')),
+    ('rename', lambda: os.rename('/dev/output', '/dev/moved')),
+    ('replace', lambda: os.replace('/tmp/decoy', '/dev/output')),
+    ('link over', lambda: os.symlink('../' * 20 + 'etc/passwd',
+                                     '/dev/output')),
+]
+for name, call in attacks:
+    print(name, attempt(call))
+open('/dev/output', 'w').write('written')
+'''
+
+
+def test_guest_cannot_swap_its_channels(lab):
+    """Remove, rename, replace the output; put a symlink in its place."""
+    resp = lab.run_python(CHANNEL_SWAPPER, [
+        {'name': 'output', 'path': lab.url('swapper-output')}])
+    assert ok_lines(resp) == ['%s %s' % (name, OUTSIDE) for name in (
+        'remove', 'rename', 'replace', 'link over')]
+    assert lab.account.get(lab.object_path('swapper-output')).content == \
+        b'written'
 
 
 # --------------------------------------------------------------- the network
