@@ -5,6 +5,7 @@ instead of hanging the suite.
 """
 
 import collections
+import configparser
 import io
 import json
 import os
@@ -141,6 +142,20 @@ class LogWatch:
                                        self.new_text(name)):
                 ran[instance].append(name)
         return ran
+
+
+def configure(cluster, server: str, section: str, **options: str) -> None:
+    """Set options in one section of a prepared (not yet started) cluster's
+    server configuration, e.g. ``configure(c, 'proxy-server', 'DEFAULT',
+    client_timeout='2')``."""
+    path = os.path.join(cluster.etc_dir, '%s.conf' % server)
+    conf = configparser.RawConfigParser()
+    conf.optionxform = str
+    conf.read(path)
+    for name, value in options.items():
+        conf.set(section, name, value)
+    with open(path, 'w') as fp:
+        conf.write(fp)
 
 
 def primary_servers(cluster, account: str, container: str,

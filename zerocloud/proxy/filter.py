@@ -7,7 +7,11 @@ job and runs each of its nodes on an object server next to the node's input.
 Requests without that header pass through untouched.
 
 The body is a script with a shebang, a zapp tar (``boot/system.map`` inside)
-or a JSON job description (:mod:`zerocloud.job.source`).  The job is parsed
+or a JSON job description (:mod:`zerocloud.job.source`), framed by
+``Content-Length`` or ``Transfer-Encoding: chunked`` (which wins when both
+are given, as in Swift); bad framing, a stalled body and a client that goes
+away are the client's ``400``, ``408`` and ``499``
+(:mod:`zerocloud.proxy.body`).  The job is parsed
 and validated (:mod:`zerocloud.job.model`), every object it touches is
 authorized with the deployment's own ``swift.authorize`` (executing needs the
 right to ``POST`` to the request path, reading needs the container's read
@@ -57,8 +61,12 @@ Options (``[filter:proxy_query]``), with defaults:
     seconds to wait for an object server's ``100 Continue`` (it checks the
     node before reading its body, so this is short, as for Swift's own
     requests).
+``client_timeout = 60``
+    seconds to wait for each read of a client's request body; a body that
+    stops arriving answers ``408`` (Swift's own option and default: set it
+    in ``[DEFAULT]`` so the proxy server's socket timeout agrees).
 ``zerovm_spool_dir`` (system temp dir)
-    where uploaded images and outputs are spooled.
+    where uploaded images and outputs are spooled; it must exist.
 ``zerovm_accounting_enabled = false``
     store one accounting object per job: lines
     ``<UTC time> <transaction> <node> (<cdr line>) [<status>]`` in
