@@ -69,6 +69,11 @@ Options (``[filter:object_query]``), with defaults:
     CPU cap in wasm fuel units (0: unmetered, the fast default).
 ``zerovm_module_cache`` (``~/.cache/zerocloud/modules``)
     where compiled WebAssembly modules are cached.
+
+Read from the server's own settings as well (set them in ``[DEFAULT]``):
+``mount_check = true`` (a device that is not mounted answers ``507``) and
+``workers`` (for the memory check above).  Every option is checked when the
+filter is built: a bad value stops the server at start, named.
 """
 
 import hmac
@@ -274,7 +279,9 @@ class ObjectQueryMiddleware:
         if ctype != protocol.TAR_CONTENT_TYPE:
             raise HTTPBadRequest(body='Invalid Content-Type', request=req)
         devices = self._devices_root(policy)
-        if not check_drive(devices, dev, self.config.mount_check):
+        try:
+            check_drive(devices, dev, self.config.mount_check)
+        except ValueError:   # not a directory, or not mounted
             raise HTTPInsufficientStorage(drive=dev, request=req)
         access = req.headers.get(protocol.ACCESS_HEADER, '').upper()
         if self._pool is not None and self._pool.full:
@@ -483,6 +490,9 @@ class ObjectQueryMiddleware:
 
 def filter_factory(global_conf, **local_conf):
     conf = dict(global_conf, **local_conf)
+    # Checked here, when the pipeline is loaded: a bad value stops the
+    # server at start, named.
+    ObjectConfig.from_conf(conf)
 
     def factory(app):
         return ObjectQueryMiddleware(app, conf)
