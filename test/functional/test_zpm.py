@@ -14,7 +14,8 @@ import requests
 
 from test.wheels import offline_pip_env, pure_wheel
 from .helpers import REQUEST_TIMEOUT, Account, unique
-from .zpm_helpers import bundle, new_project, run_zpm, run_zpm_on_tty
+from .zpm_helpers import (
+    FakeKeystone, bundle, new_project, run_zpm, run_zpm_on_tty)
 
 ARGV_PY = 'import sys\nprint(sys.argv[1:])\n'
 FAILING_PY = ('import sys\nprint("half done")\n'
@@ -76,6 +77,51 @@ def test_token_and_storage_url_alone_run_a_job(cluster, tmp_path):
     assert out.stdout.splitlines() == [
         'Auth token: %s' % cluster.token('tester'),
         'Storage URL: %s' % cluster.storage_url('tester')]
+
+def test_keystone_v3_names_project_and_domains(cluster, tmp_path):
+    """OS_* variables as a Keystone v3 cloud sets them: zpm asks Keystone
+    for a project-scoped token and uses the catalog's object-store."""
+    with FakeKeystone(cluster.token('tester'),
+                      cluster.storage_url('tester')) as keystone:
+        env = dict(no_credentials(cluster), OS_AUTH_URL=keystone.url + '/v3',
+                   OS_USERNAME='demo', OS_PASSWORD='secret',
+                   OS_PROJECT_NAME='demo-project',
+                   OS_USER_DOMAIN_NAME='Default',
+                   OS_PROJECT_DOMAIN_NAME='Default')
+        out = run_zpm(env, 'auth')
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines() == [
+            'Auth token: %s' % cluster.token('tester'),
+            'Storage URL: %s' % cluster.storage_url('tester')]
+        root = new_project(env, str(tmp_path / 'v3'), ARGV_PY,
+                           group={'args': 'main.py v3'})
+        out = run_zpm(env, 'execute', bundle(env, root))
+        assert (out.returncode, out.stdout) == (0, "['v3']\n"), out.stderr
+    path, body = keystone.requests[0]
+    assert path == '/v3/auth/tokens'
+    identity = body['auth']['identity']
+    assert identity['methods'] == ['password']
+    assert identity['password']['user'] == {
+        'name': 'demo', 'password': 'secret', 'domain': {'name': 'Default'}}
+    assert body['auth']['scope'] == {'project': {
+        'name': 'demo-project', 'domain': {'name': 'Default'}}}
+
+
+def test_keystone_v2_with_a_tenant(cluster):
+    with FakeKeystone(cluster.token('tester'),
+                      cluster.storage_url('tester')) as keystone:
+        env = dict(no_credentials(cluster),
+                   OS_AUTH_URL=keystone.url + '/v2.0', OS_USERNAME='demo',
+                   OS_PASSWORD='secret', OS_TENANT_NAME='demo-tenant')
+        out = run_zpm(env, 'auth')
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[1] == 'Storage URL: %s' % \
+        cluster.storage_url('tester')
+    path, body = keystone.requests[0]
+    assert path == '/v2.0/tokens'
+    assert body['auth'] == {'tenantName': 'demo-tenant',
+                            'passwordCredentials': {'username': 'demo',
+                                                    'password': 'secret'}}
 
 # ---------------------------------------------------- new, bundle, execute
 
