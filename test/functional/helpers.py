@@ -150,9 +150,9 @@ def primary_servers(cluster, account: str, container: str,
     from swift.common.utils import set_swift_dir
     set_swift_dir(cluster.etc_dir)
     ring = Ring(os.path.join(cluster.etc_dir, 'object.ring.gz'))
-    by_port = {port: name for name, port in cluster.ports.items()
-               if name.startswith('object-server')}
-    return [by_port[node['port']]
+    by_address = {address: name for name, address in cluster.addresses.items()
+                  if name.startswith('object-server')}
+    return [by_address[node['ip'], node['port']]
             for node in ring.get_nodes(account, container, obj)[1]]
 
 
