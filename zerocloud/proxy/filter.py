@@ -84,6 +84,7 @@ from swift.common.utils import get_logger
 
 from zerocloud.job.model import JobError
 from zerocloud.protocol import EXECUTE_HEADER
+from zerocloud.proxy import cors
 from zerocloud.proxy.accounting import Accounting
 from zerocloud.proxy.config import ProxyConfig
 from zerocloud.proxy.jobrun import JobRun
@@ -149,6 +150,10 @@ class ProxyQueryMiddleware:
             execute = '%s/1.0' % version
         if execute is None:
             return self.app(env, start_response)
+        if cors.is_preflight(req):
+            return cors.preflight(req, self.app, start_response)
+        start_response = cors.cors_start_response(req, self.app,
+                                                  start_response)
         kind = execute.split('/', 1)[0] if '/' in execute else JOB
         problem = request_problem(kind, req.method, account, container, obj)
         if problem:
