@@ -158,6 +158,40 @@ def configure(cluster, server: str, section: str, **options: str) -> None:
         conf.write(fp)
 
 
+def server_pids(cluster, server: str) -> List[int]:
+    """Processes of one server of ``cluster``, found by its config path."""
+    conf = os.path.join(cluster.etc_dir, '%s.conf' % server).encode()
+    pids = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % entry, 'rb') as cmdline:
+                argv = cmdline.read().split(b'\0')
+        except OSError:
+            continue
+        if conf in argv:
+            pids.append(int(entry))
+    return pids
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        with open('/proc/%d/stat' % pid) as stat:
+            return stat.read().rsplit(')', 1)[1].split()[0] == 'Z'
+    except OSError:
+        return True
+
+
+def signal_server(cluster, server: str, signum: int) -> None:
+    """Signal a server's process group: the server, its workers and
+    their sandbox workers."""
+    pids = server_pids(cluster, server)
+    assert pids, '%s is not running' % server
+    for pgid in {os.getpgid(pid) for pid in pids}:
+        os.killpg(pgid, signum)
+
+
 def primary_servers(cluster, account: str, container: str,
                     obj: str) -> List[str]:
     """Object servers holding an object, in ring order."""

@@ -42,8 +42,9 @@ Options (``[filter:object_query]``), with defaults:
     extra seconds before a sandbox worker that does not answer is killed.
 ``zerovm_maxpool = 2``, ``zerovm_maxqueue = 8``
     sandbox workers per object-server worker process, and requests that
-    may wait for one; beyond that the answer is ``503`` with
-    ``Retry-After``.
+    may wait for one (each at most ``zerocloud.protocol.QUEUE_WAIT``
+    seconds); beyond that the answer is ``503`` with ``Retry-After``, which
+    the proxy takes as "busy", not as a failed server.
 ``zerovm_maxinput = 1073741824``, ``zerovm_maxoutput = 1073741824``
     bytes a node may read (request body, local object) and write per
     output channel.
@@ -135,6 +136,13 @@ def nexe_headers(node_name: str, report: Report, elapsed: float,
     if fuel is not None:
         headers['X-Nexe-Fuel'] = str(fuel)
     return headers
+
+
+def busy(req: Request) -> HTTPException:
+    """The answer of a busy sandbox pool, which the proxy does not count
+    as a failure of this server (:mod:`zerocloud.protocol`)."""
+    return HTTPServiceUnavailable(body='Slot not available', request=req,
+                                  headers={protocol.RETRY_AFTER_HEADER: '1'})
 
 
 def colocation_proof(value: Optional[str]) -> Optional[str]:
@@ -285,10 +293,10 @@ class ObjectQueryMiddleware:
             raise HTTPInsufficientStorage(drive=dev, request=req)
         access = req.headers.get(protocol.ACCESS_HEADER, '').upper()
         if self._pool is not None and self._pool.full:
-            # Refuse before the body is sent: the proxy tries another server.
-            raise HTTPServiceUnavailable(body='Slot not available',
-                                         headers={'Retry-After': '1'},
-                                         request=req)
+            # Refuse before the body is sent (eventlet answers 100 Continue
+            # only when the body is first read, below): the proxy tries
+            # another server, and does not count this one as failed.
+            raise busy(req)
         stack = ExitStack()
         try:
             tmp_root = os.path.join(devices, dev, 'tmp')
@@ -435,11 +443,12 @@ class ObjectQueryMiddleware:
             raise HTTPException(status=err.status, body=err.message,
                                 request=req)
         try:
-            result = self.pool.run(session.manifest_path, limits.timeout)
+            # A bounded wait in the queue, so that this server answers
+            # within the time the proxy gives it (protocol.ANSWER_SLACK).
+            result = self.pool.run(session.manifest_path, limits.timeout,
+                                   queue_wait=protocol.QUEUE_WAIT)
         except PoolFull:
-            raise HTTPServiceUnavailable(body='Slot not available',
-                                         headers={'Retry-After': '1'},
-                                         request=req)
+            raise busy(req)
         elapsed = time.time() - started
         report = result.report
         headers = nexe_headers(node.name, report, elapsed, policy_name,

@@ -23,6 +23,13 @@ DEFAULT_NODE_TIMEOUT = 10.0
 DEFAULT_CLIENT_TIMEOUT = 60.0
 DEFAULT_STATS_ACCOUNT = 'userstats'
 DEFAULT_CHAIN_TIMEOUT = 20.0
+#: Seconds from a job's start within which its nodes may wait for busy
+#: storage servers.
+DEFAULT_JOB_DEADLINE = 60.0
+#: Nodes of one proxy worker process that may wait for busy servers at once.
+DEFAULT_MAX_WAITING_NODES = 64
+#: Nodes of one job in progress at once.
+DEFAULT_JOB_CONCURRENCY = 16
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,9 @@ class ProxyConfig:
     accounting: bool
     stats_account: str
     image_scan: ScanBounds
+    job_deadline: float
+    max_waiting_nodes: int
+    job_concurrency: int
 
     @classmethod
     def from_conf(cls, conf: Conf) -> 'ProxyConfig':
@@ -67,6 +77,13 @@ class ProxyConfig:
             stats_account=options.text(conf, 'user_stats_account',
                                        DEFAULT_STATS_ACCOUNT),
             image_scan=options.scan_bounds(conf),
+            job_deadline=options.number(conf, 'zerovm_job_deadline',
+                                        DEFAULT_JOB_DEADLINE),
+            max_waiting_nodes=options.integer(
+                conf, 'zerovm_max_waiting_nodes', DEFAULT_MAX_WAITING_NODES),
+            job_concurrency=options.integer(
+                conf, 'zerovm_job_concurrency', DEFAULT_JOB_CONCURRENCY,
+                minimum=1),
         )
 
 

@@ -69,6 +69,18 @@ def test_queue_admits_waiters_up_to_its_size(make_pool, fake_python, command):
     assert len(pool.worker_pids()) == 1
 
 
+def test_a_bounded_queue_wait_ends_in_pool_full(
+        make_pool, fake_python, command):
+    pool = make_pool(1, 1, 1.0, python=fake_python)
+    busy = eventlet.spawn(pool.run, command('sleep 0.5'), 5)
+    eventlet.sleep(0)
+    with pytest.raises(PoolFull, match='no sandbox worker became free'):
+        pool.run(command('ok 0'), 5, queue_wait=0.05)
+    assert not pool.full   # the waiter left the queue
+    assert busy.wait().report.ok
+    assert pool.run(command('ok 1'), 5, queue_wait=0.05).report.retcode == 1
+
+
 def test_overrunning_worker_is_killed_and_replaced(
         make_pool, fake_python, command, caplog):
     pool = make_pool(1, 0, 0.2, python=fake_python)
