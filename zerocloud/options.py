@@ -7,9 +7,11 @@ readers, so a bad value stops the server at start with a message naming the
 option, instead of showing up later as failed requests.
 """
 
+import os
 from typing import Dict, Mapping, Optional
 
 from swift.common.utils import config_true_value
+from swift.common.wsgi import ConfigFileError
 
 from zerocloud.tarscan import (
     DEFAULT_SCAN_BYTES, DEFAULT_SCAN_MEMBERS, ScanBounds)
@@ -17,8 +19,13 @@ from zerocloud.tarscan import (
 Conf = Mapping[str, str]
 
 
-class ConfigError(ValueError):
-    """An option's value is unusable; the message names the option."""
+class ConfigError(ConfigFileError, ValueError):
+    """An option's value is unusable; the message names the option.
+
+    A :class:`~swift.common.wsgi.ConfigFileError`: a Swift server that meets
+    one while loading its pipeline prints the message (no traceback) and
+    exits 1.
+    """
 
 
 def _raw(conf: Conf, name: str, default) -> str:
@@ -61,6 +68,16 @@ def flag(conf: Conf, name: str, default: bool) -> bool:
 def text(conf: Conf, name: str, default: Optional[str]) -> Optional[str]:
     value = conf.get(name)
     return value.strip() if value and value.strip() else default
+
+
+def directory(conf: Conf, name: str) -> Optional[str]:
+    """An existing directory this server may write in; None when unset."""
+    path = text(conf, name, None)
+    if path is not None and not (os.path.isdir(path) and
+                                 os.access(path, os.W_OK | os.X_OK)):
+        raise ConfigError('%s must be a directory this server can write '
+                          'in, not %r' % (name, path))
+    return path
 
 
 def sysimage_devices(conf: Conf) -> Dict[str, str]:

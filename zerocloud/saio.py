@@ -3,14 +3,33 @@
 Usage::
 
     zerocloud-saio [--port 8080] [--bind-ip 127.0.0.1] [--workdir DIR]
-                   [--quiet]
+                   [--encryption | --no-encryption] [--quiet]
 
-Starts memcached, one proxy server (tempauth, ``job_chain``,
-``proxy_query``), one account server, one container server
-(``object_query``) and four object servers
-(``object_query``; the object ring keeps 3 replicas on 4 devices, like Swift's
-SAIO), waits until every server answers and a test user can authenticate, then
-prints lines to paste into a shell::
+Starts memcached, one proxy server, one account server and one container
+server (``object_query``) on 127.0.0.1, and four object servers
+(``object_query``) on 127.0.0.2 to 127.0.0.5, each its own host in the rings,
+so placement, replica uniqueness, failover and error limiting see four hosts
+as in a real cluster.  Two storage policies: ``Policy-0`` (default, 3
+replicas on the 4 devices, like Swift's SAIO) and ``ec`` (erasure coded,
+``liberasurecode_rs_vand``, 2 data + 1 parity fragments on the same devices,
+ring ``object-1``; a container uses it when created with
+``X-Storage-Policy: ec``).  The proxy pipeline follows Swift's
+``proxy-server.conf-sample``::
+
+    catch_errors gatekeeper healthcheck proxy-logging cache listing_formats
+    tempauth job_chain proxy_query copy slo dlo versioned_writes symlink
+    keymaster encryption proxy-logging proxy-server
+
+``job_chain`` and ``proxy_query`` sit right after auth, so every request a
+job makes through the proxy passes through copy, SLO, DLO, versioning,
+symlinks and encryption as a client's request would.  At-rest encryption is
+off unless ``--encryption`` is given (otherwise ``disable_encryption =
+true``: objects stored encrypted earlier still read back); the keymaster's
+root secret is made once per work directory, in ``etc/keymaster.conf``
+(mode 0600).
+
+The launcher waits until every server answers and a test user can
+authenticate, then prints lines to paste into a shell::
 
     export PATH=/path/to/venv/bin:$PATH
     export ST_AUTH=<proxy>/auth/v1.0 ST_USER=test:tester ST_KEY=testing
@@ -37,36 +56,46 @@ one accounting object per job
 Work directory (default: a new temporary directory; ``make run`` uses
 ``var/saio``)::
 
-    etc/   swift.conf, rings and builders, one config per server
+    etc/   swift.conf, rings and builders, one config per server,
+           keymaster.conf (the encryption root secret, mode 0600)
     srv/   srv/<n>/node/sdb<n>: the devices (object server n uses sdb<n>;
            account and container servers use sdb1)
     log/   one file per server (plus memcached.log)
     run/   memcached.pid and the lock that keeps a second launcher out
 
-A reused work directory keeps its hash prefix/suffix, rings and data; only
-ports that are no longer free are changed in the rings (partitions stay).
-Backend ports are free ports chosen at start; ``--port 0`` picks a free proxy
-port too.  Swift needs user extended attributes on the devices: tmpfs (e.g.
-/dev/shm), ext4 and xfs work.
+A reused work directory keeps its hash prefix/suffix, rings, root secret
+and data; only addresses that changed (ports no longer free, or the single
+127.0.0.1 of older launchers) are updated in the rings, in place (partitions
+stay); a missing ``ec`` policy, ``object-1`` ring or secret is added.
+Backend ports are free ports chosen at start, distinct over the whole
+cluster; ``--port 0`` picks a free proxy port too.  Swift needs user
+extended attributes on the devices: tmpfs (e.g. /dev/shm), ext4 and xfs
+work.
 
 Every server runs with ``swift_dir = <workdir>/etc`` and logs to its file
 through :mod:`zerocloud.logfile`.  Nothing is written outside the work
-directory; note that Swift servers read storage policies only from
-``/etc/swift/swift.conf``, so the launcher checks at start that the cluster
-really serves the single policy it configured.
+directory.  Swift parses its storage policies once, at import, from
+``/etc/swift/swift.conf`` (``swift_dir`` does not reload them), so each
+server is started through this module (``python -m zerocloud.saio --serve
+swift-object-server <conf>``), which loads the work directory's policies
+before running Swift's own entry point; the launcher checks at start that
+the proxy serves exactly the policies it configured.
 
 Before the servers start, the Python system images are fetched (and the
 numpy+pandas snapshot made) if missing and compiled into the cache (as
 ``zerocloud-sysimage`` does), so the first job does not pay for it.
 
 The same code is importable: :class:`Cluster` is what the functional tests
-use (``Cluster(workdir, port=0).start()``).
+use (``Cluster(workdir, port=0, encryption=False).start()``).
 """
 
 import argparse
+import base64
+import configparser
 import errno
 import fcntl
 import http.client
+import importlib.metadata
 import json
 import os
 import pwd
@@ -83,16 +112,27 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from swift.common.ring import RingBuilder
+from swift.common.storage_policy import reload_storage_policies
+from swift.common.utils import set_swift_dir
 
 from zerocloud import paths
-from zerocloud.runtime import sysimage
 
 PROG = 'zerocloud-saio'
 DEFAULT_PORT = 8080
 DEFAULT_BIND_IP = '127.0.0.1'
+#: memcached, the account and the container server listen here.
 BACKEND_IP = '127.0.0.1'
 OBJECT_SERVER_COUNT = 4
 OBJECT_REPLICAS = 3
+EC_POLICY_NAME = 'ec'
+EC_TYPE = 'liberasurecode_rs_vand'
+EC_DATA_FRAGMENTS = 2
+EC_PARITY_FRAGMENTS = 1
+#: At-rest encryption when neither --encryption nor --no-encryption is given.
+#: Off for now: object_query still reads the local .data file, which would
+#: hand programs ciphertext; turn it on once node inputs are decrypted
+#: (issue #10).
+DEFAULT_ENCRYPTION = False
 #: 256 partitions: plenty for a test cluster and a ring build in milliseconds.
 PART_POWER = 8
 TOKEN_LIFE = 86400
@@ -104,23 +144,50 @@ STOP_TIMEOUT = 10.0
 LOG_TAIL_LINES = 10
 #: Starts the line the launcher writes to a server's log before each start.
 RUN_MARKER = '--- %s: starting' % PROG
-SYSTEM_SWIFT_CONF = '/etc/swift/swift.conf'
+#: Hidden first argument: run one Swift server (see :func:`serve`).
+SERVE_FLAG = '--serve'
+KEYMASTER_CONF = 'keymaster.conf'
+#: Bytes of the keymaster's root secret (Swift wants at least 32).
+ROOT_SECRET_BYTES = 32
 ZEROVM_TIMEOUT = 30
 ZEROVM_MAXPOOL = 2
 ZEROVM_MAXQUEUE = 8
 
+#: Storage policy index -> its swift.conf section (ring ``object[-<index>]``).
+STORAGE_POLICIES = {
+    0: {'name': POLICY_NAME, 'default': 'yes'},
+    1: {'name': EC_POLICY_NAME, 'policy_type': 'erasure_coding',
+        'ec_type': EC_TYPE, 'ec_num_data_fragments': EC_DATA_FRAGMENTS,
+        'ec_num_parity_fragments': EC_PARITY_FRAGMENTS,
+        'ec_object_segment_size': 1 << 20},
+}
+_OBJECT_DEVICES = [('object-server-%d' % n, n)
+                   for n in range(1, OBJECT_SERVER_COUNT + 1)]
 #: Ring name -> (replicas, [(server, storage node)] in device id order).
 #: Like Swift's SAIO, storage node n holds device sdb<n>; the account and
-#: container servers share node 1 with object-server-1.
+#: container servers share node 1 with object-server-1, and both policies
+#: use the four object devices.
 RING_LAYOUT = {
     'account': (1, [('account-server', 1)]),
     'container': (1, [('container-server', 1)]),
-    'object': (OBJECT_REPLICAS, [('object-server-%d' % n, n)
-                                 for n in range(1, OBJECT_SERVER_COUNT + 1)]),
+    'object': (OBJECT_REPLICAS, _OBJECT_DEVICES),
+    'object-1': (EC_DATA_FRAGMENTS + EC_PARITY_FRAGMENTS, _OBJECT_DEVICES),
 }
 #: Backend server name -> its storage node.
 BACKEND_NODES = {server: node for _replicas, devices in RING_LAYOUT.values()
                  for server, node in devices}
+#: Object server n listens on 127.0.0.<n+1>: a host of its own.
+OBJECT_SERVER_IPS = {server: '127.0.0.%d' % (node + 1)
+                     for server, node in _OBJECT_DEVICES}
+#: Swift's proxy-server.conf-sample order, with ZeroCloud's filters right
+#: after auth: every request a job makes through the proxy then goes through
+#: copy, SLO, DLO, versioning, symlinks and encryption with the caller's
+#: rights, as a client's would.  keymaster and encryption must be the last
+#: filters before proxy-logging, as Swift requires.
+PROXY_PIPELINE = (
+    'catch_errors gatekeeper healthcheck proxy-logging cache listing_formats '
+    'tempauth job_chain proxy_query copy slo dlo versioned_writes symlink '
+    'keymaster encryption proxy-logging proxy-server')
 #: Server kind -> pipeline; object_query also serves container jobs.
 BACKEND_PIPELINES = {
     'account': 'account-server',
@@ -131,6 +198,11 @@ BACKEND_PIPELINES = {
 
 def device_name(node: int) -> str:
     return 'sdb%d' % node
+
+
+def backend_ip(server: str) -> str:
+    """The address a backend server (or memcached) listens on."""
+    return OBJECT_SERVER_IPS.get(server, BACKEND_IP)
 
 
 class LaunchError(Exception):
@@ -181,6 +253,7 @@ class _Child:
     name: str
     argv: list[str]
     log_path: str
+    host: str
     port: int
     popen: Optional[subprocess.Popen] = None
 
@@ -334,17 +407,21 @@ def _connect_host(bind_ip: str) -> str:
 class Cluster:
     """A running (or startable) all-in-one Swift cluster with ZeroCloud.
 
-    ``port=0`` lets the cluster pick a free proxy port.  ``prepare()`` and
-    ``start()`` raise :class:`LaunchError` and leave nothing running when
-    they fail; ``stop()`` is idempotent.  Usable as a context manager.
+    ``port=0`` lets the cluster pick a free proxy port; ``encryption``
+    turns at-rest encryption of new objects on (``disable_encryption`` of
+    the proxy's ``encryption`` filter).  ``prepare()`` and ``start()`` raise
+    :class:`LaunchError` and leave nothing running when they fail;
+    ``stop()`` is idempotent.  Usable as a context manager.
     """
 
     def __init__(self, workdir: str, port: int = DEFAULT_PORT,
                  bind_ip: str = DEFAULT_BIND_IP,
                  ready_timeout: float = READY_TIMEOUT,
-                 zerovm_timeout: int = ZEROVM_TIMEOUT) -> None:
+                 zerovm_timeout: int = ZEROVM_TIMEOUT,
+                 encryption: bool = DEFAULT_ENCRYPTION) -> None:
         self.workdir = os.path.abspath(workdir)
         self.zerovm_timeout = zerovm_timeout
+        self.encryption = encryption
         self.bind_ip = bind_ip
         self.ready_timeout = ready_timeout
         self.bin_dir = os.path.dirname(sys.executable)
@@ -381,6 +458,11 @@ class Cluster:
         """Log file of a server, e.g. ``log_path('object-server-2')``."""
         return os.path.join(self.log_dir, '%s.log' % name)
 
+    @property
+    def keymaster_conf_path(self) -> str:
+        """The file holding the encryption root secret (mode 0600)."""
+        return os.path.join(self.etc_dir, KEYMASTER_CONF)
+
     # -- addresses and users -----------------------------------------------
 
     @property
@@ -406,8 +488,17 @@ class Cluster:
 
     @property
     def ports(self) -> dict[str, int]:
-        """Listening port of every process, by name (``proxy-server``...)."""
+        """Listening port of every process, by name (``proxy-server``...).
+
+        Ports are distinct over the cluster, so a port names one server.
+        """
         return {child.name: child.port for child in self._children}
+
+    @property
+    def addresses(self) -> dict[str, tuple[str, int]]:
+        """(host, port) every process listens on, by name."""
+        return {child.name: (child.host, child.port)
+                for child in self._children}
 
     @property
     def users(self) -> dict[str, tuple[str, str]]:
@@ -472,11 +563,12 @@ class Cluster:
         try:
             self._prepare_workdir()
             memcached = self._find_memcached()
-            server_binaries = self._find_server_binaries()
+            _check_server_entry_points()
             self._proxy_port = self._choose_proxy_port()
             ports = self._choose_backend_ports()
             try:
                 self._write_swift_conf()
+                self._write_keymaster_conf()
                 self._write_rings(ports)
                 self._write_server_confs(ports)
             except OSError as err:
@@ -485,7 +577,7 @@ class Cluster:
         except BaseException:
             self.stop()
             raise
-        self._prepared = self._plan_children(memcached, server_binaries, ports)
+        self._prepared = self._plan_children(memcached, ports)
 
     def start(self) -> None:
         """Prepare if needed, start every process, wait until ready."""
@@ -592,17 +684,6 @@ class Cluster:
                               % (MEMCACHED_PACKAGE, MEMCACHED_PACKAGE))
         return binary
 
-    def _find_server_binaries(self) -> dict[str, str]:
-        binaries = {}
-        for kind in ('proxy', 'account', 'container', 'object'):
-            path = os.path.join(self.bin_dir, 'swift-%s-server' % kind)
-            if not os.access(path, os.X_OK):
-                raise LaunchError('%s not found next to %s: install swift '
-                                  'into this Python environment'
-                                  % (os.path.basename(path), sys.executable))
-            binaries[kind] = path
-        return binaries
-
     def _choose_proxy_port(self) -> int:
         port = self._requested_port
         if port == 0:
@@ -619,20 +700,25 @@ class Cluster:
         return port
 
     def _choose_backend_ports(self) -> dict[str, int]:
-        """Ports for memcached and the backends: the rings' ones if free."""
+        """Ports for memcached and the backends: the rings' ones if free.
+
+        Each is free on the server's own address and distinct from every
+        other port of the cluster.
+        """
         previous = self._ring_ports()
         taken = {self.proxy_port}
         ports = {}
         for name in BACKEND_NODES:
             port = previous.get(name)
-            if port and port not in taken and port_is_free(BACKEND_IP, port):
+            if port and port not in taken and port_is_free(backend_ip(name),
+                                                           port):
                 ports[name] = port
                 taken.add(port)
         missing = [name for name in BACKEND_NODES if name not in ports]
-        missing.append('memcached')
-        for name, port in zip(missing, free_ports(
-                len(missing), exclude=frozenset(taken))):
-            ports[name] = port
+        for name in missing + ['memcached']:
+            ports[name] = free_ports(1, backend_ip(name),
+                                     exclude=frozenset(taken))[0]
+            taken.add(ports[name])
         return ports
 
     def _builder_path(self, ring: str) -> str:
@@ -666,22 +752,53 @@ class Cluster:
         return ports
 
     def _write_swift_conf(self) -> None:
-        """swift.conf with a random hash prefix/suffix, kept on reuse."""
+        """swift.conf: our policies, and a hash prefix/suffix kept on reuse.
+
+        A work directory of an older launcher gains the ``ec`` policy; its
+        hash settings must stay, or no object would be found again.
+        """
         path = os.path.join(self.etc_dir, 'swift.conf')
-        if os.path.exists(path):
-            return
-        text = _render_conf([
-            ('swift-hash', {'swift_hash_path_suffix': secrets.token_hex(8),
-                            'swift_hash_path_prefix': secrets.token_hex(8)}),
-            ('storage-policy:0', {'name': POLICY_NAME, 'default': 'yes'}),
-        ])
+        previous = configparser.RawConfigParser()
+        previous.read(path)
+        hash_settings = {
+            key: previous.get('swift-hash', key, fallback=None)
+            or secrets.token_hex(8)
+            for key in ('swift_hash_path_suffix', 'swift_hash_path_prefix')}
+        text = _render_conf(
+            [('swift-hash', hash_settings)]
+            + [('storage-policy:%d' % index, options)
+               for index, options in STORAGE_POLICIES.items()])
+        try:
+            with open(path) as conf:
+                if conf.read() == text:
+                    return
+        except FileNotFoundError:
+            pass
         with open(path, 'w') as conf:
             conf.write(text)
 
-    def _write_rings(self, ports: dict[str, int]) -> None:
-        """Build missing rings; on reuse only move devices to new ports.
+    def _write_keymaster_conf(self) -> None:
+        """The keymaster's root secret: made once, readable by us only.
 
-        Keeping device ids and partitions keeps existing data reachable.
+        Kept on reuse whether or not encryption is on now: objects stored
+        encrypted earlier need it to be read back.
+        """
+        try:
+            descriptor = os.open(self.keymaster_conf_path,
+                                 os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            os.chmod(self.keymaster_conf_path, 0o600)
+            return
+        secret = base64.b64encode(os.urandom(ROOT_SECRET_BYTES)).decode()
+        with os.fdopen(descriptor, 'w') as conf:
+            conf.write(_render_conf([
+                ('keymaster', {'encryption_root_secret': secret})]))
+
+    def _write_rings(self, ports: dict[str, int]) -> None:
+        """Build missing rings; on reuse only move devices to new addresses.
+
+        Keeping device ids and partitions keeps existing data reachable
+        (what ``swift-ring-builder set_info`` does, without a rebalance).
         """
         for ring, (replicas, devices) in RING_LAYOUT.items():
             ring_path = os.path.join(self.etc_dir, '%s.ring.gz' % ring)
@@ -691,17 +808,18 @@ class Cluster:
                 builder = RingBuilder(PART_POWER, replicas, 1)
                 for dev_id, (server, node) in enumerate(devices):
                     builder.add_dev({'id': dev_id, 'region': 1,
-                                     'zone': dev_id + 1, 'ip': BACKEND_IP,
+                                     'zone': dev_id + 1,
+                                     'ip': backend_ip(server),
                                      'port': ports[server],
                                      'device': device_name(node),
                                      'weight': 1.0, 'meta': ''})
                 builder.rebalance(seed=1)
             else:
                 for dev in builder.devs:
-                    port = ports[devices[dev['id']][0]]
-                    if dev['port'] != port or dev['ip'] != BACKEND_IP:
-                        dev.update(ip=BACKEND_IP, port=port,
-                                   replication_ip=BACKEND_IP,
+                    server = devices[dev['id']][0]
+                    ip, port = backend_ip(server), ports[server]
+                    if (dev['ip'], dev['port']) != (ip, port):
+                        dev.update(ip=ip, port=port, replication_ip=ip,
                                    replication_port=port)
                         changed = True
             if changed or not os.path.exists(ring_path):
@@ -721,7 +839,7 @@ class Cluster:
         }
 
     def _storage_options(self, name: str, node: int, port: int) -> dict:
-        options = self._common_options(name, BACKEND_IP, port)
+        options = self._common_options(name, backend_ip(name), port)
         options.update(devices=self.devices_dir(node), mount_check='false',
                        disable_fallocate='true')
         return options
@@ -769,10 +887,7 @@ class Cluster:
             tempauth['user_%s_%s' % (user.account, user.user)] = value
         return [
             ('DEFAULT', options),
-            ('pipeline:main', {'pipeline': (
-                'catch_errors gatekeeper healthcheck proxy-logging cache '
-                'listing_formats tempauth job_chain proxy_query '
-                'copy slo dlo symlink proxy-logging proxy-server')}),
+            ('pipeline:main', {'pipeline': PROXY_PIPELINE}),
             ('app:proxy-server', {'use': 'egg:swift#proxy',
                                   'account_autocreate': 'true',
                                   'allow_account_management': 'true'}),
@@ -792,15 +907,25 @@ class Cluster:
             ('filter:healthcheck', {'use': 'egg:swift#healthcheck'}),
             ('filter:proxy-logging', {'use': 'egg:swift#proxy_logging'}),
             ('filter:listing_formats', {'use': 'egg:swift#listing_formats'}),
-            # Right of proxy_query, so a job's own reads and writes pass
-            # through them as a client's would.
             ('filter:copy', {'use': 'egg:swift#copy'}),
             ('filter:slo', {'use': 'egg:swift#slo'}),
             ('filter:dlo', {'use': 'egg:swift#dlo'}),
+            ('filter:versioned_writes', {
+                'use': 'egg:swift#versioned_writes',
+                'allow_versioned_writes': 'true',
+                'allow_object_versioning': 'true'}),
             ('filter:symlink', {'use': 'egg:swift#symlink'}),
+            ('filter:keymaster', {
+                'use': 'egg:swift#keymaster',
+                'keymaster_config_path': self.keymaster_conf_path}),
+            # Off only stops encrypting new writes: what was stored
+            # encrypted is still decrypted on the way out.
+            ('filter:encryption', {
+                'use': 'egg:swift#encryption',
+                'disable_encryption': 'false' if self.encryption else 'true'}),
         ]
 
-    def _plan_children(self, memcached: str, binaries: dict[str, str],
+    def _plan_children(self, memcached: str,
                        ports: dict[str, int]) -> list[_Child]:
         memcached_argv = [memcached, '-l', BACKEND_IP,
                           '-p', str(ports['memcached']), '-U', '0', '-m', '64',
@@ -809,14 +934,16 @@ class Cluster:
             # memcached refuses to run as root unless told which user to be.
             memcached_argv += ['-u', _user_name()]
         children = [_Child('memcached', memcached_argv,
-                           self.log_path('memcached'), ports['memcached'])]
+                           self.log_path('memcached'), BACKEND_IP,
+                           ports['memcached'])]
         for name in BACKEND_NODES:
-            children.append(_Child(name, [binaries[_server_kind(name)],
-                                          self._conf_path(name)],
-                                   self.log_path(name), ports[name]))
-        proxy_argv = [binaries['proxy'], self._conf_path('proxy-server')]
-        children.append(_Child('proxy-server', proxy_argv,
-                               self.log_path('proxy-server'), self.proxy_port))
+            children.append(_Child(
+                name, _serve_argv(_server_kind(name), self._conf_path(name)),
+                self.log_path(name), backend_ip(name), ports[name]))
+        children.append(_Child(
+            'proxy-server',
+            _serve_argv('proxy', self._conf_path('proxy-server')),
+            self.log_path('proxy-server'), self.proxy_host, self.proxy_port))
         return children
 
     # -- readiness -----------------------------------------------------------
@@ -870,19 +997,19 @@ class Cluster:
         """Whether the child's port answers its protocol."""
         if child.name == 'memcached':
             try:
-                with socket.create_connection((BACKEND_IP, child.port),
+                with socket.create_connection((child.host, child.port),
                                               timeout=1) as sock:
                     sock.sendall(b'version\r\n')
                     return sock.recv(64).startswith(b'VERSION')
             except OSError:
                 return False
         if child.name == 'proxy-server':
-            host, method, path = self.proxy_host, 'GET', '/healthcheck'
+            method, path = 'GET', '/healthcheck'
         else:
             # Storage servers answer OPTIONS without touching a device.
-            host, method, path = BACKEND_IP, 'OPTIONS', '/'
+            method, path = 'OPTIONS', '/'
         try:
-            return _http(host, child.port, method, path)[0] == 200
+            return _http(child.host, child.port, method, path)[0] == 200
         except OSError:
             return False
 
@@ -915,7 +1042,7 @@ class Cluster:
                 storage_url, AUTH_USERS[DEFAULT_USER].login, status))
 
     def _check_policies(self) -> None:
-        """Fail if the servers use other policies than our swift.conf's."""
+        """Fail if the proxy serves other policies than our swift.conf's."""
         try:
             status, _headers, body = _http(
                 self.proxy_host, self.proxy_port, 'GET', '/info')
@@ -923,11 +1050,59 @@ class Cluster:
                         json.loads(body)['swift']['policies']]
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise LaunchError('GET /info failed: %s' % err) from None
-        if status != 200 or policies != [POLICY_NAME]:
+        expected = [options['name'] for options in STORAGE_POLICIES.values()]
+        if status != 200 or policies != expected:
             raise LaunchError(
-                'the proxy serves storage policies %s instead of [%s]: Swift '
-                'reads policies from %s, which must be absent or define only '
-                'policy 0' % (policies, POLICY_NAME, SYSTEM_SWIFT_CONF))
+                'the proxy serves storage policies %s instead of %s from %s'
+                % (policies, expected, os.path.join(self.etc_dir,
+                                                    'swift.conf')))
+
+
+def _swift_program(kind: str) -> str:
+    """``object`` -> ``swift-object-server``: the console script's name."""
+    return 'swift-%s-server' % kind
+
+
+def _serve_argv(kind: str, conf_path: str) -> list[str]:
+    """How the launcher starts one Swift server (see :func:`serve`)."""
+    return [sys.executable, '-m', 'zerocloud.saio', SERVE_FLAG,
+            _swift_program(kind), conf_path]
+
+
+def _server_entry_point(program: str
+                        ) -> Optional[importlib.metadata.EntryPoint]:
+    found = importlib.metadata.entry_points(group='console_scripts',
+                                            name=program)
+    return next(iter(found), None)
+
+
+def _check_server_entry_points() -> None:
+    """Swift's servers are installed where this Python finds them."""
+    for kind in ('proxy', 'account', 'container', 'object'):
+        if _server_entry_point(_swift_program(kind)) is None:
+            raise LaunchError('%s not found: install swift into the Python '
+                              'environment of %s' % (_swift_program(kind),
+                                                     sys.executable))
+
+
+def serve(program: str, conf_path: str) -> int:
+    """Run a Swift server with the storage policies of its work directory.
+
+    Swift parses ``/etc/swift/swift.conf`` once, at import, and
+    ``swift_dir`` does not reload the policies; so point Swift at the
+    swift.conf beside ``conf_path`` and reload them before the server's own
+    entry point runs.  Its workers are forked from this process and inherit
+    them.
+    """
+    entry_point = _server_entry_point(program)
+    if entry_point is None:
+        print('%s: unknown Swift server %s' % (PROG, program),
+              file=sys.stderr)
+        return 2
+    set_swift_dir(os.path.dirname(os.path.abspath(conf_path)))
+    reload_storage_policies()
+    sys.argv = [program, conf_path]
+    return entry_point.load()()
 
 
 def _http(host: str, port: int, method: str, path: str,
@@ -957,6 +1132,11 @@ def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument('--workdir', help='directory for configs, data and '
                         'logs; reused if it exists (default: a new '
                         'temporary directory)')
+    parser.add_argument('--encryption', action=argparse.BooleanOptionalAction,
+                        default=DEFAULT_ENCRYPTION,
+                        help='encrypt new objects at rest (default: %s); '
+                        'objects stored encrypted earlier always read back'
+                        % ('on' if DEFAULT_ENCRYPTION else 'off'))
     parser.add_argument('--quiet', action='store_true',
                         help='print only the export lines')
     args = parser.parse_args(argv)
@@ -973,8 +1153,8 @@ def _say(text: str, quiet: bool) -> None:
 def main(argv: Optional[list[str]] = None) -> int:
     args = _parse_args(argv)
     workdir = args.workdir or tempfile.mkdtemp(prefix='zerocloud-saio-')
-    status = _run(Cluster(workdir, port=args.port, bind_ip=args.bind_ip),
-                  args.quiet)
+    status = _run(Cluster(workdir, port=args.port, bind_ip=args.bind_ip,
+                          encryption=args.encryption), args.quiet)
     if args.workdir is None and status == 0:
         # Nobody can find a temporary cluster again; keep it only for the
         # logs of a failure.
@@ -984,6 +1164,9 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 def _ensure_sysimage() -> None:
     """The Python images present and compiled, before any job."""
+    # Imported here: every Swift server runs this module (--serve) and must
+    # not load the sandbox runtime for it.
+    from zerocloud.runtime import sysimage
     try:
         sysimage.install_all()
     except sysimage.SysimageError as err:
@@ -1027,4 +1210,6 @@ def _run(cluster: Cluster, quiet: bool) -> int:
 
 
 if __name__ == '__main__':
+    if sys.argv[1:2] == [SERVE_FLAG] and len(sys.argv) == 4:
+        sys.exit(serve(*sys.argv[2:]))
     sys.exit(main())

@@ -2,10 +2,14 @@
 
 The session-scoped ``cluster`` fixture runs the all-in-one launcher's own code
 (:class:`zerocloud.saio.Cluster`) once per test session, on free ports, in a
-temporary directory, and stops every process at the end.  It yields the
-``Cluster``; what tests use:
+temporary directory, and stops every process at the end: storage policies
+``Policy-0`` (default, 3 replicas) and ``ec`` (2 data + 1 parity), the full
+proxy pipeline, at-rest encryption off for now.  It yields the ``Cluster``;
+what tests use:
 
-- ``proxy_url``, ``auth_url``, ``proxy_port``, ``ports`` (name -> port)
+- ``proxy_url``, ``auth_url``, ``proxy_port``, ``ports`` (name -> port,
+  distinct over the cluster), ``addresses`` (name -> (host, port); object
+  server n listens on 127.0.0.<n+1>)
 - ``users``: short name (``tester``, ``tester3``, ``tester2``) ->
   (``account:user``, key)
 - ``token(user)``, ``storage_url(user)`` (cached per session)
@@ -17,7 +21,8 @@ A cluster that does not start fails the session loudly with the launcher's
 message (its work directory is kept for the logs); it is never skipped.
 
 ``scratch_dir`` is a fresh per-test directory on tmpfs when usable (for
-further clusters, which need user xattrs).
+further clusters, which need user xattrs).  ``private_cluster`` is a cluster
+of the test module's own, for tests that kill or freeze its servers.
 """
 
 import os
@@ -52,12 +57,36 @@ def scratch_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture(scope='module')
+def private_cluster():
+    """A cluster started for one test module and stopped at its end: the
+    session cluster other tests share is never touched."""
+    workdir = tempfile.mkdtemp(prefix='zerocloud-private-',
+                               dir=fast_tmp_dir())
+    private = Cluster(workdir, port=0)
+    try:
+        private.start()
+    except LaunchError as err:
+        shutil.rmtree(workdir, ignore_errors=True)
+        pytest.fail('the private cluster did not start: %s' % err,
+                    pytrace=False)
+    try:
+        yield private
+    finally:
+        private.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 @pytest.fixture(scope='session')
 def cluster():
     workdir = tempfile.mkdtemp(prefix='zerocloud-functest-',
                                dir=fast_tmp_dir())
+    # Encryption off for now: object_query still reads the local .data
+    # file and would hand programs ciphertext.  Turn it on once node inputs
+    # are decrypted (issue #10).
     test_cluster = Cluster(workdir, port=0,
-                           zerovm_timeout=FUNCTIONAL_NODE_TIMEOUT)
+                           zerovm_timeout=FUNCTIONAL_NODE_TIMEOUT,
+                           encryption=False)
     try:
         test_cluster.start()
     except LaunchError as err:

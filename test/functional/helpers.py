@@ -5,6 +5,7 @@ instead of hanging the suite.
 """
 
 import collections
+import configparser
 import io
 import json
 import os
@@ -143,6 +144,54 @@ class LogWatch:
         return ran
 
 
+def configure(cluster, server: str, section: str, **options: str) -> None:
+    """Set options in one section of a prepared (not yet started) cluster's
+    server configuration, e.g. ``configure(c, 'proxy-server', 'DEFAULT',
+    client_timeout='2')``."""
+    path = os.path.join(cluster.etc_dir, '%s.conf' % server)
+    conf = configparser.RawConfigParser()
+    conf.optionxform = str
+    conf.read(path)
+    for name, value in options.items():
+        conf.set(section, name, value)
+    with open(path, 'w') as fp:
+        conf.write(fp)
+
+
+def server_pids(cluster, server: str) -> List[int]:
+    """Processes of one server of ``cluster``, found by its config path."""
+    conf = os.path.join(cluster.etc_dir, '%s.conf' % server).encode()
+    pids = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % entry, 'rb') as cmdline:
+                argv = cmdline.read().split(b'\0')
+        except OSError:
+            continue
+        if conf in argv:
+            pids.append(int(entry))
+    return pids
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        with open('/proc/%d/stat' % pid) as stat:
+            return stat.read().rsplit(')', 1)[1].split()[0] == 'Z'
+    except OSError:
+        return True
+
+
+def signal_server(cluster, server: str, signum: int) -> None:
+    """Signal a server's process group: the server, its workers and
+    their sandbox workers."""
+    pids = server_pids(cluster, server)
+    assert pids, '%s is not running' % server
+    for pgid in {os.getpgid(pid) for pid in pids}:
+        os.killpg(pgid, signum)
+
+
 def primary_servers(cluster, account: str, container: str,
                     obj: str) -> List[str]:
     """Object servers holding an object, in ring order."""
@@ -150,9 +199,9 @@ def primary_servers(cluster, account: str, container: str,
     from swift.common.utils import set_swift_dir
     set_swift_dir(cluster.etc_dir)
     ring = Ring(os.path.join(cluster.etc_dir, 'object.ring.gz'))
-    by_port = {port: name for name, port in cluster.ports.items()
-               if name.startswith('object-server')}
-    return [by_port[node['port']]
+    by_address = {address: name for name, address in cluster.addresses.items()
+                  if name.startswith('object-server')}
+    return [by_address[node['ip'], node['port']]
             for node in ring.get_nodes(account, container, obj)[1]]
 
 

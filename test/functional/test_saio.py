@@ -4,6 +4,7 @@ HTTP) and the ``zerocloud-saio`` launcher run as a separate process."""
 import configparser
 import hashlib
 import os
+import re
 import selectors
 import signal
 import socket
@@ -15,9 +16,14 @@ import uuid
 import pytest
 import requests
 
+from swift.common.ring import Ring, RingBuilder
+from swift.common.utils import set_swift_dir
+
 from zerocloud import saio
 from zerocloud.saio import (
     OBJECT_SERVER_COUNT, PART_POWER, Cluster, LaunchError)
+
+from .helpers import configure
 
 LAUNCH_TIMEOUT = 60
 EXPORT_PREFIXES = ('export PATH=', 'export ST_AUTH=', 'export OS_AUTH_TOKEN=',
@@ -57,10 +63,15 @@ def test_curl_with_os_token_and_storage_url(cluster):
     assert status_line.split()[1].startswith('2'), status_line
 
 
-def test_info_lists_proxy_query(cluster):
+def test_info_lists_both_policies_and_the_filters(cluster):
     info = requests.get(cluster.proxy_url + '/info', timeout=10).json()
-    assert 'proxy_query' in info
-    assert [p['name'] for p in info['swift']['policies']] == ['Policy-0']
+    policies = info['swift']['policies']
+    assert [p['name'] for p in policies] == ['Policy-0', 'ec']
+    assert policies[0].get('default') is True
+    # copy, dlo, keymaster and encryption (admin-only) do not register here.
+    for name in ('job_chain', 'proxy_query', 'slo', 'symlink',
+                 'versioned_writes', 'object_versioning', 'tempauth'):
+        assert name in info, name
 
 
 def test_each_request_is_logged_once_to_the_proxy_log(cluster):
@@ -77,11 +88,12 @@ def test_each_request_is_logged_once_to_the_proxy_log(cluster):
     assert len(hits) == 1, hits
 
 
-def expected_object_dir(cluster, account, container, obj):
+def expected_object_dir(cluster, account, container, obj,
+                        objects='objects'):
     """objects/<part>/<suffix>/<hash> from the cluster's own hash settings.
 
     Servers that ignored ``swift_dir`` would hash without this prefix/suffix
-    and store the object elsewhere.
+    and store the object elsewhere.  ``objects-1`` for the ``ec`` policy.
     """
     conf = configparser.ConfigParser()
     conf.read(os.path.join(cluster.etc_dir, 'swift.conf'))
@@ -90,7 +102,26 @@ def expected_object_dir(cluster, account, container, obj):
     name = ('/%s/%s/%s' % (account, container, obj)).encode()
     digest = hashlib.md5(prefix + name + suffix).hexdigest()
     part = int(digest[:8], 16) >> (32 - PART_POWER)
-    return os.path.join('objects', str(part), digest[-3:], digest)
+    return os.path.join(objects, str(part), digest[-3:], digest)
+
+
+def read_ring(etc_dir, name):
+    """A ring as the servers read it (hashing with the cluster's settings)."""
+    set_swift_dir(etc_dir)
+    return Ring(os.path.join(etc_dir, '%s.ring.gz' % name))
+
+
+def data_files(cluster, object_dir):
+    """Storage node -> names of the .data files under ``object_dir``."""
+    found = {}
+    for node in range(1, OBJECT_SERVER_COUNT + 1):
+        path = os.path.join(cluster.device_path(node), object_dir)
+        if os.path.isdir(path):
+            names = [name for name in os.listdir(path)
+                     if name.endswith('.data')]
+            if names:
+                found[node] = names
+    return found
 
 
 def test_object_put_lands_on_three_of_four_object_servers(cluster):
@@ -101,13 +132,55 @@ def test_object_put_lands_on_three_of_four_object_servers(cluster):
                         headers=auth_headers(cluster), timeout=10)
     assert resp.status_code == 201
     object_dir = expected_object_dir(cluster, 'AUTH_test', 'placement', 'obj')
-    holders = []
-    for node in range(1, OBJECT_SERVER_COUNT + 1):
-        path = os.path.join(cluster.device_path(node), object_dir)
-        if os.path.isdir(path) and any(name.endswith('.data')
-                                       for name in os.listdir(path)):
-            holders.append(node)
+    holders = data_files(cluster, object_dir)
     assert len(holders) == 3, holders
+
+
+def test_ec_object_is_stored_as_three_fragments_and_reads_back(cluster):
+    url = cluster.storage_url() + '/erasure'
+    resp = requests.put(url, headers=dict(auth_headers(cluster),
+                                          **{'X-Storage-Policy': 'ec'}),
+                        timeout=10)
+    assert resp.status_code in (201, 202)
+    assert requests.head(url, headers=auth_headers(cluster), timeout=10
+                         ).headers['X-Storage-Policy'] == 'ec'
+    # Over the 1 MiB EC segment size: several segments per fragment.
+    payload = os.urandom(2 * 1024 * 1024 + 12345)
+    assert requests.put(url + '/blob', data=payload,
+                        headers=auth_headers(cluster),
+                        timeout=30).status_code == 201
+    resp = requests.get(url + '/blob', headers=auth_headers(cluster),
+                        timeout=30)
+    assert resp.status_code == 200
+    assert resp.content == payload
+    fragments = data_files(cluster, expected_object_dir(
+        cluster, 'AUTH_test', 'erasure', 'blob', objects='objects-1'))
+    assert len(fragments) == 3, fragments
+    # <timestamp>#<fragment index>#d.data: one fragment per server.
+    indexes = sorted(re.match(r'[\d.]+#(\d+)', names[0]).group(1)
+                     for names in fragments.values())
+    assert indexes == ['0', '1', '2']
+    assert data_files(cluster, expected_object_dir(
+        cluster, 'AUTH_test', 'erasure', 'blob')) == {}
+
+
+def test_object_servers_are_four_hosts_in_both_object_rings(cluster):
+    servers = ['object-server-%d' % n
+               for n in range(1, OBJECT_SERVER_COUNT + 1)]
+    addresses = [cluster.addresses[name] for name in servers]
+    assert [ip for ip, _port in addresses] == [
+        '127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5']
+    for ip, port in addresses:
+        resp = requests.options('http://%s:%d/' % (ip, port), timeout=10)
+        assert resp.status_code == 200
+        assert resp.headers['Server'].startswith('object-server/')
+        # Bound to its own address only, not to 127.0.0.1 or a wildcard.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(('127.0.0.1', port), timeout=5)
+    for ring_name in ('object', 'object-1'):
+        ring = read_ring(cluster.etc_dir, ring_name)
+        assert sorted((dev['ip'], dev['port']) for dev in ring.devs) == \
+            sorted(addresses), ring_name
 
 
 def test_non_admin_is_denied_and_accounts_are_separate(cluster):
@@ -156,11 +229,11 @@ def processes_mentioning(text):
     return found
 
 
-def launch(workdir, port, cwd):
+def launch(workdir, port, cwd, *options):
     """Start the launcher; cwd keeps the import independent of the repo."""
     return subprocess.Popen(
         [sys.executable, '-m', 'zerocloud.saio', '--port', str(port),
-         '--workdir', workdir, '--quiet'],
+         '--workdir', workdir, '--quiet', *options],
         cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -241,6 +314,141 @@ def test_launcher_prints_exports_stops_on_sigint_and_keeps_data(
         stop_and_read_stderr(proc)
 
 
+def files_under(root):
+    return [os.path.join(directory, name)
+            for directory, _dirs, names in os.walk(root) for name in names]
+
+
+def files_containing(root, needle):
+    """Paths of the files under ``root`` whose bytes contain ``needle``."""
+    found = []
+    for path in files_under(root):
+        with open(path, 'rb') as stored:
+            if needle in stored.read():
+                found.append(path)
+    return found
+
+
+def test_encryption_at_rest_and_its_secret_survive_a_restart(
+        scratch_dir, tmp_path):
+    """--encryption stores ciphertext; the secret is made once, 0600;
+    after a restart without encryption the old object still reads back and
+    new ones are stored in the clear."""
+    workdir = os.path.join(scratch_dir, 'saio')
+    devices = os.path.join(workdir, 'srv')
+    secret_path = os.path.join(workdir, 'etc', 'keymaster.conf')
+    secret_text = b'encrypted-at-rest-%s' % uuid.uuid4().hex.encode()
+    clear_text = b'stored-in-the-clear-%s' % uuid.uuid4().hex.encode()
+    proc = launch(workdir, free_port(), tmp_path, '--encryption')
+    try:
+        env = exported(read_exports(proc))
+        headers = {'X-Auth-Token': env['OS_AUTH_TOKEN']}
+        container = env['OS_STORAGE_URL'] + '/vault'
+        assert requests.put(container, headers=headers,
+                            timeout=10).status_code in (201, 202)
+        assert requests.put(container + '/secret', data=secret_text * 100,
+                            headers=headers, timeout=10).status_code == 201
+        resp = requests.get(container + '/secret', headers=headers,
+                            timeout=10)
+        assert resp.content == secret_text * 100
+        stored = [path for path in files_under(devices)
+                  if path.endswith('.data') and '/objects/' in path]
+        assert len(stored) == 3, stored
+        assert files_containing(devices, secret_text) == []
+        assert os.stat(secret_path).st_mode & 0o777 == 0o600
+        with open(secret_path, 'rb') as conf:
+            root_secret = conf.read()
+        assert b'encryption_root_secret' in root_secret
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read().decode()
+    finally:
+        stop_and_read_stderr(proc)
+
+    with Cluster(workdir, port=0, encryption=False) as again:
+        headers = {'X-Auth-Token': again.token()}
+        container = again.storage_url() + '/vault'
+        resp = requests.get(container + '/secret', headers=headers,
+                            timeout=10)
+        assert resp.status_code == 200
+        assert resp.content == secret_text * 100
+        assert requests.put(container + '/open', data=clear_text,
+                            headers=headers, timeout=10).status_code == 201
+        assert len(files_containing(devices, clear_text)) == 3
+        assert files_containing(devices, secret_text) == []
+    assert os.stat(secret_path).st_mode & 0o777 == 0o600
+    with open(secret_path, 'rb') as conf:
+        assert conf.read() == root_secret
+
+
+def downgrade_to_single_host_layout(etc_dir):
+    """Turn a work directory into what the launcher wrote before storage
+    policies and hosts: one policy, every server on 127.0.0.1, no secret.
+
+    Device addresses are changed in place, as the old launcher's rings had
+    the same devices and partitions.
+    """
+    conf = configparser.RawConfigParser()
+    conf.read(os.path.join(etc_dir, 'swift.conf'))
+    conf.remove_section('storage-policy:1')
+    with open(os.path.join(etc_dir, 'swift.conf'), 'w') as out:
+        conf.write(out)
+    for name in ('object-1.ring.gz', 'object-1.builder', 'keymaster.conf'):
+        os.unlink(os.path.join(etc_dir, name))
+    for ring in ('account', 'container', 'object'):
+        builder_path = os.path.join(etc_dir, '%s.builder' % ring)
+        builder = RingBuilder.load(builder_path)
+        for dev in builder.devs:
+            dev.update(ip='127.0.0.1', replication_ip='127.0.0.1')
+        builder.get_ring().save(os.path.join(etc_dir, '%s.ring.gz' % ring))
+        builder.save(builder_path)
+
+
+def part_devices(ring):
+    """Partition -> its device ids: what a rebalance would change."""
+    return [[dev['id'] for dev in ring.get_part_nodes(part)]
+            for part in range(ring.partition_count)]
+
+
+def test_a_workdir_of_the_single_host_launcher_is_upgraded_in_place(
+        scratch_dir):
+    workdir = os.path.join(scratch_dir, 'saio')
+    with Cluster(workdir, port=0) as old:
+        headers = {'X-Auth-Token': old.token()}
+        container = old.storage_url() + '/kept'
+        assert requests.put(container, headers=headers,
+                            timeout=10).status_code in (201, 202)
+        assert requests.put(container + '/obj', data=b'from before',
+                            headers=headers, timeout=10).status_code == 201
+    etc_dir = os.path.join(workdir, 'etc')
+    downgrade_to_single_host_layout(etc_dir)
+    old_ring = read_ring(etc_dir, 'object')
+    assert {dev['ip'] for dev in old_ring.devs} == {'127.0.0.1'}
+    partitions = part_devices(old_ring)
+
+    with Cluster(workdir, port=0) as upgraded:
+        headers = {'X-Auth-Token': upgraded.token()}
+        resp = requests.get(upgraded.storage_url() + '/kept/obj',
+                            headers=headers, timeout=10)
+        assert resp.content == b'from before'
+        info = requests.get(upgraded.proxy_url + '/info', timeout=10).json()
+        assert [p['name'] for p in info['swift']['policies']] == \
+            ['Policy-0', 'ec']
+        ec_url = upgraded.storage_url() + '/ec-after'
+        assert requests.put(ec_url, headers=dict(
+            headers, **{'X-Storage-Policy': 'ec'}),
+            timeout=10).status_code in (201, 202)
+        assert requests.put(ec_url + '/obj', data=b'fragments',
+                            headers=headers, timeout=10).status_code == 201
+        assert requests.get(ec_url + '/obj', headers=headers,
+                            timeout=10).content == b'fragments'
+    new_ring = read_ring(etc_dir, 'object')
+    assert {dev['ip'] for dev in new_ring.devs} == {
+        '127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'}
+    assert part_devices(new_ring) == partitions
+    secret_path = os.path.join(etc_dir, 'keymaster.conf')
+    assert os.stat(secret_path).st_mode & 0o777 == 0o600
+
+
 def test_launcher_exits_non_zero_when_a_server_dies(scratch_dir, tmp_path):
     workdir = os.path.join(scratch_dir, 'saio')
     proc = launch(workdir, free_port(), tmp_path)
@@ -279,20 +487,17 @@ def test_launcher_refuses_a_port_in_use(tmp_path):
 
 # -- faults at start ---------------------------------------------------------
 
-def test_a_server_dying_at_start_is_named_with_its_log(scratch_dir, tmp_path):
+def test_a_server_dying_at_start_is_named_with_its_log(scratch_dir):
     """Every other server is stopped and the message quotes the log."""
-    fake_bin = tmp_path / 'bin'
-    fake_bin.mkdir()
-    real_bin = os.path.dirname(sys.executable)
-    for kind in ('proxy', 'account', 'container'):
-        name = 'swift-%s-server' % kind
-        (fake_bin / name).symlink_to(os.path.join(real_bin, name))
-    broken = fake_bin / 'swift-object-server'
-    broken.write_text('#!/bin/sh\necho "object server refuses: $1"\nexit 3\n')
-    broken.chmod(0o755)
     workdir = os.path.join(scratch_dir, 'saio')
     doomed = Cluster(workdir, port=0)
-    doomed.bin_dir = str(fake_bin)
+    doomed.prepare()
+    conf_path = os.path.join(doomed.etc_dir, 'object-server-3.conf')
+    with open(conf_path) as conf:
+        text = conf.read()
+    with open(conf_path, 'w') as conf:
+        conf.write(re.sub(r'(?m)^pipeline = .*$',
+                          'pipeline = refuses object-server', text))
     try:
         doomed.start()
     except LaunchError as err:
@@ -301,8 +506,28 @@ def test_a_server_dying_at_start_is_named_with_its_log(scratch_dir, tmp_path):
         doomed.stop()
         raise AssertionError('a cluster without object servers started')
     first_line = message.splitlines()[0]
-    assert 'object-server-' in first_line and 'status 3' in first_line
-    assert 'object server refuses:' in message
+    assert 'object-server-3' in first_line and 'status 1' in first_line
+    assert "No section 'refuses'" in message
+    assert processes_mentioning(workdir) == []
+
+
+def test_a_bad_filter_option_stops_the_server_at_start_naming_it(
+        scratch_dir):
+    """A bad value is refused when the pipeline is loaded, not later as
+    failed jobs; the launcher's message quotes the server's."""
+    workdir = os.path.join(scratch_dir, 'saio')
+    doomed = Cluster(workdir, port=0)
+    doomed.prepare()
+    configure(doomed, 'object-server-2', 'filter:object_query',
+              zerovm_maxpool='many')
+    with pytest.raises(LaunchError) as err:
+        doomed.start()
+    message = str(err.value)
+    assert 'object-server-2' in message.splitlines()[0]
+    # The server's own message, alone: no traceback to dig through.
+    assert message.splitlines()[-1].strip() == \
+        "zerovm_maxpool must be a whole number, not 'many'"
+    assert 'Traceback' not in message
     assert processes_mentioning(workdir) == []
 
 

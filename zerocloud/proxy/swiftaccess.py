@@ -156,7 +156,7 @@ class SwiftAccess:
               grants: Optional[Grants] = None) -> Upload:
         """An object as a member of a node's request stream."""
         resp = self.fetch_response(path, grants)
-        return Upload(member, resp.content_length, resp.app_iter)
+        return Upload(member, resp.content_length, resp.app_iter, path.url)
 
     def put(self, path: SwiftPath, fp, size: int, headers: Dict[str, str],
             grants: Optional[Grants] = None) -> Response:

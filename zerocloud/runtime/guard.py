@@ -1,22 +1,37 @@
-"""WASI imports we replace: read-only channels and deterministic runs.
+"""WASI imports we replace: a fixed /dev, read-only channels, determinism.
 
 wasmtime-py preopens whole directories with one writable flag, and ``/dev``
-must be writable when a run has write channels there.  So the few WASI calls
-that can change a file by name are shadowed (``Linker.allow_shadowing``) and
-checked before they reach wasmtime's own implementation:
+must be writable when a run has write channels there.  So the WASI calls that
+can change a file or a directory entry by name are shadowed
+(``Linker.allow_shadowing``) and checked before they reach wasmtime's own
+implementation.
+
+``/dev`` holds exactly the run's channels.  A call that would add, remove or
+rename an entry of ``/dev`` or of one of its subdirectories gets WASI
+``EACCES``, so no file outside the output limits can be written there and no
+channel can be swapped for another file or a link:
+
+* ``path_open`` with ``O_CREAT`` of a name that does not exist yet;
+* ``path_create_directory``, ``path_symlink`` and ``path_link`` (the new
+  name); ``path_unlink_file``, ``path_remove_directory`` and
+  ``path_rename`` (either name).
+
+Read channels are protected by identity as well:
 
 * ``path_open`` with write intent (``FD_WRITE``, ``FD_ALLOCATE``,
   ``FD_FILESTAT_SET_SIZE`` or ``FD_DATASYNC`` rights, ``O_TRUNC``, append);
-* ``path_unlink_file``, ``path_rename`` (either side), ``path_link`` (the
-  source), ``path_filestat_set_times`` and ``fd_filestat_set_times``.
+* ``path_link`` (the source, e.g. a link made in ``/tmp``),
+  ``path_filestat_set_times`` and ``fd_filestat_set_times``.
 
-The target is identified by (device, inode) through wasmtime's own
-``path_filestat_get``/``fd_filestat_get`` (so symlinks, hard links, ``..``
-and any directory fd resolve exactly as the real call would); the read
-channels' identities are taken the same way before the guest starts.  A
-protected target (a read channel) gets WASI ``EACCES``.  Writes through a
-descriptor opened without write rights are already refused by wasmtime.  This
-is the first wall; ``zerocloud.runtime.sandbox`` adds an OS-level one.
+Targets and the directories that hold them are identified by (device, inode)
+through wasmtime's own ``path_filestat_get``/``fd_filestat_get`` (so
+symlinks, hard links, ``..`` and any directory fd resolve exactly as the real
+call would); the identities of ``/dev``, its subdirectories and the read
+channels are taken the same way before the guest starts.  A call that cannot
+be checked (no guest memory to borrow, see ``RunGuard._stat_inode``) is
+refused too.  Writes through a descriptor opened without write rights are
+already refused by wasmtime.  ``/tmp`` is left alone.  This is the first
+wall; ``zerocloud.runtime.sandbox`` adds an OS-level one.
 
 Deterministic mode replaces ``clock_time_get`` (always the nvram time, never
 advancing), ``random_get`` (a PRNG seeded from the manifest ``Seed``) and
@@ -34,6 +49,7 @@ WASI = 'wasi_snapshot_preview1'
 
 ERRNO_SUCCESS = 0
 ERRNO_ACCES = 2
+OFLAGS_CREAT = 1
 OFLAGS_TRUNC = 8
 FDFLAGS_APPEND = 1
 LOOKUP_SYMLINK_FOLLOW = 1
@@ -41,11 +57,16 @@ RIGHTS_WRITE_INTENT = (1 << 0) | (1 << 6) | (1 << 8) | (1 << 22)
 FILESTAT_SIZE = 64
 SUBSCRIPTION_SIZE = 48
 EVENT_SIZE = 32
+U32 = 0xFFFFFFFF
 
 I32 = wasmtime.ValType.i32()
 I64 = wasmtime.ValType.i64()
 
 Inode = Tuple[int, int]
+
+
+class Unverifiable(Exception):
+    """A guarded call whose target cannot be identified; it is refused."""
 
 
 def _functype(params: str) -> wasmtime.FuncType:
@@ -59,6 +80,9 @@ GUARDED_CALLS = {
     'path_unlink_file': 'iii',
     'path_rename': 'iiiiii',
     'path_link': 'iiiiiii',
+    'path_create_directory': 'iii',
+    'path_remove_directory': 'iii',
+    'path_symlink': 'iiiii',
     'path_filestat_set_times': 'iiiiIIi',
     'fd_filestat_set_times': 'iIIi',
 }
@@ -76,11 +100,16 @@ HELPER_CALLS = {
 class RunGuard:
     """Per-run state behind the shadowed imports of one store."""
 
-    def __init__(self, read_only: List[str], dev_fd: int,
-                 deterministic: bool, clock_seconds: int = 0, seed: int = 0):
+    def __init__(self, read_only: List[str], dev_folders: List[str],
+                 dev_fd: int, deterministic: bool, clock_seconds: int = 0,
+                 seed: int = 0):
+        """``read_only`` and ``dev_folders`` are paths relative to ``/dev``
+        (``.`` is ``/dev`` itself)."""
         self.read_only = read_only
+        self.dev_folders = dev_folders
         self.dev_fd = dev_fd
         self.protected: Set[Inode] = set()
+        self.fixed_folders: Set[Inode] = set()
         self.deterministic = deterministic
         self.clock_ns = clock_seconds * 1_000_000_000
         self.rng = random.Random(seed)
@@ -101,10 +130,12 @@ class RunGuard:
         self.original = {name: exports[name] for name in names}
         for relative in self.read_only:
             self.protected.add(self._identify(store, memory, relative))
+        for relative in self.dev_folders:
+            self.fixed_folders.add(self._identify(store, memory, relative))
 
     def _identify(self, store: wasmtime.Store, memory: wasmtime.Memory,
                   relative: str) -> Inode:
-        """WASI's (dev, ino) of a read channel, as the guest will see it.
+        """WASI's (dev, ino) of a file under /dev, as the guest will see it.
 
         wasmtime reports a keyed hash per WASI context, not the host inode,
         so it is asked through the same calls the guest uses.
@@ -119,22 +150,23 @@ class RunGuard:
         finally:
             memory.write(store, saved, 0)
         if inode is None:
-            raise RuntimeError('read channel /dev/%s is not visible to the '
-                               'guest' % relative)
+            raise RuntimeError('/dev/%s is not visible to the guest'
+                               % relative)
         return inode
 
     # -- identification of protected files --------------------------------
 
     def _stat_inode(self, caller, memory, call: str, args: tuple,
                     avoid: Tuple[int, int]) -> Optional[Inode]:
-        """(dev, ino) of a target, using guest memory as scratch space.
+        """(dev, ino) of a target, or None when it does not resolve.
 
-        The guest is suspended inside this call and single-threaded, so 64
-        (8-aligned) bytes next to ``avoid`` are borrowed and restored before
-        returning.
+        Guest memory is the scratch space: the guest is suspended inside
+        this call and single-threaded, so 64 (8-aligned) bytes next to
+        ``avoid`` (the path, as guest pointers) are borrowed and restored
+        before returning.  Raises ``Unverifiable`` when no such bytes exist.
         """
         size = memory.data_len(caller)
-        start, length = avoid
+        start, length = avoid[0] & U32, avoid[1] & U32
         for scratch in ((start + length + 7) & ~7,
                         (start - FILESTAT_SIZE) & ~7, 0):
             end = scratch + FILESTAT_SIZE
@@ -142,7 +174,7 @@ class RunGuard:
                     end <= start or scratch >= start + length):
                 break
         else:
-            return None
+            raise Unverifiable(call)
         saved = memory.read(caller, scratch, scratch + FILESTAT_SIZE)
         try:
             if self.original[call](caller, *args, scratch) != ERRNO_SUCCESS:
@@ -159,37 +191,89 @@ class RunGuard:
                                  (fd, flags, path, path_len), (path, path_len))
         return inode in self.protected
 
+    def _entry_in_dev(self, caller, fd, path, path_len) -> bool:
+        """True when the directory entry ``path`` names lies in ``/dev`` or
+        one of its subdirectories.
+
+        That directory is the path without its last component (trailing
+        slashes ignored), resolved from ``fd``; a path of one component is
+        in ``fd`` itself.  Its prefix is already in guest memory, so nothing
+        is written there but the stat result.  A path outside guest memory
+        is left to the real call, which fails with ``EFAULT``.
+        """
+        memory = caller.get('memory')
+        start, length = path & U32, path_len & U32
+        if start + length > memory.data_len(caller):
+            return False
+        raw = memory.read(caller, start, start + length)
+        slash = raw.rfind(b'/', 0, len(raw.rstrip(b'/')))
+        if slash < 0:
+            folder = self._stat_inode(caller, memory, 'fd_filestat_get',
+                                      (fd,), (path, path_len))
+        else:
+            folder = self._stat_inode(
+                caller, memory, 'path_filestat_get',
+                (fd, LOOKUP_SYMLINK_FOLLOW, path, max(slash, 1)),
+                (path, path_len))
+        return folder in self.fixed_folders
+
     # -- guarded calls ------------------------------------------------------
 
     def path_open(self, caller, fd, dirflags, path, path_len, oflags,
                   rights_base, rights_inheriting, fdflags, opened):
         writes = (rights_base & RIGHTS_WRITE_INTENT or oflags & OFLAGS_TRUNC
                   or fdflags & FDFLAGS_APPEND)
-        if writes and self._path_protected(
-                caller, fd, dirflags & LOOKUP_SYMLINK_FOLLOW, path, path_len):
-            return ERRNO_ACCES
+        if writes or oflags & OFLAGS_CREAT:
+            target = self._stat_inode(
+                caller, caller.get('memory'), 'path_filestat_get',
+                (fd, dirflags & LOOKUP_SYMLINK_FOLLOW, path, path_len),
+                (path, path_len))
+            if writes and target in self.protected:
+                return ERRNO_ACCES
+            if oflags & OFLAGS_CREAT and target is None and \
+                    self._entry_in_dev(caller, fd, path, path_len):
+                return ERRNO_ACCES
         return self.original['path_open'](
             caller, fd, dirflags, path, path_len, oflags, rights_base,
             rights_inheriting, fdflags, opened)
 
     def path_unlink_file(self, caller, fd, path, path_len):
-        if self._path_protected(caller, fd, 0, path, path_len):
+        if self._entry_in_dev(caller, fd, path, path_len):
             return ERRNO_ACCES
         return self.original['path_unlink_file'](caller, fd, path, path_len)
 
     def path_rename(self, caller, fd, old, old_len, new_fd, new, new_len):
-        if (self._path_protected(caller, fd, 0, old, old_len)
-                or self._path_protected(caller, new_fd, 0, new, new_len)):
+        if (self._entry_in_dev(caller, fd, old, old_len)
+                or self._entry_in_dev(caller, new_fd, new, new_len)):
             return ERRNO_ACCES
         return self.original['path_rename'](caller, fd, old, old_len,
                                             new_fd, new, new_len)
 
     def path_link(self, caller, fd, flags, old, old_len, new_fd, new,
                   new_len):
-        if self._path_protected(caller, fd, flags, old, old_len):
+        if (self._path_protected(caller, fd, flags, old, old_len)
+                or self._entry_in_dev(caller, new_fd, new, new_len)):
             return ERRNO_ACCES
         return self.original['path_link'](caller, fd, flags, old, old_len,
                                           new_fd, new, new_len)
+
+    def path_create_directory(self, caller, fd, path, path_len):
+        if self._entry_in_dev(caller, fd, path, path_len):
+            return ERRNO_ACCES
+        return self.original['path_create_directory'](caller, fd, path,
+                                                      path_len)
+
+    def path_remove_directory(self, caller, fd, path, path_len):
+        if self._entry_in_dev(caller, fd, path, path_len):
+            return ERRNO_ACCES
+        return self.original['path_remove_directory'](caller, fd, path,
+                                                      path_len)
+
+    def path_symlink(self, caller, old, old_len, fd, new, new_len):
+        if self._entry_in_dev(caller, fd, new, new_len):
+            return ERRNO_ACCES
+        return self.original['path_symlink'](caller, old, old_len, fd, new,
+                                             new_len)
 
     def path_filestat_set_times(self, caller, fd, flags, path, path_len,
                                 atim, mtim, fst_flags):
@@ -259,7 +343,10 @@ def shim_module(engine: wasmtime.Engine) -> wasmtime.Module:
 
 def _dispatch(name: str, current: Callable[[], RunGuard]) -> Callable:
     def call(caller, *args):
-        return getattr(current(), name)(caller, *args)
+        try:
+            return getattr(current(), name)(caller, *args)
+        except Unverifiable:
+            return ERRNO_ACCES
     return call
 
 

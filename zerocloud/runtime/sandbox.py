@@ -9,32 +9,44 @@ and removed after the run.  It holds
   points get their own read-only directory;
 * ``dev/``: the guest's ``/dev``; every channel except stdio appears there
   under its alias (``/dev/in/<node>`` in subdirectories).  It is writable
-  only when the run has a write channel there;
+  only when the run has a write channel there, and then only its channels
+  are: no entry can be added, removed or renamed (see below);
 * ``tmp/``: the guest's writable ``/tmp`` (absent when ``Scratch=0``).
 
 Two walls keep a read channel (for example a Swift ``.data`` file, mode 0600)
-from being changed by the guest:
+from being changed by the guest, and ``/dev`` holding exactly the channels
+(a file made beside them would be counted by no output or scratch limit, and
+a channel swapped for a link could make the host copy a host file):
 
 1. ``zerocloud.runtime.guard`` refuses, by inode, WASI calls that would open a
-   read channel for writing, truncate, rename, unlink or re-time it.
+   read channel for writing, truncate or re-time it, and every call that
+   would create, link, unlink or rename an entry of ``/dev``.
 2. OS level.  When the process is root (or has CAP_SYS_ADMIN) the calling
    thread enters a private mount namespace once (``unshare(CLONE_NEWNS)``,
-   ``/`` made recursively slave so nothing propagates back) and every read
-   channel is bind-mounted *read-only* onto a placeholder in ``dev/``, so the
-   kernel answers EROFS even if wall 1 had a bug; ``/tmp`` is a ``tmpfs``
-   of exactly ``Scratch`` bytes.  Mounts are detached after the run and die
-   with the namespace if the worker dies.  Without that privilege, read
-   channels are *copied* into ``dev/`` (regular files up to 256 MiB, and
-   ``/dev/null``; larger files or other devices are refused with status
-   ``channel <alias>: read channel needs a private mount namespace (run as
-   root)``, EPERM 1) and ``/tmp`` usage is checked after the run.
+   ``/`` made recursively slave so nothing propagates back) and every
+   channel is bind-mounted onto a placeholder in ``dev/``, read channels
+   *read-only*, so the kernel answers EROFS even if wall 1 had a bug; once
+   the channels are in place ``dev/`` itself is bind-mounted read-only onto
+   itself (``Workspace.fix_dev``), so the kernel refuses any new, removed or
+   renamed entry while the write channels' own mounts stay writable.
+   ``/tmp`` is a ``tmpfs`` of exactly ``Scratch`` bytes.  Mounts are
+   detached after the run and die with the namespace if the worker dies.
+   Without that privilege, read channels are *copied* into ``dev/``
+   (regular files up to 256 MiB, and ``/dev/null``; larger files or other
+   devices are refused with status ``channel <alias>: read channel needs a
+   private mount namespace (run as root)``, EPERM 1), the directories of
+   ``dev/`` are made mode 0500 (entries fixed for a non-root process) and
+   ``/tmp`` usage is checked after the run.
 
-Write channels are created (mode 0600) or truncated on the host, then hard
-linked into ``dev/``; across filesystems they are bind-mounted read-write
-(root) or written to a file in ``dev/`` and copied to the host path after the
-run (non-root).  A channel on a directory, socket or block device is refused
-(EPROTONOSUPPORT 93); a missing read file is ``channel <alias>: cannot open:
-<reason>`` (EFAULT 14).
+Write channels are created (mode 0600) or truncated on the host, then
+bind-mounted read-write (root) or hard linked into ``dev/`` (non-root).
+Across filesystems, non-root, they are written to a file in ``dev/`` and
+copied to the host path after the run: only when that is still the regular
+file placed there, opened without following any link (otherwise the run
+fails with ``channel <alias>: replaced by the program``, EPERM 1).  A channel
+on a directory, socket or block device is refused (EPROTONOSUPPORT 93); a
+missing read file is ``channel <alias>: cannot open: <reason>`` (EFAULT
+14).
 """
 
 import ctypes
@@ -46,7 +58,7 @@ import tempfile
 import threading
 from typing import Dict, List, Optional, Tuple
 
-from zerocloud.runtime.errors import SessionFailure
+from zerocloud.runtime.errors import SessionFailure, reason
 from zerocloud.runtime.manifest import Channel
 
 CLONE_NEWNS = 0x00020000
@@ -58,6 +70,7 @@ MS_REC = 16384
 MS_SLAVE = 1 << 19
 MNT_DETACH = 2
 MAX_COPIED_READ_CHANNEL = 256 << 20
+FIXED_FOLDER_MODE = 0o500
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _namespace = threading.local()
@@ -148,7 +161,7 @@ class Workspace:
         self.tmp = self._mkdir('tmp') if scratch > 0 else None
         self.scratch = scratch
         self.mounts: List[str] = []
-        self.copy_back: List[Tuple[str, str]] = []
+        self.copy_back: List[Tuple[Channel, str]] = []
         self.read_only: List[str] = []
         self.dev_writable = False
         self.extra_mounts: Dict[str, str] = {}
@@ -204,13 +217,11 @@ class Workspace:
         return placed
 
     def add_write_channel(self, channel: Channel) -> str:
+        """Place a write channel: a bind mount (root, so it stays writable
+        under the read-only ``dev/`` of ``fix_dev``), a hard link, or a
+        file copied back after the run."""
         placed = self._placeholder(channel.alias)
         self.dev_writable = True
-        try:
-            os.link(channel.uri, placed)
-            return placed
-        except OSError:
-            pass
         if self.private:
             try:
                 self._bind(channel.uri, placed, read_only=False)
@@ -219,12 +230,37 @@ class Workspace:
                 raise SessionFailure('channel %s: cannot bind: %s'
                                      % (channel.alias, err.strerror),
                                      errno.EIO)
+        try:
+            os.link(channel.uri, placed)
+            return placed
+        except OSError:
+            pass
         if channel.readable:
             shutil.copyfile(channel.uri, placed)
         else:
             open(placed, 'wb').close()
-        self.copy_back.append((placed, channel.uri))
+        self.copy_back.append((channel, placed))
         return placed
+
+    def dev_folders(self) -> List[str]:
+        """``dev/`` and its subdirectories, relative to ``dev/``."""
+        return [os.path.relpath(folder, self.dev)
+                for folder, _, _ in os.walk(self.dev)]
+
+    def fix_dev(self) -> None:
+        """Once every channel is placed: no entry of ``dev/`` may be added,
+        removed or renamed any more (wall 2 of the module docstring)."""
+        for relative in self.dev_folders():
+            os.chmod(os.path.join(self.dev, relative), FIXED_FOLDER_MODE)
+        if not self.private:
+            return
+        try:
+            _mount(self.dev, self.dev, None, MS_BIND | MS_REC)
+            self.mounts.append(self.dev)
+            _mount(None, self.dev, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+        except OSError as err:
+            raise SessionFailure('cannot make /dev read-only: %s'
+                                 % reason(err), errno.EIO)
 
     def add_mount_dir(self, mountpoint: str) -> str:
         """Directory for an image mounted at ``mountpoint`` (not ``/``)."""
@@ -252,12 +288,49 @@ class Workspace:
 
     def finish(self) -> None:
         """Copy non-root write channels back to their host paths."""
-        for placed, host in self.copy_back:
-            shutil.copyfile(placed, host)
+        for channel, placed in self.copy_back:
+            _copy_placed_file(channel, placed, self.dev)
 
     def close(self) -> None:
         """Detach every mount, then remove the run directory."""
         for target in reversed(self.mounts):
             _umount(target)
         self.mounts.clear()
+        for folder, _, _ in os.walk(self.dev):
+            os.chmod(folder, 0o700)
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _open_without_links(root: str, relative: str) -> int:
+    """Read-only descriptor of ``root/relative`` that follows no symlink on
+    the way (``relative`` is an alias below ``/dev``: no ``.`` or ``..``).
+    Non-blocking, so a FIFO the guest made cannot stall the host."""
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        *parents, name = relative.split('/')
+        for part in parents:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY |
+                            os.O_NOFOLLOW, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK,
+                       dir_fd=folder)
+    finally:
+        os.close(folder)
+
+
+def _copy_placed_file(channel: Channel, placed: str, dev: str) -> None:
+    """Copy a write channel's file in ``dev`` to its host path, only if it
+    is still a regular file reached without any link: never a host file a
+    guest's symlink points to."""
+    replaced = SessionFailure('channel %s: replaced by the program'
+                              % channel.alias, errno.EPERM)
+    try:
+        source = _open_without_links(dev, os.path.relpath(placed, dev))
+    except OSError:
+        raise replaced
+    with os.fdopen(source, 'rb') as reader:
+        if not stat.S_ISREG(os.fstat(reader.fileno()).st_mode):
+            raise replaced
+        with open(channel.uri, 'wb') as writer:
+            shutil.copyfileobj(reader, writer, 1 << 20)

@@ -26,16 +26,17 @@ reactor (``zerocloud.runtime.reactor``), open the channels, decode
 under the limits (``zerocloud.runtime.limits``) and check what can only be
 checked afterwards.  A reactor from a system image also sees that image's
 ``usr/`` files read-only at ``/usr``.  stdin/stdout/stderr are WASI stdio
-bound to the channel files; every other channel is a file under ``/dev``.  Without nvram, argv is the
-program's base name and the environment is empty; nothing of the host's
-environment ever reaches the guest.
+bound to the channel files; every other channel is a file under ``/dev``.
+Without nvram, argv is the program's base name and the environment is
+empty; nothing of the host's environment ever reaches the guest.
 
 Exit status (ZeroVM A.9) and status texts:
 
 * 0: ``ok``: the guest returned or called ``proc_exit`` (its code is
   report line 3); also a ``validate_only`` (-F) success
 * 1: EPERM: ``channel <alias>: read channel needs a private mount
-  namespace (run as root)``
+  namespace (run as root)``; ``channel <alias>: replaced by the program``
+  (a copied-back write channel that is no longer the file placed there)
 * 2: ENOENT: ``cannot open manifest``, ``program not found``,
   ``program member <m> not found in its image``
 * 4: EINTR: ``session timeout``; ``CPU limit exceeded`` (Fuel);
@@ -48,7 +49,8 @@ Exit status (ZeroVM A.9) and status texts:
   ``cannot create run directory``, ``image <alias>: unreadable tar``,
   ``image <alias>: cannot unpack member <m>``,
   ``cannot open stdio channels: <reason>``,
-  ``channel <alias>: cannot bind``, ``runtime error: <message>``
+  ``channel <alias>: cannot bind``, ``cannot make /dev read-only: <reason>``,
+  ``runtime error: <message>``
 * 8: ENOEXEC: ``program is not a WebAssembly module``, ``program failed
   validation: <reason>`` (report line 1 = 1), ``program is not a WASI
   command: <reason>`` (e.g. ``no _start or run function``), ``program is
@@ -425,6 +427,7 @@ class _Session:
         config = self._read_nvram(manifest)
         self._mount_images(manifest, config)
         self._place_channels(manifest)
+        self.workspace.fix_dev()
 
         store = wasmtime.Store(warm.engine)
         try:
@@ -438,7 +441,8 @@ class _Session:
         if settings.epoch:
             store.set_epoch_deadline(1)
         dev_fd = 4 + len(self.workspace.extra_mounts)  # preopen order
-        guard = RunGuard(self.workspace.read_only, dev_fd,
+        guard = RunGuard(self.workspace.read_only,
+                         self.workspace.dev_folders(), dev_fd,
                          settings.deterministic, config.time or 0,
                          manifest.seed)
         self.runtime._local.guard = guard

@@ -1,0 +1,111 @@
+"""What the sandbox attack suites share: a lab container and WAT pieces.
+
+A :class:`Lab` is a container holding one stored object the attacks target
+(``precious.txt``) and every attack program, stored as it is run: a Python
+script as ``main.py`` of a zapp on the ``file://python:python`` system
+image, or WebAssembly (compiled from WAT) as a ``swift://`` executable.
+"""
+
+from typing import Dict, Iterable, List, Optional
+
+import requests
+import wasmtime
+
+from .helpers import Account, python_node, unique, zapp
+
+PRECIOUS = 'precious.txt'
+PRECIOUS_BYTES = b'bytes no guest may change\n'
+
+#: A WAT function printing an i32 in decimal and a newline on stdout; it
+#: uses memory 0..96 and needs ``WASI_FD_WRITE``.
+WAT_PRINT = '''
+  (func $print (param $number i32)
+    (local $pos i32)
+    (i32.store8 (i32.const 95) (i32.const 10))
+    (local.set $pos (i32.const 95))
+    (loop $digit
+      (local.set $pos (i32.sub (local.get $pos) (i32.const 1)))
+      (i32.store8 (local.get $pos)
+        (i32.add (i32.const 48) (i32.rem_u (local.get $number)
+                                           (i32.const 10))))
+      (local.set $number (i32.div_u (local.get $number) (i32.const 10)))
+      (br_if $digit (local.get $number)))
+    (i32.store (i32.const 0) (local.get $pos))
+    (i32.store (i32.const 4) (i32.sub (i32.const 96) (local.get $pos)))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)
+                          (i32.const 8))))
+'''
+WASI_FD_WRITE = '''
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))'''
+
+
+def with_stdout(devices: Iterable[dict]) -> List[dict]:
+    """``devices``, with a path-less stdout (the response) unless given."""
+    devices = list(devices)
+    if not any(device['name'] == 'stdout' for device in devices):
+        devices.insert(0, {'name': 'stdout'})
+    return devices
+
+
+def ok_lines(resp: requests.Response) -> List[str]:
+    """The lines a node printed, once sure it ran to a clean end."""
+    assert resp.status_code == 200, resp.text
+    assert resp.headers['X-Nexe-Status'] == 'ok', resp.headers
+    assert resp.headers['X-Nexe-Retcode'] == '0', resp.headers
+    return resp.text.splitlines()
+
+
+class Lab:
+    """A container of attack programs and the object they target."""
+
+    def __init__(self, account: Account):
+        self.account = account
+        self.container = unique('attack')
+        account.put_container(self.container)
+        account.put_object(self.container, PRECIOUS, PRECIOUS_BYTES)
+
+    def url(self, obj: str) -> str:
+        return 'swift://~/%s/%s' % (self.container, obj)
+
+    def object_path(self, obj: str) -> str:
+        return '%s/%s' % (self.container, obj)
+
+    def run_python(self, source: str, devices: Iterable[dict] = (),
+                   name: str = 'attacker',
+                   headers: Optional[Dict[str, str]] = None
+                   ) -> requests.Response:
+        """Run ``source`` as ``main.py`` of a stored zapp; stdout answers."""
+        image = unique('script') + '.tar'
+        self.account.put_object(self.container, image,
+                                zapp({'main.py': source}))
+        return self.account.post_job([python_node(
+            name, self.url(image), devices=with_stdout(devices))],
+            headers=headers)
+
+    def run_wasm(self, wat: str, devices: Iterable[dict] = (),
+                 name: str = 'attacker') -> requests.Response:
+        """Run ``wat`` compiled and stored as a ``swift://`` executable."""
+        program = unique('program') + '.wasm'
+        self.account.put_object(self.container, program,
+                                wasmtime.wat2wasm(wat), 'application/wasm')
+        return self.account.post_job([{
+            'name': name, 'exec': {'path': self.url(program)},
+            'devices': with_stdout(devices)}])
+
+    def precious_devices(self) -> List[dict]:
+        """The stored object as stdin and ``/dev/input``: the node runs next
+        to it, on its ``.data`` file."""
+        return [{'name': 'stdin', 'path': self.url(PRECIOUS)},
+                {'name': 'input', 'path': self.url(PRECIOUS)}]
+
+    def precious_etag(self) -> str:
+        resp = self.account.get(self.object_path(PRECIOUS))
+        assert resp.content == PRECIOUS_BYTES
+        return resp.headers['ETag']
+
+    def assert_precious_intact(self, etag: str) -> None:
+        stored = self.account.get(self.object_path(PRECIOUS))
+        assert stored.status_code == 200
+        assert stored.content == PRECIOUS_BYTES
+        assert stored.headers['ETag'] == etag
