@@ -208,6 +208,25 @@ def test_cpp_exception_becomes_a_python_exception(account, container):
     assert resp.text == 'caught UnsatisfiableConstraint\n'
 
 
+NUMPY_BAD_ALLOC = '''import numpy as np
+try:
+    np.fft.fft(np.ones(3), n=20000003)
+except MemoryError as err:
+    print("MemoryError", repr(str(err)))
+'''
+
+
+def test_cpp_exception_inside_numpy_becomes_a_python_exception(
+        account, container):
+    """numpy.fft is pocketfft, C++: a prime length of 20 million needs a
+    Bluestein plan of over 1 GiB, more than a node's memory; the C++
+    ``std::bad_alloc`` is caught inside numpy and raised as a bare
+    MemoryError (numpy's own allocations name a size), not a trap."""
+    resp = run_script(account, container, NUMPY_BAD_ALLOC)
+    assert_ok(resp)
+    assert resp.text == "MemoryError ''\n"
+
+
 SEEDS = '''import os, random, time, numpy
 print(random.random(), numpy.random.rand(), os.urandom(4).hex(), time.time())
 '''

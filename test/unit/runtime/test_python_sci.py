@@ -107,6 +107,20 @@ def test_environment_is_the_runs_own(runtime, sci_python_image, tmp_path):
     assert output(tmp_path) == b"[('ONLY', 'this')]\n"
 
 
+def test_pythonpath_follows_the_script_directory(runtime, sci_python_image,
+                                                 tmp_path):
+    image = _tar(tmp_path / 'app.tar', {
+        'lib/deps/greeting.py': 'WORD = "bonjour"\n',
+        'main.py': 'import sys, greeting\n'
+                   'print(sys.path[:2], greeting.WORD)\n'})
+    result = _run_python(
+        runtime, sci_python_image, tmp_path, ['main.py'],
+        env={'PYTHONPATH': '/lib/deps'}, fstab=[('/dev/image', '/', True)],
+        channels=[read_channel(image, '/dev/image')])
+    assert result.report.status == 'ok', output(tmp_path, 'stderr')
+    assert output(tmp_path) == b"['/', '/lib/deps'] bonjour\n"
+
+
 def test_standard_library_is_read_only(runtime, sci_python_image, tmp_path):
     script = ('try:\n'
               '    open("/usr/local/lib/python315.zip", "ab")\n'

@@ -164,6 +164,15 @@ def test_guest_sys_path0_is_cpythons(args, path0):
     assert _guest_module()._sys_path0(args) == path0
 
 
+@pytest.mark.parametrize('environ,entries', [
+    ({}, []),
+    ({'PYTHONPATH': '/lib/a:/lib/b'}, ['/lib/a', '/lib/b']),
+    ({'PYTHONPATH': ':/lib/a::'}, ['/lib/a']),
+])
+def test_guest_python_path_entries(environ, entries):
+    assert _guest_module()._python_path(environ) == entries
+
+
 # -- compiled-module cache and support trees ------------------------------
 
 
