@@ -103,7 +103,7 @@ def test_an_object_server_says_100_continue_before_the_body(
         'Expect: 100-continue',
         '', ''])
     with socket.create_connection(
-            ('127.0.0.1', private_cluster.ports[server]), timeout=10) as sock:
+            private_cluster.addresses[server], timeout=10) as sock:
         sock.sendall(request.encode())
         status_line = sock.makefile('rb').readline()
     assert status_line.startswith(b'HTTP/1.1 100 '), status_line
@@ -114,7 +114,7 @@ def test_a_frozen_object_server_costs_a_node_timeout_then_a_replica(
     container = unique('frozen')
     account.put_container(container)
     victim = 'object-server-1'
-    port = private_cluster.ports[victim]
+    host, port = private_cluster.addresses[victim]
 
     def holders(name: str) -> List[str]:
         return primary_servers(private_cluster, account.name, container,
@@ -153,7 +153,7 @@ def test_a_frozen_object_server_costs_a_node_timeout_then_a_replica(
     ran_on = watch.servers_that_ran()['cat']
     assert len(ran_on) == FROZEN_JOBS and victim not in ran_on
     blamed = proxy_log.new_text().count(
-        'zerocloud: no answer from 127.0.0.1:%d: ResponseTimeout' % port)
+        'zerocloud: no answer from %s:%d: ResponseTimeout' % (host, port))
     assert blamed == FROZEN_JOBS
 
     # Thawed, the server runs what is placed on it again.
