@@ -7,6 +7,7 @@ readers, so a bad value stops the server at start with a message naming the
 option, instead of showing up later as failed requests.
 """
 
+import os
 from typing import Dict, Mapping, Optional
 
 from swift.common.utils import config_true_value
@@ -61,6 +62,16 @@ def flag(conf: Conf, name: str, default: bool) -> bool:
 def text(conf: Conf, name: str, default: Optional[str]) -> Optional[str]:
     value = conf.get(name)
     return value.strip() if value and value.strip() else default
+
+
+def directory(conf: Conf, name: str, default: str) -> str:
+    """An existing directory (checked at start: a missing one would fail
+    every request)."""
+    path = text(conf, name, default)
+    if not os.path.isdir(path):
+        raise ConfigError('%s must be an existing directory, not %r'
+                          % (name, path))
+    return path
 
 
 def sysimage_devices(conf: Conf) -> Dict[str, str]:

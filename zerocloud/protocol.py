@@ -23,7 +23,10 @@ response) last, so the proxy can write the objects and then stream the body.
 The object server answers ``100 Continue`` only once it has checked the node
 (local object present, device mounted, a sandbox slot free), before it reads
 the body and long before the run; a busy pool answers ``503`` with
-``Retry-After`` instead, which is not a fault of that server.
+``Retry-After`` instead, which is not a fault of that server.  A local
+object whose bytes on disk are not what a client's GET returns (encrypted,
+erasure-coded, a manifest, a symlink) is answered ``409`` with
+``X-Zerocloud-Stream-Input``: the proxy then sends the input as a member.
 
 This module holds every name of that protocol (headers, member names, PAX
 keys); both filters import them from here.
@@ -57,6 +60,29 @@ OWNER_HEADER = 'X-Zerocloud-Container-Owner'
 OWNER_HEADER_VALUE = 'yes'
 #: The only body type of both directions.
 TAR_CONTENT_TYPE = 'application/x-tar'
+#: With ``ACCESS_HEADER: GET``: the ``swift://`` URL of the channel the
+#: object in the request path stands for (a symlink's target is read under
+#: the name the job gave it).
+LOCAL_ALIAS_HEADER = 'X-Zerocloud-Local-Alias'
+#: Next to a container: ``{secret id: base64 key}`` (JSON) of the keys that
+#: decrypt the etags at-rest encryption stored in its listing, so the node's
+#: copy of the database holds the etags a client's listing shows.
+LISTING_KEYS_HEADER = 'X-Zerocloud-Listing-Keys'
+
+# -- the answer when the local object is not the object a client GETs
+#: Status of that refusal, sent before the body (no ``100 Continue``): the
+#: proxy sends the node again with the object streamed through its
+#: pipeline (decrypted, decoded, resolved with the caller's rights).
+STREAM_INPUT_STATUS = 409
+#: Header of that refusal; its value says why (one of ``STREAM_REASONS``).
+STREAM_INPUT_HEADER = 'X-Zerocloud-Stream-Input'
+STREAM_ENCRYPTED = 'encrypted'
+STREAM_ERASURE_CODED = 'erasure-coded'
+STREAM_SLO = 'slo-manifest'
+STREAM_DLO = 'dlo-manifest'
+STREAM_SYMLINK = 'symlink'
+STREAM_REASONS = (STREAM_ENCRYPTED, STREAM_ERASURE_CODED, STREAM_SLO,
+                  STREAM_DLO, STREAM_SYMLINK)
 
 # -- members of the request stream
 SYSMAP_MEMBER = 'sysmap'

@@ -102,3 +102,35 @@ def overcommit_warning(pool: int, processes: int, cap: int,
             '%d bytes of guest memory, more than the %d bytes this server '
             'can use; lower zerovm_maxnexemem, zerovm_maxpool or workers'
             % (pool, processes, cap, claim, memory))
+
+
+#: Filesystems whose files live in memory only.
+RAM_FILESYSTEMS = ('tmpfs', 'ramfs')
+
+
+def filesystem_type(path: str, proc_mounts: str) -> Optional[str]:
+    """The type of the filesystem ``path`` (absolute, resolved) is on, from
+    a ``/proc/self/mounts`` text: the longest mount point containing it."""
+    best, kind = '', None
+    for line in proc_mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        # Mount points escape blanks as octal (\040).
+        point = fields[1].encode().decode('unicode_escape')
+        inside = path == point or path.startswith(point.rstrip('/') + '/')
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
+def not_in_ram_warning(path: str, proc: str = '/proc') -> Optional[str]:
+    """A log line when ``zerovm_ram_dir`` is not on a RAM filesystem: the
+    plaintext inputs kept there would reach a disk."""
+    real = os.path.realpath(path)
+    kind = filesystem_type(real, _read(os.path.join(proc, 'self', 'mounts')))
+    if kind in RAM_FILESYSTEMS:
+        return None
+    return ('zerovm_ram_dir %s is on %s, not tmpfs: node inputs (decrypted '
+            'objects among them) are written to that filesystem'
+            % (path, kind or 'an unknown filesystem'))

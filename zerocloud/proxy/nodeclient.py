@@ -33,6 +33,11 @@ class NodeError(JobError):
     """One node cannot run; the job goes on to report it for that node."""
 
 
+class InputError(NodeError):
+    """An input streamed to a node broke off (a large object's segment is
+    missing, …): the fault of the input, not of the storage server."""
+
+
 @dataclass
 class Upload:
     """One member of the request stream."""
@@ -64,6 +69,9 @@ class Answer:
 class Refusal:
     status: int
     message: str
+    #: Why the server would not read its local object (``X-Zerocloud-
+    #: Stream-Input``): the node must get it streamed instead.
+    stream_input: str = ''
 
 
 @dataclass
@@ -75,6 +83,12 @@ class Attempts:
     """
     refusals: List[Refusal] = field(default_factory=list)
     lost: Optional[dict] = None
+
+    @property
+    def stream_input(self) -> str:
+        """Why the local object cannot be read raw, if a server said so."""
+        return next((r.stream_input for r in self.refusals
+                     if r.stream_input), '')
 
     def final(self, path_info: str) -> Refusal:
         for refusal in self.refusals:
@@ -168,7 +182,9 @@ def dispatch(nodes: List[dict], partition: int, path_info: str,
             conn.close()
             if resp.status == 507 or resp.status >= 500:
                 on_error(node, 'zerocloud: %d %s' % (resp.status, body))
-            attempts.refusals.append(Refusal(resp.status, body))
+            attempts.refusals.append(Refusal(
+                resp.status, body,
+                resp.getheader(protocol.STREAM_INPUT_HEADER) or ''))
             if 400 <= resp.status < 500 and resp.status != 404:
                 break
             continue
@@ -180,6 +196,11 @@ def dispatch(nodes: List[dict], partition: int, path_info: str,
                                                       upload.chunks):
                         conn.send(chunk)
                 final = conn.getresponse()
+        except InputError:
+            conn.close()
+            for upload in uploads:
+                upload.close()
+            raise
         except (Exception, Timeout) as err:
             conn.close()
             on_error(node, 'zerocloud: node failed on %s:%s: %s'

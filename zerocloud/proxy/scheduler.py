@@ -10,21 +10,27 @@ it.  A node whose server fails while running it is retried once on the next
 candidate.  Nodes sharing a ``location`` share a server.  A node with
 ``replicate: n`` runs as n copies on different servers in deterministic
 mode; their output etags must agree, else the node fails with
-``replica outputs differ``.
+``replica outputs differ``.  A node whose server will not read its input
+object raw (encrypted, a manifest, a symlink) goes where
+:mod:`zerocloud.proxy.inputs` says.
 """
 
 import json
 import uuid
-from typing import Dict, List, Tuple
+from dataclasses import replace
+from typing import Dict, List, Optional, Tuple
 
 from eventlet import GreenPile
+from swift.common.swob import HTTPException
+from swift.common.utils import quote
 
 from zerocloud import protocol
-from zerocloud.job.model import Job, Node, SwiftPath
+from zerocloud.job.model import Channel, Job, Node, SwiftPath
 from zerocloud.job.source import Spooled
+from zerocloud.proxy import inputs
 from zerocloud.proxy.nodeclient import (
-    NODE_FAILED, Attempts, NodeClient, NodeError, NodeResult, Upload,
-    nexe_reported, read_answer)
+    NODE_FAILED, Attempts, InputError, NodeClient, NodeError, NodeResult,
+    Upload, nexe_reported, read_answer)
 from zerocloud.proxy.placement import Placer, Target
 from zerocloud.proxy.request import JobRequest
 from zerocloud.proxy.swiftaccess import SwiftAccess
@@ -72,9 +78,14 @@ class Scheduler:
 
     def _uploads(self, node: Node, placed, done: Dict[str, NodeResult]
                  ) -> List[Upload]:
-        """The members of the node's request stream, in protocol order."""
-        sysmap = json.dumps(node.to_dict()).encode('utf-8')
-        uploads = [Upload(protocol.SYSMAP_MEMBER, len(sysmap), [sysmap])]
+        """The members of the node's request stream, in protocol order.
+
+        An input the node was to read in place but gets streamed brings its
+        ``LOCAL_*`` variables along (:mod:`zerocloud.proxy.inputs`).
+        """
+        description = node.to_dict()
+        streamed_anchor = node.placement_channel() if placed is None else None
+        uploads: List[Upload] = []
         grants = self.request.grants
         try:
             has_image_path = any(
@@ -94,7 +105,12 @@ class Scheduler:
                 if ch.path.obj is None:
                     raise NodeError('Cannot use container %s as a remote '
                                     'object reference' % ch.path.url)
-                uploads.append(self.swift.fetch(ch.path, ch.device, grants))
+                upload, got = self.swift.fetch_input(ch.path, ch.device,
+                                                     grants)
+                uploads.append(upload)
+                if ch is streamed_anchor:
+                    description['env'].update(
+                        inputs.streamed_local_environ(ch, got))
             stream = self.request.stream
             if node.wants_stream and stream is not None:
                 uploads.append(Upload('stdin', stream.size, stream.chunks()))
@@ -107,7 +123,9 @@ class Scheduler:
             for upload in uploads:
                 upload.close()
             raise
-        return uploads
+        sysmap = json.dumps(description).encode('utf-8')
+        return [Upload(protocol.SYSMAP_MEMBER, len(sysmap), [sysmap])] + \
+            uploads
 
     @staticmethod
     def _edge_data(upstream: NodeResult, downstream: str) -> Spooled:
@@ -119,7 +137,7 @@ class Scheduler:
 
     def _headers(self, target: Target) -> Dict[str, str]:
         req = self.request.req
-        return {
+        headers = {
             protocol.EXECUTE_HEADER: req.headers.get(protocol.EXECUTE_HEADER,
                                                      '1.0'),
             protocol.JOB_ID_HEADER: self.job_id,
@@ -130,6 +148,50 @@ class Scheduler:
             'X-Trans-Id': req.environ.get('swift.trans_id', ''),
             'User-Agent': 'zerocloud-proxy',
         }
+        if target.alias is not None:
+            headers[protocol.LOCAL_ALIAS_HEADER] = quote(target.alias.url)
+        return headers
+
+    def _listing_keys(self, placed: Optional[Channel]) -> Dict[str, str]:
+        """Next to a container: the keys of its encrypted listing etags."""
+        if placed is None or not isinstance(placed.path, SwiftPath) or \
+                not placed.path.is_container:
+            return {}
+        keys = self.swift.listing_keys(placed.path, self.request.grants)
+        return {protocol.LISTING_KEYS_HEADER: keys} if keys else {}
+
+    def _instead_of_local(self, placed: Channel, target: Target,
+                          reason: str) -> Target:
+        """Where a node goes whose server will not read its input ``placed``
+        in place (``reason``, :data:`zerocloud.protocol.STREAM_REASONS`).
+
+        An encrypted object is whole on its servers: the node keeps its
+        place and gets the object streamed.  A symlink: next to its target
+        when the caller may read it there (it may be plain).  Else anywhere,
+        the input streamed.  Raises the refusal of a symlink the caller
+        cannot follow (naming it).
+        """
+        if reason == protocol.STREAM_ENCRYPTED:
+            return replace(target, access='', alias=None)
+        if reason == protocol.STREAM_SYMLINK and target.alias is None:
+            location = self.swift.resolve_link(placed.path,
+                                               self.request.grants)
+            resolved = inputs.link_target(
+                location, placed.path, lambda account, container:
+                self.swift.container_info(account, container).get(
+                    'sysmeta') or {})
+            if resolved is not None:
+                path, own_version = resolved
+                try:
+                    if not own_version:
+                        self.request.authorize('GET', path, 'read_acl')
+                    elsewhere = self.placer.next_to(
+                        path, self.swift.container_info, alias=placed.path)
+                except (HTTPException, NodeError):
+                    elsewhere = None
+                if elsewhere is not None:
+                    return elsewhere
+        return self.placer.anywhere(self.request.account)
 
     def _colocate(self, location: str, copy: int, candidates: List[dict],
                   headers: Dict[str, str], free: bool) -> List[dict]:
@@ -180,18 +242,23 @@ class Scheduler:
         return first
 
     def _run_node(self, node: Node, stream: bool,
-                  done: Dict[str, NodeResult], copy: int = 0) -> NodeResult:
+                  done: Dict[str, NodeResult], copy: int = 0,
+                  target: Optional[Target] = None) -> NodeResult:
+        """Run ``node`` (copy ``copy``) next to its input, else at
+        ``target``."""
         result = NodeResult(node)
         try:
-            target = self.placer.target(node, self.request.account,
-                                        self.swift.container_info)
+            target = target or self.placer.target(
+                node, self.request.account, self.swift.container_info)
+            placed = node.placement_channel() if target.access else None
+            listing_keys = self._listing_keys(placed)
         except NodeError as err:
             return result.fail(err)
-        placed = node.placement_channel() if target.access else None
         # Copies of a replicated node start on different servers.
         shift = copy % max(1, len(target.nodes))
         candidates = target.nodes[shift:] + target.nodes[:shift]
         headers = self._headers(target)
+        headers.update(listing_keys)
         if placed is not None and isinstance(placed.path, SwiftPath) and \
                 placed.path.is_container and self.request.owns(placed.path):
             # Only an owner's node gets the container database unscrubbed.
@@ -207,8 +274,11 @@ class Scheduler:
                 uploads = self._uploads(node, placed, done)
             except NodeError as err:
                 return result.fail(err)
-            answer = self.client.send(candidates, target.partition,
-                                      target.path_info, headers, uploads)
+            try:
+                answer = self.client.send(candidates, target.partition,
+                                          target.path_info, headers, uploads)
+            except InputError as err:
+                return result.fail(err)
             if isinstance(answer, Attempts) and answer.lost is not None \
                     and retries > 0:
                 retries -= 1
@@ -218,6 +288,14 @@ class Scheduler:
                 candidates = candidates[candidates.index(answer.lost) + 1:]
                 continue
             break
+        if isinstance(answer, Attempts) and answer.stream_input and \
+                placed is not None:
+            try:
+                elsewhere = self._instead_of_local(placed, target,
+                                                   answer.stream_input)
+            except NodeError as err:
+                return result.fail(err)
+            return self._run_node(node, stream, done, copy, elsewhere)
         if isinstance(answer, Attempts):
             refusal = answer.final(target.path_info)
             result.status, result.error = refusal.status, refusal.message

@@ -7,24 +7,54 @@ auth hooks, so every middleware right of ``proxy_query`` (quotas, SLO, DLO,
 symlinks, versioning, encryption) treats them as the user's own requests.
 """
 
+import base64
 import io
 import json
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from swift.common.http import is_success
+from swift.common.middleware.crypto.crypto_utils import CRYPTO_KEY_CALLBACK
 from swift.common.swob import HTTPException, Request, Response, str_to_wsgi
-from swift.common.utils import quote
+from swift.common.utils import close_if_possible, quote
 from swift.common.wsgi import make_subrequest
 from swift.proxy.controllers.base import get_container_info, get_info
 
 from zerocloud.job.model import JobError, SwiftPath
 from zerocloud.proxy.access import Grants
-from zerocloud.proxy.nodeclient import NodeError, PendingPut, Upload
+from zerocloud.proxy.nodeclient import (
+    InputError, NodeError, PendingPut, Upload)
 
 #: ``swift.source`` of our sub-requests in Swift's logs.
 SWIFT_SOURCE = 'ZC'
 #: Container of the templates that ``/open/`` uses, per content type.
 OPEN_REGISTRY = '.zvm'
+
+
+def whole_object(chunks: Iterable[bytes], size: int, path: SwiftPath,
+                 logger) -> Iterator[bytes]:
+    """The body of a GET of ``path``, which must be exactly ``size`` bytes.
+
+    A large object's GET answers 200 and then stops short when a segment
+    after the first is missing: that is an :class:`InputError` naming the
+    object, never a short input for the program (nor a fault of the server
+    the node was sent to).
+    """
+    sent = 0
+    try:
+        for chunk in chunks:
+            sent += len(chunk)
+            if sent > size:
+                break
+            yield chunk
+    except Exception as err:
+        logger.warning('zerocloud: reading %s failed: %s', path.path_info,
+                       err)
+    finally:
+        close_if_possible(chunks)
+    if sent != size:
+        raise InputError('Could not read %s: got %d of its %d bytes (a '
+                         'segment missing?)' % (path.path_info, sent, size),
+                         409)
 
 
 class SwiftAccess:
@@ -152,11 +182,65 @@ class SwiftAccess:
                             % (resp.status, path.path_info), resp.status_int)
         return resp
 
+    def fetch_input(self, path: SwiftPath, member: str,
+                    grants: Optional[Grants] = None
+                    ) -> Tuple[Upload, Dict[str, str]]:
+        """An object as a member of a node's request stream, as a client's
+        GET returns it (decrypted, decoded, manifests and symlinks resolved
+        with the caller's rights), and that GET's headers."""
+        resp = self.fetch_response(path, grants)
+        if resp.content_length is None:
+            close_if_possible(resp.app_iter)
+            raise NodeError('Cannot stream %s to a node: its size is not '
+                            'known before reading it (a dynamic large object '
+                            'of very many segments?)' % path.path_info, 409)
+        chunks = whole_object(resp.app_iter, resp.content_length, path,
+                              self.logger)
+        return Upload(member, resp.content_length, chunks), dict(resp.headers)
+
     def fetch(self, path: SwiftPath, member: str,
               grants: Optional[Grants] = None) -> Upload:
         """An object as a member of a node's request stream."""
-        resp = self.fetch_response(path, grants)
-        return Upload(member, resp.content_length, resp.app_iter)
+        return self.fetch_input(path, member, grants)[0]
+
+    def resolve_link(self, path: SwiftPath, grants: Optional[Grants] = None
+                     ) -> Optional[str]:
+        """HEAD a symlink as the user: the ``Content-Location`` of what it
+        resolves to (``None`` when it resolves to nothing more).  Raises
+        the refusal naming ``path`` (a target the user may not read: 403).
+        """
+        resp = self._subrequest('HEAD', path, grants=grants
+                                ).get_response(self.app)
+        if not is_success(resp.status_int):
+            raise NodeError('Error %s while fetching %s'
+                            % (resp.status, path.path_info), resp.status_int)
+        return resp.headers.get('Content-Location')
+
+    def listing_keys(self, path: SwiftPath,
+                     grants: Optional[Grants] = None) -> Optional[str]:
+        """The keys that decrypt container ``path``'s listing etags, as
+        ``protocol.LISTING_KEYS_HEADER`` carries them (``None`` without a
+        keymaster in the pipeline).
+
+        The keymaster leaves its key callback in the environment of the
+        requests it passes, bound to their path: a ``HEAD`` of the
+        container, as the user, brings back the container's callback.
+        """
+        sub = self._subrequest('HEAD', path, grants=grants)
+        resp = sub.get_response(self.app)
+        if not is_success(resp.status_int):
+            raise NodeError('Error %s while fetching %s'
+                            % (resp.status, path.path_info), resp.status_int)
+        fetch_keys = sub.environ.get(CRYPTO_KEY_CALLBACK)
+        if fetch_keys is None:
+            return None
+        keys = {}
+        for key_id in fetch_keys().get('all_ids') or []:
+            key = fetch_keys(key_id=key_id).get('container')
+            if key:
+                keys[key_id.get('secret_id') or ''] = \
+                    base64.b64encode(key).decode('ascii')
+        return json.dumps(keys) if keys else None
 
     def put(self, path: SwiftPath, fp, size: int, headers: Dict[str, str],
             grants: Optional[Grants] = None) -> Response:
