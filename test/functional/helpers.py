@@ -10,7 +10,9 @@ import json
 import os
 import random
 import re
+import signal
 import tarfile
+import time
 import uuid
 from typing import Dict, List, Optional
 
@@ -20,6 +22,8 @@ import requests
 REQUEST_TIMEOUT = 120
 #: Seconds a deferred job's result may take to appear.
 DEFERRED_WAIT = 30
+#: Seconds a killed server's processes may take to disappear.
+KILL_WAIT = 10
 PYTHON_EXEC = {'path': 'file://python:python'}
 
 # ------------------------------------------------------------------ helpers
@@ -49,6 +53,13 @@ class Account:
                             headers=self.headers(**{
                                 'Content-Type': content_type}))
         assert resp.status_code == 201, resp.text
+
+    def put(self, path: str, data: bytes = b'',
+            **headers: str) -> requests.Response:
+        """PUT ``path`` (``container/object[?query]``) with any headers."""
+        return requests.put('%s/%s' % (self.url, path), data=data,
+                            headers=self.headers(**headers),
+                            timeout=REQUEST_TIMEOUT)
 
     def get(self, path: str) -> requests.Response:
         return requests.get('%s/%s' % (self.url, path),
@@ -144,16 +155,54 @@ class LogWatch:
 
 
 def primary_servers(cluster, account: str, container: str,
-                    obj: str) -> List[str]:
-    """Object servers holding an object, in ring order."""
+                    obj: str, ring_name: str = 'object') -> List[str]:
+    """Object servers holding an object (its fragments, for ring
+    ``object-1`` of the ``ec`` policy), in ring order."""
     from swift.common.ring import Ring
     from swift.common.utils import set_swift_dir
     set_swift_dir(cluster.etc_dir)
-    ring = Ring(os.path.join(cluster.etc_dir, 'object.ring.gz'))
+    ring = Ring(os.path.join(cluster.etc_dir, ring_name + '.ring.gz'))
     by_address = {address: name for name, address in cluster.addresses.items()
                   if name.startswith('object-server')}
     return [by_address[node['ip'], node['port']]
             for node in ring.get_nodes(account, container, obj)[1]]
+
+
+def server_pids(cluster, server: str) -> List[int]:
+    """Processes of one server of ``cluster``, found by its config path."""
+    conf = os.path.join(cluster.etc_dir, '%s.conf' % server).encode()
+    pids = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % entry, 'rb') as cmdline:
+                argv = cmdline.read().split(b'\0')
+        except OSError:
+            continue
+        if conf in argv:
+            pids.append(int(entry))
+    return pids
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        with open('/proc/%d/stat' % pid) as stat:
+            return stat.read().rsplit(')', 1)[1].split()[0] == 'Z'
+    except OSError:
+        return True
+
+
+def kill_server(cluster, server: str) -> None:
+    """SIGKILL a server's process group and wait until it is gone."""
+    pids = server_pids(cluster, server)
+    assert pids, '%s is not running' % server
+    for pgid in {os.getpgid(pid) for pid in pids}:
+        os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + KILL_WAIT
+    while any(not is_zombie(pid) for pid in server_pids(cluster, server)):
+        assert time.monotonic() < deadline, '%s survived SIGKILL' % server
+        time.sleep(0.05)
 
 
 # ------------------------------------------------------------- word count

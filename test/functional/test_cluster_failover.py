@@ -13,9 +13,7 @@ the session cluster other tests share is never touched.
 """
 
 import collections
-import os
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -28,13 +26,12 @@ from zerocloud.saio import Cluster, LaunchError
 from .conftest import fast_tmp_dir
 from .helpers import (
     BOOK_COUNT, WORD_COUNT_SYSTEM, Account, LogWatch, assert_all_ok,
-    expected_word_count, nexe_list, primary_servers, python_node, unique,
-    upload_books, upload_word_count_zapp, word_count_job, zapp)
+    expected_word_count, is_zombie, kill_server, nexe_list, primary_servers,
+    python_node, server_pids, unique, upload_books, upload_word_count_zapp,
+    word_count_job, zapp)
 
 #: Seconds after the POST starts before the object server is killed.
 KILL_DELAY = 0.3
-#: Seconds a killed server's processes may take to disappear.
-KILL_WAIT = 10
 
 
 @pytest.fixture(scope='module')
@@ -66,43 +63,6 @@ def books(account):
     container = unique('books')
     texts = upload_books(account, container)
     return container, texts, upload_word_count_zapp(account, container)
-
-
-def server_pids(cluster, server: str) -> List[int]:
-    """Processes of one server of ``cluster``, found by its config path."""
-    conf = os.path.join(cluster.etc_dir, '%s.conf' % server).encode()
-    pids = []
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/cmdline' % entry, 'rb') as cmdline:
-                argv = cmdline.read().split(b'\0')
-        except OSError:
-            continue
-        if conf in argv:
-            pids.append(int(entry))
-    return pids
-
-
-def is_zombie(pid: int) -> bool:
-    try:
-        with open('/proc/%d/stat' % pid) as stat:
-            return stat.read().rsplit(')', 1)[1].split()[0] == 'Z'
-    except OSError:
-        return True
-
-
-def kill_server(cluster, server: str) -> None:
-    """SIGKILL a server's process group and wait until it is gone."""
-    pids = server_pids(cluster, server)
-    assert pids, '%s is not running' % server
-    for pgid in {os.getpgid(pid) for pid in pids}:
-        os.killpg(pgid, signal.SIGKILL)
-    deadline = time.monotonic() + KILL_WAIT
-    while any(not is_zombie(pid) for pid in server_pids(cluster, server)):
-        assert time.monotonic() < deadline, '%s survived SIGKILL' % server
-        time.sleep(0.05)
 
 
 def live_object_servers(cluster) -> List[str]:
