@@ -32,6 +32,9 @@ This module holds every name of that protocol (headers, member names, PAX
 keys); both filters import them from here.
 """
 
+import base64
+import binascii
+import json
 import tarfile
 import time
 from dataclasses import dataclass, field
@@ -75,6 +78,11 @@ LISTING_KEYS_HEADER = 'X-Zerocloud-Listing-Keys'
 #: pipeline (decrypted, decoded, resolved with the caller's rights).
 STREAM_INPUT_STATUS = 409
 #: Header of that refusal; its value says why (one of ``STREAM_REASONS``).
+#: An encrypted object's refusal adds what the proxy needs to let the
+#: server read it in place: ``encrypted; timestamp=<the .data file's
+#: X-Timestamp>; body_meta=<its X-Object-Sysmeta-Crypto-Body-Meta>`` (the
+#: body key in it is wrapped by the object's key, which only the proxy can
+#: derive).
 STREAM_INPUT_HEADER = 'X-Zerocloud-Stream-Input'
 STREAM_ENCRYPTED = 'encrypted'
 STREAM_ERASURE_CODED = 'erasure-coded'
@@ -83,6 +91,44 @@ STREAM_DLO = 'dlo-manifest'
 STREAM_SYMLINK = 'symlink'
 STREAM_REASONS = (STREAM_ENCRYPTED, STREAM_ERASURE_CODED, STREAM_SLO,
                   STREAM_DLO, STREAM_SYMLINK)
+#: The proxy's answer to ``encrypted``: a :class:`BodyKey`, for this one
+#: request only (never in the system map, a log or a file).
+BODY_KEY_HEADER = 'X-Zerocloud-Body-Key'
+
+
+@dataclass(frozen=True)
+class BodyKey:
+    """What reading one encrypted object in place needs: its body key, and
+    what the key must match on the server (the ``.data`` file's timestamp,
+    the IV and key id of its crypto meta, the plaintext's etag)."""
+    key: bytes = field(repr=False)
+    iv: bytes
+    timestamp: str
+    key_id: dict
+    etag: str
+
+    def encode(self) -> str:
+        """The ``BODY_KEY_HEADER`` value."""
+        return base64.b64encode(json.dumps({
+            'key': base64.b64encode(self.key).decode('ascii'),
+            'iv': base64.b64encode(self.iv).decode('ascii'),
+            'timestamp': self.timestamp, 'key_id': self.key_id,
+            'etag': self.etag}, sort_keys=True).encode('utf-8')
+        ).decode('ascii')
+
+    @classmethod
+    def decode(cls, value: str) -> 'BodyKey':
+        """ValueError when ``value`` is not an encoded BodyKey."""
+        try:
+            raw = json.loads(base64.b64decode(value, validate=True))
+            key_id = raw['key_id']
+            if not isinstance(key_id, dict):
+                raise ValueError('key_id is not an object')
+            return cls(base64.b64decode(raw['key'], validate=True),
+                       base64.b64decode(raw['iv'], validate=True),
+                       str(raw['timestamp']), key_id, str(raw['etag']))
+        except (KeyError, TypeError, AttributeError, binascii.Error) as err:
+            raise ValueError('bad body key: %s' % err)
 
 # -- members of the request stream
 SYSMAP_MEMBER = 'sysmap'

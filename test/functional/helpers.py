@@ -17,6 +17,7 @@ import uuid
 from typing import Dict, List, Optional
 
 import requests
+from swift.common.utils import quote
 
 #: Seconds any single request may take; a hung job fails instead of hanging.
 REQUEST_TIMEOUT = 120
@@ -152,6 +153,24 @@ class LogWatch:
                                        self.new_text(name)):
                 ran[instance].append(name)
         return ran
+
+
+class ProxyLog:
+    """What the proxy logs from now on."""
+
+    def __init__(self, cluster):
+        self.path = cluster.log_path('proxy-server')
+        with open(self.path, 'rb') as log:
+            self.offset = log.seek(0, 2)
+
+    def job_gets(self, account: Account, path: str) -> List[str]:
+        """Lines of GETs of ``path`` the proxy made for a job."""
+        with open(self.path, 'rb') as log:
+            log.seek(self.offset)
+            lines = log.read().decode('utf-8', 'replace').splitlines()
+        request = ' GET %s ' % quote('/v1/%s/%s' % (account.name, path))
+        return [line for line in lines
+                if request in line and ' ZC ' in line]
 
 
 def primary_servers(cluster, account: str, container: str,

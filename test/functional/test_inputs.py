@@ -2,6 +2,14 @@
 
 On the shared cluster, which encrypts at rest like production:
 
+- an encrypted object (also behind a symlink, or as a versioned object's
+  current version) is read in place: the node runs on a server holding it,
+  which decrypts it with the body key the proxy sends for that request,
+  and the proxy never GETs it;
+- the object server reads in place only with the key that matches its
+  ``.data`` file (timestamp, key id, IV, and the plaintext's etag); any
+  other answer is the refusal that makes the proxy stream the object
+  instead; the key never shows up in the servers' logs, spools or files;
 - for each kind of object (encrypted replicated, erasure-coded, SLO, DLO,
   symlink, a versioned object's current version, a symlink into an
   erasure-coded container) the md5 and size of what the program read from
@@ -19,22 +27,35 @@ On the shared cluster, which encrypts at rest like production:
   segment is an error naming the object; nothing is stored.
 """
 
+import base64
+import configparser
 import hashlib
+import hmac
 import json
 import os
 import threading
 import time
-from typing import Dict, List, Optional
+from dataclasses import replace
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 import requests
+from swift.common.middleware.crypto.crypto_utils import (
+    Crypto, load_crypto_meta)
+from swift.common.middleware.versioned_writes.object_versioning import (
+    build_versions_container_name, build_versions_object_name)
+from swift.common.ring import Ring
+from swift.common.utils import quote
+from swift.obj.diskfile import read_metadata
 
+from zerocloud import protocol
 from zerocloud.object.config import DEFAULT_RAM_DIR
 
 from .helpers import (
-    REQUEST_TIMEOUT, WORD_COUNT_SYSTEM, Account, assert_all_ok,
-    expected_word_count, nexe_list, python_node, unique, upload_books,
-    upload_word_count_zapp, word_count_job, zapp)
+    REQUEST_TIMEOUT, WORD_COUNT_SYSTEM, Account, LogWatch, ProxyLog,
+    assert_all_ok, expected_word_count, nexe_list, primary_servers,
+    python_node, unique, upload_books, upload_word_count_zapp,
+    word_count_job, zapp)
 
 #: What the program saw of ``/dev/input``, as one JSON line.
 PROBE = '''import hashlib, json, os
@@ -110,6 +131,154 @@ def account(cluster):
 @pytest.fixture(scope='module')
 def box(account):
     return Box(account)
+
+
+# --------------------------------------------- encrypted, read in place
+
+def _stored_at(box: Box, kind: str, path: str) -> Tuple[str, str, str]:
+    """(account, container, object) where ``path``'s bytes are stored."""
+    container, name = path.split('/', 1)
+    if kind == 'symlink':
+        return (box.account.name,) + tuple(
+            box.account.get(path).headers['Content-Location'].split(
+                '/', 3)[3].split('/', 1))
+    if kind == 'versioned':
+        version = box.account.get(path).headers['X-Object-Version-Id']
+        return (box.account.name, build_versions_container_name(container),
+                build_versions_object_name(name, version))
+    return box.account.name, container, name
+
+
+@pytest.mark.parametrize('kind', ['encrypted', 'symlink', 'versioned'])
+def test_encrypted_object_is_read_in_place(cluster, box, kind):
+    path = KINDS[kind](box, unique(kind))
+    watch = LogWatch(cluster)
+    proxy_log = ProxyLog(cluster)
+    seen = box.probe(path)
+    got = box.account.get(path)
+    assert (seen['md5'], seen['etag']) == (
+        hashlib.md5(got.content).hexdigest(), got.headers['Etag'].strip('"'))
+    assert watch.servers_that_ran()['reader'][0] in primary_servers(
+        cluster, *_stored_at(box, kind, path))
+    assert proxy_log.job_gets(box.account, path) == []
+
+
+def _replica(cluster, account: str, path: str) -> Tuple[str, dict]:
+    """One ``.data`` file of object ``account/path`` and its metadata."""
+    name = '/%s/%s' % (account, path)
+    for node in range(1, 5):
+        for root, _dirs, files in os.walk(cluster.devices_dir(node)):
+            for data in (f for f in files if f.endswith('.data')):
+                with open(os.path.join(root, data), 'rb') as fp:
+                    metadata = read_metadata(fp)
+                if metadata['name'] == name:
+                    return os.path.join(root, data), metadata
+    raise AssertionError('no replica of %s' % name)
+
+
+def _body_key(cluster, metadata: dict) -> protocol.BodyKey:
+    """The body key of a stored object, derived as the keymaster does from
+    the cluster's root secret, and what it must match."""
+    conf = configparser.ConfigParser()
+    conf.read(cluster.keymaster_conf_path)
+    root = base64.b64decode(conf['keymaster']['encryption_root_secret'])
+    meta = load_crypto_meta(metadata['X-Object-Sysmeta-Crypto-Body-Meta'])
+    object_key = hmac.new(root, meta['key_id']['path'].encode(),
+                          hashlib.sha256).digest()
+    return protocol.BodyKey(
+        Crypto().unwrap_key(object_key, meta['body_key']), meta['iv'],
+        metadata['X-Timestamp'], meta['key_id'], '')
+
+
+def _post_to_replica(cluster, account: str, path: str,
+                     key: Optional[protocol.BodyKey]) -> requests.Response:
+    """A node request (no body) straight to the first object server that
+    holds ``account/path``, as the proxy sends it."""
+    container, name = path.split('/', 1)
+    ring = Ring(os.path.join(cluster.etc_dir, 'object.ring.gz'))
+    part, nodes = ring.get_nodes(account, container, name)
+    headers = {protocol.EXECUTE_HEADER: '1.0',
+               protocol.JOB_ID_HEADER: unique('job'),
+               protocol.ACCESS_HEADER: 'GET',
+               'X-Backend-Storage-Policy-Index': '0',
+               'Content-Type': protocol.TAR_CONTENT_TYPE}
+    if key is not None:
+        headers[protocol.BODY_KEY_HEADER] = key.encode()
+    return requests.post('http://%s:%d/%s/%d%s' % (
+        nodes[0]['ip'], nodes[0]['port'], nodes[0]['device'], part,
+        quote('/%s/%s' % (account, path))), headers=headers, data=b'',
+        timeout=REQUEST_TIMEOUT)
+
+
+def test_object_server_reads_in_place_only_with_the_matching_key(cluster,
+                                                                box):
+    data = b'only the right key opens this\n' * 100
+    path = '%s/%s' % (box.container, unique('locked'))
+    box.put(path, data)
+    account = box.account.name
+    data_file, metadata = _replica(cluster, account, path)
+    key = _body_key(cluster, metadata)
+    right = protocol.BodyKey(key.key, key.iv, key.timestamp, key.key_id,
+                             hashlib.md5(data).hexdigest())
+    decryptor = Crypto().create_decryption_ctxt(right.key, right.iv, 0)
+    with open(data_file, 'rb') as fp:
+        assert decryptor.update(fp.read()) == data
+    # The right key passes the checks: the server goes on to read the
+    # request body, which holds no node.
+    resp = _post_to_replica(cluster, account, path, right)
+    assert (resp.status_code, resp.text) == (
+        400, 'No system map found in request')
+    other_key = bytes(b ^ 1 for b in right.key)
+    stale = '%.5f' % (float(right.timestamp) - 1)
+    for wrong in (None, replace(right, timestamp=stale),
+                  replace(right, key_id=dict(right.key_id, path='/x/y/z')),
+                  replace(right, iv=bytes(16)),
+                  replace(right, key=other_key)):
+        resp = _post_to_replica(cluster, account, path, wrong)
+        assert resp.status_code == 409, resp.text
+        reason, _, details = resp.headers[
+            protocol.STREAM_INPUT_HEADER].partition(';')
+        assert reason == protocol.STREAM_ENCRYPTED
+        assert 'timestamp=%s' % right.timestamp in details
+
+
+def _key_forms(key: protocol.BodyKey) -> List[bytes]:
+    """How a body key could show up in a file: raw, base64, hex, and the
+    header the proxy sends."""
+    return [key.key, base64.b64encode(key.key), key.key.hex().encode(),
+            key.encode().encode()]
+
+
+def test_body_key_never_reaches_logs_spools_or_files(cluster, box):
+    marker = ('keyed-%s|' % unique('marker')).encode() * 300
+    path = '%s/%s' % (box.container, unique('keyed'))
+    box.put(path, marker)
+    _data_file, metadata = _replica(cluster, box.account.name, path)
+    key = _body_key(cluster, metadata)
+    key = protocol.BodyKey(key.key, key.iv, key.timestamp, key.key_id,
+                           hashlib.md5(marker).hexdigest())
+    answer: Dict[str, requests.Response] = {}
+    runner = threading.Thread(target=lambda: answer.update(
+        resp=box.run('linger', path)))
+    runner.start()
+    try:
+        deadline = time.monotonic() + WATCH_TIMEOUT
+        in_ram: List[str] = []
+        while not in_ram and time.monotonic() < deadline:
+            in_ram = _files_holding(DEFAULT_RAM_DIR, marker,
+                                    prefix='zerocloud-node-')
+        during = [found for form in _key_forms(key)
+                  for found in _device_files_holding(cluster, form) +
+                  _files_holding(DEFAULT_RAM_DIR, form,
+                                 prefix='zerocloud-node-')]
+    finally:
+        runner.join()
+    assert in_ram, 'the decrypted input never showed up in RAM'
+    assert during == []
+    assert answer['resp'].status_code == 200, answer['resp'].text
+    assert answer['resp'].text.strip() == hashlib.md5(marker).hexdigest()
+    for form in _key_forms(key):
+        assert _files_holding(cluster.workdir, form) == []
 
 
 # ------------------------------------------------------------ each kind
@@ -245,21 +414,21 @@ def test_container_database_holds_the_etags_a_listing_shows(box):
 # ----------------------------------------------------- plaintext on disk
 
 def _files_holding(top: str, marker: bytes, prefix: str = '') -> List[str]:
-    """Files under ``top`` (directories named ``prefix*`` only, when
+    """Files under ``top`` (only in its entries named ``prefix*``, when
     given) whose bytes contain ``marker``."""
     found = []
-    for entry in sorted(os.listdir(top)):
-        if prefix and not entry.startswith(prefix):
-            continue
-        for root, _dirs, files in os.walk(os.path.join(top, entry)):
-            for name in files:
-                path = os.path.join(root, name)
-                try:
-                    with open(path, 'rb') as fp:
-                        if marker in fp.read():
-                            found.append(path)
-                except OSError:
-                    pass   # gone meanwhile
+    for root, dirs, files in os.walk(top):
+        if root == top and prefix:
+            dirs[:] = [d for d in dirs if d.startswith(prefix)]
+            files = [f for f in files if f.startswith(prefix)]
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                with open(path, 'rb') as fp:
+                    if marker in fp.read():
+                        found.append(path)
+            except OSError:
+                pass   # gone meanwhile
     return found
 
 

@@ -18,23 +18,18 @@ import hashlib
 import json
 import shutil
 import tempfile
-from typing import List
 
 import pytest
 from swift.common.middleware.versioned_writes.object_versioning import (
     build_versions_container_name, build_versions_object_name)
-from swift.common.utils import quote
 
 from zerocloud.saio import Cluster, LaunchError
 
 from .conftest import fast_tmp_dir
 from .helpers import (
-    Account, LogWatch, assert_all_ok, kill_server, primary_servers,
-    python_node, unique, zapp)
+    Account, LogWatch, ProxyLog, assert_all_ok, kill_server,
+    primary_servers, python_node, unique, zapp)
 from .test_inputs import PROBE
-
-PROXY_LOG = 'proxy-server'
-
 
 @pytest.fixture(scope='module')
 def plain_cluster():
@@ -65,24 +60,6 @@ def container(account):
     account.put_container(name)
     account.put_object(name, 'probe.tar', zapp({'main.py': PROBE}))
     return name
-
-
-class ProxyLog:
-    """What the proxy logs from now on."""
-
-    def __init__(self, cluster):
-        self.path = cluster.log_path(PROXY_LOG)
-        with open(self.path, 'rb') as log:
-            self.offset = log.seek(0, 2)
-
-    def job_gets(self, account: Account, path: str) -> List[str]:
-        """Lines of GETs of ``path`` the proxy made for a job."""
-        with open(self.path, 'rb') as log:
-            log.seek(self.offset)
-            lines = log.read().decode('utf-8', 'replace').splitlines()
-        request = ' GET %s ' % quote('/v1/%s/%s' % (account.name, path))
-        return [line for line in lines
-                if request in line and ' ZC ' in line]
 
 
 def probe(account: Account, container: str, path: str) -> dict:

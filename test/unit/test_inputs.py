@@ -4,16 +4,18 @@
 import base64
 import hashlib
 import json
+from dataclasses import replace
 
 import pytest
 from swift.common.middleware.crypto.crypto_utils import (
-    Crypto, append_crypto_meta)
+    Crypto, append_crypto_meta, dump_crypto_meta)
 from swift.common.swob import HTTPException, Request
 from swift.common.utils import Timestamp
 from swift.container.backend import ContainerBroker
 
 from zerocloud import protocol
 from zerocloud.job.model import READABLE, Channel, SwiftPath
+from zerocloud.object import decryption
 from zerocloud.object.containerdb import (
     UNKNOWN_ETAG, decrypt_etag, decrypt_etags)
 from zerocloud.object.filter import (
@@ -191,10 +193,10 @@ def test_link_target_of_a_versioned_object_is_its_stored_version():
                               version, path, lookup) is None
 
 
-def test_streamed_local_environ_comes_from_the_get():
+def test_local_environ_comes_from_the_get():
     channel = Channel('input', READABLE, SwiftPath('AUTH_a', 'c', 'o'),
                       'application/octet-stream')
-    environ = inputs.streamed_local_environ(channel, {
+    environ = inputs.local_environ(channel, {
         'Etag': '"' + 'ab' * 16 + '"', 'Content-Length': '12',
         'Content-Type': 'text/plain', 'X-Timestamp': '1700000000.00000',
         'X-Object-Meta-Color': 'red', 'X-Trans-Id': 'tx'})
@@ -238,3 +240,89 @@ def test_whole_object_names_the_object_when_the_body_breaks_off():
     assert err.value.message == ('Could not read /a/c/o: got 2 of its 4 '
                                  'bytes (a segment missing?)')
     assert logger.lines == ['zerocloud: reading /a/c/o failed: segment gone']
+
+
+# ------------------------------------------------------ reading in place
+
+OBJECT_KEY = b'j' * 32
+BODY_KEY = b'b' * 32
+PLAINTEXT = b'the plaintext of an encrypted object\n' * 100
+TIMESTAMP = '1700000000.12345'
+KEY_ID = {'v': '2', 'path': '/AUTH_a/c/o'}
+
+
+class StoredObject:
+    """An object as Swift's encrypter stores it: ciphertext and metadata."""
+
+    def __init__(self, tmp_path):
+        crypto = Crypto()
+        self.iv = crypto.create_iv()
+        self.body_meta = dump_crypto_meta({
+            'iv': self.iv, 'cipher': crypto.cipher,
+            'body_key': crypto.wrap_key(OBJECT_KEY, BODY_KEY),
+            'key_id': KEY_ID})
+        self.metadata = {'X-Timestamp': TIMESTAMP,
+                         'X-Object-Sysmeta-Crypto-Body-Meta': self.body_meta}
+        self.data_file = str(tmp_path / 'o.data')
+        with open(self.data_file, 'wb') as fp:
+            fp.write(crypto.create_encryption_ctxt(BODY_KEY, self.iv).update(
+                PLAINTEXT))
+        self.key = protocol.BodyKey(BODY_KEY, self.iv, TIMESTAMP, KEY_ID,
+                                    hashlib.md5(PLAINTEXT).hexdigest())
+
+
+def test_body_key_travels_as_one_header_value():
+    key = protocol.BodyKey(BODY_KEY, b'i' * 16, TIMESTAMP, KEY_ID, 'ab' * 16)
+    assert protocol.BodyKey.decode(key.encode()) == key
+    assert BODY_KEY.hex() not in repr(key)
+    for bad in ('', 'not base64!', base64.b64encode(b'[]').decode(),
+                base64.b64encode(b'{"key": "x"}').decode()):
+        with pytest.raises(ValueError):
+            protocol.BodyKey.decode(bad)
+
+
+def test_mismatch_names_what_differs(tmp_path):
+    stored = StoredObject(tmp_path)
+    assert decryption.mismatch(stored.key, stored.metadata) is None
+    for changed, what in ((dict(timestamp='1700000001.00000'), 'timestamp'),
+                          (dict(iv=bytes(16)), 'iv'),
+                          (dict(key_id=dict(KEY_ID, path='/x/y/z')),
+                           'key id'),
+                          (dict(key=b'short'), 'key length')):
+        assert decryption.mismatch(replace(stored.key, **changed),
+                                   stored.metadata) == what
+    assert decryption.mismatch(stored.key, {'X-Timestamp': TIMESTAMP}) == \
+        'no body crypto meta'
+
+
+def test_decrypt_checks_the_plaintext_etag(tmp_path):
+    stored = StoredObject(tmp_path)
+    plain = str(tmp_path / 'plain')
+    assert decryption.decrypt(stored.data_file, plain, stored.key)
+    with open(plain, 'rb') as fp:
+        assert fp.read() == PLAINTEXT
+    wrong = replace(stored.key, key=bytes(b ^ 1 for b in BODY_KEY))
+    assert not decryption.decrypt(stored.data_file, plain, wrong)
+
+
+def test_proxy_unwraps_the_body_key_for_the_version_it_saw(tmp_path):
+    stored = StoredObject(tmp_path)
+    asked = []
+
+    def fetch_keys(key_id=None):
+        asked.append(key_id)
+        return {'object': OBJECT_KEY}
+    refusal = {'timestamp': TIMESTAMP, 'body_meta': stored.body_meta}
+    head = {'Etag': stored.key.etag, 'X-Timestamp': TIMESTAMP}
+    assert inputs.body_key(refusal, head, fetch_keys) == stored.key
+    assert asked == [KEY_ID]
+    # The user's HEAD saw another version than the server's file, no etag,
+    # unusable meta: stream instead.
+    assert inputs.body_key(refusal, dict(head, **{
+        'X-Timestamp': '1700000009.00000'}), fetch_keys) is None
+    assert inputs.body_key(refusal, {'X-Timestamp': TIMESTAMP},
+                           fetch_keys) is None
+    assert inputs.body_key(dict(refusal, body_meta='garbage'), head,
+                           fetch_keys) is None
+    assert inputs.body_key({'timestamp': TIMESTAMP}, head,
+                           fetch_keys) is None

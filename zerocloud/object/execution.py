@@ -55,6 +55,11 @@ class LocalObject:
     size: int
     content_type: Optional[str] = None
     metadata: Dict[str, str] = field(default_factory=dict)
+    #: A copy in RAM (decrypted): it counts against ``zerovm_ram_limit``.
+    ram_copy: bool = False
+    #: Its ``LOCAL_*`` variables come from ``metadata``; else the proxy
+    #: sent them with the node (the metadata here is ciphertext).
+    described: bool = True
 
 
 @dataclass
@@ -247,9 +252,10 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
             host = members[dev]
         elif local is not None and path is not None and path == local.path:
             host = local.data_file
-            local_env = cgi.local_object_environ(
-                dev, local.path.path_info, local.metadata, local.size,
-                local.content_type, writable=False)
+            if local.described:
+                local_env = cgi.local_object_environ(
+                    dev, local.path.path_info, local.metadata, local.size,
+                    local.content_type, writable=False)
         elif dev in sysimages:
             host = sysimages[dev]
         elif dev == 'stdin' and ch.path is None:

@@ -27,7 +27,10 @@ returns.  An object of an erasure-coded policy (one fragment archive here),
 an encrypted one (ciphertext), an SLO or DLO manifest and a symlink are
 refused before the body is sent: ``409`` with ``X-Zerocloud-Stream-Input:
 <reason>`` (:func:`stream_reason`), and the proxy sends the node again with
-the object streamed (:mod:`zerocloud.proxy.inputs`).  With
+the object streamed (:mod:`zerocloud.proxy.inputs`).  An encrypted object
+is read in place when the request carries its body key
+(``X-Zerocloud-Body-Key``) and the key matches the ``.data`` file: it is
+decrypted into RAM (:mod:`zerocloud.object.decryption`).  With
 ``X-Zerocloud-Local-Alias`` the object in the path is a symlink's target,
 bound under the symlink's name.  Next to a container, the proxy may send
 the keys of the etags encryption stored in its listing
@@ -35,10 +38,10 @@ the keys of the etags encryption stored in its listing
 (:mod:`zerocloud.object.containerdb`), in RAM.
 
 Where a node's files go: everything the proxy streams (members: the
-system map, user image, fetched inputs, data of upstream nodes), the
-program taken out of an image, the manifest and the sandbox's run
-directory are kept in RAM (``zerovm_ram_dir``, at most ``zerovm_ram_limit``
-bytes of members per node), so that plaintext of a decrypted or decoded
+system map, user image, fetched inputs, data of upstream nodes), a
+decrypted local object, the program taken out of an image, the manifest
+and the sandbox's run directory are kept in RAM (``zerovm_ram_dir``, at most ``zerovm_ram_limit``
+bytes of them per node), so that plaintext of a decrypted or decoded
 object never lands on a device disk.  The node's outputs are the
 program's own bytes: they are written under the device's ``tmp/`` during
 the run (bounded by ``zerovm_maxoutput`` each) and stored, encrypted and in
@@ -128,6 +131,7 @@ from swift.common.swob import (
 from swift.common.utils import config_true_value, get_logger, unquote
 
 from zerocloud import cgi, protocol
+from zerocloud.object import decryption
 from zerocloud.object.config import ObjectConfig
 from zerocloud.object.containerdb import decrypt_etags, snapshot_database
 from zerocloud.object.execution import (
@@ -175,11 +179,20 @@ def stream_reason(metadata: Mapping[str, str], erasure_coded: bool
     return None
 
 
-def stream_refusal(req: Request, reason: str) -> HTTPException:
-    """The answer that makes the proxy stream the input instead."""
+def stream_refusal(req: Request, reason: str,
+                   metadata: Optional[Mapping[str, str]] = None
+                   ) -> HTTPException:
+    """The answer that makes the proxy stream the input instead (or, for
+    an encrypted object, send the key to read it here: see
+    :data:`zerocloud.protocol.STREAM_INPUT_HEADER`)."""
+    value = reason
+    stored_meta = metadata and decryption.body_meta_value(metadata)
+    if reason == protocol.STREAM_ENCRYPTED and stored_meta:
+        value = '%s; timestamp=%s; body_meta=%s' % (
+            reason, metadata.get('X-Timestamp'), stored_meta)
     return HTTPConflict(
         body='The local object is not plain (%s): stream it' % reason,
-        headers={protocol.STREAM_INPUT_HEADER: reason}, request=req)
+        headers={protocol.STREAM_INPUT_HEADER: value}, request=req)
 
 
 def parse_listing_keys(value: str) -> Dict[Optional[str], bytes]:
@@ -386,7 +399,8 @@ class ObjectQueryMiddleware:
             if access == 'GET' and cont:
                 local = self._open_local(stack, req, dev, part, acct, cont,
                                          obj, policy, workdir, ramdir)
-            members = self._receive(req, ramdir)
+            members = self._receive(
+                req, ramdir, local.size if local and local.ram_copy else 0)
             node = self._read_sysmap(req, members)
             return self._run(req, stack, node, ramdir, workdir, members,
                              local, policy.name)
@@ -435,14 +449,42 @@ class ObjectQueryMiddleware:
         # may unlink the path, but our descriptor keeps the bytes alive.
         stack.callback(df.__exit__, None, None, None)
         meta = df.get_metadata()
-        reason = stream_reason(meta, erasure_coded=False)
-        if reason is not None:
-            raise stream_refusal(req, reason)
         if df.content_length > self.config.max_input:
             raise HTTPRequestEntityTooLarge(body='Data object too large',
                                             request=req)
+        reason = stream_reason(meta, erasure_coded=False)
+        if reason == protocol.STREAM_ENCRYPTED and \
+                protocol.BODY_KEY_HEADER in req.headers:
+            return self._decrypt_local(req, self._local_path(req, path),
+                                       df, meta, ramdir)
+        if reason is not None:
+            raise stream_refusal(req, reason, meta)
         return LocalObject(self._local_path(req, path), df._data_file,
                            df.content_length, df.content_type, meta)
+
+    def _decrypt_local(self, req: Request, path: SwiftPath, df, meta,
+                       ramdir: str) -> LocalObject:
+        """The local encrypted object, decrypted into RAM with the body key
+        the proxy sent (:mod:`zerocloud.object.decryption`); refused (to be
+        streamed) unless the key matches this ``.data`` file and opens it.
+        Its ``LOCAL_*`` variables come with the system map: its metadata
+        here is ciphertext."""
+        try:
+            key = protocol.BodyKey.decode(
+                req.headers[protocol.BODY_KEY_HEADER])
+        except ValueError:
+            raise HTTPBadRequest(body='Bad %s' % protocol.BODY_KEY_HEADER,
+                                 request=req)
+        if decryption.mismatch(key, meta) is not None:
+            raise stream_refusal(req, protocol.STREAM_ENCRYPTED, meta)
+        needed = df.content_length + (req.content_length or 0)
+        if needed > self.config.ram_limit:
+            raise self._over_ram_limit(req, needed)
+        plain = os.path.join(ramdir, 'local')
+        if not tpool.execute(decryption.decrypt, df._data_file, plain, key):
+            raise stream_refusal(req, protocol.STREAM_ENCRYPTED, meta)
+        return LocalObject(path, plain, df.content_length, ram_copy=True,
+                           described=False)
 
     def _snapshot_container(self, req: Request, final, dev, part,
                             path: SwiftPath, workdir: str,
@@ -473,8 +515,9 @@ class ObjectQueryMiddleware:
                 raise HTTPBadRequest(body='Bad %s'
                                      % protocol.LISTING_KEYS_HEADER,
                                      request=req)
-            if size > self.config.ram_limit:
-                raise self._over_ram_limit(req, size)
+            needed = size + (req.content_length or 0)
+            if needed > self.config.ram_limit:
+                raise self._over_ram_limit(req, needed)
         snapshot = os.path.join(ramdir if keys else workdir, 'container.db')
         owner = req.headers.get(protocol.OWNER_HEADER) == \
             protocol.OWNER_HEADER_VALUE
@@ -483,10 +526,13 @@ class ObjectQueryMiddleware:
         if keys:
             tpool.execute(decrypt_etags, snapshot, path.account,
                           path.container, keys)
-        return LocalObject(path, snapshot, os.path.getsize(snapshot))
+        return LocalObject(path, snapshot, os.path.getsize(snapshot),
+                           ram_copy=bool(keys))
 
-    def _receive(self, req: Request, ramdir: str) -> Dict[str, str]:
-        """Store the streamed members as files in ``ramdir``."""
+    def _receive(self, req: Request, ramdir: str,
+                 in_ram: int) -> Dict[str, str]:
+        """Store the streamed members as files in ``ramdir``, which holds
+        ``in_ram`` bytes already."""
         wsgi_input = req.environ['wsgi.input']
         total = [0]
         expected = req.content_length
@@ -497,8 +543,8 @@ class ObjectQueryMiddleware:
             if total[0] > self.config.max_input:
                 raise HTTPRequestEntityTooLarge(body='RPC request too large',
                                                 request=req)
-            if total[0] > self.config.ram_limit:
-                raise self._over_ram_limit(req, total[0])
+            if in_ram + total[0] > self.config.ram_limit:
+                raise self._over_ram_limit(req, in_ram + total[0])
             if expected is not None and total[0] > expected:
                 raise HTTPBadRequest(
                     body="Actual content length is greater than the "

@@ -7,17 +7,26 @@ sent: ``409`` with ``X-Zerocloud-Stream-Input: <reason>``,
 :mod:`zerocloud.protocol`) and the proxy already knows about erasure-coded
 containers from their info.  Such a node then runs
 
-* on the same servers when the object is encrypted there (it is whole on
-  them, only not in plaintext), with the object streamed;
+* on the same server when the object is encrypted there, given the body
+  key of that object: the proxy unwraps it (the object's key derives from
+  the keymaster's root secret, which only the proxy holds) and sends it
+  with the node (:class:`zerocloud.protocol.BodyKey`); the server decrypts
+  into RAM.  If the key does not fit its ``.data`` file (overwritten
+  meanwhile), the node stays on the object's servers with the object
+  streamed;
 * next to a symlink's target, read under the symlink's name, when the
-  caller may read that target directly and it is a plain object there (a
-  versioned object's current version is a symlink into the hidden versions
-  container, so it stays local);
+  caller may read that target directly, and then as that target is read
+  (in place, decrypted in place or streamed); a versioned object's current
+  version is a symlink into the hidden versions container, so it stays
+  local;
 * otherwise on any object server, with the input streamed from a GET
   through the proxy pipeline as the caller: decrypted, erasure-decoded,
   large objects and symlinks resolved with the caller's rights (a target the
-  caller may not read: 403 naming the object).  The program still sees the
-  ``LOCAL_*`` variables of that object, from the GET's headers.
+  caller may not read: 403 naming the object).
+
+Wherever it reads from, the program sees the ``LOCAL_*`` variables of the
+object as a client does (from the proxy's GET or HEAD when the server's
+copy is ciphertext or not the object).
 
 This module holds the pieces of that decision that need no Swift request.
 """
@@ -25,13 +34,17 @@ This module holds the pieces of that decision that need no Swift request.
 from typing import Callable, Dict, Mapping, Optional
 from urllib.parse import parse_qs
 
+from swift.common.exceptions import EncryptionException
+from swift.common.middleware.crypto.crypto_utils import (
+    Crypto, load_crypto_meta)
 from swift.common.middleware.versioned_writes.object_versioning import (
     build_versions_object_name)
 from swift.common.swob import str_to_wsgi, wsgi_to_str, wsgi_unquote
-from swift.common.utils import split_path
+from swift.common.utils import Timestamp, split_path
 
 from zerocloud import cgi
 from zerocloud.job.model import Channel, SwiftPath
+from zerocloud.protocol import BodyKey
 
 #: Container sysmeta (as in Swift's container info) naming the hidden
 #: container that holds a versioned container's versions.
@@ -97,10 +110,39 @@ def link_target(content_location: Optional[str], channel_path: SwiftPath,
     return SwiftPath(path.account, hidden, name), True
 
 
-def streamed_local_environ(channel: Channel, headers: Mapping[str, str]
-                           ) -> Dict[str, str]:
-    """``LOCAL_*`` variables of an input streamed instead of read in place,
-    from its GET's headers (the decrypted etag and metadata)."""
+def body_key(refusal: Mapping[str, str], headers: Mapping[str, str],
+             fetch_keys: Callable) -> Optional[BodyKey]:
+    """The key for reading an encrypted object in place.
+
+    ``refusal``: what its server said (the ``.data`` file's ``timestamp``
+    and stored ``body_meta``, :data:`zerocloud.protocol.STREAM_INPUT_HEADER`);
+    ``headers``: the user's HEAD of the object; ``fetch_keys``: the
+    keymaster's callback from that HEAD.  ``None`` when that HEAD saw
+    another version than the server's file, or the meta is unusable: the
+    object is streamed then.
+    """
+    lower = {name.lower(): value for name, value in headers.items()}
+    etag = (lower.get('etag') or '').strip('"')
+    try:
+        if not etag or Timestamp(refusal['timestamp']) != Timestamp(
+                lower.get('x-timestamp')):
+            return None
+        meta = load_crypto_meta(refusal['body_meta'])
+        crypto = Crypto()
+        crypto.check_crypto_meta(meta)
+        object_key = fetch_keys(key_id=meta['key_id'])['object']
+        key = crypto.unwrap_key(object_key, meta['body_key'])
+        return BodyKey(key, meta['iv'], refusal['timestamp'],
+                       meta['key_id'], etag)
+    except (KeyError, TypeError, ValueError, EncryptionException):
+        return None
+
+
+def local_environ(channel: Channel, headers: Mapping[str, str]
+                  ) -> Dict[str, str]:
+    """``LOCAL_*`` variables of an input whose server copy is not what a
+    client sees, from the proxy's GET or HEAD of it (the decrypted etag and
+    metadata)."""
     lower = {name.lower(): value for name, value in headers.items()}
     meta = {name: value for name, value in headers.items()
             if name.lower().startswith('x-object-meta-')

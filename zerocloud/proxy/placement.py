@@ -14,13 +14,14 @@ it runs anywhere, like a free node, and gets it streamed
 (:mod:`zerocloud.proxy.inputs`).
 """
 
-from dataclasses import dataclass
-from typing import Callable, List, Optional
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
 
 from swift.common.http import is_success
 from swift.common.storage_policy import EC_POLICY, POLICIES
 
 from zerocloud.job.model import Node, SwiftPath
+from zerocloud.protocol import BodyKey
 from zerocloud.proxy.nodeclient import NodeError
 
 
@@ -36,6 +37,11 @@ class Target:
     #: The channel path the object in ``path_info`` stands for, when it is
     #: what that path (a symlink) resolves to.
     alias: Optional[SwiftPath] = None
+    #: The key to read the (encrypted) object in place, for this request.
+    decryption: Optional[BodyKey] = None
+    #: ``LOCAL_*`` variables of the object the node is sent with (when the
+    #: server's copy is ciphertext).
+    local_env: Dict[str, str] = field(default_factory=dict)
 
 
 def order_nodes(nodes: List[dict], is_limited) -> List[dict]:

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Tuple
 
 from eventlet import GreenPile
 from swift.common.swob import HTTPException
-from swift.common.utils import quote
+from swift.common.utils import parse_header, quote
 
 from zerocloud import protocol
 from zerocloud.job.model import Channel, Job, Node, SwiftPath
@@ -76,14 +76,16 @@ class Scheduler:
 
     # -- what a node's server gets -------------------------------------------
 
-    def _uploads(self, node: Node, placed, done: Dict[str, NodeResult]
-                 ) -> List[Upload]:
+    def _uploads(self, node: Node, placed, done: Dict[str, NodeResult],
+                 local_env: Dict[str, str]) -> List[Upload]:
         """The members of the node's request stream, in protocol order.
 
         An input the node was to read in place but gets streamed brings its
-        ``LOCAL_*`` variables along (:mod:`zerocloud.proxy.inputs`).
+        ``LOCAL_*`` variables along, as does one its server decrypts
+        (``local_env``; :mod:`zerocloud.proxy.inputs`).
         """
         description = node.to_dict()
+        description['env'].update(local_env)
         streamed_anchor = node.placement_channel() if placed is None else None
         uploads: List[Upload] = []
         grants = self.request.grants
@@ -110,7 +112,7 @@ class Scheduler:
                 uploads.append(upload)
                 if ch is streamed_anchor:
                     description['env'].update(
-                        inputs.streamed_local_environ(ch, got))
+                        inputs.local_environ(ch, got))
             stream = self.request.stream
             if node.wants_stream and stream is not None:
                 uploads.append(Upload('stdin', stream.size, stream.chunks()))
@@ -150,6 +152,8 @@ class Scheduler:
         }
         if target.alias is not None:
             headers[protocol.LOCAL_ALIAS_HEADER] = quote(target.alias.url)
+        if target.decryption is not None:
+            headers[protocol.BODY_KEY_HEADER] = target.decryption.encode()
         return headers
 
     def _listing_keys(self, placed: Optional[Channel]) -> Dict[str, str]:
@@ -160,19 +164,35 @@ class Scheduler:
         keys = self.swift.listing_keys(placed.path, self.request.grants)
         return {protocol.LISTING_KEYS_HEADER: keys} if keys else {}
 
-    def _instead_of_local(self, placed: Channel, target: Target,
-                          reason: str) -> Target:
-        """Where a node goes whose server will not read its input ``placed``
-        in place (``reason``, :data:`zerocloud.protocol.STREAM_REASONS`).
+    def _decrypting(self, placed: Channel, target: Target,
+                    refusal: Dict[str, str]) -> Optional[Target]:
+        """``target`` with the key to read its encrypted object in place
+        (``refusal``: what its server said); ``None``: stream it."""
+        headers, fetch_keys = self.swift.head_with_keys(
+            placed.path, self.request.grants)
+        key = fetch_keys and inputs.body_key(refusal, headers, fetch_keys)
+        if not key:
+            return None
+        return replace(target, decryption=key,
+                       local_env=inputs.local_environ(placed, headers))
 
-        An encrypted object is whole on its servers: the node keeps its
-        place and gets the object streamed.  A symlink: next to its target
-        when the caller may read it there (it may be plain).  Else anywhere,
-        the input streamed.  Raises the refusal of a symlink the caller
-        cannot follow (naming it).
+    def _instead_of_local(self, placed: Channel, target: Target,
+                          refusal: str) -> Target:
+        """Where a node goes whose server will not read its input ``placed``
+        in place (``refusal``: :data:`zerocloud.protocol.STREAM_INPUT_HEADER`).
+
+        An encrypted object: the same server, given the key to decrypt it;
+        if that was refused, the object's servers with the object streamed.
+        A symlink: next to its target when the caller may read it there (it
+        may be plain).  Else anywhere, the input streamed.  Raises the
+        refusal of a symlink the caller cannot follow (naming it).
         """
+        reason, params = parse_header(refusal)
         if reason == protocol.STREAM_ENCRYPTED:
-            return replace(target, access='', alias=None)
+            decrypting = target.decryption is None and \
+                self._decrypting(placed, target, params)
+            return decrypting or replace(target, access='', alias=None,
+                                         decryption=None, local_env={})
         if reason == protocol.STREAM_SYMLINK and target.alias is None:
             location = self.swift.resolve_link(placed.path,
                                                self.request.grants)
@@ -271,7 +291,7 @@ class Scheduler:
         retries = RETRIES
         while True:
             try:
-                uploads = self._uploads(node, placed, done)
+                uploads = self._uploads(node, placed, done, target.local_env)
             except NodeError as err:
                 return result.fail(err)
             try:

@@ -10,7 +10,7 @@ symlinks, versioning, encryption) treats them as the user's own requests.
 import base64
 import io
 import json
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from swift.common.http import is_success
 from swift.common.middleware.crypto.crypto_utils import CRYPTO_KEY_CALLBACK
@@ -216,22 +216,28 @@ class SwiftAccess:
                             % (resp.status, path.path_info), resp.status_int)
         return resp.headers.get('Content-Location')
 
-    def listing_keys(self, path: SwiftPath,
-                     grants: Optional[Grants] = None) -> Optional[str]:
-        """The keys that decrypt container ``path``'s listing etags, as
-        ``protocol.LISTING_KEYS_HEADER`` carries them (``None`` without a
-        keymaster in the pipeline).
+    def head_with_keys(self, path: SwiftPath,
+                       grants: Optional[Grants] = None
+                       ) -> Tuple[Dict[str, str], Optional[Callable]]:
+        """HEAD ``path`` as the user: its headers, and the keymaster's key
+        callback for it (``None`` without a keymaster in the pipeline).
 
-        The keymaster leaves its key callback in the environment of the
-        requests it passes, bound to their path: a ``HEAD`` of the
-        container, as the user, brings back the container's callback.
+        The keymaster leaves its callback (``fetch_crypto_keys(key_id=…)``)
+        in the environment of the requests it passes, bound to their path.
         """
         sub = self._subrequest('HEAD', path, grants=grants)
         resp = sub.get_response(self.app)
         if not is_success(resp.status_int):
             raise NodeError('Error %s while fetching %s'
                             % (resp.status, path.path_info), resp.status_int)
-        fetch_keys = sub.environ.get(CRYPTO_KEY_CALLBACK)
+        return dict(resp.headers), sub.environ.get(CRYPTO_KEY_CALLBACK)
+
+    def listing_keys(self, path: SwiftPath,
+                     grants: Optional[Grants] = None) -> Optional[str]:
+        """The keys that decrypt container ``path``'s listing etags, as
+        ``protocol.LISTING_KEYS_HEADER`` carries them (``None`` without a
+        keymaster in the pipeline)."""
+        _headers, fetch_keys = self.head_with_keys(path, grants)
         if fetch_keys is None:
             return None
         keys = {}
