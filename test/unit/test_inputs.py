@@ -2,6 +2,7 @@
 #10; the whole path: test/functional/test_inputs.py)."""
 
 import base64
+import errno
 import hashlib
 import json
 from dataclasses import replace
@@ -75,6 +76,21 @@ def test_inputs_beyond_the_ram_limit_are_refused_before_the_body(tmp_path):
     assert refused.value.body == (
         b'The node needs 1001 bytes of inputs in memory; this server keeps '
         b'at most 1000 per node (zerovm_ram_limit)')
+
+
+def test_a_full_ram_dir_is_503_not_a_traceback(tmp_path):
+    middleware = ObjectQueryMiddleware(None, {'zerovm_ram_dir': str(tmp_path)})
+
+    def full(req):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    middleware.execute = full
+    sent = []
+    body = middleware(_object_post(10).environ,
+                      lambda status, headers, exc_info=None: sent.append(
+                          (status, dict(headers))))
+    assert sent[0][0].startswith('503')
+    assert sent[0][1]['Retry-After'] == '1'
+    assert b''.join(body) == b"No room for the node's files on this server now"
 
 
 def _encrypted_etag(etag: str, key: bytes, path: str,

@@ -106,6 +106,7 @@ Options (``[filter:object_query]``), with defaults:
 
 import base64
 import binascii
+import errno
 import hmac
 import json
 import os
@@ -334,6 +335,18 @@ class ObjectQueryMiddleware:
             resp = self.execute(req)
         except HTTPException as err:
             resp = err
+        except OSError as err:
+            if err.errno != errno.ENOSPC:
+                self.logger.exception('zerocloud: node failed on %s',
+                                      req.path)
+                resp = Response(status=500,
+                                body='Internal error running the node',
+                                content_type='text/plain')
+            else:
+                # zerovm_ram_dir (or the device) is full for now.
+                resp = HTTPServiceUnavailable(
+                    body='No room for the node\'s files on this server now',
+                    headers={'Retry-After': '1'}, request=req)
         except Exception:
             self.logger.exception('zerocloud: node failed on %s', req.path)
             resp = Response(status=500, body='Internal error running the node',
