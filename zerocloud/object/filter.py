@@ -40,9 +40,10 @@ the keys of the etags encryption stored in its listing
 Where a node's files go: everything the proxy streams (members: the
 system map, user image, fetched inputs, data of upstream nodes), a
 decrypted local object, the program taken out of an image, the manifest
-and the sandbox's run directory are kept in RAM (``zerovm_ram_dir``, at most ``zerovm_ram_limit``
-bytes of them per node), so that plaintext of a decrypted or decoded
-object never lands on a device disk.  The node's outputs are the
+and the sandbox's run directory are kept in RAM (``zerovm_ram_dir``, at
+most ``zerovm_ram_limit`` bytes of inputs per node; a full one is ``503``
+with ``Retry-After``), so that plaintext of a decrypted or decoded object
+never lands on a device disk.  The node's outputs are the
 program's own bytes: they are written under the device's ``tmp/`` during
 the run (bounded by ``zerovm_maxoutput`` each) and stored, encrypted and in
 their container's policy, by the proxy afterwards.
