@@ -27,6 +27,15 @@ DEFERRED_WAIT = 30
 KILL_WAIT = 10
 PYTHON_EXEC = {'path': 'file://python:python'}
 
+#: Prints what a program saw of ``/dev/input`` as one JSON line: md5, size
+#: and its ``LOCAL_PATH_INFO`` and ``LOCAL_HTTP_ETAG``.
+INPUT_PROBE = '''import hashlib, json, os
+data = open('/dev/input', 'rb').read()
+print(json.dumps({'md5': hashlib.md5(data).hexdigest(), 'size': len(data),
+                  'path': os.environ.get('LOCAL_PATH_INFO'),
+                  'etag': os.environ.get('LOCAL_HTTP_ETAG')}))
+'''
+
 # ------------------------------------------------------------------ helpers
 
 

@@ -52,18 +52,12 @@ from zerocloud import protocol
 from zerocloud.object.config import DEFAULT_RAM_DIR
 
 from .helpers import (
-    REQUEST_TIMEOUT, WORD_COUNT_SYSTEM, Account, LogWatch, ProxyLog,
+    INPUT_PROBE, REQUEST_TIMEOUT, WORD_COUNT_SYSTEM, Account, LogWatch,
+    ProxyLog,
     assert_all_ok, expected_word_count, nexe_list, primary_servers,
     python_node, unique, upload_books, upload_word_count_zapp,
     word_count_job, zapp)
 
-#: What the program saw of ``/dev/input``, as one JSON line.
-PROBE = '''import hashlib, json, os
-data = open('/dev/input', 'rb').read()
-print(json.dumps({'md5': hashlib.md5(data).hexdigest(), 'size': len(data),
-                  'path': os.environ.get('LOCAL_PATH_INFO'),
-                  'etag': os.environ.get('LOCAL_HTTP_ETAG')}))
-'''
 #: Reads ``/dev/input``, then spins for ``LINGER`` seconds (WASI Python
 #: cannot sleep) so that a test can look at the disks meanwhile.
 LINGER = 3
@@ -95,7 +89,7 @@ class Box:
         account.put_container(self.container)
         account.put_container(self.ec_container, **EC_POLICY)
         self.images = {}
-        for name, source in (('probe', PROBE), ('linger', LINGERER),
+        for name, source in (('probe', INPUT_PROBE), ('linger', LINGERER),
                              ('etags', ETAGS)):
             account.put_object(self.container, name + '.tar',
                                zapp({'main.py': source}))

@@ -27,9 +27,8 @@ from zerocloud.saio import Cluster, LaunchError
 
 from .conftest import fast_tmp_dir
 from .helpers import (
-    Account, LogWatch, ProxyLog, assert_all_ok, kill_server,
+    INPUT_PROBE, Account, LogWatch, ProxyLog, assert_all_ok, kill_server,
     primary_servers, python_node, unique, zapp)
-from .test_inputs import PROBE
 
 @pytest.fixture(scope='module')
 def plain_cluster():
@@ -58,7 +57,7 @@ def account(plain_cluster):
 def container(account):
     name = unique('in-place')
     account.put_container(name)
-    account.put_object(name, 'probe.tar', zapp({'main.py': PROBE}))
+    account.put_object(name, 'probe.tar', zapp({'main.py': INPUT_PROBE}))
     return name
 
 
