@@ -50,6 +50,7 @@ from swift.obj.diskfile import read_metadata
 
 from zerocloud import protocol
 from zerocloud.object.config import DEFAULT_RAM_DIR
+from zerocloud.object.hostmemory import NODE_DIR_PREFIX
 
 from .helpers import (
     INPUT_PROBE, REQUEST_TIMEOUT, WORD_COUNT_SYSTEM, Account, LogWatch,
@@ -260,11 +261,11 @@ def test_body_key_never_reaches_logs_spools_or_files(cluster, box):
         in_ram: List[str] = []
         while not in_ram and time.monotonic() < deadline:
             in_ram = _files_holding(DEFAULT_RAM_DIR, marker,
-                                    prefix='zerocloud-node-')
+                                    prefix=NODE_DIR_PREFIX)
         during = [found for form in _key_forms(key)
                   for found in _device_files_holding(cluster, form) +
                   _files_holding(DEFAULT_RAM_DIR, form,
-                                 prefix='zerocloud-node-')]
+                                 prefix=NODE_DIR_PREFIX)]
     finally:
         runner.join()
     assert in_ram, 'the decrypted input never showed up in RAM'
@@ -448,7 +449,7 @@ def test_plaintext_never_reaches_a_device(cluster, box, ec):
         in_ram: List[str] = []
         while not in_ram and time.monotonic() < deadline:
             in_ram = _files_holding(DEFAULT_RAM_DIR, marker,
-                                    prefix='zerocloud-node-')
+                                    prefix=NODE_DIR_PREFIX)
         # Looked at while the node holds the plaintext.
         on_devices = _device_files_holding(cluster, marker)
     finally:
@@ -460,7 +461,7 @@ def test_plaintext_never_reaches_a_device(cluster, box, ec):
     assert resp.text.strip() == hashlib.md5(marker * 500).hexdigest()
     assert _device_files_holding(cluster, marker) == []
     assert _files_holding(DEFAULT_RAM_DIR, marker,
-                          prefix='zerocloud-node-') == []
+                          prefix=NODE_DIR_PREFIX) == []
 
 
 # ------------------------------------------------- inputs a client cannot read

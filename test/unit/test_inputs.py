@@ -5,6 +5,7 @@ import base64
 import errno
 import hashlib
 import json
+import os
 from dataclasses import replace
 
 import pytest
@@ -21,7 +22,8 @@ from zerocloud.object.containerdb import (
     UNKNOWN_ETAG, decrypt_etag, decrypt_etags)
 from zerocloud.object.filter import (
     ObjectQueryMiddleware, parse_listing_keys, stream_reason)
-from zerocloud.object.hostmemory import filesystem_type
+from zerocloud.object.hostmemory import (
+    filesystem_type, node_dir_prefix, orphaned_node_dirs, process_alive)
 from zerocloud.proxy import inputs
 from zerocloud.proxy.nodeclient import InputError
 from zerocloud.proxy.swiftaccess import whole_object
@@ -162,6 +164,14 @@ def test_filesystem_type_takes_the_longest_mount_point():
     assert filesystem_type('/dev/shmx', mounts) == 'ext4'
     assert filesystem_type('/srv/with space/d', mounts) == 'tmpfs'
     assert filesystem_type('/x', '') is None
+
+
+def test_orphaned_node_dirs_are_those_of_dead_processes():
+    names = [node_dir_prefix(11) + 'abc', node_dir_prefix(12) + 'def',
+             'zerocloud-node-junk', 'other-13-x', node_dir_prefix(13) + 'g']
+    assert orphaned_node_dirs(names, lambda pid: pid == 12) == [
+        names[0], names[4]]
+    assert process_alive(os.getpid())
 
 
 # ------------------------------------------------------------- proxy side

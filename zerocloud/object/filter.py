@@ -43,7 +43,9 @@ decrypted local object, the program taken out of an image, the manifest
 and the sandbox's run directory are kept in RAM (``zerovm_ram_dir``, at
 most ``zerovm_ram_limit`` bytes of inputs per node; a full one is ``503``
 with ``Retry-After``), so that plaintext of a decrypted or decoded object
-never lands on a device disk.  The node's outputs are the
+never lands on a device disk.  A node's directory there is removed when
+its request ends; those of server processes that died (killed mid-run)
+are removed by the next process that starts a sandbox pool.  The node's outputs are the
 program's own bytes: they are written under the device's ``tmp/`` during
 the run (bounded by ``zerovm_maxoutput`` each) and stored, encrypted and in
 their container's policy, by the proxy afterwards.
@@ -140,7 +142,8 @@ from zerocloud.object.execution import (
     ExecutionError, Limits, LocalObject, Output, prepare_session)
 from zerocloud.headers import guard_headers, header_value
 from zerocloud.object.hostmemory import (
-    not_in_ram_warning, overcommit_warning, server_processes, visible_memory)
+    node_dir_prefix, not_in_ram_warning, orphaned_node_dirs,
+    overcommit_warning, process_alive, server_processes, visible_memory)
 from zerocloud.job.model import JobError, Node, SwiftPath, parse_location
 from zerocloud.runtime.pool import PoolFull, SandboxPool
 from zerocloud.runtime.report import Report
@@ -315,11 +318,21 @@ class ObjectQueryMiddleware:
     def pool(self) -> SandboxPool:
         # Started lazily: Swift builds filters in the parent before forking.
         if self._pool is None:
+            self._remove_orphans()
             self._pool = SandboxPool(self.config.max_pool, self.config.max_queue,
                                      self.config.kill_timeout,
                                      cache_dir=self.config.cache_dir,
                                      logger=self.logger)
         return self._pool
+
+    def _remove_orphans(self) -> None:
+        """Remove what nodes of dead server processes left in RAM."""
+        try:
+            names = os.listdir(self.config.ram_dir)
+        except OSError:
+            return
+        for name in orphaned_node_dirs(names, process_alive):
+            shutil.rmtree(os.path.join(self.config.ram_dir, name), True)
 
     def __call__(self, env, start_response):
         req = Request(env)
@@ -406,7 +419,7 @@ class ObjectQueryMiddleware:
             os.makedirs(tmp_root, exist_ok=True)
             workdir = tempfile.mkdtemp(prefix='zerocloud-', dir=tmp_root)
             stack.callback(shutil.rmtree, workdir, True)
-            ramdir = tempfile.mkdtemp(prefix='zerocloud-node-',
+            ramdir = tempfile.mkdtemp(prefix=node_dir_prefix(os.getpid()),
                                       dir=self.config.ram_dir)
             stack.callback(shutil.rmtree, ramdir, True)
             local = None

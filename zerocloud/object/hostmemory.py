@@ -13,7 +13,7 @@ port; only ``workers`` is counted here.)
 
 import os
 import posixpath
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from swift.common.utils import config_auto_int_value
 
@@ -134,3 +134,36 @@ def not_in_ram_warning(path: str, proc: str = '/proc') -> Optional[str]:
     return ('zerovm_ram_dir %s is on %s, not tmpfs: node inputs (decrypted '
             'objects among them) are written to that filesystem'
             % (path, kind or 'an unknown filesystem'))
+
+
+#: Directories of nodes in ``zerovm_ram_dir``: ``<prefix><pid>-<random>``,
+#: the pid of the server process that made it.
+NODE_DIR_PREFIX = 'zerocloud-node-'
+
+
+def node_dir_prefix(pid: int) -> str:
+    return '%s%d-' % (NODE_DIR_PREFIX, pid)
+
+
+def orphaned_node_dirs(names: List[str], alive: Callable[[int], bool]
+                       ) -> List[str]:
+    """Node directories (of ``names``) whose server process is gone: a
+    server killed mid-run leaves its nodes' plaintext inputs in RAM."""
+    orphans = []
+    for name in names:
+        if not name.startswith(NODE_DIR_PREFIX):
+            continue
+        pid = name[len(NODE_DIR_PREFIX):].split('-', 1)[0]
+        if pid.isdigit() and not alive(int(pid)):
+            orphans.append(name)
+    return orphans
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
