@@ -4,7 +4,7 @@
 PYTHON      ?= python3
 VENV        ?= .venv
 BIN         := $(VENV)/bin
-APT_PACKAGES := memcached curl clang lld wasi-libc libclang-rt-14-dev-wasm32
+APT_PACKAGES := memcached curl clang lld wasi-libc libclang-rt-14-dev-wasm32 chromium
 PORT        ?= 8080
 WORKDIR     ?= var/saio
 PYTEST_ARGS ?=
@@ -25,6 +25,7 @@ examples/%.wasm: examples/%.c
 	clang --target=wasm32-wasi -O2 -o $@ $<
 
 # Install the Debian packages we rely on when root; otherwise name them.
+# (chromium: the browser test of the zapp page, driven by Playwright.)
 apt-packages:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

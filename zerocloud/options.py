@@ -11,6 +11,7 @@ import os
 from typing import Dict, Mapping, Optional
 
 from swift.common.utils import config_true_value
+from swift.common.wsgi import ConfigFileError
 
 from zerocloud.tarscan import (
     DEFAULT_SCAN_BYTES, DEFAULT_SCAN_MEMBERS, ScanBounds)
@@ -18,8 +19,13 @@ from zerocloud.tarscan import (
 Conf = Mapping[str, str]
 
 
-class ConfigError(ValueError):
-    """An option's value is unusable; the message names the option."""
+class ConfigError(ConfigFileError, ValueError):
+    """An option's value is unusable; the message names the option.
+
+    A :class:`~swift.common.wsgi.ConfigFileError`: a Swift server that meets
+    one while loading its pipeline prints the message (no traceback) and
+    exits 1.
+    """
 
 
 def _raw(conf: Conf, name: str, default) -> str:
@@ -64,13 +70,15 @@ def text(conf: Conf, name: str, default: Optional[str]) -> Optional[str]:
     return value.strip() if value and value.strip() else default
 
 
-def directory(conf: Conf, name: str, default: str) -> str:
-    """An existing directory (checked at start: a missing one would fail
-    every request)."""
+def directory(conf: Conf, name: str,
+              default: Optional[str] = None) -> Optional[str]:
+    """An existing directory this server may write in (checked at start:
+    a missing one would fail every request); ``default`` when unset."""
     path = text(conf, name, default)
-    if not os.path.isdir(path):
-        raise ConfigError('%s must be an existing directory, not %r'
-                          % (name, path))
+    if path is not None and not (os.path.isdir(path) and
+                                 os.access(path, os.W_OK | os.X_OK)):
+        raise ConfigError('%s must be a directory this server can write '
+                          'in, not %r' % (name, path))
     return path
 
 

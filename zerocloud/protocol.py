@@ -21,12 +21,17 @@ outputs come first and the immediate output (the node's part of the client's
 response) last, so the proxy can write the objects and then stream the body.
 
 The object server answers ``100 Continue`` only once it has checked the node
-(local object present, device mounted, a sandbox slot free), before it reads
-the body and long before the run; a busy pool answers ``503`` with
-``Retry-After`` instead, which is not a fault of that server.  A local
+(local object present, device mounted, a sandbox slot free or a place in its
+queue), before it reads the body and long before the run; a busy pool answers
+``503`` with ``Retry-After`` instead, which is not a fault of that server.  A
+node admitted to the queue waits at most ``QUEUE_WAIT`` seconds for a
+sandbox, then gets the same busy answer; so a server that has the body
+answers within the node's timeout plus ``ANSWER_SLACK`` seconds, and the proxy
+waits no longer than that before it counts the server as failed.  A local
 object whose bytes on disk are not what a client's GET returns (encrypted,
 erasure-coded, a manifest, a symlink) is answered ``409`` with
-``X-Zerocloud-Stream-Input``: the proxy then sends the input as a member.
+``X-Zerocloud-Stream-Input``: the proxy then sends the input as a member (or,
+for an encrypted object, the key to read it in place).
 
 This module holds every name of that protocol (headers, member names, PAX
 keys); both filters import them from here.
@@ -129,6 +134,19 @@ class BodyKey:
                        str(raw['timestamp']), key_id, str(raw['etag']))
         except (KeyError, TypeError, AttributeError, binascii.Error) as err:
             raise ValueError('bad body key: %s' % err)
+
+
+# -- timing both sides rely on
+#: Seconds beyond the node's own timeout within which an object server
+#: that has the body answers (queue wait, starting a sandbox, the outputs'
+#: headers); the proxy waits that long for the answer's headers.
+ANSWER_SLACK = 60
+#: Seconds a node may wait in an object server's queue for a sandbox before
+#: it is answered busy: well inside ``ANSWER_SLACK``, so waiting in a queue
+#: never looks like a failed server.
+QUEUE_WAIT = 30
+#: The answer of a busy sandbox pool: ``503`` with this header (seconds).
+RETRY_AFTER_HEADER = 'Retry-After'
 
 # -- members of the request stream
 SYSMAP_MEMBER = 'sysmap'

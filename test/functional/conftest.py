@@ -21,7 +21,8 @@ A cluster that does not start fails the session loudly with the launcher's
 message (its work directory is kept for the logs); it is never skipped.
 
 ``scratch_dir`` is a fresh per-test directory on tmpfs when usable (for
-further clusters, which need user xattrs).
+further clusters, which need user xattrs).  ``private_cluster`` is a cluster
+of the test module's own, for tests that kill or freeze its servers.
 """
 
 import os
@@ -54,6 +55,26 @@ def scratch_dir():
     path = tempfile.mkdtemp(prefix='zerocloud-test-', dir=fast_tmp_dir())
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope='module')
+def private_cluster():
+    """A cluster started for one test module and stopped at its end: the
+    session cluster other tests share is never touched."""
+    workdir = tempfile.mkdtemp(prefix='zerocloud-private-',
+                               dir=fast_tmp_dir())
+    private = Cluster(workdir, port=0)
+    try:
+        private.start()
+    except LaunchError as err:
+        shutil.rmtree(workdir, ignore_errors=True)
+        pytest.fail('the private cluster did not start: %s' % err,
+                    pytrace=False)
+    try:
+        yield private
+    finally:
+        private.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope='session')

@@ -5,6 +5,7 @@ instead of hanging the suite.
 """
 
 import collections
+import configparser
 import io
 import json
 import os
@@ -169,31 +170,32 @@ class ProxyLog:
 
     def __init__(self, cluster):
         self.path = cluster.log_path('proxy-server')
+        self.offset = os.path.getsize(self.path)
+
+    def new_text(self) -> str:
         with open(self.path, 'rb') as log:
-            self.offset = log.seek(0, 2)
+            log.seek(self.offset)
+            return log.read().decode('utf-8', 'replace')
 
     def job_gets(self, account: Account, path: str) -> List[str]:
         """Lines of GETs of ``path`` the proxy made for a job."""
-        with open(self.path, 'rb') as log:
-            log.seek(self.offset)
-            lines = log.read().decode('utf-8', 'replace').splitlines()
         request = ' GET %s ' % quote('/v1/%s/%s' % (account.name, path))
-        return [line for line in lines
+        return [line for line in self.new_text().splitlines()
                 if request in line and ' ZC ' in line]
 
 
-def primary_servers(cluster, account: str, container: str,
-                    obj: str, ring_name: str = 'object') -> List[str]:
-    """Object servers holding an object (its fragments, for ring
-    ``object-1`` of the ``ec`` policy), in ring order."""
-    from swift.common.ring import Ring
-    from swift.common.utils import set_swift_dir
-    set_swift_dir(cluster.etc_dir)
-    ring = Ring(os.path.join(cluster.etc_dir, ring_name + '.ring.gz'))
-    by_address = {address: name for name, address in cluster.addresses.items()
-                  if name.startswith('object-server')}
-    return [by_address[node['ip'], node['port']]
-            for node in ring.get_nodes(account, container, obj)[1]]
+def configure(cluster, server: str, section: str, **options: str) -> None:
+    """Set options in one section of a prepared (not yet started) cluster's
+    server configuration, e.g. ``configure(c, 'proxy-server', 'DEFAULT',
+    client_timeout='2')``."""
+    path = os.path.join(cluster.etc_dir, '%s.conf' % server)
+    conf = configparser.RawConfigParser()
+    conf.optionxform = str
+    conf.read(path)
+    for name, value in options.items():
+        conf.set(section, name, value)
+    with open(path, 'w') as fp:
+        conf.write(fp)
 
 
 def server_pids(cluster, server: str) -> List[int]:
@@ -221,12 +223,32 @@ def is_zombie(pid: int) -> bool:
         return True
 
 
-def kill_server(cluster, server: str) -> None:
-    """SIGKILL a server's process group and wait until it is gone."""
+def signal_server(cluster, server: str, signum: int) -> None:
+    """Signal a server's process group: the server, its workers and
+    their sandbox workers."""
     pids = server_pids(cluster, server)
     assert pids, '%s is not running' % server
     for pgid in {os.getpgid(pid) for pid in pids}:
-        os.killpg(pgid, signal.SIGKILL)
+        os.killpg(pgid, signum)
+
+
+def primary_servers(cluster, account: str, container: str,
+                    obj: str, ring_name: str = 'object') -> List[str]:
+    """Object servers holding an object (its fragments, for ring
+    ``object-1`` of the ``ec`` policy), in ring order."""
+    from swift.common.ring import Ring
+    from swift.common.utils import set_swift_dir
+    set_swift_dir(cluster.etc_dir)
+    ring = Ring(os.path.join(cluster.etc_dir, ring_name + '.ring.gz'))
+    by_address = {address: name for name, address in cluster.addresses.items()
+                  if name.startswith('object-server')}
+    return [by_address[node['ip'], node['port']]
+            for node in ring.get_nodes(account, container, obj)[1]]
+
+
+def kill_server(cluster, server: str) -> None:
+    """SIGKILL a server's process group and wait until it is gone."""
+    signal_server(cluster, server, signal.SIGKILL)
     deadline = time.monotonic() + KILL_WAIT
     while any(not is_zombie(pid) for pid in server_pids(cluster, server)):
         assert time.monotonic() < deadline, '%s survived SIGKILL' % server

@@ -23,6 +23,8 @@ from zerocloud import saio
 from zerocloud.saio import (
     OBJECT_SERVER_COUNT, PART_POWER, Cluster, LaunchError)
 
+from .helpers import configure
+
 LAUNCH_TIMEOUT = 60
 EXPORT_PREFIXES = ('export PATH=', 'export ST_AUTH=', 'export OS_AUTH_TOKEN=',
                    'export OS_STORAGE_URL=')
@@ -507,6 +509,26 @@ def test_a_server_dying_at_start_is_named_with_its_log(scratch_dir):
     first_line = message.splitlines()[0]
     assert 'object-server-3' in first_line and 'status 1' in first_line
     assert "No section 'refuses'" in message
+    assert processes_mentioning(workdir) == []
+
+
+def test_a_bad_filter_option_stops_the_server_at_start_naming_it(
+        scratch_dir):
+    """A bad value is refused when the pipeline is loaded, not later as
+    failed jobs; the launcher's message quotes the server's."""
+    workdir = os.path.join(scratch_dir, 'saio')
+    doomed = Cluster(workdir, port=0)
+    doomed.prepare()
+    configure(doomed, 'object-server-2', 'filter:object_query',
+              zerovm_maxpool='many')
+    with pytest.raises(LaunchError) as err:
+        doomed.start()
+    message = str(err.value)
+    assert 'object-server-2' in message.splitlines()[0]
+    # The server's own message, alone: no traceback to dig through.
+    assert message.splitlines()[-1].strip() == \
+        "zerovm_maxpool must be a whole number, not 'many'"
+    assert 'Traceback' not in message
     assert processes_mentioning(workdir) == []
 
 

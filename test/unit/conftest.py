@@ -2,6 +2,7 @@
 
 from typing import BinaryIO
 
+import eventlet
 import pytest
 
 from zerocloud import tarscan
@@ -43,3 +44,16 @@ def expansion(monkeypatch) -> ExpansionCounter:
     monkeypatch.setattr(tarscan, 'expanded_stream',
                         lambda raw: counter.wrap(opened(raw)))
     return counter
+
+
+#: Seconds after which a test of waits on sockets fails rather than hang,
+#: when the code under test left a wait unbounded.
+HANG_GUARD = 30
+
+
+@pytest.fixture
+def no_hang():
+    """Fails the test (an AssertionError raised where it waits) instead of
+    letting an unbounded wait hang the suite."""
+    with eventlet.Timeout(HANG_GUARD, AssertionError('a wait was unbounded')):
+        yield

@@ -155,6 +155,20 @@ def test_deterministic_sessions_pin_clock_and_seed(tmp_path, sysimage):
         assert nvram.parse(fp.read()).time == 123
 
 
+def test_exec_args_are_split_on_spaces_and_unescaped(tmp_path, sysimage):
+    """zpm writes ``hello.py a,b "c d"`` as ``hello.py a\\x2cb c\\x20d``; the
+    program must see the original words, as under ZeroVM's runtime."""
+    node = node_of([{'name': 'python'}, {'name': 'stdout'}],
+                   args='hello.py  a\\x2cb c\\x20d q\\x22 back\\x5cx20')
+    session = execution.prepare_session(node, str(tmp_path), {}, sysimage,
+                                        None, LIMITS)
+    nvram_path = {c.alias: c.uri for c in load_manifest(
+        session.manifest_path).channels}['/dev/nvram']
+    with open(nvram_path) as fp:
+        assert nvram.parse(fp.read()).args == [
+            'n', 'hello.py', 'a,b', 'c d', 'q"', 'back\\x20']
+
+
 def test_relative_program_is_looked_up_in_user_image_then_sysimages(
         tmp_path, sysimage):
     node = node_of([{'name': 'stdout'}], exe='python')

@@ -25,8 +25,6 @@ from zerocloud.object.filter import (
 from zerocloud.object.hostmemory import (
     filesystem_type, node_dir_prefix, orphaned_node_dirs, process_alive)
 from zerocloud.proxy import inputs
-from zerocloud.proxy.nodeclient import InputError
-from zerocloud.proxy.swiftaccess import whole_object
 
 CONTAINER_KEY = b'k' * 32
 OTHER_KEY = b'o' * 32
@@ -232,40 +230,6 @@ def test_local_environ_comes_from_the_get():
         'LOCAL_CONTENT_LENGTH': '12', 'LOCAL_HTTP_ETAG': 'ab' * 16,
         'LOCAL_HTTP_X_TIMESTAMP': '1700000000.00000',
         'LOCAL_HTTP_X_OBJECT_META_COLOR': 'red'}
-
-
-class _Logger:
-    def __init__(self):
-        self.lines = []
-
-    def warning(self, text, *args):
-        self.lines.append(text % args)
-
-
-def test_whole_object_passes_an_exact_body():
-    assert list(whole_object([b'ab', b'c'], 3, SwiftPath('a', 'c', 'o'),
-                             _Logger())) == [b'ab', b'c']
-
-
-@pytest.mark.parametrize('chunks, size', [
-    ([b'ab'], 3), ([b'ab', b'cd'], 3)])
-def test_whole_object_refuses_a_body_of_another_size(chunks, size):
-    with pytest.raises(InputError) as err:
-        list(whole_object(chunks, size, SwiftPath('a', 'c', 'o'), _Logger()))
-    assert err.value.status == 409
-    assert err.value.message.startswith('Could not read /a/c/o: ')
-
-
-def test_whole_object_names_the_object_when_the_body_breaks_off():
-    def broken():
-        yield b'ab'
-        raise ValueError('segment gone')
-    logger = _Logger()
-    with pytest.raises(InputError) as err:
-        list(whole_object(broken(), 4, SwiftPath('a', 'c', 'o'), logger))
-    assert err.value.message == ('Could not read /a/c/o: got 2 of its 4 '
-                                 'bytes (a segment missing?)')
-    assert logger.lines == ['zerocloud: reading /a/c/o failed: segment gone']
 
 
 # ------------------------------------------------------ reading in place

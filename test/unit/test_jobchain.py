@@ -7,7 +7,10 @@ from unittest import mock
 import pytest
 from swift.common.swob import Request
 
+from zerocloud.options import ConfigError
 from zerocloud.proxy.chain import JobChainMiddleware, filter_factory
+from zerocloud.proxy.config import (
+    DEFAULT_CHAIN_TIMEOUT, DEFAULT_MAXCONFIG, ChainConfig)
 from zerocloud.proxy.request import CHAIN_INPUT
 
 NEXT_JOB = [{'name': 'second', 'exec': {'path': 'file://python:python'},
@@ -251,15 +254,18 @@ def test_spent_budget_returns_the_last_job_with_200():
 @pytest.mark.parametrize('option, value', [
     ('chain_timeout', 'soon'), ('chain_timeout', '0'),
     ('zerovm_maxconfig', '-1'), ('zerovm_maxconfig', '1.5')])
-def test_bad_options_are_refused_by_name(option, value):
-    with pytest.raises(ValueError, match=option):
-        filter_factory({}, **{option: value})(ScriptedApp())
+def test_bad_options_are_refused_by_name_when_the_filter_is_built(option,
+                                                                   value):
+    with pytest.raises(ConfigError, match='^%s must be' % option):
+        filter_factory({}, **{option: value})
 
 
 def test_filter_factory_reads_its_options():
     mw = filter_factory({}, chain_timeout='2.5',
                         zerovm_maxconfig='1024')(ScriptedApp())
-    assert (mw.chain_timeout, mw.max_config) == (2.5, 1024)
+    assert mw.config == ChainConfig(chain_timeout=2.5, max_config=1024)
+    assert JobChainMiddleware(ScriptedApp(), {}).config == ChainConfig(
+        DEFAULT_CHAIN_TIMEOUT, DEFAULT_MAXCONFIG)
 
 
 def test_body_stream_is_counted_not_copied():

@@ -186,3 +186,39 @@ def test_script_image_is_a_tar_with_member_script(tmp_path):
     with tarfile.open(image.path) as tar:
         assert tar.getnames() == ['script']
         assert tar.extractfile('script').read() == script
+
+
+def test_chunked_body_is_spooled_to_its_end(tmp_path):
+    image = jobsource.spool(io.BytesIO(b'x' * 200000).read, None, 1 << 20,
+                            str(tmp_path))
+    assert image.size == 200000
+    with open(image.path, 'rb') as fp:
+        assert fp.read() == b'x' * 200000
+
+
+def test_chunked_body_beyond_the_limit_is_413_and_leaves_nothing(tmp_path):
+    with pytest.raises(JobError) as err:
+        jobsource.spool(io.BytesIO(b'x' * 101).read, None, 100, str(tmp_path))
+    assert (err.value.status, err.value.message) == (
+        413, 'Request body is larger than 100 bytes')
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('size', [0, 1, 511, 512, 513, 100000])
+def test_script_image_of_a_chunked_body_is_the_same_tar(tmp_path, size):
+    script = b'#!file://python:python\n' + b'p' * size
+    images = []
+    for length in (len(script), None):
+        read = io.BytesIO(script).read
+        head = jobsource.read_script_head(read)
+        image = jobsource.script_image(head, read, length, 1 << 20,
+                                       str(tmp_path))
+        with open(image.path, 'rb') as fp:
+            images.append(fp.read())
+        with tarfile.open(image.path) as tar:
+            assert tar.getnames() == ['script']
+            assert tar.extractfile('script').read() == script
+        assert image.size == len(images[-1])
+    # The same bytes but the header's mtime and checksum (136 to 156).
+    assert images[0][:136] + images[0][156:] == \
+        images[1][:136] + images[1][156:]

@@ -21,8 +21,9 @@ client sees.
 import io
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, Optional
+from typing import BinaryIO, Callable, Dict, Iterator, Optional, Tuple
 
 from zerocloud import protocol, tarscan
 from zerocloud.job.model import JobError
@@ -34,6 +35,7 @@ SYSTEM_MAPS = ('boot/cluster.map', 'boot/system.map')
 SCRIPT_MEMBER = 'script'
 NO_SYSTEM_MAP = 'System boot map was not found in request'
 TOO_LARGE = 'Job description is larger than %d bytes'
+BODY_TOO_LARGE = 'Request body is larger than %d bytes'
 CHUNK = 65536
 
 
@@ -69,7 +71,11 @@ def body_kind(content_type: str) -> str:
 
 def read_limited(read: Callable[[int], bytes], content_length: Optional[int],
                  limit: int) -> bytes:
-    """Read a whole body of at most ``limit`` bytes (413 beyond, 499 short)."""
+    """Read a whole body of at most ``limit`` bytes (413 beyond, 499 short).
+
+    ``content_length`` None: the body's length is known only at its end
+    (a chunked request).
+    """
     parts = []
     total = 0
     while True:
@@ -85,31 +91,52 @@ def read_limited(read: Callable[[int], bytes], content_length: Optional[int],
     return b''.join(parts)
 
 
-def spool(read: Callable[[int], bytes], content_length: int, limit: int,
-          spool_dir: Optional[str] = None, prefix: bytes = b'',
-          suffix: bytes = b'') -> Spooled:
-    """Copy ``content_length`` request bytes to a temp file, framed."""
-    if content_length > limit:
-        raise JobError('Request body is larger than %d bytes' % limit, 413)
+def _copy_body(read: Callable[[int], bytes], content_length: Optional[int],
+               limit: int, fp: BinaryIO) -> int:
+    """Copy ``content_length`` bytes (None: all, to the end) to ``fp``.
+
+    Returns how many; 413 beyond ``limit`` bytes, 499 for a short body.
+    """
+    if content_length is not None and content_length > limit:
+        raise JobError(BODY_TOO_LARGE % limit, 413)
+    copied = 0
+    while content_length is None or copied < content_length:
+        want = CHUNK if content_length is None else \
+            min(CHUNK, content_length - copied)
+        chunk = read(want)
+        if not chunk:
+            if content_length is None:
+                break
+            raise JobError('Client disconnected before sending the whole '
+                           'body', 499)
+        copied += len(chunk)
+        if copied > limit:
+            raise JobError(BODY_TOO_LARGE % limit, 413)
+        fp.write(chunk)
+    return copied
+
+
+@contextmanager
+def _spool_file(spool_dir: Optional[str]
+                ) -> Iterator[Tuple[BinaryIO, Spooled]]:
+    """A new temp file to fill; removed again if filling it fails."""
     fd, path = tempfile.mkstemp(prefix='zerocloud-image-', dir=spool_dir)
-    image = Spooled(path, 0)
+    spooled = Spooled(path, 0)
     try:
-        with os.fdopen(fd, 'wb') as fp:
-            fp.write(prefix)
-            left = content_length
-            while left > 0:
-                chunk = read(min(CHUNK, left))
-                if not chunk:
-                    raise JobError('Client disconnected before sending the '
-                                   'whole body', 499)
-                fp.write(chunk)
-                left -= len(chunk)
-            fp.write(suffix)
-        image.size = os.path.getsize(path)
+        with os.fdopen(fd, 'w+b') as fp:
+            yield fp, spooled
+        spooled.size = os.path.getsize(path)
     except BaseException:
-        image.remove()
+        spooled.remove()
         raise
-    return image
+
+
+def spool(read: Callable[[int], bytes], content_length: Optional[int],
+          limit: int, spool_dir: Optional[str] = None) -> Spooled:
+    """Copy a body to a temp file (see :func:`_copy_body`)."""
+    with _spool_file(spool_dir) as (fp, spooled):
+        _copy_body(read, content_length, limit, fp)
+    return spooled
 
 
 def find_system_map(image: Spooled, content_type: str,
@@ -159,13 +186,22 @@ def read_script_head(read: Callable[[int], bytes]) -> bytes:
 
 
 def script_image(head: bytes, read: Callable[[int], bytes],
-                 content_length: int, limit: int,
+                 content_length: Optional[int], limit: int,
                  spool_dir: Optional[str] = None) -> Spooled:
-    """Wrap a script as a tar with one member ``script`` (plus end blocks)."""
-    header = protocol.member_header(SCRIPT_MEMBER, content_length)
-    tail = protocol.padding(content_length) + b'\0' * (2 * protocol.BLOCK)
+    """Wrap a script as a tar with one member ``script`` (plus end blocks).
+
+    The script's length may be known only at its end (a chunked request):
+    its header block is written last, over the block kept for it.
+    """
     buffered = io.BytesIO(head)
 
     def rest(size: int) -> bytes:
         return buffered.read(size) or read(size)
-    return spool(rest, content_length, limit, spool_dir, header, tail)
+    with _spool_file(spool_dir) as (fp, spooled):
+        fp.seek(protocol.BLOCK)
+        size = _copy_body(rest, content_length, limit, fp)
+        fp.write(protocol.padding(size) + b'\0' * (2 * protocol.BLOCK))
+        fp.seek(0)
+        # A USTAR header of a short name: exactly the block kept for it.
+        fp.write(protocol.member_header(SCRIPT_MEMBER, size))
+    return spooled

@@ -295,7 +295,7 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
         channels.append(BoundChannel(USER_IMAGE, members[USER_IMAGE], True))
         fstab.append(('/dev/' + USER_IMAGE, '/', True))
     argv0 = node.exe_name or node.name
-    args = [argv0] + (node.args or '').split()
+    args = [argv0] + nvram.split_args(node.args or '')
     env = dict(node.env)
     env.update(local_env)
     nvram_path = os.path.join(workdir, 'nvram')

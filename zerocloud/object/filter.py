@@ -70,8 +70,9 @@ Options (``[filter:object_query]``), with defaults:
     extra seconds before a sandbox worker that does not answer is killed.
 ``zerovm_maxpool = 2``, ``zerovm_maxqueue = 8``
     sandbox workers per object-server worker process, and requests that
-    may wait for one; beyond that the answer is ``503`` with
-    ``Retry-After``.
+    may wait for one (each at most ``zerocloud.protocol.QUEUE_WAIT``
+    seconds); beyond that the answer is ``503`` with ``Retry-After``, which
+    the proxy takes as "busy", not as a failed server.
 ``zerovm_maxinput = 1073741824``, ``zerovm_maxoutput = 1073741824``
     bytes a node may read (request body, local object) and write per
     output channel.
@@ -105,6 +106,11 @@ Options (``[filter:object_query]``), with defaults:
     with ``413`` before its body is sent.  Up to ``workers`` ×
     ``zerovm_maxpool`` nodes run at once: size it so that they fit the
     tmpfs (by default half of the machine's RAM).
+
+Read from the server's own settings as well (set them in ``[DEFAULT]``):
+``mount_check = true`` (a device that is not mounted answers ``507``) and
+``workers`` (for the memory check above).  Every option is checked when the
+filter is built: a bad value stops the server at start, named.
 """
 
 import base64
@@ -230,6 +236,13 @@ def nexe_headers(node_name: str, report: Report, elapsed: float,
     if fuel is not None:
         headers['X-Nexe-Fuel'] = str(fuel)
     return headers
+
+
+def busy(req: Request) -> HTTPException:
+    """The answer of a busy sandbox pool, which the proxy does not count
+    as a failure of this server (:mod:`zerocloud.protocol`)."""
+    return HTTPServiceUnavailable(body='Slot not available', request=req,
+                                  headers={protocol.RETRY_AFTER_HEADER: '1'})
 
 
 def colocation_proof(value: Optional[str]) -> Optional[str]:
@@ -402,14 +415,16 @@ class ObjectQueryMiddleware:
         if ctype != protocol.TAR_CONTENT_TYPE:
             raise HTTPBadRequest(body='Invalid Content-Type', request=req)
         devices = self._devices_root(policy)
-        if not check_drive(devices, dev, self.config.mount_check):
+        try:
+            check_drive(devices, dev, self.config.mount_check)
+        except ValueError:   # not a directory, or not mounted
             raise HTTPInsufficientStorage(drive=dev, request=req)
         access = req.headers.get(protocol.ACCESS_HEADER, '').upper()
         if self._pool is not None and self._pool.full:
-            # Refuse before the body is sent: the proxy tries another server.
-            raise HTTPServiceUnavailable(body='Slot not available',
-                                         headers={'Retry-After': '1'},
-                                         request=req)
+            # Refuse before the body is sent (eventlet answers 100 Continue
+            # only when the body is first read, below): the proxy tries
+            # another server, and does not count this one as failed.
+            raise busy(req)
         stack = ExitStack()
         try:
             # Outputs (the program's own bytes, stored encrypted through the
@@ -650,11 +665,12 @@ class ObjectQueryMiddleware:
             raise HTTPException(status=err.status, body=err.message,
                                 request=req)
         try:
-            result = self.pool.run(session.manifest_path, limits.timeout)
+            # A bounded wait in the queue, so that this server answers
+            # within the time the proxy gives it (protocol.ANSWER_SLACK).
+            result = self.pool.run(session.manifest_path, limits.timeout,
+                                   queue_wait=protocol.QUEUE_WAIT)
         except PoolFull:
-            raise HTTPServiceUnavailable(body='Slot not available',
-                                         headers={'Retry-After': '1'},
-                                         request=req)
+            raise busy(req)
         elapsed = time.time() - started
         report = result.report
         headers = nexe_headers(node.name, report, elapsed, policy_name,
@@ -705,6 +721,9 @@ class ObjectQueryMiddleware:
 
 def filter_factory(global_conf, **local_conf):
     conf = dict(global_conf, **local_conf)
+    # Checked here, when the pipeline is loaded: a bad value stops the
+    # server at start, named.
+    ObjectConfig.from_conf(conf)
 
     def factory(app):
         return ObjectQueryMiddleware(app, conf)

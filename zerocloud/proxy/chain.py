@@ -30,11 +30,12 @@ with status ``200``.  A chained job that is invalid gets ``proxy_query``'s own
 ``4xx`` answer, which ends the chain.
 
 The chain's input is the original request body: whatever the first jobs left
-unread of it (``Content-Length`` minus the bytes read so far) becomes the
-``stdin`` of the nodes of a chained job whose ``stdin`` has no path (all such
-nodes get the same bytes).  A job ``POST``-ed as JSON, zapp or script reads
-its whole body, so nothing is left; a job run by ``X-Zerovm-Source`` whose
-nodes do not read ``stdin`` leaves the body to the chain.
+unread of it (``Content-Length`` minus the bytes read so far, or the rest of
+a chunked body) becomes the ``stdin`` of the nodes of a chained job whose
+``stdin`` has no path (all such nodes get the same bytes).  A job
+``POST``-ed as JSON, zapp or script reads its whole body, so nothing is
+left; a job run by ``X-Zerovm-Source`` whose nodes do not read ``stdin``
+leaves the body to the chain.
 
 Only ZeroCloud requests are chained: an account in the path and an
 ``X-Zerovm-Execute`` header, or a path under ``/open/`` or ``/api/``.
@@ -66,8 +67,9 @@ from swift.common.swob import Request, Response, wsgi_quote
 from swift.common.utils import InputProxy, close_if_possible
 from swift.common.wsgi import WSGIContext, make_subrequest
 
-from zerocloud.proxy.request import CHAIN_INPUT, CHAIN_PROVENANCE, JOB_PROVENANCE
 from zerocloud.protocol import EXECUTE_HEADER
+from zerocloud.proxy.config import ChainConfig
+from zerocloud.proxy.request import CHAIN_INPUT, CHAIN_PROVENANCE, JOB_PROVENANCE
 
 CHAIN_TIME_HEADER = 'X-Chain-Total-Time'
 CHAIN_CONTENT_TYPE = 'application/json'
@@ -92,8 +94,12 @@ def zerocloud_account(env: dict) -> Optional[str]:
     return None
 
 
-def declared_length(env: dict) -> int:
-    """The request's Content-Length; 0 when absent or unusable."""
+def declared_length(env: dict) -> Optional[int]:
+    """The request body's length: None for a chunked body (its end is its
+    length; ``Transfer-Encoding`` wins over ``Content-Length``, as in
+    Swift), 0 when absent or unusable (``proxy_query`` says why)."""
+    if env.get('HTTP_TRANSFER_ENCODING'):
+        return None
     try:
         return max(0, int(env.get('CONTENT_LENGTH') or 0))
     except ValueError:
@@ -133,7 +139,7 @@ class ChainRun(WSGIContext):
             if not self._is_job(headers):
                 return self._finish(start_response, self._response_status,
                                     headers, app_iter)
-            if self.elapsed() >= self.mw.chain_timeout:
+            if self.elapsed() >= self.mw.config.chain_timeout:
                 return self._finish(start_response, '200 OK', headers,
                                     app_iter)
             job = self._read_job(app_iter)
@@ -141,7 +147,7 @@ class ChainRun(WSGIContext):
                 resp = Response(
                     status=413, content_type='text/plain',
                     body='Chained job description is larger than %d bytes\n'
-                    % self.mw.max_config)
+                    % self.mw.config.max_config)
                 resp.headers[CHAIN_TIME_HEADER] = '%.3f' % self.elapsed()
                 return resp(self.env, start_response)
             env = self._chained_env(job, env)
@@ -169,7 +175,7 @@ class ChainRun(WSGIContext):
         try:
             for chunk in app_iter:
                 size += len(chunk)
-                if size > self.mw.max_config:
+                if size > self.mw.config.max_config:
                     return None
                 parts.append(chunk)
         finally:
@@ -190,7 +196,8 @@ class ChainRun(WSGIContext):
         sub = make_subrequest(self.env, 'POST', path, body=job, headers={
             EXECUTE_HEADER: '1.0', 'Content-Type': CHAIN_CONTENT_TYPE},
             swift_source=SWIFT_SOURCE)
-        remaining = max(0, self.length - self.input.bytes_received)
+        remaining = None if self.length is None else \
+            max(0, self.length - self.input.bytes_received)
         sub.environ[CHAIN_INPUT] = (self.input.read, remaining)
         if JOB_PROVENANCE in previous:
             sub.environ[CHAIN_PROVENANCE] = previous[JOB_PROVENANCE]
@@ -200,8 +207,7 @@ class ChainRun(WSGIContext):
 class JobChainMiddleware:
     def __init__(self, app, conf: Dict[str, str]):
         self.app = app
-        self.chain_timeout = _option(conf, 'chain_timeout', 20, float)
-        self.max_config = _option(conf, 'zerovm_maxconfig', 65536, int)
+        self.config = ChainConfig.from_conf(conf)
 
     def __call__(self, env, start_response):
         account = zerocloud_account(env)
@@ -210,23 +216,12 @@ class JobChainMiddleware:
         return ChainRun(self, env, account).respond(start_response)
 
 
-def _option(conf: Dict[str, str], name: str, default, kind):
-    """A positive number from the filter's configuration."""
-    raw = conf.get(name, default)
-    try:
-        value = kind(raw)
-    except (TypeError, ValueError):
-        value = None
-    if value is None or value <= 0:
-        raise ValueError('job_chain: %s must be a positive %s, not %r'
-                         % (name, kind.__name__, raw))
-    return value
-
-
 def filter_factory(global_conf, **local_conf):
     conf = dict(global_conf, **local_conf)
-    chain_timeout = _option(conf, 'chain_timeout', 20, float)
-    register_swift_info('job_chain', chain_timeout=chain_timeout)
+    # Checked here, when the pipeline is loaded: a bad value stops the
+    # server at start, named.
+    config = ChainConfig.from_conf(conf)
+    register_swift_info('job_chain', chain_timeout=config.chain_timeout)
 
     def factory(app):
         return JobChainMiddleware(app, conf)

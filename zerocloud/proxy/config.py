@@ -1,7 +1,8 @@
-"""``proxy_query``'s options, read and checked once when it is built.
+"""The proxy filters' options, read and checked once when each is built.
 
-Each option is documented in :mod:`zerocloud.proxy.filter`; the defaults are
-the named constants below.
+``proxy_query``'s options are documented in :mod:`zerocloud.proxy.filter`,
+``job_chain``'s in :mod:`zerocloud.proxy.chain`; the defaults are the named
+constants below.
 """
 
 from dataclasses import dataclass
@@ -18,7 +19,17 @@ DEFAULT_CONTENT_TYPE = 'application/octet-stream'
 #: Swift's own defaults for its proxy's connections to storage servers.
 DEFAULT_CONN_TIMEOUT = 0.5
 DEFAULT_NODE_TIMEOUT = 10.0
+#: Swift's own default for its proxy's reads of a client's request body.
+DEFAULT_CLIENT_TIMEOUT = 60.0
 DEFAULT_STATS_ACCOUNT = 'userstats'
+DEFAULT_CHAIN_TIMEOUT = 20.0
+#: Seconds from a job's start within which its nodes may wait for busy
+#: storage servers.
+DEFAULT_JOB_DEADLINE = 60.0
+#: Nodes of one proxy worker process that may wait for busy servers at once.
+DEFAULT_MAX_WAITING_NODES = 64
+#: Nodes of one job in progress at once.
+DEFAULT_JOB_CONCURRENCY = 16
 
 
 @dataclass(frozen=True)
@@ -30,10 +41,14 @@ class ProxyConfig:
     default_content_type: str
     conn_timeout: float
     node_timeout: float
+    client_timeout: float
     spool_dir: Optional[str]
     accounting: bool
     stats_account: str
     image_scan: ScanBounds
+    job_deadline: float
+    max_waiting_nodes: int
+    job_concurrency: int
 
     @classmethod
     def from_conf(cls, conf: Conf) -> 'ProxyConfig':
@@ -53,10 +68,37 @@ class ProxyConfig:
                                         DEFAULT_CONN_TIMEOUT, minimum=0.001),
             node_timeout=options.number(conf, 'node_timeout',
                                         DEFAULT_NODE_TIMEOUT, minimum=0.001),
-            spool_dir=options.text(conf, 'zerovm_spool_dir', None),
+            client_timeout=options.number(conf, 'client_timeout',
+                                          DEFAULT_CLIENT_TIMEOUT,
+                                          minimum=0.001),
+            spool_dir=options.directory(conf, 'zerovm_spool_dir'),
             accounting=options.flag(conf, 'zerovm_accounting_enabled',
                                     False),
             stats_account=options.text(conf, 'user_stats_account',
                                        DEFAULT_STATS_ACCOUNT),
             image_scan=options.scan_bounds(conf),
+            job_deadline=options.number(conf, 'zerovm_job_deadline',
+                                        DEFAULT_JOB_DEADLINE),
+            max_waiting_nodes=options.integer(
+                conf, 'zerovm_max_waiting_nodes', DEFAULT_MAX_WAITING_NODES),
+            job_concurrency=options.integer(
+                conf, 'zerovm_job_concurrency', DEFAULT_JOB_CONCURRENCY,
+                minimum=1),
+        )
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """``job_chain``'s options."""
+    chain_timeout: float
+    max_config: int
+
+    @classmethod
+    def from_conf(cls, conf: Conf) -> 'ChainConfig':
+        return cls(
+            chain_timeout=options.number(conf, 'chain_timeout',
+                                         DEFAULT_CHAIN_TIMEOUT,
+                                         minimum=0.001),
+            max_config=options.integer(conf, 'zerovm_maxconfig',
+                                       DEFAULT_MAXCONFIG, minimum=1),
         )

@@ -7,7 +7,11 @@ job and runs each of its nodes on an object server next to the node's input.
 Requests without that header pass through untouched.
 
 The body is a script with a shebang, a zapp tar (``boot/system.map`` inside)
-or a JSON job description (:mod:`zerocloud.job.source`).  The job is parsed
+or a JSON job description (:mod:`zerocloud.job.source`), framed by
+``Content-Length`` or ``Transfer-Encoding: chunked`` (which wins when both
+are given, as in Swift); bad framing, a stalled body and a client that goes
+away are the client's ``400``, ``408`` and ``499``
+(:mod:`zerocloud.proxy.body`).  The job is parsed
 and validated (:mod:`zerocloud.job.model`), every object it touches is
 authorized with the deployment's own ``swift.authorize`` (executing needs the
 right to ``POST`` to the request path, reading needs the container's read
@@ -56,9 +60,32 @@ Options (``[filter:proxy_query]``), with defaults:
 ``node_timeout = 10``
     seconds to wait for an object server's ``100 Continue`` (it checks the
     node before reading its body, so this is short, as for Swift's own
-    requests).
+    requests), and for each chunk of the body or of the answer to move.
+    The answer's headers, which come after the run, may take
+    ``zerovm_timeout`` + 60 seconds (``zerocloud.protocol.ANSWER_SLACK``).
+    A server that misses one of these is counted by Swift's error limiter
+    and the node goes to the next replica; a busy one (``503`` with
+    ``Retry-After``) is never counted.
+``client_timeout = 60``
+    seconds to wait for each read of a client's request body; a body that
+    stops arriving answers ``408`` (Swift's own option and default: set it
+    in ``[DEFAULT]`` so the proxy server's socket timeout agrees).
+``zerovm_job_concurrency = 16``
+    nodes of one job in progress at once (connecting, running or waiting
+    for a busy server); the others of a wide stage wait their turn.
+``zerovm_job_deadline = 60``
+    seconds from a job's start within which its nodes may wait for busy
+    object servers (all sandboxes and the servers' queues full); they are
+    sent again after a jittered backoff that starts at the servers'
+    ``Retry-After``.  Past it, the job answers ``503`` with ``Retry-After``
+    (0: at once).
+``zerovm_max_waiting_nodes = 64``
+    nodes of this proxy worker process that may wait for busy servers at
+    once; a node beyond that fails at once, so a saturated cluster answers
+    ``503`` with ``Retry-After`` quickly instead of piling up waiters (0: no
+    node waits).
 ``zerovm_spool_dir`` (system temp dir)
-    where uploaded images and outputs are spooled.
+    where uploaded images and outputs are spooled; it must exist.
 ``zerovm_accounting_enabled = false``
     store one accounting object per job: lines
     ``<UTC time> <transaction> <node> (<cdr line>) [<status>]`` in
@@ -75,18 +102,15 @@ from swift.common.swob import HTTPException, Request, Response
 from swift.common.utils import get_logger
 
 from zerocloud.job.model import JobError
-from zerocloud.protocol import EXECUTE_HEADER
+from zerocloud.protocol import ANSWER_SLACK, EXECUTE_HEADER
+from zerocloud.proxy import cors
 from zerocloud.proxy.accounting import Accounting
 from zerocloud.proxy.config import ProxyConfig
 from zerocloud.proxy.jobrun import JobRun
-from zerocloud.proxy.nodeclient import NodeClient
+from zerocloud.proxy.nodeclient import NodeClient, Timeouts
 from zerocloud.proxy.placement import Placer
 from zerocloud.proxy.request import API, JOB, OPEN, JobRequest
 from zerocloud.proxy.swiftaccess import SwiftAccess
-
-#: Seconds an object server may take beyond the node's own timeout to
-#: answer (spooling outputs, starting a sandbox).
-ANSWER_SLACK = 60
 
 
 def request_problem(kind: str, method: str, account: Optional[str],
@@ -121,9 +145,12 @@ class ProxyQueryMiddleware:
         if self._placer is None or self._client is None:
             proxy = getattr(self, '_pipeline_final_app', self.app)
             self._placer = Placer(proxy)
+            config = self.config
             self._client = NodeClient(
-                self.config.conn_timeout, self.config.node_timeout,
-                self.config.timeout + ANSWER_SLACK,
+                Timeouts(connect=config.conn_timeout,
+                         node=config.node_timeout,
+                         answer=config.timeout + ANSWER_SLACK),
+                config.max_waiting_nodes,
                 getattr(proxy, 'error_occurred', self._log_node_error))
         return self._placer, self._client
 
@@ -141,6 +168,10 @@ class ProxyQueryMiddleware:
             execute = '%s/1.0' % version
         if execute is None:
             return self.app(env, start_response)
+        if cors.is_preflight(req):
+            return cors.preflight(req, self.app, start_response)
+        start_response = cors.cors_start_response(req, self.app,
+                                                  start_response)
         kind = execute.split('/', 1)[0] if '/' in execute else JOB
         problem = request_problem(kind, req.method, account, container, obj)
         if problem:

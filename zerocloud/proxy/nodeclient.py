@@ -8,6 +8,21 @@ can move to the next replica without having consumed any input.  Once
 ``Content-Length`` and the final answer is read as a member stream
 (:mod:`zerocloud.protocol`) into a :class:`NodeResult`: outputs to store,
 edges for downstream nodes, and the node's part of the response.
+
+Every wait on a server is bounded, as in Swift's own proxy
+(:class:`Timeouts`): connecting (``conn_timeout``), ``100 Continue`` and
+each chunk sent (``node_timeout``), the answer's headers (the node's timeout
+plus :data:`~zerocloud.protocol.ANSWER_SLACK`) and each chunk of the answer
+(``node_timeout``).  A frozen server costs that much, then the next replica.
+
+Blame: a server that cannot be reached, stalls past one of those bounds,
+breaks the connection or refuses with a 5xx before the body is reported to
+Swift's error limiter (``error_occurred``), so that plain requests avoid it
+too.  Nothing else is: a busy sandbox pool (``503`` with ``Retry-After``)
+means a full cluster, not a broken server (:attr:`Attempts.busy_for`; the
+scheduler waits and sends again); an input that breaks while it is streamed
+from elsewhere is that input's failure (:class:`InputFailed`); and what the
+node's run answered is the job's business.
 """
 
 import os
@@ -16,8 +31,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
 from eventlet import Timeout
+from eventlet.event import Event
 from swift.common.bufferedhttp import http_connect
-from swift.common.exceptions import ConnectionTimeout
+from swift.common.exceptions import (
+    ChunkReadTimeout, ChunkWriteTimeout, ConnectionTimeout, ResponseTimeout)
 from swift.common.http import is_success
 from swift.common.request_helpers import get_ip_port
 
@@ -29,13 +46,39 @@ from zerocloud.job.source import Spooled
 NODE_FAILED = 422
 
 
+#: Bytes of a refusal's text kept for the client.
+REFUSAL_TEXT_LIMIT = 4096
+
+
 class NodeError(JobError):
     """One node cannot run; the job goes on to report it for that node."""
 
 
-class InputError(NodeError):
-    """An input streamed to a node broke off (a large object's segment is
-    missing, …): the fault of the input, not of the storage server."""
+class InputFailed(NodeError):
+    """An input broke while it was being sent to the server: the input's
+    failure, never the server's."""
+
+    def __init__(self, source: str, cause: BaseException):
+        super().__init__('reading %s failed while it was being sent to the '
+                         'storage server' % source, 503)
+        self.source = source
+        self.cause = cause
+
+
+class ServerLost(Exception):
+    """The server stalled or broke off while answering (already blamed)."""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds each wait on a storage server may take."""
+    #: Establishing the connection (``conn_timeout``).
+    connect: float
+    #: ``100 Continue`` or a refusal, and each chunk sent or read
+    #: (``node_timeout``).
+    node: float
+    #: The answer's headers once the body is sent.
+    answer: float
 
 
 @dataclass
@@ -44,6 +87,9 @@ class Upload:
     name: str
     size: int
     chunks: Iterable[bytes]
+    #: What the data is, for errors: a ``swift://`` URL, "the request
+    #: body"...; the member's name when empty.
+    source: str = ''
 
     @property
     def length(self) -> int:
@@ -63,6 +109,8 @@ class Answer:
     read: Callable[[int], bytes]
     release: Callable[[], None]
     body_error: str = ''
+    #: The server that answered (ring node dict).
+    server: Optional[dict] = None
 
 
 @dataclass
@@ -70,8 +118,28 @@ class Refusal:
     status: int
     message: str
     #: Why the server would not read its local object (``X-Zerocloud-
-    #: Stream-Input``): the node must get it streamed instead.
+    #: Stream-Input``): the node must get it otherwise.
     stream_input: str = ''
+    #: The server that refused (ring node dict).
+    server: Optional[dict] = None
+
+
+def decisive(status: int) -> bool:
+    """A refusal every server would repeat (a 4xx other than 404)."""
+    return 400 <= status < 500 and status != 404
+
+
+def busy_seconds(status: int, retry_after: Optional[str]
+                 ) -> Optional[float]:
+    """Seconds a busy server asks to be left alone; None unless the answer
+    is a busy sandbox pool's (``503`` with ``Retry-After``)."""
+    if status != 503 or retry_after is None:
+        return None
+    try:
+        seconds = float(retry_after)
+    except ValueError:
+        return 1.0   # an HTTP date: not what object servers send
+    return seconds if seconds >= 0 else 1.0
 
 
 @dataclass
@@ -80,20 +148,33 @@ class Attempts:
 
     ``lost`` is the server that accepted the node and then failed while
     running it: the caller may retry on the servers after it.
+    ``busy_for`` is set when a server's sandbox pool was full: the longest
+    ``Retry-After`` any of them asked for.
     """
     refusals: List[Refusal] = field(default_factory=list)
     lost: Optional[dict] = None
+    busy_for: Optional[float] = None
+
+    def note_busy(self, seconds: float) -> None:
+        self.busy_for = max(self.busy_for or 0.0, seconds)
 
     @property
-    def stream_input(self) -> str:
-        """Why the local object cannot be read raw, if a server said so."""
-        return next((r.stream_input for r in self.refusals
-                     if r.stream_input), '')
+    def decided(self) -> bool:
+        """A server refused as every server would: no point in others."""
+        return any(decisive(r.status) for r in self.refusals)
+
+    @property
+    def stream_refusal(self) -> Optional[Refusal]:
+        """The refusal of a server that will not read its local object
+        raw, if one said so."""
+        return next((r for r in self.refusals if r.stream_input), None)
 
     def final(self, path_info: str) -> Refusal:
         for refusal in self.refusals:
-            if 400 <= refusal.status < 500 and refusal.status != 404:
+            if decisive(refusal.status):
                 return refusal
+        if self.lost is not None:
+            return self.refusals[-1]
         if any(r.status == 404 for r in self.refusals):
             return Refusal(404, 'Error 404 Not Found while fetching %s'
                            % path_info)
@@ -130,6 +211,8 @@ class NodeResult:
     puts: List[PendingPut] = field(default_factory=list)
     edges: Dict[str, Spooled] = field(default_factory=dict)
     release: Optional[Callable[[], None]] = None
+    #: The server failed while answering: the node may run elsewhere.
+    server_failed: bool = False
 
     @property
     def failed(self) -> bool:
@@ -156,94 +239,206 @@ class NodeResult:
             data.remove()
 
 
-def dispatch(nodes: List[dict], partition: int, path_info: str,
+def _describe(err: BaseException) -> str:
+    return '%s: %s' % (type(err).__name__, err) if str(err) \
+        else type(err).__name__
+
+
+def _read_text(resp, timeout: float) -> str:
+    """The start of a refusal's text; '' when the server will not send it
+    (the refusal itself is what matters)."""
+    try:
+        with ChunkReadTimeout(timeout):
+            data = resp.read(REFUSAL_TEXT_LIMIT)
+    except (Exception, ChunkReadTimeout):
+        return ''
+    return data.decode('utf-8', 'replace')
+
+
+class AnswerBody:
+    """A server's answer body, each read bounded by the node timeout.
+
+    A read that stalls or fails, or an answer cut short, is the server's
+    failure: it is blamed, and :class:`ServerLost` raised.
+    """
+
+    def __init__(self, server: dict, resp, timeout: float,
+                 on_error: Callable[[dict, str], None]):
+        self.server = server
+        self.resp = resp
+        self.timeout = timeout
+        self.on_error = on_error
+        length = resp.getheader('Content-Length')
+        self.remaining: Optional[int] = int(length) \
+            if length and length.isdigit() else None
+
+    def read(self, size: int) -> bytes:
+        try:
+            with ChunkReadTimeout(self.timeout):
+                chunk = self.resp.read(size)
+        except (Exception, ChunkReadTimeout) as err:
+            raise self._lost(_describe(err))
+        if self.remaining is not None:
+            if not chunk and size and self.remaining:
+                raise self._lost('the answer ended %d bytes short'
+                                 % self.remaining)
+            self.remaining -= len(chunk)
+        return chunk
+
+    def _lost(self, why: str) -> ServerLost:
+        self.on_error(self.server, 'zerocloud: answer from %s:%s broke off: '
+                      '%s' % (self.server['ip'], self.server['port'], why))
+        return ServerLost(why)
+
+
+def _expect(server: dict, partition: int, path_info: str,
+            headers: Dict[str, str], timeouts: Timeouts,
+            on_error: Callable[[dict, str], None], attempts: Attempts):
+    """The connection once ``server`` said ``100 Continue``; None when it
+    did not (what it said is added to ``attempts``)."""
+    ip, port = get_ip_port(server, headers)
+    conn = None
+    try:
+        with ConnectionTimeout(timeouts.connect):
+            conn = http_connect(ip, port, server['device'], partition,
+                                'POST', path_info, headers)
+        with ResponseTimeout(timeouts.node):
+            resp = conn.getexpect()
+    except (Exception, Timeout) as err:
+        if conn is not None:
+            conn.close()
+        on_error(server, 'zerocloud: no answer from %s:%s: %s'
+                 % (ip, port, _describe(err)))
+        attempts.refusals.append(Refusal(503, 'Storage server did not '
+                                         'answer'))
+        return None
+    if resp.status == 100:
+        return conn
+    text = _read_text(resp, timeouts.node)
+    conn.close()
+    busy = busy_seconds(resp.status,
+                        resp.getheader(protocol.RETRY_AFTER_HEADER))
+    if busy is not None:
+        attempts.note_busy(busy)
+    elif resp.status == 507 or resp.status >= 500:
+        on_error(server, 'zerocloud: %d %s' % (resp.status, text))
+    attempts.refusals.append(Refusal(
+        resp.status, text,
+        resp.getheader(protocol.STREAM_INPUT_HEADER) or '', server))
+    return None
+
+
+def _send_body(conn, uploads: List[Upload], timeout: float) -> None:
+    """Stream the members; :class:`InputFailed` when an input breaks,
+    anything else is the connection's."""
+    for upload in uploads:
+        frames = protocol.iter_member(upload.name, upload.size,
+                                      upload.chunks)
+        while True:
+            try:
+                chunk = next(frames, None)
+            except (Exception, Timeout) as err:
+                raise InputFailed(upload.source or 'member %s' % upload.name,
+                                  err)
+            if chunk is None:
+                break
+            with ChunkWriteTimeout(timeout):
+                conn.send(chunk)
+
+
+def dispatch(servers: List[dict], partition: int, path_info: str,
              headers: Dict[str, str], uploads: List[Upload],
-             conn_timeout: float, expect_timeout: float,
-             final_timeout: float,
+             timeouts: Timeouts,
              on_error: Callable[[dict, str], None]) -> 'Answer | Attempts':
-    """Try ``nodes`` in order; stream ``uploads`` to the first that accepts."""
+    """Try ``servers`` in order; stream ``uploads`` to the first that
+    accepts.  Raises :class:`InputFailed` when an upload breaks."""
     headers = dict(headers)
     headers['Content-Length'] = str(sum(u.length for u in uploads))
     headers['Expect'] = '100-continue'
     attempts = Attempts()
-    for node in nodes:
-        ip, port = get_ip_port(node, headers)
-        try:
-            with ConnectionTimeout(conn_timeout):
-                conn = http_connect(ip, port, node['device'], partition,
-                                    'POST', path_info, headers)
-            with Timeout(expect_timeout):
-                resp = conn.getexpect()
-        except (Exception, Timeout) as err:
-            on_error(node, 'zerocloud connect: %s' % err)
-            continue
-        if resp.status != 100:
-            body = resp.read().decode('utf-8', 'replace')
-            conn.close()
-            if resp.status == 507 or resp.status >= 500:
-                on_error(node, 'zerocloud: %d %s' % (resp.status, body))
-            attempts.refusals.append(Refusal(
-                resp.status, body,
-                resp.getheader(protocol.STREAM_INPUT_HEADER) or ''))
-            if 400 <= resp.status < 500 and resp.status != 404:
-                break
-            continue
-        try:
-            with Timeout(final_timeout):
-                for upload in uploads:
-                    for chunk in protocol.iter_member(upload.name,
-                                                      upload.size,
-                                                      upload.chunks):
-                        conn.send(chunk)
-                final = conn.getresponse()
-        except InputError:
-            conn.close()
-            for upload in uploads:
-                upload.close()
-            raise
-        except (Exception, Timeout) as err:
-            conn.close()
-            on_error(node, 'zerocloud: node failed on %s:%s: %s'
-                     % (ip, port, err))
-            for upload in uploads:
-                upload.close()
-            attempts.refusals.append(Refusal(
-                503, 'Storage server failed while running the node'))
-            attempts.lost = node
-            return attempts
-        answer_headers = {k.title(): v for k, v in final.getheaders()}
-        if not is_success(final.status):
-            text = final.read().decode('utf-8', 'replace')
-            conn.close()
-            return Answer(final.status, answer_headers, lambda n: b'',
-                          conn.close, text)
-        return Answer(final.status, answer_headers, final.read, conn.close)
-    for upload in uploads:
-        upload.close()
-    return attempts
+    try:
+        for server in servers:
+            conn = _expect(server, partition, path_info, headers, timeouts,
+                           on_error, attempts)
+            if conn is None:
+                if attempts.decided:
+                    break
+                continue
+            try:
+                _send_body(conn, uploads, timeouts.node)
+                with ResponseTimeout(timeouts.answer):
+                    final = conn.getresponse()
+            except InputFailed:
+                conn.close()
+                raise
+            except (Exception, Timeout) as err:
+                conn.close()
+                on_error(server, 'zerocloud: node failed on %s:%s: %s'
+                         % (server['ip'], server['port'], _describe(err)))
+                attempts.refusals.append(Refusal(
+                    503, 'Storage server failed while running the node'))
+                attempts.lost = server
+                return attempts
+            busy = busy_seconds(final.status,
+                                final.getheader(protocol.RETRY_AFTER_HEADER))
+            if busy is not None:
+                # Queued, and no sandbox freed up in time: busy as well,
+                # but the body is spent; the caller sends it again.
+                attempts.note_busy(busy)
+                attempts.refusals.append(Refusal(
+                    final.status, _read_text(final, timeouts.node)))
+                conn.close()
+                return attempts
+            answer_headers = {k.title(): v for k, v in final.getheaders()}
+            if not is_success(final.status):
+                text = _read_text(final, timeouts.node)
+                conn.close()
+                return Answer(final.status, answer_headers, lambda n: b'',
+                              conn.close, text, server)
+            body = AnswerBody(server, final, timeouts.node, on_error)
+            return Answer(final.status, answer_headers, body.read,
+                          conn.close, server=server)
+        return attempts
+    finally:
+        for upload in uploads:
+            upload.close()
 
 
 class NodeClient:
-    """Sends nodes to storage servers; long-lived, one per filter.
+    """Sends nodes to storage servers; long-lived, one per filter (so one
+    per proxy worker process).
 
     A server that fails is reported to the proxy's error limiter
-    (``error_occurred``), so later requests avoid it.
+    (``error_occurred``), so later requests avoid it.  It also counts the
+    nodes of this process that wait for busy servers, at most
+    ``max_waiting`` at once.
     """
 
-    def __init__(self, conn_timeout: float, expect_timeout: float,
-                 final_timeout: float,
+    def __init__(self, timeouts: Timeouts, max_waiting: int,
                  error_occurred: Callable[[dict, str], None]):
-        self.conn_timeout = conn_timeout
-        self.expect_timeout = expect_timeout
-        self.final_timeout = final_timeout
+        self.timeouts = timeouts
+        self.max_waiting = max_waiting
+        self.waiting = 0
         self.error_occurred = error_occurred
 
     def send(self, candidates: List[dict], partition: int, path_info: str,
              headers: Dict[str, str], uploads: List[Upload]
              ) -> 'Answer | Attempts':
         return dispatch(candidates, partition, path_info, headers, uploads,
-                        self.conn_timeout, self.expect_timeout,
-                        self.final_timeout, self.error_occurred)
+                        self.timeouts, self.error_occurred)
+
+    def wait_for_busy(self, seconds: float, until: Event) -> bool:
+        """Wait ``seconds`` (less if ``until`` is sent) as one of the nodes
+        waiting for busy servers; False at once when ``max_waiting`` nodes
+        wait already."""
+        if self.waiting >= self.max_waiting:
+            return False
+        self.waiting += 1
+        try:
+            until.wait(seconds)
+        finally:
+            self.waiting -= 1
+        return True
 
 
 def nexe_reported(headers: Dict[str, str]) -> Dict[str, str]:
@@ -356,6 +551,11 @@ def read_answer(result: NodeResult, answer: Answer, stream: bool,
             spooled = _spool(reader, spool_dir)
             result.body = Body(spooled.size, ctype, spooled.chunks(),
                                headers, spooled)
+    except ServerLost:
+        result.status = 503
+        result.error = 'Storage server failed while answering for node %s' \
+            % node.name
+        result.server_failed = True
     except (protocol.FramingError, ValueError) as err:
         result.status = 503
         result.error = 'Bad answer from storage server: %s' % err

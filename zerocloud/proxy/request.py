@@ -35,11 +35,13 @@ from zerocloud.job.model import (
     Job, JobError, Node, SwiftPath, job_from_script, parse_job,
     parse_location, substitute)
 from zerocloud.proxy import access
+from zerocloud.proxy.body import UNFRAMED, ClientBody
 from zerocloud.proxy.config import ProxyConfig
 from zerocloud.proxy.swiftaccess import SwiftAccess
 
 SOURCE_HEADER = 'X-Zerovm-Source'
-#: environ key of a chained request: (read, length) of the chain's input.
+#: environ key of a chained request: (read, length) of the chain's input,
+#: length None when it is read to its end (a chunked request).
 CHAIN_INPUT = 'zerocloud.chain_input'
 #: environ key ``proxy_query`` sets: the :class:`Provenance` of the job it
 #: ran, for :mod:`zerocloud.proxy.chain` to hand on.
@@ -138,8 +140,10 @@ class JobRequest:
                 ctype = req.headers.get('Content-Type')
                 if not ctype:
                     raise JobError('Must specify Content-Type')
-                doc = self._read_body(ctype, self._content_length(),
-                                      req.environ['wsgi.input'].read)
+                body = self._client_body()
+                if not body.framed:
+                    raise JobError(UNFRAMED, 411)
+                doc = self._read_body(ctype, body.length, body.read)
         job = parse_job(doc, account=self.account,
                         sysimages=self.config.sysimages,
                         lister=self.swift.list_names,
@@ -266,21 +270,16 @@ class JobRequest:
         """
         chain_input = self.req.environ.get(CHAIN_INPUT)
         if chain_input is not None:
-            read, length = chain_input
+            body = ClientBody(*chain_input, self.config.client_timeout)
         elif source:
-            read = self.req.environ['wsgi.input'].read
-            length = self._content_length() or 0
+            body = self._client_body()
         else:
             return None
-        return jobsource.spool(read, length, self.config.max_input,
+        return jobsource.spool(body.read, body.length, self.config.max_input,
                                self.config.spool_dir)
 
-    def _content_length(self) -> Optional[int]:
-        try:
-            length = self.req.content_length
-        except ValueError:
-            raise JobError('Invalid Content-Length')
-        return length
+    def _client_body(self) -> ClientBody:
+        return ClientBody.of_request(self.req, self.config.client_timeout)
 
     def _read_body(self, ctype: str, length: Optional[int],
                    read: Callable[[int], bytes], etag: Optional[str] = None):
@@ -292,8 +291,6 @@ class JobRequest:
                 raise JobError('Etag does not match the job description',
                                422)
             return raw
-        if length is None:
-            raise JobError('Must specify Content-Length')
         if kind == 'tar':
             self.image = jobsource.spool(read, length, self.config.max_input,
                                          self.config.spool_dir)

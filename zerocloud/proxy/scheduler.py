@@ -13,14 +13,30 @@ mode; their output etags must agree, else the node fails with
 ``replica outputs differ``.  A node whose server will not read its input
 object raw (encrypted, a manifest, a symlink) goes where
 :mod:`zerocloud.proxy.inputs` says.
+
+At most ``zerovm_job_concurrency`` nodes (copies) of a job are in progress
+at once: connecting, running, or waiting for busy servers.  When every
+candidate's sandbox pool is full (``503`` with ``Retry-After``; the object
+servers queue up to ``zerovm_maxqueue`` nodes before they say so), the node
+waits and is sent again, with a jittered backoff that starts at what the
+servers asked (:func:`busy_backoff`), as long as the job's deadline
+(``zerovm_job_deadline`` seconds from its start) allows and fewer than
+``zerovm_max_waiting_nodes`` nodes of this proxy process wait; otherwise the
+node fails at once with ``503``, which the client gets with ``Retry-After``.
+Once a node of the job failed, its other nodes stop waiting (they are
+reported as not run): the job's answer is known.
 """
 
 import json
+import random
+import time
 import uuid
 from dataclasses import replace
 from typing import Dict, List, Optional, Tuple
 
 from eventlet import GreenPile
+from eventlet.event import Event
+from eventlet.semaphore import Semaphore
 from swift.common.swob import HTTPException
 from swift.common.utils import parse_header, quote
 
@@ -29,14 +45,31 @@ from zerocloud.job.model import Channel, Job, Node, SwiftPath
 from zerocloud.job.source import Spooled
 from zerocloud.proxy import inputs
 from zerocloud.proxy.nodeclient import (
-    NODE_FAILED, Attempts, InputError, NodeClient, NodeError, NodeResult,
-    Upload, nexe_reported, read_answer)
+    NODE_FAILED, Answer, Attempts, InputFailed, NodeClient, NodeError,
+    NodeResult, Upload, nexe_reported, read_answer)
 from zerocloud.proxy.placement import Placer, Target
 from zerocloud.proxy.request import JobRequest
 from zerocloud.proxy.swiftaccess import SwiftAccess
 
 #: Times a node is retried after its server failed while running it.
 RETRIES = 1
+#: Seconds of the first wait for busy servers that asked for less.
+BACKOFF_FLOOR = 0.1
+#: Longest wait between two tries, unless the servers ask for more.
+BACKOFF_CAP = 10.0
+
+
+def busy_backoff(tries: int, retry_after: float, jitter: float) -> float:
+    """Seconds to wait before sending a node again to servers that were
+    busy ``tries`` times in a row (0 the first time).
+
+    Doubles from what they asked (``Retry-After``), up to ``BACKOFF_CAP``
+    unless they asked for more, then stretched by up to half again
+    (``jitter`` in [0, 1)), so that nodes refused together do not all
+    come back together.
+    """
+    grown = max(retry_after, BACKOFF_FLOOR) * 2 ** min(tries, 16)
+    return max(retry_after, min(BACKOFF_CAP, grown)) * (1 + jitter / 2)
 
 
 class Scheduler:
@@ -55,16 +88,24 @@ class Scheduler:
         self.logger = logger
         #: ``<location>-<copy>`` → (the server it claimed, its proof salt).
         self.locations: Dict[str, Tuple[dict, str]] = {}
+        #: Nodes (copies) of the job in progress at once.
+        self.in_progress = Semaphore(self.config.job_concurrency)
+        #: No node waits for busy servers beyond this (monotonic clock);
+        #: set when the job starts running.
+        self.deadline = 0.0
+        #: Sent when a node failed: the others stop waiting for servers.
+        self.failed = Event()
 
     def run(self, job: Job, stream: bool) -> List[NodeResult]:
         """Run every stage; ``stream``: leave the single node's immediate
         output on its connection for the response to stream."""
+        self.deadline = time.monotonic() + self.config.job_deadline
         done: Dict[str, NodeResult] = {}
         try:
             for stage in job.stages():
                 if any(r.failed for r in done.values()):
                     break
-                pile = GreenPile(len(stage))
+                pile = GreenPile(min(len(stage), self.config.job_concurrency))
                 for node in stage:
                     pile.spawn(self._run_replicated if node.replicate > 1
                                else self._run_node, node, stream, done)
@@ -96,7 +137,7 @@ class Scheduler:
             image = self.request.image
             if image is not None and not has_image_path:
                 uploads.append(Upload(protocol.IMAGE_MEMBER, image.size,
-                                      image.chunks()))
+                                      image.chunks(), "the job's image"))
             if isinstance(node.exe, SwiftPath):
                 uploads.append(self.swift.fetch(
                     node.exe, protocol.EXECUTABLE_MEMBER, grants))
@@ -115,12 +156,14 @@ class Scheduler:
                         inputs.local_environ(ch, got))
             stream = self.request.stream
             if node.wants_stream and stream is not None:
-                uploads.append(Upload('stdin', stream.size, stream.chunks()))
+                uploads.append(Upload('stdin', stream.size, stream.chunks(),
+                                      'the request body'))
             for edge in node.edges:
                 if edge.direction == 'in':
                     data = self._edge_data(done[edge.peer], node.name)
                     uploads.append(Upload(edge.device, data.size,
-                                          data.chunks()))
+                                          data.chunks(),
+                                          'the output of %s' % edge.peer))
         except BaseException:
             for upload in uploads:
                 upload.close()
@@ -239,10 +282,17 @@ class Scheduler:
 
     def _run_replicated(self, node: Node, stream: bool,
                         done: Dict[str, NodeResult]) -> NodeResult:
-        """``replicate: n``: n deterministic copies; their outputs agree."""
+        """``replicate: n``: n deterministic copies; their outputs agree.
+
+        The node is placed once, so that each copy starts on its own
+        server of the same list."""
+        try:
+            target = self._target(node)
+        except NodeError as err:
+            return NodeResult(node).fail(err)
         pile = GreenPile(node.replicate)
         for copy in range(node.replicate):
-            pile.spawn(self._run_node, node, False, done, copy)
+            pile.spawn(self._run_node, node, False, done, copy, target)
         first, *others = list(pile)
         etags = {r.headers.get('X-Nexe-Etag') for r in [first] + others}
         failed = [r for r in [first] + others if r.failed]
@@ -261,24 +311,35 @@ class Scheduler:
                                   ' | '.join(sorted(map(str, etags))))
         return first
 
+    def _target(self, node: Node) -> Target:
+        return self.placer.target(node, self.request.account,
+                                  self.swift.container_info)
+
     def _run_node(self, node: Node, stream: bool,
                   done: Dict[str, NodeResult], copy: int = 0,
                   target: Optional[Target] = None) -> NodeResult:
-        """Run ``node`` (copy ``copy``) next to its input, else at
-        ``target``."""
-        result = NodeResult(node)
-        try:
-            target = target or self.placer.target(
-                node, self.request.account, self.swift.container_info)
-            placed = node.placement_channel() if target.access else None
-            listing_keys = self._listing_keys(placed)
-        except NodeError as err:
-            return result.fail(err)
+        with self.in_progress:
+            try:
+                target = target or self._target(node)
+                placed, candidates, headers = self._route(node, copy, target)
+            except NodeError as err:
+                return NodeResult(node).fail(err)
+            result = self._send(node, stream, done, copy, target, placed,
+                                candidates, headers)
+            if result.failed and not self.failed.ready():
+                self.failed.send()
+            return result
+
+    def _route(self, node: Node, copy: int, target: Target
+               ) -> Tuple[Optional[Channel], List[dict], Dict[str, str]]:
+        """The channel the node runs next to (if any), the servers to try
+        in order, and the request's headers."""
+        placed = node.placement_channel() if target.access else None
         # Copies of a replicated node start on different servers.
         shift = copy % max(1, len(target.nodes))
         candidates = target.nodes[shift:] + target.nodes[:shift]
         headers = self._headers(target)
-        headers.update(listing_keys)
+        headers.update(self._listing_keys(placed))
         if placed is not None and isinstance(placed.path, SwiftPath) and \
                 placed.path.is_container and self.request.owns(placed.path):
             # Only an owner's node gets the container database unscrubbed.
@@ -288,45 +349,107 @@ class Scheduler:
                                         headers, free=not target.access)
         if node.replicate > 1:
             headers[protocol.DETERMINISTIC_HEADER] = '%d' % self.started
+        return placed, candidates, headers
+
+    def _send(self, node: Node, stream: bool, done: Dict[str, NodeResult],
+              copy: int, target: Target, placed: Optional[Channel],
+              candidates: List[dict],
+              headers: Dict[str, str]) -> NodeResult:
+        """Send ``node`` until a server has run it (see the module
+        docstring: retry after a lost server, wait for busy ones, go
+        elsewhere when a server will not read the input in place)."""
         retries = RETRIES
+        busy_tries = 0
         while True:
+            result = NodeResult(node)
             try:
                 uploads = self._uploads(node, placed, done, target.local_env)
+                outcome = self.client.send(candidates, target.partition,
+                                           target.path_info, headers,
+                                           uploads)
+            except InputFailed as err:
+                self.logger.warning('zerocloud: node %s: %s (%r)',
+                                    node.name, err.message, err.cause)
+                return result.fail(NodeError(
+                    'Node %s: %s' % (node.name, err.message), err.status))
             except NodeError as err:
                 return result.fail(err)
-            try:
-                answer = self.client.send(candidates, target.partition,
-                                          target.path_info, headers, uploads)
-            except InputError as err:
-                return result.fail(err)
-            if isinstance(answer, Attempts) and answer.lost is not None \
-                    and retries > 0:
+            refused = outcome.stream_refusal \
+                if isinstance(outcome, Attempts) else None
+            if refused is not None and placed is not None:
+                try:
+                    elsewhere = self._instead_of_local(
+                        placed, target, refused.stream_input)
+                    placed, candidates, headers = self._route(
+                        node, copy, elsewhere)
+                except NodeError as err:
+                    return result.fail(err)
+                if elsewhere.nodes == target.nodes and \
+                        refused.server in candidates:
+                    # Same servers: the one that refused answered; those
+                    # tried before it did not.
+                    candidates = candidates[
+                        candidates.index(refused.server):]
+                target = elsewhere
+                continue
+            lost = self._take(result, outcome, target, stream)
+            if lost is not None and retries > 0 and \
+                    lost in candidates[:-1]:
                 retries -= 1
                 self.logger.warning(
                     'zerocloud: retrying node %s after %s:%s failed',
-                    node.name, answer.lost['ip'], answer.lost['port'])
-                candidates = candidates[candidates.index(answer.lost) + 1:]
+                    node.name, lost['ip'], lost['port'])
+                result.discard()
+                candidates = candidates[candidates.index(lost) + 1:]
                 continue
-            break
-        if isinstance(answer, Attempts) and answer.stream_input and \
-                placed is not None:
-            try:
-                elsewhere = self._instead_of_local(placed, target,
-                                                   answer.stream_input)
-            except NodeError as err:
-                return result.fail(err)
-            return self._run_node(node, stream, done, copy, elsewhere)
-        if isinstance(answer, Attempts):
-            refusal = answer.final(target.path_info)
+            if lost is None and isinstance(outcome, Attempts) and \
+                    outcome.busy_for is not None and not outcome.decided:
+                ended = self._wait_for_busy(node, outcome.busy_for,
+                                            busy_tries)
+                if ended is None:
+                    busy_tries += 1
+                    continue
+                return ended
+            return result
+
+    def _take(self, result: NodeResult, outcome: 'Answer | Attempts',
+              target: Target, stream: bool) -> Optional[dict]:
+        """Fill ``result`` from what the servers said; the server that
+        failed while it had the node, if one did."""
+        if isinstance(outcome, Attempts):
+            refusal = outcome.final(target.path_info)
             result.status, result.error = refusal.status, refusal.message
-        elif answer.status >= 300:
+            return outcome.lost
+        if outcome.status >= 300:
             # A node that ran and then failed (invalid CGI output) still
             # reports how the sandbox ran.
-            result.headers = nexe_reported(answer.headers)
-            result.status = answer.status
-            result.error = answer.body_error or \
-                'Error %d while running %s' % (answer.status, node.name)
-        else:
-            read_answer(result, answer, stream, self.config.spool_dir,
-                        self.logger)
-        return result
+            result.headers = nexe_reported(outcome.headers)
+            result.status = outcome.status
+            result.error = outcome.body_error or \
+                'Error %d while running %s' % (outcome.status,
+                                               result.node.name)
+            return None
+        read_answer(result, outcome, stream, self.config.spool_dir,
+                    self.logger)
+        return outcome.server if result.server_failed else None
+
+    def _wait_for_busy(self, node: Node, retry_after: float,
+                       tries: int) -> Optional[NodeResult]:
+        """Wait before sending ``node`` again to busy servers (None); what
+        the node ends with instead when it must not wait: not run, once
+        another node of the job failed, else a ``503``."""
+        if self.failed.ready():
+            return NodeResult(node)
+        delay = busy_backoff(tries, retry_after, random.random())
+        if time.monotonic() + delay > self.deadline:
+            return NodeResult(node, status=503, error=(
+                'Node %s: every storage server that can run it is busy and '
+                'the job\'s deadline (%g s) is near; try again later'
+                % (node.name, self.config.job_deadline)))
+        self.logger.info('zerocloud: node %s waits %.1f s for busy servers',
+                         node.name, delay)
+        if not self.client.wait_for_busy(delay, self.failed):
+            return NodeResult(node, status=503, error=(
+                'Node %s: every storage server that can run it is busy and '
+                'too many nodes wait already; try again later' % node.name))
+        return NodeResult(node) if self.failed.ready() else None

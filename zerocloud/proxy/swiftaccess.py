@@ -10,7 +10,7 @@ symlinks, versioning, encryption) treats them as the user's own requests.
 import base64
 import io
 import json
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from swift.common.http import is_success
 from swift.common.middleware.crypto.crypto_utils import CRYPTO_KEY_CALLBACK
@@ -21,40 +21,12 @@ from swift.proxy.controllers.base import get_container_info, get_info
 
 from zerocloud.job.model import JobError, SwiftPath
 from zerocloud.proxy.access import Grants
-from zerocloud.proxy.nodeclient import (
-    InputError, NodeError, PendingPut, Upload)
+from zerocloud.proxy.nodeclient import NodeError, PendingPut, Upload
 
 #: ``swift.source`` of our sub-requests in Swift's logs.
 SWIFT_SOURCE = 'ZC'
 #: Container of the templates that ``/open/`` uses, per content type.
 OPEN_REGISTRY = '.zvm'
-
-
-def whole_object(chunks: Iterable[bytes], size: int, path: SwiftPath,
-                 logger) -> Iterator[bytes]:
-    """The body of a GET of ``path``, which must be exactly ``size`` bytes.
-
-    A large object's GET answers 200 and then stops short when a segment
-    after the first is missing: that is an :class:`InputError` naming the
-    object, never a short input for the program (nor a fault of the server
-    the node was sent to).
-    """
-    sent = 0
-    try:
-        for chunk in chunks:
-            sent += len(chunk)
-            if sent > size:
-                break
-            yield chunk
-    except Exception as err:
-        logger.warning('zerocloud: reading %s failed: %s', path.path_info,
-                       err)
-    finally:
-        close_if_possible(chunks)
-    if sent != size:
-        raise InputError('Could not read %s: got %d of its %d bytes (a '
-                         'segment missing?)' % (path.path_info, sent, size),
-                         409)
 
 
 class SwiftAccess:
@@ -194,9 +166,8 @@ class SwiftAccess:
             raise NodeError('Cannot stream %s to a node: its size is not '
                             'known before reading it (a dynamic large object '
                             'of very many segments?)' % path.path_info, 409)
-        chunks = whole_object(resp.app_iter, resp.content_length, path,
-                              self.logger)
-        return Upload(member, resp.content_length, chunks), dict(resp.headers)
+        return (Upload(member, resp.content_length, resp.app_iter, path.url),
+                dict(resp.headers))
 
     def fetch(self, path: SwiftPath, member: str,
               grants: Optional[Grants] = None) -> Upload:

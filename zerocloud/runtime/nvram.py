@@ -62,6 +62,13 @@ def unescape(text: str) -> str:
     return _ESCAPE_RE.sub(lambda m: chr(int(m.group(1), 16)), text)
 
 
+def split_args(text: str) -> List[str]:
+    """ZRT's reading of an args line: words split on spaces, each one
+    ``\\xNN``-unescaped.  Job ``exec.args`` follow the same convention
+    (zpm escapes ``a,b`` and ``c d`` to ``a\\x2cb c\\x20d``)."""
+    return [unescape(word) for word in text.split(' ') if word]
+
+
 def _escape(text: str, specials: set) -> str:
     return ''.join('\\x%02x' % ord(ch) if ch in specials or ord(ch) < 32
                    else ch for ch in text)
@@ -93,7 +100,7 @@ def parse(text: str) -> Nvram:
             key, sep, value = line.partition('=')
             if not sep or key.strip() != 'args':
                 raise SessionFailure('nvram %d: expected args = ...' % number)
-            nvram.args = [unescape(a) for a in value.split(' ') if a]
+            nvram.args = split_args(value)
         elif section == 'env':
             pairs = _pairs(number, line)
             if 'name' not in pairs or 'value' not in pairs:

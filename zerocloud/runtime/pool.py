@@ -16,7 +16,9 @@ Behaviour an operator sees:
   reused, so compiled modules stay mapped and the next run starts warm.
 * When all ``size`` workers are busy, up to ``queue`` (``zerovm_maxqueue``)
   callers wait for one; the next caller gets :class:`PoolFull` at once, which
-  the filter answers with 503 and ``Retry-After``.
+  the filter answers with 503 and ``Retry-After``.  A caller may bound its
+  wait (``queue_wait``): when no worker frees up in time it gets
+  :class:`PoolFull` too.
 * The runtime stops a session at its manifest ``Timeout`` by itself, in one
   of two ways (``wall_clock``, see :mod:`zerocloud.runtime.limits`).  With
   ``exit`` (the default) workers run guests compiled without epoch checks,
@@ -234,13 +236,16 @@ class SandboxPool:
 
     def run(self, manifest_path: str, timeout: float, *,
             skip_validation: bool = False,
-            validate_only: bool = False) -> SessionResult:
-        """Run one session in a worker; raises PoolFull when none is free."""
+            validate_only: bool = False,
+            queue_wait: Optional[float] = None) -> SessionResult:
+        """Run one session in a worker; raises PoolFull when none is free
+        (within ``queue_wait`` seconds, if given)."""
         request = {'manifest': manifest_path,
                    'skip_validation': skip_validation,
                    'validate_only': validate_only}
         try:
-            reply = self._exchange(request, timeout + self.kill_timeout)
+            reply = self._exchange(request, timeout + self.kill_timeout,
+                                   queue_wait)
         except _WorkerNotStarted as exc:
             self.logger.error('sandbox worker did not start: %s', exc)
             return _failure(STATUS_WORKER_NOT_STARTED)
@@ -285,7 +290,7 @@ class SandboxPool:
         for worker in idle:  # busy ones are closed by the run that holds them
             worker.close_pipes()
 
-    def _admit(self) -> None:
+    def _admit(self, queue_wait: Optional[float] = None) -> None:
         if self._slots.balance <= 0:
             if self._waiting >= self.queue:
                 raise PoolFull('all %d sandbox workers are busy and %d '
@@ -293,19 +298,22 @@ class SandboxPool:
                                                          self._waiting))
             self._waiting += 1
             try:
-                self._slots.acquire()
+                admitted = self._slots.acquire(timeout=queue_wait)
             finally:
                 self._waiting -= 1
+            if not admitted:
+                raise PoolFull('no sandbox worker became free within '
+                               '%g s' % queue_wait)
         else:
             self._slots.acquire()
 
-    def _exchange(self, request: Dict[str, Any],
-                  limit: float) -> Dict[str, Any]:
+    def _exchange(self, request: Dict[str, Any], limit: float,
+                  queue_wait: Optional[float] = None) -> Dict[str, Any]:
         """Send one request to a free worker and return its reply.
 
         A worker that times out or breaks down is killed and reaped here.
         """
-        self._admit()
+        self._admit(queue_wait)
         try:
             worker = self._checkout()
             try:

@@ -54,11 +54,17 @@ def test_unpack_plain_and_gzip(tmp_path, compress):
 ])
 def test_unpack_refuses_unsafe_members(tmp_path, info, message):
     tar = make_tar(tmp_path / 'img.tar', [member('ok', b'1'), info])
+    dest = tmp_path / 'root' / 'image'
+    dest.mkdir(parents=True)
     with pytest.raises(SessionFailure) as caught:
-        image.unpack(tar, str(tmp_path), '/dev/image')
+        image.unpack(tar, str(dest), '/dev/image')
     assert caught.value.status == 'image /dev/image: ' + message
     assert caught.value.exit_status == errno.EFAULT
-    assert not os.path.exists('/x') or message.startswith('absolute')
+    # Nothing of the refused member anywhere: not in the destination, not
+    # beside it (where a/../../x would land).
+    assert sorted(os.listdir(dest)) == ['ok']
+    assert os.listdir(tmp_path / 'root') == ['image']
+    assert sorted(os.listdir(tmp_path)) == ['img.tar', 'root']
 
 
 def test_unpack_size_limits(tmp_path, monkeypatch):

@@ -37,15 +37,18 @@ print('returned', result.report.status)
 '''
 
 LAST_WORDS_WHILE_RETURNING = '''
-import time
+import threading, time
 from zerocloud.runtime.limits import ExitWatchdog
+
+fired = threading.Event()
 
 def last_words():
     print('timeout', flush=True)
+    fired.set()
     time.sleep(0.3)  # the guest returns meanwhile
 
 with ExitWatchdog(0.1, last_words):
-    time.sleep(0.2)
+    fired.wait()     # the deadline fired: return now, during last_words
 print('returned')
 '''
 
@@ -60,12 +63,13 @@ def test_timeout_answers_through_the_callback_and_exits(
     assert proc.returncode == TIMEOUT_EXIT_STATUS == errno.EINTR, proc.stderr
     [line] = proc.stdout.splitlines()  # never 'returned'
     announced = json.loads(line)
-    assert 1.0 <= announced['elapsed'] < 2.0
+    # The guest loops for ever: only the deadline ended it, never early.
+    assert announced['elapsed'] >= 1.0
     assert (announced['exit_status'], announced['fuel']) == (errno.EINTR, None)
     report = parse_report(announced['report'])
     assert report.status == 'session timeout'
     assert (report.validation, report.retcode, report.etags) == (0, 0, [])
-    assert report.accounting[0] + report.accounting[1] >= 0.2  # it spun
+    assert report.accounting[0] + report.accounting[1] > 0  # it spun
 
 
 def test_guest_returning_while_the_deadline_fires_is_not_reported():

@@ -1,7 +1,9 @@
 import os
 import stat
 import sys
+from typing import Iterable
 
+import eventlet
 import pytest
 
 FAKE_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -11,6 +13,20 @@ FAKE_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 def process_gone(pid: int) -> bool:
     """True when pid no longer exists at all (reaped, not a zombie)."""
     return not os.path.exists('/proc/%d' % pid)
+
+
+def saw_every_worker_busy(pool, runs: Iterable) -> bool:
+    """Whether this green thread, looking while ``runs`` (green threads
+    calling ``pool.run``) go on, ever saw every worker of ``pool`` busy
+    (a pool without queue is then full).  Only runs that hold their workers
+    side by side, leaving the hub free meanwhile, let it see that: proof
+    of overlap without timing."""
+    runs = list(runs)
+    seen = False
+    while not all(run.dead for run in runs):
+        seen = seen or pool.full
+        eventlet.sleep(0.01)
+    return seen
 
 
 def write_executable(path, text: str) -> str:

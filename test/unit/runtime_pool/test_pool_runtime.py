@@ -1,7 +1,6 @@
 """SandboxPool with real sandbox workers running small WASI programs."""
 
 import hashlib
-import time
 
 import eventlet
 import pytest
@@ -9,7 +8,8 @@ import wasmtime
 
 from zerocloud.runtime.pool import EXIT_KILLED, PoolFull, STATUS_KILLED
 
-from test.unit.runtime_pool.conftest import process_gone
+from test.unit.runtime_pool.conftest import (
+    process_gone, saw_every_worker_busy)
 
 HELLO_WAT = '''
 (module
@@ -98,11 +98,10 @@ def test_concurrent_runs_use_two_workers(real_pool, programs, manifest,
                for _ in range(2)]
     assert all(run.wait().report.ok for run in warmups)
     pids = pool.worker_pids()
-    started = time.monotonic()
     spins = [eventlet.spawn(pool.run, manifest(programs['spin'], 1)[0], 1)
              for _ in range(2)]
+    assert saw_every_worker_busy(pool, spins), 'the spins did not overlap'
     results = [run.wait() for run in spins]
-    elapsed = time.monotonic() - started
     # the runtime's own timeout ends each spin; the pool never had to kill
     assert [r.report.status for r in results] == ['session timeout'] * 2
     assert [r.exit_status for r in results] == [4, 4]
@@ -111,7 +110,6 @@ def test_concurrent_runs_use_two_workers(real_pool, programs, manifest,
     else:  # each worker answered, exited and was reaped
         assert pool.worker_pids() == []
         assert all(process_gone(pid) for pid in pids)
-    assert elapsed < 1.9, 'spins did not overlap: %.2f s' % elapsed
 
 
 @pytest.mark.parametrize('wall_clock', ['epoch', 'exit'])
@@ -121,9 +119,8 @@ def test_timeout_then_the_next_run_works(real_pool, programs, manifest,
     pool = real_pool(kill_timeout=5.0, wall_clock=wall_clock)
     assert pool.run(manifest(programs['hello'])[0], 5).report.ok
     [old_pid] = pool.worker_pids()
-    started = time.monotonic()
     result = pool.run(manifest(programs['spin'], 1)[0], 1)
-    assert time.monotonic() - started < 1.9
+    # The runtime's own 'session timeout', not the kill path's 'Killed'.
     assert (result.exit_status, result.report.status) == (
         EXIT_KILLED, 'session timeout')
     assert result.report.validation == 0 and result.fuel is None

@@ -1,0 +1,149 @@
+"""Job answers get Swift's CORS behaviour (zerocloud/proxy/cors.py).
+
+A page on another origin runs a job by POSTing it to a container path; the
+container's ``X-Container-Meta-Access-Control-Allow-Origin`` decides, as
+for Swift's own answers, whether the browser may read the answer and its
+``X-Nexe-*`` headers.  The preflight ``OPTIONS`` is answered as Swift
+answers it, for ``/v1/`` and ``/open/`` paths alike.
+"""
+
+import pytest
+import requests
+
+from .helpers import (
+    PYTHON_EXEC, REQUEST_TIMEOUT, Account, python_node, unique, zapp)
+
+APP_ORIGIN = 'http://app.example.com'
+OTHER_ORIGIN = 'http://evil.example.net'
+SCRIPT = 'print("cross-origin hello")\n'
+#: A program that tries to open its answer to every origin itself.
+CGI_GRANTS_ITSELF = ('print("Content-Type: text/plain")\n'
+                     'print("Access-Control-Allow-Origin: *")\n'
+                     'print()\nprint("mine")\n')
+
+
+@pytest.fixture(scope='module')
+def site(cluster):
+    """A container allowing APP_ORIGIN, holding a small zapp image."""
+    account = Account(cluster, 'tester')
+    container = unique('cors')
+    account.put_container(container, **{
+        'X-Container-Meta-Access-Control-Allow-Origin': APP_ORIGIN,
+        'X-Container-Meta-Access-Control-Expose-Headers': 'X-Custom-One'})
+    account.put_object(container, 'app.tar', zapp({'main.py': SCRIPT}))
+    return account, container
+
+
+def job_for(account, container, script='main.py'):
+    return [python_node('hello', 'swift://%s/%s/app.tar' % (
+        account.name, container), script, devices=[{'name': 'stdout'}])]
+
+
+def post(account, path, job, origin):
+    return account.post_job(job, path, headers={'Origin': origin})
+
+
+def exposed(resp):
+    return {h.strip() for h in
+            resp.headers['Access-Control-Expose-Headers'].split(',')}
+
+
+def test_allowed_origin_reads_the_answer_and_its_nexe_headers(site):
+    account, container = site
+    resp = post(account, '/' + container, job_for(account, container),
+                APP_ORIGIN)
+    assert resp.status_code == 200, resp.text
+    assert resp.text == 'cross-origin hello\n'
+    assert resp.headers['Access-Control-Allow-Origin'] == APP_ORIGIN
+    assert 'Origin' in resp.headers['Vary']
+    names = exposed(resp)
+    assert {'x-nexe-system', 'x-nexe-status', 'x-nexe-retcode',
+            'x-nexe-cdr-line', 'etag', 'x-trans-id',
+            'x-custom-one'} <= names
+
+
+def test_refused_origin_gets_no_cors_headers(site):
+    account, container = site
+    resp = post(account, '/' + container, job_for(account, container),
+                OTHER_ORIGIN)
+    assert resp.status_code == 200, resp.text
+    assert 'Access-Control-Allow-Origin' not in resp.headers
+    assert 'Access-Control-Expose-Headers' not in resp.headers
+
+
+def test_error_answers_carry_cors_too(site):
+    account, container = site
+    resp = account.execute(b'[not json', '/' + container, {
+        'Content-Type': 'application/json', 'Origin': APP_ORIGIN})
+    assert resp.status_code == 422
+    assert resp.headers['Access-Control-Allow-Origin'] == APP_ORIGIN
+
+
+def test_wildcard_container_answers_star(cluster):
+    account = Account(cluster, 'tester')
+    container = unique('cors-any')
+    account.put_container(container, **{
+        'X-Container-Meta-Access-Control-Allow-Origin': '*'})
+    account.put_object(container, 'app.tar', zapp({'main.py': SCRIPT}))
+    resp = post(account, '/' + container, job_for(account, container),
+                OTHER_ORIGIN)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers['Access-Control-Allow-Origin'] == '*'
+
+
+def test_account_level_jobs_get_no_cors_as_in_swift(site):
+    account, container = site
+    resp = post(account, '', job_for(account, container), APP_ORIGIN)
+    assert resp.status_code == 200, resp.text
+    assert 'Access-Control-Allow-Origin' not in resp.headers
+
+
+def test_a_program_cannot_grant_cors_itself(site):
+    account, container = site
+    account.put_object(container, 'cgi.tar',
+                       zapp({'main.py': CGI_GRANTS_ITSELF}))
+    job = [{'name': 'cgi', 'exec': dict(PYTHON_EXEC, args='main.py'),
+            'devices': [{'name': 'python'},
+                        {'name': 'image', 'path': 'swift://%s/%s/cgi.tar'
+                         % (account.name, container)},
+                        {'name': 'stdout', 'content_type': 'message/cgi'}]}]
+    resp = post(account, '/' + container, job, OTHER_ORIGIN)
+    assert resp.status_code == 200, resp.text
+    assert resp.text == 'mine\n'
+    assert 'Access-Control-Allow-Origin' not in resp.headers
+    resp = post(account, '/' + container, job, APP_ORIGIN)
+    assert resp.headers['Access-Control-Allow-Origin'] == APP_ORIGIN
+
+
+def preflight(url, origin, method='POST'):
+    return requests.options(url, timeout=REQUEST_TIMEOUT, headers={
+        'Origin': origin, 'Access-Control-Request-Method': method,
+        'Access-Control-Request-Headers':
+            'x-auth-token, x-zerovm-execute, content-type'})
+
+
+@pytest.mark.parametrize('prefix', ['v1', 'open'])
+def test_preflight_as_swift_answers_it(cluster, site, prefix):
+    account, container = site
+    url = '%s/%s/%s/%s/app.tar' % (cluster.proxy_url, prefix, account.name,
+                                   container)
+    resp = preflight(url, APP_ORIGIN)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers['Access-Control-Allow-Origin'] == APP_ORIGIN
+    assert 'POST' in resp.headers['Access-Control-Allow-Methods']
+    assert {h.strip() for h in
+            resp.headers['Access-Control-Allow-Headers'].split(',')} == {
+        'x-auth-token', 'x-zerovm-execute', 'content-type'}
+    refused = preflight(url, OTHER_ORIGIN)
+    assert refused.status_code == 401
+    assert 'Access-Control-Allow-Origin' not in refused.headers
+
+
+def test_preflight_runs_nothing(cluster, site):
+    """An /open/ preflight is answered by Swift, not by running the app."""
+    account, container = site
+    url = '%s/open/%s/%s/app.tar' % (cluster.proxy_url, account.name,
+                                     container)
+    resp = preflight(url, APP_ORIGIN, method='GET')
+    assert resp.status_code == 200
+    assert 'X-Nexe-System' not in resp.headers

@@ -1,0 +1,133 @@
+"""object_query in front of a FakeSwift object server.
+
+Everything that is not an execution request reaches the server untouched;
+an execution request that cannot run is refused *before its body is read*,
+so the proxy can try another server without having sent it.
+"""
+
+import pytest
+from swift.common.exceptions import DiskFileNotExist
+from swift.common.swob import Request
+
+from test.unit.fakeswift import FakeSwift, RecordingLogger
+from zerocloud import protocol
+from zerocloud.object.filter import ObjectQueryMiddleware, filter_factory
+from zerocloud.options import ConfigError
+
+DEVICE = 'sdb1'
+PATH = '/%s/7/AUTH_a/c/o' % DEVICE
+
+
+class UnreadBody:
+    """A request body that fails the test when read."""
+
+    def read(self, *args):
+        raise AssertionError('the body was read')
+
+    readline = read
+
+
+class MissingObjects(FakeSwift):
+    """An object server holding no objects."""
+
+    def get_diskfile(self, *args, **kwargs):
+        return self
+
+    def open(self):
+        raise DiskFileNotExist()
+
+
+@pytest.fixture
+def server(tmp_path) -> MissingObjects:
+    (tmp_path / DEVICE).mkdir()
+    return MissingObjects(devices=str(tmp_path))
+
+
+def object_query(app, **conf: str) -> ObjectQueryMiddleware:
+    conf.setdefault('mount_check', 'false')
+    return ObjectQueryMiddleware(app, conf, RecordingLogger())
+
+
+def execution(path: str = PATH, **headers: str) -> Request:
+    """An execution request as the proxy sends it, with an unread body."""
+    base = {protocol.EXECUTE_HEADER: '1.0', protocol.JOB_ID_HEADER: 'job-1',
+            'Content-Type': protocol.TAR_CONTENT_TYPE,
+            'Content-Length': '1024'}
+    base.update(headers)
+    req = Request.blank(path, method='POST', headers={
+        k: v for k, v in base.items() if v is not None})
+    req.environ['wsgi.input'] = UnreadBody()
+    return req
+
+
+@pytest.mark.parametrize('method, headers', [
+    ('GET', {}), ('PUT', {}), ('DELETE', {}),
+    ('POST', {'X-Object-Meta-Color': 'red'}),      # a metadata POST
+    ('GET', {protocol.EXECUTE_HEADER: '1.0'})])    # only POST executes
+def test_other_requests_reach_the_server_untouched(server, method, headers):
+    server.register(method, PATH, 204, {'X-Marker': 'object-server'})
+    req = Request.blank(PATH, method=method, headers=headers)
+    original_input = req.environ['wsgi.input']
+    resp = req.get_response(object_query(server))
+    assert resp.status_int == 204
+    assert resp.headers['X-Marker'] == 'object-server'
+    [call] = server.calls
+    assert (call.method, call.path) == (method, PATH)
+    assert call.environ['wsgi.input'] is original_input
+
+
+@pytest.mark.parametrize('headers, status, text', [
+    ({protocol.JOB_ID_HEADER: None}, 400, 'X-Zerocloud-Id header is missing'),
+    ({'Content-Type': None}, 400, 'No content type'),
+    ({'Content-Type': 'application/json'}, 400, 'Invalid Content-Type'),
+    ({'Content-Length': str((1 << 30) + 1)}, 413, 'RPC request too large'),
+])
+def test_bad_requests_are_refused_unread(server, headers, status, text):
+    resp = execution(**headers).get_response(object_query(server))
+    assert (resp.status_int, resp.body.decode()) == (status, text)
+    assert server.calls == []
+
+
+def test_request_larger_than_maxinput_is_refused_unread(server):
+    mw = object_query(server, zerovm_maxinput='1000')
+    resp = execution(**{'Content-Length': '1001'}).get_response(mw)
+    assert resp.status_int == 413
+
+
+def test_missing_device_is_507_unread(server):
+    resp = execution('/sdz9/7/AUTH_a/c/o').get_response(object_query(server))
+    assert resp.status_int == 507
+
+
+def test_missing_local_object_is_404_unread(server):
+    req = execution(**{protocol.ACCESS_HEADER: 'GET'})
+    assert req.get_response(object_query(server)).status_int == 404
+
+
+def test_full_pool_is_503_with_retry_after_unread(server):
+    mw = object_query(server, zerovm_maxpool='1', zerovm_maxqueue='0')
+    mw.pool._slots.acquire()       # its one sandbox is busy
+    assert mw.pool.full
+    resp = execution().get_response(mw)
+    assert (resp.status_int, resp.body.decode()) == (503,
+                                                     'Slot not available')
+    assert resp.headers['Retry-After'] == '1'
+
+
+def test_a_bug_is_a_logged_500_without_its_traceback(server, monkeypatch):
+    mw = object_query(server)
+
+    def broken(req):
+        raise KeyError('/srv/node/sdb1/secret')
+    monkeypatch.setattr(mw, 'execute', broken)
+    resp = execution().get_response(mw)
+    assert (resp.status_int, resp.body.decode()) == (
+        500, 'Internal error running the node')
+    [record] = mw.logger.records
+    assert record.message == 'zerocloud: node failed on %s' % PATH
+    assert "KeyError: '/srv/node/sdb1/secret'" in record.traceback
+
+
+def test_filter_factory_refuses_a_bad_option_by_name():
+    with pytest.raises(ConfigError, match='^zerovm_maxpool must be'):
+        filter_factory({}, zerovm_maxpool='lots')
