@@ -8,6 +8,7 @@ disk speed does not blur what is measured, and is always stopped and
 removed at the end, also on Ctrl-C or SIGTERM.
 """
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -64,8 +65,10 @@ def _sigterm_as_interrupt(signum, frame) -> None:
 
 
 @contextlib.contextmanager
-def running_cluster() -> Iterator[Cluster]:
+def running_cluster(encryption: bool = True) -> Iterator[Cluster]:
     """A started all-in-one cluster on free ports; stopped and removed after.
+    ``encryption``: new objects are encrypted at rest (the launcher's
+    default; ``--no-encryption`` of the benches turns it off).
 
     SIGTERM is turned into KeyboardInterrupt so that ``kill`` cleans up like
     Ctrl-C does.  The servers run in their own process groups, so Ctrl-C in
@@ -73,7 +76,7 @@ def running_cluster() -> Iterator[Cluster]:
     """
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     workdir = tempfile.mkdtemp(prefix='zerocloud-bench-', dir=fast_tmp_dir())
-    cluster = Cluster(workdir, port=0)
+    cluster = Cluster(workdir, port=0, encryption=encryption)
     try:
         try:
             cluster.start()
@@ -104,8 +107,12 @@ class Account:
         session.headers['X-Auth-Token'] = self.token
         return session
 
-    def put_container(self, session: requests.Session, container: str) -> None:
-        resp = session.put('%s/%s' % (self.url, container),
+    def put_container(self, session: requests.Session, container: str,
+                      policy: Optional[str] = None) -> None:
+        """A container, in storage policy ``policy`` (default: the
+        cluster's default policy)."""
+        headers = {'X-Storage-Policy': policy} if policy else {}
+        resp = session.put('%s/%s' % (self.url, container), headers=headers,
                            timeout=REQUEST_TIMEOUT)
         if resp.status_code not in (201, 202):
             raise BenchError('PUT container %s: %d %s' % (
@@ -129,6 +136,13 @@ class Account:
         headers = dict(EXECUTE_HEADER, **{'Content-Type': content_type})
         return session.post(self.url, data=body, headers=headers,
                             stream=stream, timeout=REQUEST_TIMEOUT)
+
+
+def add_encryption_flag(parser) -> None:
+    """``--no-encryption``: compare against a cluster storing in clear."""
+    parser.add_argument('--encryption', action=argparse.BooleanOptionalAction,
+                        default=True, help='encrypt objects at rest, as the '
+                        'all-in-one does by default (default: on)')
 
 
 def repeated_chunks(total: int, chunk_size: int = MIB) -> Iterator[bytes]:

@@ -46,10 +46,9 @@ import requests
 
 from common import (
     HELLO_OUTPUT, HELLO_SCRIPT, MIB, REQUEST_TIMEOUT, ROOT, Account,
-    BenchError, Cluster, RssSampler, children_of, drain, memory_kib,
-    percentile,
-    print_table, repeated_chunks, running_cluster, server_pids, timed,
-    yes_no)
+    BenchError, Cluster, RssSampler, add_encryption_flag, children_of, drain,
+    memory_kib, percentile, print_table, repeated_chunks, running_cluster,
+    server_pids, timed, yes_no)
 
 CONTAINER = 'bench-exec'
 SMALL_OBJECT = 'small-1k'
@@ -512,6 +511,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument('--only', default=','.join(MEASURES),
                         help='comma-separated subset of %s' % ','.join(
                             MEASURES))
+    add_encryption_flag(parser)
     args = parser.parse_args(argv)
     args.only = [name.strip().upper() for name in args.only.split(',')
                  if name.strip()]
@@ -536,11 +536,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     measures = {'P1': measure_p1, 'P5': measure_p5, 'P6': measure_p6}
     try:
         print('starting a cluster...', flush=True)
-        with running_cluster() as cluster:
+        with running_cluster(args.encryption) as cluster:
             bench = Bench(cluster, Account(cluster), args)
             bench.account.put_container(bench.account.session(), CONTAINER)
-            print('cluster up in %s; load average %s' % (
-                cluster.workdir, load_average()), flush=True)
+            print('cluster up in %s (encryption at rest %s); load average '
+                  '%s' % (cluster.workdir,
+                          'on' if args.encryption else 'off',
+                          load_average()), flush=True)
             for name in args.only:
                 print(flush=True)
                 measures[name](bench)

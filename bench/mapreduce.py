@@ -66,8 +66,8 @@ from typing import Callable, Iterator, Optional
 import requests
 
 from common import (
-    EXECUTE_HEADER, MIB, ROOT, Account, BenchError, Cluster, fast_tmp_dir,
-    print_table, running_cluster, yes_no)
+    EXECUTE_HEADER, MIB, ROOT, Account, BenchError, Cluster,
+    add_encryption_flag, fast_tmp_dir, print_table, running_cluster, yes_no)
 
 BOOKS = 'bench-mr-books'
 WARM_BOOKS = 'bench-mr-warm'
@@ -218,9 +218,11 @@ def book_name(index: int) -> str:
 
 
 def upload_books(account: Account, session: requests.Session,
-                 container: str, count: int, size: int) -> tuple[bytes, int]:
-    """Stores ``count`` objects; (expected merger output, total bytes)."""
-    account.put_container(session, container)
+                 container: str, count: int, size: int,
+                 policy: Optional[str] = None) -> tuple[bytes, int]:
+    """Stores ``count`` objects in a container of storage policy
+    ``policy``; (expected merger output, total bytes)."""
+    account.put_container(session, container, policy)
     corpus = Corpus.build()
     total = 0
     for index in range(1, count + 1):
@@ -309,6 +311,24 @@ def parse_cdr(resp: requests.Response) -> tuple[float, list]:
     return float(fields[0]), nodes
 
 
+class ProxyLog:
+    """Counts the objects the proxy streamed to nodes (GETs a job made)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.path = cluster.log_path('proxy-server')
+        self.offset = os.path.getsize(self.path)
+
+    def streamed(self, account: Account, container: str) -> int:
+        """Job GETs of objects of ``container`` logged since this was made.
+        """
+        prefix = ' GET /v1/%s/%s/' % (account.url.rsplit('/', 1)[1],
+                                      container)
+        with open(self.path, 'rb') as log:
+            log.seek(self.offset)
+            lines = log.read().decode('utf-8', 'replace').splitlines()
+        return sum(1 for line in lines if prefix in line and ' ZC ' in line)
+
+
 @dataclass
 class JobRun:
     label: str
@@ -316,6 +336,8 @@ class JobRun:
     correct: bool
     proxy_seconds: float
     nodes: list
+    #: Mapper inputs the proxy streamed instead of a local read.
+    streamed: int = 0
 
 
 def run_job(account: Account, session: requests.Session, label: str,
@@ -524,6 +546,10 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
                         help='MiB per object (default %(default)s)')
     parser.add_argument('--skip-c', action='store_true',
                         help='leave out the C-compiled mapper')
+    parser.add_argument('--policy', default=None,
+                        help='storage policy of the books container, e.g. '
+                        'ec (default: the cluster\'s default policy)')
+    add_encryption_flag(parser)
     args = parser.parse_args(argv)
     if args.objects < 1:
         parser.error('--objects must be at least 1')
@@ -572,7 +598,7 @@ def measure(cluster: Cluster, args: argparse.Namespace, scratch: str) -> bool:
           flush=True)
     upload_seconds = time.perf_counter()
     expected, total = upload_books(account, session, BOOKS, args.objects,
-                                   size)
+                                   size, args.policy)
     upload_seconds = time.perf_counter() - upload_seconds
     mib = total / MIB
     print('stored %.1f MiB in %.1f s (%d distinct words); load average %s'
@@ -582,9 +608,12 @@ def measure(cluster: Cluster, args: argparse.Namespace, scratch: str) -> bool:
     jobs = []
     for label, c_mapper in variants:
         print('running the job with the %s...' % label, flush=True)
-        jobs.append(run_job(account, session, label,
-                            word_count_job(BOOKS, c_mapper), expected,
-                            cluster.zerovm_timeout))
+        proxy_log = ProxyLog(cluster)
+        job = run_job(account, session, label,
+                      word_count_job(BOOKS, c_mapper), expected,
+                      cluster.zerovm_timeout)
+        job.streamed = proxy_log.streamed(account, BOOKS)
+        jobs.append(job)
 
     print('baseline: swift download + native count...', flush=True)
     download_dir = os.path.join(scratch, 'download')
@@ -603,6 +632,12 @@ def measure(cluster: Cluster, args: argparse.Namespace, scratch: str) -> bool:
 
     print('\nP3  word count over %d objects, %.1f MiB: map x%d -> reduce x%d '
           '-> merge' % (args.objects, mib, args.objects, REDUCERS))
+    print('    books in policy %s, encryption at rest %s; mapper inputs read '
+          'in place: %s' % (
+              args.policy or 'default', 'on' if args.encryption else 'off',
+              ', '.join('%s %d of %d' % (job.label,
+                                        args.objects - job.streamed,
+                                        args.objects) for job in jobs)))
     print('    baseline = swift download (%.2f s, %.0f MiB/s) + native '
           'count, %d processes at a time (%s)' % (
               download_seconds, mib / download_seconds, NATIVE_PROCESSES,
@@ -661,9 +696,11 @@ def main(argv: Optional[list] = None) -> int:
     args = parse_args(argv)
     try:
         print('starting a cluster...', flush=True)
-        with running_cluster() as cluster:
-            print('cluster up in %s; load average %s' % (
-                cluster.workdir, load_average()), flush=True)
+        with running_cluster(args.encryption) as cluster:
+            print('cluster up in %s (encryption at rest %s); load average '
+                  '%s' % (cluster.workdir,
+                          'on' if args.encryption else 'off',
+                          load_average()), flush=True)
             scratch = tempfile.mkdtemp(prefix='zerocloud-mr-',
                                        dir=fast_tmp_dir())
             try:

@@ -70,9 +70,11 @@ def text(conf: Conf, name: str, default: Optional[str]) -> Optional[str]:
     return value.strip() if value and value.strip() else default
 
 
-def directory(conf: Conf, name: str) -> Optional[str]:
-    """An existing directory this server may write in; None when unset."""
-    path = text(conf, name, None)
+def directory(conf: Conf, name: str,
+              default: Optional[str] = None) -> Optional[str]:
+    """An existing directory this server may write in (checked at start:
+    a missing one would fail every request); ``default`` when unset."""
+    path = text(conf, name, default)
     if path is not None and not (os.path.isdir(path) and
                                  os.access(path, os.W_OK | os.X_OK)):
         raise ConfigError('%s must be a directory this server can write '

@@ -27,12 +27,19 @@ queue), before it reads the body and long before the run; a busy pool answers
 node admitted to the queue waits at most ``QUEUE_WAIT`` seconds for a
 sandbox, then gets the same busy answer; so a server that has the body
 answers within the node's timeout plus ``ANSWER_SLACK`` seconds, and the proxy
-waits no longer than that before it counts the server as failed.
+waits no longer than that before it counts the server as failed.  A local
+object whose bytes on disk are not what a client's GET returns (encrypted,
+erasure-coded, a manifest, a symlink) is answered ``409`` with
+``X-Zerocloud-Stream-Input``: the proxy then sends the input as a member (or,
+for an encrypted object, the key to read it in place).
 
 This module holds every name of that protocol (headers, member names, PAX
 keys); both filters import them from here.
 """
 
+import base64
+import binascii
+import json
 import tarfile
 import time
 from dataclasses import dataclass, field
@@ -61,6 +68,73 @@ OWNER_HEADER = 'X-Zerocloud-Container-Owner'
 OWNER_HEADER_VALUE = 'yes'
 #: The only body type of both directions.
 TAR_CONTENT_TYPE = 'application/x-tar'
+#: With ``ACCESS_HEADER: GET``: the ``swift://`` URL of the channel the
+#: object in the request path stands for (a symlink's target is read under
+#: the name the job gave it).
+LOCAL_ALIAS_HEADER = 'X-Zerocloud-Local-Alias'
+#: Next to a container: ``{secret id: base64 key}`` (JSON) of the keys that
+#: decrypt the etags at-rest encryption stored in its listing, so the node's
+#: copy of the database holds the etags a client's listing shows.
+LISTING_KEYS_HEADER = 'X-Zerocloud-Listing-Keys'
+
+# -- the answer when the local object is not the object a client GETs
+#: Status of that refusal, sent before the body (no ``100 Continue``): the
+#: proxy sends the node again with the object streamed through its
+#: pipeline (decrypted, decoded, resolved with the caller's rights).
+STREAM_INPUT_STATUS = 409
+#: Header of that refusal; its value says why (one of ``STREAM_REASONS``).
+#: An encrypted object's refusal adds what the proxy needs to let the
+#: server read it in place: ``encrypted; timestamp=<the .data file's
+#: X-Timestamp>; body_meta=<its X-Object-Sysmeta-Crypto-Body-Meta>`` (the
+#: body key in it is wrapped by the object's key, which only the proxy can
+#: derive).
+STREAM_INPUT_HEADER = 'X-Zerocloud-Stream-Input'
+STREAM_ENCRYPTED = 'encrypted'
+STREAM_ERASURE_CODED = 'erasure-coded'
+STREAM_SLO = 'slo-manifest'
+STREAM_DLO = 'dlo-manifest'
+STREAM_SYMLINK = 'symlink'
+STREAM_REASONS = (STREAM_ENCRYPTED, STREAM_ERASURE_CODED, STREAM_SLO,
+                  STREAM_DLO, STREAM_SYMLINK)
+#: The proxy's answer to ``encrypted``: a :class:`BodyKey`, for this one
+#: request only (never in the system map, a log or a file).
+BODY_KEY_HEADER = 'X-Zerocloud-Body-Key'
+
+
+@dataclass(frozen=True)
+class BodyKey:
+    """What reading one encrypted object in place needs: its body key, and
+    what the key must match on the server (the ``.data`` file's timestamp,
+    the IV and key id of its crypto meta, the plaintext's etag)."""
+    key: bytes = field(repr=False)
+    iv: bytes
+    timestamp: str
+    key_id: dict
+    etag: str
+
+    def encode(self) -> str:
+        """The ``BODY_KEY_HEADER`` value."""
+        return base64.b64encode(json.dumps({
+            'key': base64.b64encode(self.key).decode('ascii'),
+            'iv': base64.b64encode(self.iv).decode('ascii'),
+            'timestamp': self.timestamp, 'key_id': self.key_id,
+            'etag': self.etag}, sort_keys=True).encode('utf-8')
+        ).decode('ascii')
+
+    @classmethod
+    def decode(cls, value: str) -> 'BodyKey':
+        """ValueError when ``value`` is not an encoded BodyKey."""
+        try:
+            raw = json.loads(base64.b64decode(value, validate=True))
+            key_id = raw['key_id']
+            if not isinstance(key_id, dict):
+                raise ValueError('key_id is not an object')
+            return cls(base64.b64decode(raw['key'], validate=True),
+                       base64.b64decode(raw['iv'], validate=True),
+                       str(raw['timestamp']), key_id, str(raw['etag']))
+        except (KeyError, TypeError, AttributeError, binascii.Error) as err:
+            raise ValueError('bad body key: %s' % err)
+
 
 # -- timing both sides rely on
 #: Seconds beyond the node's own timeout within which an object server

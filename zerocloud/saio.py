@@ -23,10 +23,10 @@ ring ``object-1``; a container uses it when created with
 ``job_chain`` and ``proxy_query`` sit right after auth, so every request a
 job makes through the proxy passes through copy, SLO, DLO, versioning,
 symlinks and encryption as a client's request would.  At-rest encryption is
-off unless ``--encryption`` is given (otherwise ``disable_encryption =
-true``: objects stored encrypted earlier still read back); the keymaster's
-root secret is made once per work directory, in ``etc/keymaster.conf``
-(mode 0600).
+on unless ``--no-encryption`` is given (then ``disable_encryption = true``:
+new objects are stored in the clear, objects stored encrypted earlier still
+read back); the keymaster's root secret is made once per work directory, in
+``etc/keymaster.conf`` (mode 0600).
 
 The launcher waits until every server answers and a test user can
 authenticate, then prints lines to paste into a shell::
@@ -86,7 +86,7 @@ numpy+pandas snapshot made) if missing and compiled into the cache (as
 ``zerocloud-sysimage`` does), so the first job does not pay for it.
 
 The same code is importable: :class:`Cluster` is what the functional tests
-use (``Cluster(workdir, port=0, encryption=False).start()``).
+use (``Cluster(workdir, port=0).start()``).
 """
 
 import argparse
@@ -128,11 +128,9 @@ EC_POLICY_NAME = 'ec'
 EC_TYPE = 'liberasurecode_rs_vand'
 EC_DATA_FRAGMENTS = 2
 EC_PARITY_FRAGMENTS = 1
-#: At-rest encryption when neither --encryption nor --no-encryption is given.
-#: Off for now: object_query still reads the local .data file, which would
-#: hand programs ciphertext; turn it on once node inputs are decrypted
-#: (issue #10).
-DEFAULT_ENCRYPTION = False
+#: At-rest encryption when neither --encryption nor --no-encryption is given:
+#: on, as in production (nodes get encrypted inputs decrypted by the proxy).
+DEFAULT_ENCRYPTION = True
 #: 256 partitions: plenty for a test cluster and a ring build in milliseconds.
 PART_POWER = 8
 TOKEN_LIFE = 86400

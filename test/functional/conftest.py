@@ -4,8 +4,8 @@ The session-scoped ``cluster`` fixture runs the all-in-one launcher's own code
 (:class:`zerocloud.saio.Cluster`) once per test session, on free ports, in a
 temporary directory, and stops every process at the end: storage policies
 ``Policy-0`` (default, 3 replicas) and ``ec`` (2 data + 1 parity), the full
-proxy pipeline, at-rest encryption off for now.  It yields the ``Cluster``;
-what tests use:
+proxy pipeline, at-rest encryption on (as in production).  It yields the
+``Cluster``; what tests use:
 
 - ``proxy_url``, ``auth_url``, ``proxy_port``, ``ports`` (name -> port,
   distinct over the cluster), ``addresses`` (name -> (host, port); object
@@ -81,12 +81,8 @@ def private_cluster():
 def cluster():
     workdir = tempfile.mkdtemp(prefix='zerocloud-functest-',
                                dir=fast_tmp_dir())
-    # Encryption off for now: object_query still reads the local .data
-    # file and would hand programs ciphertext.  Turn it on once node inputs
-    # are decrypted (issue #10).
     test_cluster = Cluster(workdir, port=0,
-                           zerovm_timeout=FUNCTIONAL_NODE_TIMEOUT,
-                           encryption=False)
+                           zerovm_timeout=FUNCTIONAL_NODE_TIMEOUT)
     try:
         test_cluster.start()
     except LaunchError as err:

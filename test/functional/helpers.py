@@ -11,17 +11,31 @@ import json
 import os
 import random
 import re
+import signal
 import tarfile
+import time
 import uuid
 from typing import Dict, List, Optional
 
 import requests
+from swift.common.utils import quote
 
 #: Seconds any single request may take; a hung job fails instead of hanging.
 REQUEST_TIMEOUT = 120
 #: Seconds a deferred job's result may take to appear.
 DEFERRED_WAIT = 30
+#: Seconds a killed server's processes may take to disappear.
+KILL_WAIT = 10
 PYTHON_EXEC = {'path': 'file://python:python'}
+
+#: Prints what a program saw of ``/dev/input`` as one JSON line: md5, size
+#: and its ``LOCAL_PATH_INFO`` and ``LOCAL_HTTP_ETAG``.
+INPUT_PROBE = '''import hashlib, json, os
+data = open('/dev/input', 'rb').read()
+print(json.dumps({'md5': hashlib.md5(data).hexdigest(), 'size': len(data),
+                  'path': os.environ.get('LOCAL_PATH_INFO'),
+                  'etag': os.environ.get('LOCAL_HTTP_ETAG')}))
+'''
 
 # ------------------------------------------------------------------ helpers
 
@@ -50,6 +64,13 @@ class Account:
                             headers=self.headers(**{
                                 'Content-Type': content_type}))
         assert resp.status_code == 201, resp.text
+
+    def put(self, path: str, data: bytes = b'',
+            **headers: str) -> requests.Response:
+        """PUT ``path`` (``container/object[?query]``) with any headers."""
+        return requests.put('%s/%s' % (self.url, path), data=data,
+                            headers=self.headers(**headers),
+                            timeout=REQUEST_TIMEOUT)
 
     def get(self, path: str) -> requests.Response:
         return requests.get('%s/%s' % (self.url, path),
@@ -144,6 +165,25 @@ class LogWatch:
         return ran
 
 
+class ProxyLog:
+    """What the proxy logs from now on."""
+
+    def __init__(self, cluster):
+        self.path = cluster.log_path('proxy-server')
+        self.offset = os.path.getsize(self.path)
+
+    def new_text(self) -> str:
+        with open(self.path, 'rb') as log:
+            log.seek(self.offset)
+            return log.read().decode('utf-8', 'replace')
+
+    def job_gets(self, account: Account, path: str) -> List[str]:
+        """Lines of GETs of ``path`` the proxy made for a job."""
+        request = ' GET %s ' % quote('/v1/%s/%s' % (account.name, path))
+        return [line for line in self.new_text().splitlines()
+                if request in line and ' ZC ' in line]
+
+
 def configure(cluster, server: str, section: str, **options: str) -> None:
     """Set options in one section of a prepared (not yet started) cluster's
     server configuration, e.g. ``configure(c, 'proxy-server', 'DEFAULT',
@@ -193,16 +233,26 @@ def signal_server(cluster, server: str, signum: int) -> None:
 
 
 def primary_servers(cluster, account: str, container: str,
-                    obj: str) -> List[str]:
-    """Object servers holding an object, in ring order."""
+                    obj: str, ring_name: str = 'object') -> List[str]:
+    """Object servers holding an object (its fragments, for ring
+    ``object-1`` of the ``ec`` policy), in ring order."""
     from swift.common.ring import Ring
     from swift.common.utils import set_swift_dir
     set_swift_dir(cluster.etc_dir)
-    ring = Ring(os.path.join(cluster.etc_dir, 'object.ring.gz'))
+    ring = Ring(os.path.join(cluster.etc_dir, ring_name + '.ring.gz'))
     by_address = {address: name for name, address in cluster.addresses.items()
                   if name.startswith('object-server')}
     return [by_address[node['ip'], node['port']]
             for node in ring.get_nodes(account, container, obj)[1]]
+
+
+def kill_server(cluster, server: str) -> None:
+    """SIGKILL a server's process group and wait until it is gone."""
+    signal_server(cluster, server, signal.SIGKILL)
+    deadline = time.monotonic() + KILL_WAIT
+    while any(not is_zombie(pid) for pid in server_pids(cluster, server)):
+        assert time.monotonic() < deadline, '%s survived SIGKILL' % server
+        time.sleep(0.05)
 
 
 # ------------------------------------------------------------- word count

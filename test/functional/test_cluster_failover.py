@@ -13,7 +13,6 @@ the session cluster other tests share is never touched.
 """
 
 import os
-import signal
 import threading
 import time
 from typing import Dict, List
@@ -22,12 +21,10 @@ import pytest
 
 from .helpers import (
     BOOK_COUNT, WORD_COUNT_SYSTEM, Account, LogWatch, assert_all_ok,
-    expected_word_count, is_zombie, nexe_list, primary_servers, python_node,
-    server_pids, signal_server, unique, upload_books, upload_word_count_zapp,
+    expected_word_count, is_zombie, kill_server, nexe_list, primary_servers,
+    python_node, server_pids, unique, upload_books, upload_word_count_zapp,
     word_count_job, zapp)
 
-#: Seconds a killed server's processes may take to disappear.
-KILL_WAIT = 10
 #: Seconds a posted node may take to reach its object server.
 NODE_START_WAIT = 60
 #: How object_query names a node's work directory on the device.
@@ -55,15 +52,6 @@ def books(account):
     container = unique('books')
     texts = upload_books(account, container)
     return container, texts, upload_word_count_zapp(account, container)
-
-
-def kill_server(cluster, server: str) -> None:
-    """SIGKILL a server's process group and wait until it is gone."""
-    signal_server(cluster, server, signal.SIGKILL)
-    deadline = time.monotonic() + KILL_WAIT
-    while any(not is_zombie(pid) for pid in server_pids(cluster, server)):
-        assert time.monotonic() < deadline, '%s survived SIGKILL' % server
-        time.sleep(0.05)
 
 
 def live_object_servers(cluster) -> List[str]:

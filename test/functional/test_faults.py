@@ -30,7 +30,7 @@ import pytest
 import requests
 
 from .helpers import (
-    Account, LogWatch, assert_all_ok, nexe_list, primary_servers,
+    Account, LogWatch, ProxyLog, assert_all_ok, nexe_list, primary_servers,
     python_node, signal_server, unique, zapp)
 
 #: Jobs posted while a server is frozen (fewer than Swift's
@@ -55,19 +55,6 @@ print("done")
 @pytest.fixture(scope='module')
 def account(private_cluster):
     return Account(private_cluster)
-
-
-class ProxyLog:
-    """What the proxy logs from now on."""
-
-    def __init__(self, cluster):
-        self.path = cluster.log_path('proxy-server')
-        self.offset = os.path.getsize(self.path)
-
-    def new_text(self) -> str:
-        with open(self.path, 'rb') as log:
-            log.seek(self.offset)
-            return log.read().decode('utf-8', 'replace')
 
 
 def in_threads(count: int, work) -> List:

@@ -412,7 +412,8 @@ def part_devices(ring):
 def test_a_workdir_of_the_single_host_launcher_is_upgraded_in_place(
         scratch_dir):
     workdir = os.path.join(scratch_dir, 'saio')
-    with Cluster(workdir, port=0) as old:
+    # The old launcher had no encryption: its objects are stored in clear.
+    with Cluster(workdir, port=0, encryption=False) as old:
         headers = {'X-Auth-Token': old.token()}
         container = old.storage_url() + '/kept'
         assert requests.put(container, headers=headers,

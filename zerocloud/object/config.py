@@ -25,6 +25,13 @@ DEFAULT_MAXIOPS = 1 << 30
 DEFAULT_MAXNEXEMEM = 1 << 30
 DEFAULT_SCRATCH = 64 << 20
 DEFAULT_FUEL = 0
+#: Where a node's inputs are kept during its run: RAM (tmpfs), so that
+#: plaintext the proxy decrypted never lands on a device disk.
+DEFAULT_RAM_DIR = '/dev/shm'
+#: Bytes of inputs one node may keep there: 256 MiB.  A server holds up to
+#: ``workers`` × ``zerovm_maxpool`` nodes at once; size it so that their sum
+#: fits the tmpfs (half the machine's RAM by default).
+DEFAULT_RAM_LIMIT = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,8 @@ class ObjectConfig:
     image_scan: ScanBounds
     mount_check: bool
     cache_dir: str
+    ram_dir: str
+    ram_limit: int
     #: The server's ``workers`` setting, for the memory check at start.
     workers: Optional[str]
 
@@ -76,4 +85,8 @@ class ObjectConfig:
             cache_dir=os.path.expanduser(options.text(
                 conf, 'zerovm_module_cache', None) or module_cache_dir()),
             workers=conf.get('workers'),
+            ram_dir=options.directory(conf, 'zerovm_ram_dir',
+                                      DEFAULT_RAM_DIR),
+            ram_limit=options.integer(conf, 'zerovm_ram_limit',
+                                      DEFAULT_RAM_LIMIT, minimum=1),
         )

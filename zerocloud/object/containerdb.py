@@ -6,14 +6,27 @@ ACL is enough to run such a node) gets what a listing and a ``HEAD`` show
 them, nothing more: Swift's proxy hides the ACLs, container-sync settings
 and temp-url keys from non-owners, and system metadata from every client,
 and a listing never shows deleted objects or replication bookkeeping.
+
+With at-rest encryption, Swift stores each object's etag in the listing
+encrypted with the container's key (``<base64>; swift_meta=<crypto meta>``)
+and decrypts it only in the proxy's listing response.  The proxy hands the
+container server that container's keys for the node's run; the copy then
+holds the etags a listing shows (an etag that cannot be decrypted becomes
+``<unknown>``, as in a listing).
 """
 
+import base64
 import json
 import sqlite3
 from contextlib import closing
-from typing import Dict, List
+from typing import Dict, List, Mapping, Optional
 
 from swift.common.db import chexor
+from swift.common.exceptions import EncryptionException
+from swift.common.middleware.crypto.crypto_utils import (
+    Crypto, extract_crypto_meta)
+from swift.common.swob import str_to_wsgi
+from swift.common.utils import split_path
 
 #: The only metadata a non-owner's copy keeps: user metadata ...
 USER_METADATA_PREFIX = 'x-container-meta-'
@@ -97,3 +110,78 @@ def snapshot_database(source: str, dest: str, scrub: bool) -> None:
         src.backup(dst)
     if scrub:
         scrub_for_non_owner(dest)
+
+
+#: What a listing shows for an etag it cannot decrypt (Swift's decrypter).
+UNKNOWN_ETAG = '<unknown>'
+#: The trigger that forbids updating object rows (Swift: delete, insert).
+UPDATE_TRIGGER = 'object_update'
+
+
+def _key_container(key_id: dict) -> Optional[tuple]:
+    """(account, container) whose key encrypted a value, from its key id."""
+    try:
+        account, container, _obj = split_path(key_id['path'], 2, 3, True)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return account, container
+
+
+def decrypt_etag(value: str, account: str, container: str,
+                 keys: Mapping[Optional[str], bytes],
+                 crypto: Crypto) -> str:
+    """One listing etag as a listing shows it.
+
+    ``keys``: the container's key per root secret id (``None``: the
+    default).  A value without crypto meta is returned as it is.
+    """
+    try:
+        ciphertext, meta = extract_crypto_meta(value)
+    except EncryptionException:
+        return UNKNOWN_ETAG
+    if meta is None:
+        return value
+    key_id = meta.get('key_id') or {}
+    key = keys.get(key_id.get('secret_id'))
+    # Key ids of version 1 and 2 may hold the path as a WSGI string.
+    ours = {(account, container),
+            (str_to_wsgi(account), str_to_wsgi(container))}
+    if key is None or _key_container(key_id) not in ours:
+        return UNKNOWN_ETAG
+    try:
+        crypto.check_crypto_meta(meta)
+        plain = crypto.create_decryption_ctxt(key, meta['iv'], 0).update(
+            base64.b64decode(ciphertext))
+        return plain.decode('utf-8')
+    except (EncryptionException, ValueError, UnicodeDecodeError):
+        return UNKNOWN_ETAG
+
+
+def decrypt_etags(path: str, account: str, container: str,
+                  keys: Mapping[Optional[str], bytes]) -> None:
+    """Decrypt, in the database copy at ``path``, every encrypted etag.
+
+    Swift's trigger forbids updating object rows; the copy is the node's
+    own, so the trigger is dropped for the update and made again.
+    Blocking: run it in a real thread.
+    """
+    crypto = Crypto()
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.create_function('chexor', 3, chexor)
+        conn.execute('BEGIN')
+        rows = conn.execute(
+            "SELECT ROWID, etag FROM object WHERE etag LIKE '%swift_meta=%'"
+        ).fetchall()
+        if rows:
+            trigger = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger' "
+                "AND name = ?", (UPDATE_TRIGGER,)).fetchone()
+            if trigger:
+                conn.execute('DROP TRIGGER %s' % UPDATE_TRIGGER)
+            conn.executemany(
+                'UPDATE object SET etag = ? WHERE ROWID = ?',
+                [(decrypt_etag(etag, account, container, keys, crypto),
+                  rowid) for rowid, etag in rows])
+            if trigger:
+                conn.execute(trigger[0])
+        conn.execute('COMMIT')

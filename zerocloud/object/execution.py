@@ -55,6 +55,11 @@ class LocalObject:
     size: int
     content_type: Optional[str] = None
     metadata: Dict[str, str] = field(default_factory=dict)
+    #: A copy in RAM (decrypted): it counts against ``zerovm_ram_limit``.
+    ram_copy: bool = False
+    #: Its ``LOCAL_*`` variables come from ``metadata``; else the proxy
+    #: sent them with the node (the metadata here is ciphertext).
+    described: bool = True
 
 
 @dataclass
@@ -216,14 +221,20 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
                     sysimages: Mapping[str, str],
                     local: Optional[LocalObject], limits: Limits,
                     deterministic_clock: Optional[int] = None,
-                    seed: int = 0) -> Session:
+                    seed: int = 0, output_dir: Optional[str] = None
+                    ) -> Session:
     """Bind every channel of ``node`` to a host file and write the manifest.
 
     ``members`` maps member names the proxy sent to their files in
     ``workdir``; ``local`` is the object this server holds, if any.  With
     ``deterministic_clock`` the run is deterministic: the guest's clock is
-    pinned to it and its randomness comes from ``seed``.
+    pinned to it and its randomness comes from ``seed``.  The files the
+    node writes (outputs, edges, stderr) go to ``output_dir`` (default
+    ``workdir``); the manifest, nvram and the program taken out of an image
+    go to ``workdir``, and the sandbox's run directory is made next to
+    them.
     """
+    output_dir = output_dir or workdir
     program, member = resolve_program(node, workdir, members, sysimages,
                                       limits)
     channels: List[BoundChannel] = []
@@ -234,7 +245,7 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
         dev = ch.device
         path = ch.path if isinstance(ch.path, SwiftPath) else None
         if ch.writable:
-            host = os.path.join(workdir, 'out.' + dev)
+            host = os.path.join(output_dir, 'out.' + dev)
             open(host, 'wb').close()
             channels.append(BoundChannel(dev, host, False, etag=True))
             outputs.append(Output(dev, host, ch.content_type, dict(ch.meta),
@@ -244,9 +255,10 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
             host = members[dev]
         elif local is not None and path is not None and path == local.path:
             host = local.data_file
-            local_env = cgi.local_object_environ(
-                dev, local.path.path_info, local.metadata, local.size,
-                local.content_type, writable=False)
+            if local.described:
+                local_env = cgi.local_object_environ(
+                    dev, local.path.path_info, local.metadata, local.size,
+                    local.content_type, writable=False)
         elif dev in sysimages:
             host = sysimages[dev]
         elif dev == 'stdin' and ch.path is None:
@@ -263,7 +275,7 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
             fstab.append(('/dev/' + dev, '/', True))
     for edge in node.edges:
         if edge.direction == 'out':
-            host = os.path.join(workdir, 'edge.%d' % len(outputs))
+            host = os.path.join(output_dir, 'edge.%d' % len(outputs))
             open(host, 'wb').close()
             channels.append(BoundChannel(edge.device, host, False, etag=True))
             outputs.append(Output(edge.device, host, EDGE_CONTENT_TYPE, {}, 0,
@@ -279,7 +291,7 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
         stderr_path = stderr[0].host_path
     else:
         # Undeclared stderr is still kept, so a failure can name its cause.
-        stderr_path = os.path.join(workdir, 'diag.stderr')
+        stderr_path = os.path.join(output_dir, 'diag.stderr')
         channels.append(BoundChannel('stderr', stderr_path, False))
     if USER_IMAGE in members and not any(c.device == USER_IMAGE
                                          for c in channels):

@@ -22,6 +22,34 @@ runs the node in a sandbox worker (:mod:`zerocloud.runtime`) and answers
 are not written to Swift here: the proxy stores them through the
 normal object path, as the user, once the node succeeded.
 
+The local ``.data`` file is read only when it is the object a client's GET
+returns.  An object of an erasure-coded policy (one fragment archive here),
+an encrypted one (ciphertext), an SLO or DLO manifest and a symlink are
+refused before the body is sent: ``409`` with ``X-Zerocloud-Stream-Input:
+<reason>`` (:func:`stream_reason`), and the proxy sends the node again with
+the object streamed (:mod:`zerocloud.proxy.inputs`).  An encrypted object
+is read in place when the request carries its body key
+(``X-Zerocloud-Body-Key``) and the key matches the ``.data`` file: it is
+decrypted into RAM (:mod:`zerocloud.object.decryption`).  With
+``X-Zerocloud-Local-Alias`` the object in the path is a symlink's target,
+bound under the symlink's name.  Next to a container, the proxy may send
+the keys of the etags encryption stored in its listing
+(``X-Zerocloud-Listing-Keys``): the node's copy then holds them decrypted
+(:mod:`zerocloud.object.containerdb`), in RAM.
+
+Where a node's files go: everything the proxy streams (members: the
+system map, user image, fetched inputs, data of upstream nodes), a
+decrypted local object, the program taken out of an image, the manifest
+and the sandbox's run directory are kept in RAM (``zerovm_ram_dir``, at
+most ``zerovm_ram_limit`` bytes of inputs per node; a full one is ``503``
+with ``Retry-After``), so that plaintext of a decrypted or decoded object
+never lands on a device disk.  A node's directory there is removed when
+its request ends; those of server processes that died (killed mid-run)
+are removed by the next process that starts a sandbox pool.  The node's outputs are the
+program's own bytes: they are written under the device's ``tmp/`` during
+the run (bounded by ``zerovm_maxoutput`` each) and stored, encrypted and in
+their container's policy, by the proxy afterwards.
+
 Pipelines::
 
     [pipeline:main]
@@ -74,6 +102,14 @@ Options (``[filter:object_query]``), with defaults:
     CPU cap in wasm fuel units (0: unmetered, the fast default).
 ``zerovm_module_cache`` (``~/.cache/zerocloud/modules``)
     where compiled WebAssembly modules are cached.
+``zerovm_ram_dir = /dev/shm``
+    where a node's inputs are kept during its run (see above); must exist.
+    A warning is logged at start when it is not a RAM filesystem (tmpfs).
+``zerovm_ram_limit = 268435456``
+    bytes of inputs one node may keep there; a larger request is refused
+    with ``413`` before its body is sent.  Up to ``workers`` ×
+    ``zerovm_maxpool`` nodes run at once: size it so that they fit the
+    tmpfs (by default half of the machine's RAM).
 
 Read from the server's own settings as well (set them in ``[DEFAULT]``):
 ``mount_check = true`` (a device that is not mounted answers ``507``) and
@@ -81,6 +117,9 @@ Read from the server's own settings as well (set them in ``[DEFAULT]``):
 filter is built: a bad value stops the server at start, named.
 """
 
+import base64
+import binascii
+import errno
 import hmac
 import json
 import os
@@ -90,7 +129,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from hashlib import md5, sha1
-from typing import Dict, Iterator, Optional, Set, Tuple
+from typing import Dict, Iterator, Mapping, Optional, Set, Tuple
 
 import eventlet
 from eventlet import tpool
@@ -98,22 +137,25 @@ from swift.common.constraints import check_drive
 from swift.common.exceptions import (
     DiskFileDeviceUnavailable, DiskFileNotExist, DiskFileQuarantined)
 from swift.common.request_helpers import get_name_and_placement
+from swift.common.storage_policy import EC_POLICY
 from swift.common.swob import (
-    HTTPBadRequest, HTTPClientDisconnect, HTTPException,
+    HTTPBadRequest, HTTPClientDisconnect, HTTPConflict, HTTPException,
     HTTPInsufficientStorage,
     HTTPNotFound, HTTPOk, HTTPRequestEntityTooLarge, HTTPServiceUnavailable,
     HTTPUnprocessableEntity, Request, Response)
-from swift.common.utils import get_logger
+from swift.common.utils import config_true_value, get_logger, unquote
 
 from zerocloud import cgi, protocol
+from zerocloud.object import decryption
 from zerocloud.object.config import ObjectConfig
-from zerocloud.object.containerdb import snapshot_database
+from zerocloud.object.containerdb import decrypt_etags, snapshot_database
 from zerocloud.object.execution import (
     ExecutionError, Limits, LocalObject, Output, Session, prepare_session)
 from zerocloud.headers import guard_headers, header_value
 from zerocloud.object.hostmemory import (
-    overcommit_warning, server_processes, visible_memory)
-from zerocloud.job.model import JobError, Node, SwiftPath
+    node_dir_prefix, not_in_ram_warning, orphaned_node_dirs,
+    overcommit_warning, process_alive, server_processes, visible_memory)
+from zerocloud.job.model import JobError, Node, SwiftPath, parse_location
 from zerocloud.runtime.cache import STATUS_NOT_COMPILED
 from zerocloud.runtime.pool import PoolFull, SandboxPool, SandboxWorkerError
 from zerocloud.runtime.report import Report
@@ -125,6 +167,64 @@ CGI_TYPES = ('message/http', 'message/cgi')
 COMPILE_RETRY_AFTER = 30
 CGI_HEAD = 65536
 DIAG_TAIL = 4096
+#: ``.data`` metadata of an object stored encrypted (body, etag or user
+#: metadata): its local bytes are ciphertext.
+CRYPTO_SYSMETA_PREFIXES = ('x-object-sysmeta-crypto-',
+                           'x-object-transient-sysmeta-crypto-')
+SYMLINK_SYSMETA = 'x-object-sysmeta-symlink-target'
+SLO_HEADER = 'x-static-large-object'
+DLO_HEADER = 'x-object-manifest'
+
+
+def stream_reason(metadata: Mapping[str, str], erasure_coded: bool
+                  ) -> Optional[str]:
+    """Why a local object's ``.data`` file is not what a client's GET
+    returns (:data:`zerocloud.protocol.STREAM_REASONS`), or ``None``.
+
+    A symlink is named first even when encrypted: the proxy may then run
+    the node next to its target instead.
+    """
+    if erasure_coded:
+        return protocol.STREAM_ERASURE_CODED
+    names = {name.lower(): value for name, value in metadata.items()}
+    if SYMLINK_SYSMETA in names:
+        return protocol.STREAM_SYMLINK
+    if config_true_value(names.get(SLO_HEADER)):
+        return protocol.STREAM_SLO
+    if DLO_HEADER in names:
+        return protocol.STREAM_DLO
+    if any(name.startswith(CRYPTO_SYSMETA_PREFIXES) for name in names):
+        return protocol.STREAM_ENCRYPTED
+    return None
+
+
+def stream_refusal(req: Request, reason: str,
+                   metadata: Optional[Mapping[str, str]] = None
+                   ) -> HTTPException:
+    """The answer that makes the proxy stream the input instead (or, for
+    an encrypted object, send the key to read it here: see
+    :data:`zerocloud.protocol.STREAM_INPUT_HEADER`)."""
+    value = reason
+    stored_meta = metadata and decryption.body_meta_value(metadata)
+    if reason == protocol.STREAM_ENCRYPTED and stored_meta:
+        value = '%s; timestamp=%s; body_meta=%s' % (
+            reason, metadata.get('X-Timestamp'), stored_meta)
+    return HTTPConflict(
+        body='The local object is not plain (%s): stream it' % reason,
+        headers={protocol.STREAM_INPUT_HEADER: value}, request=req)
+
+
+def parse_listing_keys(value: str) -> Dict[Optional[str], bytes]:
+    """``LISTING_KEYS_HEADER`` → {secret id (None: the default one): key};
+    ValueError when malformed."""
+    try:
+        raw = json.loads(value)
+        if not isinstance(raw, dict):
+            raise ValueError('not an object')
+        return {(secret or None): base64.b64decode(key, validate=True)
+                for secret, key in raw.items()}
+    except (TypeError, AttributeError, binascii.Error) as err:
+        raise ValueError(str(err))
 
 
 def nexe_headers(node_name: str, report: Report, elapsed: float,
@@ -232,16 +332,29 @@ class ObjectQueryMiddleware:
             self.config.max_memory, visible_memory())
         if overcommit:
             self.logger.warning(overcommit)
+        disk_backed = not_in_ram_warning(self.config.ram_dir)
+        if disk_backed:
+            self.logger.warning(disk_backed)
 
     @property
     def pool(self) -> SandboxPool:
         # Started lazily: Swift builds filters in the parent before forking.
         if self._pool is None:
+            self._remove_orphans()
             self._pool = SandboxPool(self.config.max_pool, self.config.max_queue,
                                      self.config.kill_timeout,
                                      cache_dir=self.config.cache_dir,
                                      logger=self.logger)
         return self._pool
+
+    def _remove_orphans(self) -> None:
+        """Remove what nodes of dead server processes left in RAM."""
+        try:
+            names = os.listdir(self.config.ram_dir)
+        except OSError:
+            return
+        for name in orphaned_node_dirs(names, process_alive):
+            shutil.rmtree(os.path.join(self.config.ram_dir, name), True)
 
     def __call__(self, env, start_response):
         req = Request(env)
@@ -258,6 +371,18 @@ class ObjectQueryMiddleware:
             resp = self.execute(req)
         except HTTPException as err:
             resp = err
+        except OSError as err:
+            if err.errno != errno.ENOSPC:
+                self.logger.exception('zerocloud: node failed on %s',
+                                      req.path)
+                resp = Response(status=500,
+                                body='Internal error running the node',
+                                content_type='text/plain')
+            else:
+                # zerovm_ram_dir (or the device) is full for now.
+                resp = HTTPServiceUnavailable(
+                    body='No room for the node\'s files on this server now',
+                    headers={'Retry-After': '1'}, request=req)
         except Exception:
             self.logger.exception('zerocloud: node failed on %s', req.path)
             resp = Response(status=500, body='Internal error running the node',
@@ -290,6 +415,9 @@ class ObjectQueryMiddleware:
                 req.content_length > self.config.max_input:
             raise HTTPRequestEntityTooLarge(body='RPC request too large',
                                             request=req)
+        if req.content_length is not None and \
+                req.content_length > self.config.ram_limit:
+            raise self._over_ram_limit(req, req.content_length)
         ctype = req.headers.get('Content-Type', '').split(';')[0].strip()
         if not ctype:
             raise HTTPBadRequest(body='No content type', request=req)
@@ -308,43 +436,59 @@ class ObjectQueryMiddleware:
             raise busy(req)
         stack = ExitStack()
         try:
+            # Outputs (the program's own bytes, stored encrypted through the
+            # proxy afterwards) go to the device; everything the node reads
+            # that is not its local .data file stays in RAM.
             tmp_root = os.path.join(devices, dev, 'tmp')
             os.makedirs(tmp_root, exist_ok=True)
             workdir = tempfile.mkdtemp(prefix='zerocloud-', dir=tmp_root)
             stack.callback(shutil.rmtree, workdir, True)
+            ramdir = tempfile.mkdtemp(prefix=node_dir_prefix(os.getpid()),
+                                      dir=self.config.ram_dir)
+            stack.callback(shutil.rmtree, ramdir, True)
             local = None
             if access == 'GET' and cont:
                 local = self._open_local(stack, req, dev, part, acct, cont,
-                                         obj, policy, workdir)
-            members = self._receive(req, workdir)
+                                         obj, policy, workdir, ramdir)
+            members = self._receive(
+                req, ramdir, local.size if local and local.ram_copy else 0)
             node = self._read_sysmap(req, members)
-            return self._run(req, stack, node, workdir, members, local,
-                             policy.name)
+            return self._run(req, stack, node, ramdir, workdir, members,
+                             local, policy.name)
         except BaseException:
             stack.close()
             raise
 
+    def _over_ram_limit(self, req: Request, size: int) -> HTTPException:
+        return HTTPRequestEntityTooLarge(
+            body='The node needs %d bytes of inputs in memory; this server '
+                 'keeps at most %d per node (zerovm_ram_limit)'
+                 % (size, self.config.ram_limit), request=req)
+
+    def _local_path(self, req: Request, path: SwiftPath) -> SwiftPath:
+        """The name the node knows its local object by: the request's
+        path, or the symlink the proxy resolved to it."""
+        alias = req.headers.get(protocol.LOCAL_ALIAS_HEADER)
+        if alias is None:
+            return path
+        named = parse_location(unquote(alias))
+        if not isinstance(named, SwiftPath) or not named.obj:
+            raise HTTPBadRequest(body='Bad %s' % protocol.LOCAL_ALIAS_HEADER,
+                                 request=req)
+        return named
+
     def _open_local(self, stack: ExitStack, req: Request, dev, part, acct,
-                    cont, obj, policy, workdir: str) -> LocalObject:
+                    cont, obj, policy, workdir: str,
+                    ramdir: str) -> LocalObject:
         final = self._final_app()
         path = SwiftPath(acct, cont, obj)
         if obj is None:
-            broker = final._get_container_broker(dev, part, acct, cont)
-            if not os.path.exists(broker.db_file) or broker.is_deleted():
-                raise HTTPNotFound(request=req)
-            if os.path.getsize(broker.db_file) > self.config.max_input:
-                raise HTTPRequestEntityTooLarge(body='Data object too large',
-                                                request=req)
-            # The container server keeps writing its database: the node
-            # reads a consistent snapshot instead (in a real thread so the
-            # server's other requests go on), scrubbed of what only the
-            # container's owners may see unless the proxy vouches for one.
-            snapshot = os.path.join(workdir, 'container.db')
-            owner = req.headers.get(protocol.OWNER_HEADER) == \
-                protocol.OWNER_HEADER_VALUE
-            tpool.execute(snapshot_database, broker.db_file, snapshot,
-                          not owner)
-            return LocalObject(path, snapshot, os.path.getsize(snapshot))
+            return self._snapshot_container(req, final, dev, part, path,
+                                            workdir, ramdir)
+        if policy.policy_type == EC_POLICY:
+            # Each server holds one fragment archive: only the proxy's GET
+            # decodes the object.
+            raise stream_refusal(req, protocol.STREAM_ERASURE_CODED)
         try:
             df = final.get_diskfile(dev, part, acct, cont, obj, policy=policy)
             df.open()
@@ -355,15 +499,91 @@ class ObjectQueryMiddleware:
         # Keep the .data open for the whole run: a concurrent PUT or DELETE
         # may unlink the path, but our descriptor keeps the bytes alive.
         stack.callback(df.__exit__, None, None, None)
+        meta = df.get_metadata()
         if df.content_length > self.config.max_input:
             raise HTTPRequestEntityTooLarge(body='Data object too large',
                                             request=req)
-        meta = df.get_metadata()
-        return LocalObject(path, df._data_file, df.content_length,
-                           df.content_type, meta)
+        reason = stream_reason(meta, erasure_coded=False)
+        if reason == protocol.STREAM_ENCRYPTED and \
+                protocol.BODY_KEY_HEADER in req.headers:
+            return self._decrypt_local(req, self._local_path(req, path),
+                                       df, meta, ramdir)
+        if reason is not None:
+            raise stream_refusal(req, reason, meta)
+        return LocalObject(self._local_path(req, path), df._data_file,
+                           df.content_length, df.content_type, meta)
 
-    def _receive(self, req: Request, workdir: str) -> Dict[str, str]:
-        """Store the streamed members as files in ``workdir``."""
+    def _decrypt_local(self, req: Request, path: SwiftPath, df, meta,
+                       ramdir: str) -> LocalObject:
+        """The local encrypted object, decrypted into RAM with the body key
+        the proxy sent (:mod:`zerocloud.object.decryption`); refused (to be
+        streamed) unless the key matches this ``.data`` file and opens it.
+        Its ``LOCAL_*`` variables come with the system map: its metadata
+        here is ciphertext."""
+        try:
+            key = protocol.BodyKey.decode(
+                req.headers[protocol.BODY_KEY_HEADER])
+        except ValueError:
+            raise HTTPBadRequest(body='Bad %s' % protocol.BODY_KEY_HEADER,
+                                 request=req)
+        if decryption.mismatch(key, meta) is not None:
+            raise stream_refusal(req, protocol.STREAM_ENCRYPTED, meta)
+        needed = df.content_length + (req.content_length or 0)
+        if needed > self.config.ram_limit:
+            raise self._over_ram_limit(req, needed)
+        plain = os.path.join(ramdir, 'local')
+        if not tpool.execute(decryption.decrypt, df._data_file, plain, key):
+            raise stream_refusal(req, protocol.STREAM_ENCRYPTED, meta)
+        return LocalObject(path, plain, df.content_length, ram_copy=True,
+                           described=False)
+
+    def _snapshot_container(self, req: Request, final, dev, part,
+                            path: SwiftPath, workdir: str,
+                            ramdir: str) -> LocalObject:
+        """A copy of the container's database for the node.
+
+        The container server keeps writing its database: the node reads a
+        consistent snapshot instead (in a real thread so the server's other
+        requests go on), scrubbed of what only the container's owners may
+        see unless the proxy vouches for one.  With listing keys, the
+        etags at-rest encryption stored are decrypted in it, as a listing
+        shows them; that copy is kept in RAM.
+        """
+        broker = final._get_container_broker(dev, part, path.account,
+                                             path.container)
+        if not os.path.exists(broker.db_file) or broker.is_deleted():
+            raise HTTPNotFound(request=req)
+        size = os.path.getsize(broker.db_file)
+        if size > self.config.max_input:
+            raise HTTPRequestEntityTooLarge(body='Data object too large',
+                                            request=req)
+        keys = None
+        header = req.headers.get(protocol.LISTING_KEYS_HEADER)
+        if header is not None:
+            try:
+                keys = parse_listing_keys(header)
+            except ValueError:
+                raise HTTPBadRequest(body='Bad %s'
+                                     % protocol.LISTING_KEYS_HEADER,
+                                     request=req)
+            needed = size + (req.content_length or 0)
+            if needed > self.config.ram_limit:
+                raise self._over_ram_limit(req, needed)
+        snapshot = os.path.join(ramdir if keys else workdir, 'container.db')
+        owner = req.headers.get(protocol.OWNER_HEADER) == \
+            protocol.OWNER_HEADER_VALUE
+        tpool.execute(snapshot_database, broker.db_file, snapshot,
+                      not owner)
+        if keys:
+            tpool.execute(decrypt_etags, snapshot, path.account,
+                          path.container, keys)
+        return LocalObject(path, snapshot, os.path.getsize(snapshot),
+                           ram_copy=bool(keys))
+
+    def _receive(self, req: Request, ramdir: str,
+                 in_ram: int) -> Dict[str, str]:
+        """Store the streamed members as files in ``ramdir``, which holds
+        ``in_ram`` bytes already."""
         wsgi_input = req.environ['wsgi.input']
         total = [0]
         expected = req.content_length
@@ -374,6 +594,8 @@ class ObjectQueryMiddleware:
             if total[0] > self.config.max_input:
                 raise HTTPRequestEntityTooLarge(body='RPC request too large',
                                                 request=req)
+            if in_ram + total[0] > self.config.ram_limit:
+                raise self._over_ram_limit(req, in_ram + total[0])
             if expected is not None and total[0] > expected:
                 raise HTTPBadRequest(
                     body="Actual content length is greater than the "
@@ -391,7 +613,7 @@ class ObjectQueryMiddleware:
                 if not MEMBER_NAME.match(name) or name in members:
                     raise HTTPBadRequest(body='Bad member name %r' % name,
                                          request=req)
-                dest = os.path.join(workdir, 'in.%d' % len(members))
+                dest = os.path.join(ramdir, 'in.%d' % len(members))
                 with open(dest, 'wb') as fp:
                     reader.copy_to(fp)
                 members[name] = dest
@@ -451,9 +673,9 @@ class ObjectQueryMiddleware:
                       max_iops=self.config.max_iops, scratch=self.config.scratch,
                       fuel=self.config.fuel, image_scan=self.config.image_scan)
 
-    def _run(self, req: Request, stack: ExitStack, node: Node, workdir: str,
-             members: Dict[str, str], local: Optional[LocalObject],
-             policy_name: str):
+    def _run(self, req: Request, stack: ExitStack, node: Node, ramdir: str,
+             workdir: str, members: Dict[str, str],
+             local: Optional[LocalObject], policy_name: str):
         started = time.time()
         limits = self._limits(req)
         clock = req.headers.get(protocol.DETERMINISTIC_HEADER)
@@ -461,8 +683,8 @@ class ObjectQueryMiddleware:
             # Taking a program out of a (maybe gzip) image is CPU work: in
             # a real thread, so the server's other requests go on.
             session = tpool.execute(
-                prepare_session, node, workdir, members, self.config.sysimages,
-                local, limits,
+                prepare_session, node, ramdir, members, self.config.sysimages,
+                local, limits, output_dir=workdir,
                 deterministic_clock=int(clock) if clock and clock.isdigit()
                 else None,
                 seed=int(md5(req.headers[protocol.JOB_ID_HEADER].encode() +

@@ -13,7 +13,7 @@ port; only ``workers`` is counted here.)
 
 import os
 import posixpath
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from swift.common.utils import config_auto_int_value
 
@@ -102,3 +102,68 @@ def overcommit_warning(pool: int, processes: int, cap: int,
             '%d bytes of guest memory, more than the %d bytes this server '
             'can use; lower zerovm_maxnexemem, zerovm_maxpool or workers'
             % (pool, processes, cap, claim, memory))
+
+
+#: Filesystems whose files live in memory only.
+RAM_FILESYSTEMS = ('tmpfs', 'ramfs')
+
+
+def filesystem_type(path: str, proc_mounts: str) -> Optional[str]:
+    """The type of the filesystem ``path`` (absolute, resolved) is on, from
+    a ``/proc/self/mounts`` text: the longest mount point containing it."""
+    best, kind = '', None
+    for line in proc_mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        # Mount points escape blanks as octal (\040).
+        point = fields[1].encode().decode('unicode_escape')
+        inside = path == point or path.startswith(point.rstrip('/') + '/')
+        if inside and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
+def not_in_ram_warning(path: str, proc: str = '/proc') -> Optional[str]:
+    """A log line when ``zerovm_ram_dir`` is not on a RAM filesystem: the
+    plaintext inputs kept there would reach a disk."""
+    real = os.path.realpath(path)
+    kind = filesystem_type(real, _read(os.path.join(proc, 'self', 'mounts')))
+    if kind in RAM_FILESYSTEMS:
+        return None
+    return ('zerovm_ram_dir %s is on %s, not tmpfs: node inputs (decrypted '
+            'objects among them) are written to that filesystem'
+            % (path, kind or 'an unknown filesystem'))
+
+
+#: Directories of nodes in ``zerovm_ram_dir``: ``<prefix><pid>-<random>``,
+#: the pid of the server process that made it.
+NODE_DIR_PREFIX = 'zerocloud-node-'
+
+
+def node_dir_prefix(pid: int) -> str:
+    return '%s%d-' % (NODE_DIR_PREFIX, pid)
+
+
+def orphaned_node_dirs(names: List[str], alive: Callable[[int], bool]
+                       ) -> List[str]:
+    """Node directories (of ``names``) whose server process is gone: a
+    server killed mid-run leaves its nodes' plaintext inputs in RAM."""
+    orphans = []
+    for name in names:
+        if not name.startswith(NODE_DIR_PREFIX):
+            continue
+        pid = name[len(NODE_DIR_PREFIX):].split('-', 1)[0]
+        if pid.isdigit() and not alive(int(pid)):
+            orphans.append(name)
+    return orphans
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -117,6 +117,11 @@ class Answer:
 class Refusal:
     status: int
     message: str
+    #: Why the server would not read its local object (``X-Zerocloud-
+    #: Stream-Input``): the node must get it otherwise.
+    stream_input: str = ''
+    #: The server that refused (ring node dict).
+    server: Optional[dict] = None
 
 
 def decisive(status: int) -> bool:
@@ -157,6 +162,12 @@ class Attempts:
     def decided(self) -> bool:
         """A server refused as every server would: no point in others."""
         return any(decisive(r.status) for r in self.refusals)
+
+    @property
+    def stream_refusal(self) -> Optional[Refusal]:
+        """The refusal of a server that will not read its local object
+        raw, if one said so."""
+        return next((r for r in self.refusals if r.stream_input), None)
 
     def final(self, path_info: str) -> Refusal:
         for refusal in self.refusals:
@@ -311,7 +322,9 @@ def _expect(server: dict, partition: int, path_info: str,
         attempts.note_busy(busy)
     elif resp.status == 507 or resp.status >= 500:
         on_error(server, 'zerocloud: %d %s' % (resp.status, text))
-    attempts.refusals.append(Refusal(resp.status, text))
+    attempts.refusals.append(Refusal(
+        resp.status, text,
+        resp.getheader(protocol.STREAM_INPUT_HEADER) or '', server))
     return None
 
 

@@ -8,15 +8,20 @@ servers.  A node without such an input runs on any object server, each next
 free node starting on the next server, so a stage spreads over the cluster.
 Free nodes need no particular partition: the object
 server only checks that the device is there.
+
+An object of an erasure-coded policy is whole on no server: a node reading
+it runs anywhere, like a free node, and gets it streamed
+(:mod:`zerocloud.proxy.inputs`).
 """
 
-from dataclasses import dataclass
-from typing import Callable, List
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
 
 from swift.common.http import is_success
-from swift.common.storage_policy import POLICIES
+from swift.common.storage_policy import EC_POLICY, POLICIES
 
 from zerocloud.job.model import Node, SwiftPath
+from zerocloud.protocol import BodyKey
 from zerocloud.proxy.nodeclient import NodeError
 
 
@@ -29,6 +34,14 @@ class Target:
     access: str             # 'GET' when co-located with its input, else ''
     policy_index: int
     policy_name: str
+    #: The channel path the object in ``path_info`` stands for, when it is
+    #: what that path (a symlink) resolves to.
+    alias: Optional[SwiftPath] = None
+    #: The key to read the (encrypted) object in place, for this request.
+    decryption: Optional[BodyKey] = None
+    #: ``LOCAL_*`` variables of the object the node is sent with (when the
+    #: server's copy is ciphertext).
+    local_env: Dict[str, str] = field(default_factory=dict)
 
 
 def order_nodes(nodes: List[dict], is_limited) -> List[dict]:
@@ -89,21 +102,41 @@ class Placer:
         """
         channel = node.placement_channel()
         path = channel.path if channel is not None else None
-        proxy = self.proxy_app
         if isinstance(path, SwiftPath) and path.container:
-            info = container_info(path.account, path.container)
-            if not is_success(info.get('status') or 0):
-                raise NodeError('Error while fetching %s' % path.path_info,
-                                404)
             if path.obj is None:
-                return container_target(proxy.container_ring, path,
+                self._container_policy(path, container_info)
+                return container_target(self.proxy_app.container_ring, path,
                                         self._is_limited)
-            index = int(info.get('storage_policy') or 0)
-            return object_target(proxy.get_object_ring(index), path, index,
-                                 POLICIES.get_by_index(index).name,
-                                 self._is_limited)
+            return self.next_to(path, container_info) or \
+                self.anywhere(account)
+        return self.anywhere(account)
+
+    def _container_policy(self, path: SwiftPath,
+                          container_info: Callable[[str, str], dict]):
+        """The storage policy of ``path``'s container (which must exist)."""
+        info = container_info(path.account, path.container)
+        if not is_success(info.get('status') or 0):
+            raise NodeError('Error while fetching %s' % path.path_info, 404)
+        return POLICIES.get_by_index(int(info.get('storage_policy') or 0))
+
+    def next_to(self, path: SwiftPath,
+                container_info: Callable[[str, str], dict],
+                alias: Optional[SwiftPath] = None) -> Optional[Target]:
+        """Next to a replica of object ``path``; ``None`` when its policy
+        is erasure-coded (no server holds the object whole)."""
+        policy = self._container_policy(path, container_info)
+        if policy.policy_type == EC_POLICY:
+            return None
+        target = object_target(self.proxy_app.get_object_ring(policy.idx),
+                               path, policy.idx, policy.name,
+                               self._is_limited)
+        target.alias = alias
+        return target
+
+    def anywhere(self, account: str) -> Target:
+        """Any object server, the next one in turn."""
         policy = POLICIES.default
         self._free_turn += 1
-        return free_target(proxy.get_object_ring(policy.idx), account,
-                           policy.idx, policy.name, self._free_turn,
-                           self._is_limited)
+        return free_target(self.proxy_app.get_object_ring(policy.idx),
+                           account, policy.idx, policy.name,
+                           self._free_turn, self._is_limited)

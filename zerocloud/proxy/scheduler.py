@@ -10,7 +10,9 @@ it.  A node whose server fails while running it is retried once on the next
 candidate.  Nodes sharing a ``location`` share a server.  A node with
 ``replicate: n`` runs as n copies on different servers in deterministic
 mode; their output etags must agree, else the node fails with
-``replica outputs differ``.
+``replica outputs differ``.  A node whose server will not read its input
+object raw (encrypted, a manifest, a symlink) goes where
+:mod:`zerocloud.proxy.inputs` says.
 
 At most ``zerovm_job_concurrency`` nodes (copies) of a job are in progress
 at once: connecting, running, or waiting for busy servers.  When every
@@ -29,15 +31,19 @@ import json
 import random
 import time
 import uuid
+from dataclasses import replace
 from typing import Dict, List, Optional, Tuple
 
 from eventlet import GreenPile
 from eventlet.event import Event
 from eventlet.semaphore import Semaphore
+from swift.common.swob import HTTPException
+from swift.common.utils import parse_header, quote
 
 from zerocloud import protocol
 from zerocloud.job.model import Channel, Job, Node, SwiftPath
 from zerocloud.job.source import Spooled
+from zerocloud.proxy import inputs
 from zerocloud.proxy.nodeclient import (
     NODE_FAILED, Answer, Attempts, InputFailed, NodeClient, NodeError,
     NodeResult, Upload, nexe_reported, read_answer)
@@ -111,11 +117,18 @@ class Scheduler:
 
     # -- what a node's server gets -------------------------------------------
 
-    def _uploads(self, node: Node, placed, done: Dict[str, NodeResult]
-                 ) -> List[Upload]:
-        """The members of the node's request stream, in protocol order."""
-        sysmap = json.dumps(node.to_dict()).encode('utf-8')
-        uploads = [Upload(protocol.SYSMAP_MEMBER, len(sysmap), [sysmap])]
+    def _uploads(self, node: Node, placed, done: Dict[str, NodeResult],
+                 local_env: Dict[str, str]) -> List[Upload]:
+        """The members of the node's request stream, in protocol order.
+
+        An input the node was to read in place but gets streamed brings its
+        ``LOCAL_*`` variables along, as does one its server decrypts
+        (``local_env``; :mod:`zerocloud.proxy.inputs`).
+        """
+        description = node.to_dict()
+        description['env'].update(local_env)
+        streamed_anchor = node.placement_channel() if placed is None else None
+        uploads: List[Upload] = []
         grants = self.request.grants
         try:
             has_image_path = any(
@@ -135,7 +148,12 @@ class Scheduler:
                 if ch.path.obj is None:
                     raise NodeError('Cannot use container %s as a remote '
                                     'object reference' % ch.path.url)
-                uploads.append(self.swift.fetch(ch.path, ch.device, grants))
+                upload, got = self.swift.fetch_input(ch.path, ch.device,
+                                                     grants)
+                uploads.append(upload)
+                if ch is streamed_anchor:
+                    description['env'].update(
+                        inputs.local_environ(ch, got))
             stream = self.request.stream
             if node.wants_stream and stream is not None:
                 uploads.append(Upload('stdin', stream.size, stream.chunks(),
@@ -150,7 +168,9 @@ class Scheduler:
             for upload in uploads:
                 upload.close()
             raise
-        return uploads
+        sysmap = json.dumps(description).encode('utf-8')
+        return [Upload(protocol.SYSMAP_MEMBER, len(sysmap), [sysmap])] + \
+            uploads
 
     @staticmethod
     def _edge_data(upstream: NodeResult, downstream: str) -> Spooled:
@@ -162,7 +182,7 @@ class Scheduler:
 
     def _headers(self, target: Target) -> Dict[str, str]:
         req = self.request.req
-        return {
+        headers = {
             protocol.EXECUTE_HEADER: req.headers.get(protocol.EXECUTE_HEADER,
                                                      '1.0'),
             protocol.JOB_ID_HEADER: self.job_id,
@@ -173,6 +193,68 @@ class Scheduler:
             'X-Trans-Id': req.environ.get('swift.trans_id', ''),
             'User-Agent': 'zerocloud-proxy',
         }
+        if target.alias is not None:
+            headers[protocol.LOCAL_ALIAS_HEADER] = quote(target.alias.url)
+        if target.decryption is not None:
+            headers[protocol.BODY_KEY_HEADER] = target.decryption.encode()
+        return headers
+
+    def _listing_keys(self, placed: Optional[Channel]) -> Dict[str, str]:
+        """Next to a container: the keys of its encrypted listing etags."""
+        if placed is None or not isinstance(placed.path, SwiftPath) or \
+                not placed.path.is_container:
+            return {}
+        keys = self.swift.listing_keys(placed.path, self.request.grants)
+        return {protocol.LISTING_KEYS_HEADER: keys} if keys else {}
+
+    def _decrypting(self, placed: Channel, target: Target,
+                    refusal: Dict[str, str]) -> Optional[Target]:
+        """``target`` with the key to read its encrypted object in place
+        (``refusal``: what its server said); ``None``: stream it."""
+        headers, fetch_keys = self.swift.head_with_keys(
+            placed.path, self.request.grants)
+        key = fetch_keys and inputs.body_key(refusal, headers, fetch_keys)
+        if not key:
+            return None
+        return replace(target, decryption=key,
+                       local_env=inputs.local_environ(placed, headers))
+
+    def _instead_of_local(self, placed: Channel, target: Target,
+                          refusal: str) -> Target:
+        """Where a node goes whose server will not read its input ``placed``
+        in place (``refusal``: :data:`zerocloud.protocol.STREAM_INPUT_HEADER`).
+
+        An encrypted object: the same server, given the key to decrypt it;
+        if that was refused, the object's servers with the object streamed.
+        A symlink: next to its target when the caller may read it there (it
+        may be plain).  Else anywhere, the input streamed.  Raises the
+        refusal of a symlink the caller cannot follow (naming it).
+        """
+        reason, params = parse_header(refusal)
+        if reason == protocol.STREAM_ENCRYPTED:
+            decrypting = target.decryption is None and \
+                self._decrypting(placed, target, params)
+            return decrypting or replace(target, access='', alias=None,
+                                         decryption=None, local_env={})
+        if reason == protocol.STREAM_SYMLINK and target.alias is None:
+            location = self.swift.resolve_link(placed.path,
+                                               self.request.grants)
+            resolved = inputs.link_target(
+                location, placed.path, lambda account, container:
+                self.swift.container_info(account, container).get(
+                    'sysmeta') or {})
+            if resolved is not None:
+                path, own_version = resolved
+                try:
+                    if not own_version:
+                        self.request.authorize('GET', path, 'read_acl')
+                    elsewhere = self.placer.next_to(
+                        path, self.swift.container_info, alias=placed.path)
+                except (HTTPException, NodeError):
+                    elsewhere = None
+                if elsewhere is not None:
+                    return elsewhere
+        return self.placer.anywhere(self.request.account)
 
     def _colocate(self, location: str, copy: int, candidates: List[dict],
                   headers: Dict[str, str], free: bool) -> List[dict]:
@@ -237,13 +319,12 @@ class Scheduler:
                   done: Dict[str, NodeResult], copy: int = 0,
                   target: Optional[Target] = None) -> NodeResult:
         with self.in_progress:
-            if target is None:
-                try:
-                    target = self._target(node)
-                except NodeError as err:
-                    return NodeResult(node).fail(err)
-            placed, candidates, headers = self._route(node, copy, target)
-            result = self._send(node, stream, done, target, placed,
+            try:
+                target = target or self._target(node)
+                placed, candidates, headers = self._route(node, copy, target)
+            except NodeError as err:
+                return NodeResult(node).fail(err)
+            result = self._send(node, stream, done, copy, target, placed,
                                 candidates, headers)
             if result.failed and not self.failed.ready():
                 self.failed.send()
@@ -258,6 +339,7 @@ class Scheduler:
         shift = copy % max(1, len(target.nodes))
         candidates = target.nodes[shift:] + target.nodes[:shift]
         headers = self._headers(target)
+        headers.update(self._listing_keys(placed))
         if placed is not None and isinstance(placed.path, SwiftPath) and \
                 placed.path.is_container and self.request.owns(placed.path):
             # Only an owner's node gets the container database unscrubbed.
@@ -270,17 +352,18 @@ class Scheduler:
         return placed, candidates, headers
 
     def _send(self, node: Node, stream: bool, done: Dict[str, NodeResult],
-              target: Target, placed: Optional[Channel],
+              copy: int, target: Target, placed: Optional[Channel],
               candidates: List[dict],
               headers: Dict[str, str]) -> NodeResult:
         """Send ``node`` until a server has run it (see the module
-        docstring: retry after a lost server, wait for busy ones)."""
+        docstring: retry after a lost server, wait for busy ones, go
+        elsewhere when a server will not read the input in place)."""
         retries = RETRIES
         busy_tries = 0
         while True:
             result = NodeResult(node)
             try:
-                uploads = self._uploads(node, placed, done)
+                uploads = self._uploads(node, placed, done, target.local_env)
                 outcome = self.client.send(candidates, target.partition,
                                            target.path_info, headers,
                                            uploads)
@@ -291,6 +374,24 @@ class Scheduler:
                     'Node %s: %s' % (node.name, err.message), err.status))
             except NodeError as err:
                 return result.fail(err)
+            refused = outcome.stream_refusal \
+                if isinstance(outcome, Attempts) else None
+            if refused is not None and placed is not None:
+                try:
+                    elsewhere = self._instead_of_local(
+                        placed, target, refused.stream_input)
+                    placed, candidates, headers = self._route(
+                        node, copy, elsewhere)
+                except NodeError as err:
+                    return result.fail(err)
+                if elsewhere.nodes == target.nodes and \
+                        refused.server in candidates:
+                    # Same servers: the one that refused answered; those
+                    # tried before it did not.
+                    candidates = candidates[
+                        candidates.index(refused.server):]
+                target = elsewhere
+                continue
             lost = self._take(result, outcome, target, stream)
             if lost is not None and retries > 0 and \
                     lost in candidates[:-1]:

@@ -7,13 +7,15 @@ auth hooks, so every middleware right of ``proxy_query`` (quotas, SLO, DLO,
 symlinks, versioning, encryption) treats them as the user's own requests.
 """
 
+import base64
 import io
 import json
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from swift.common.http import is_success
+from swift.common.middleware.crypto.crypto_utils import CRYPTO_KEY_CALLBACK
 from swift.common.swob import HTTPException, Request, Response, str_to_wsgi
-from swift.common.utils import quote
+from swift.common.utils import close_if_possible, quote
 from swift.common.wsgi import make_subrequest
 from swift.proxy.controllers.base import get_container_info, get_info
 
@@ -152,11 +154,70 @@ class SwiftAccess:
                             % (resp.status, path.path_info), resp.status_int)
         return resp
 
+    def fetch_input(self, path: SwiftPath, member: str,
+                    grants: Optional[Grants] = None
+                    ) -> Tuple[Upload, Dict[str, str]]:
+        """An object as a member of a node's request stream, as a client's
+        GET returns it (decrypted, decoded, manifests and symlinks resolved
+        with the caller's rights), and that GET's headers."""
+        resp = self.fetch_response(path, grants)
+        if resp.content_length is None:
+            close_if_possible(resp.app_iter)
+            raise NodeError('Cannot stream %s to a node: its size is not '
+                            'known before reading it (a dynamic large object '
+                            'of very many segments?)' % path.path_info, 409)
+        return (Upload(member, resp.content_length, resp.app_iter, path.url),
+                dict(resp.headers))
+
     def fetch(self, path: SwiftPath, member: str,
               grants: Optional[Grants] = None) -> Upload:
         """An object as a member of a node's request stream."""
-        resp = self.fetch_response(path, grants)
-        return Upload(member, resp.content_length, resp.app_iter, path.url)
+        return self.fetch_input(path, member, grants)[0]
+
+    def resolve_link(self, path: SwiftPath, grants: Optional[Grants] = None
+                     ) -> Optional[str]:
+        """HEAD a symlink as the user: the ``Content-Location`` of what it
+        resolves to (``None`` when it resolves to nothing more).  Raises
+        the refusal naming ``path`` (a target the user may not read: 403).
+        """
+        resp = self._subrequest('HEAD', path, grants=grants
+                                ).get_response(self.app)
+        if not is_success(resp.status_int):
+            raise NodeError('Error %s while fetching %s'
+                            % (resp.status, path.path_info), resp.status_int)
+        return resp.headers.get('Content-Location')
+
+    def head_with_keys(self, path: SwiftPath,
+                       grants: Optional[Grants] = None
+                       ) -> Tuple[Dict[str, str], Optional[Callable]]:
+        """HEAD ``path`` as the user: its headers, and the keymaster's key
+        callback for it (``None`` without a keymaster in the pipeline).
+
+        The keymaster leaves its callback (``fetch_crypto_keys(key_id=…)``)
+        in the environment of the requests it passes, bound to their path.
+        """
+        sub = self._subrequest('HEAD', path, grants=grants)
+        resp = sub.get_response(self.app)
+        if not is_success(resp.status_int):
+            raise NodeError('Error %s while fetching %s'
+                            % (resp.status, path.path_info), resp.status_int)
+        return dict(resp.headers), sub.environ.get(CRYPTO_KEY_CALLBACK)
+
+    def listing_keys(self, path: SwiftPath,
+                     grants: Optional[Grants] = None) -> Optional[str]:
+        """The keys that decrypt container ``path``'s listing etags, as
+        ``protocol.LISTING_KEYS_HEADER`` carries them (``None`` without a
+        keymaster in the pipeline)."""
+        _headers, fetch_keys = self.head_with_keys(path, grants)
+        if fetch_keys is None:
+            return None
+        keys = {}
+        for key_id in fetch_keys().get('all_ids') or []:
+            key = fetch_keys(key_id=key_id).get('container')
+            if key:
+                keys[key_id.get('secret_id') or ''] = \
+                    base64.b64encode(key).decode('ascii')
+        return json.dumps(keys) if keys else None
 
     def put(self, path: SwiftPath, fp, size: int, headers: Dict[str, str],
             grants: Optional[Grants] = None) -> Response:

@@ -1,0 +1,156 @@
+"""Which inputs are read in place, and an erasure-coded input with a server
+down, on a private cluster that stores new objects unencrypted
+(``--no-encryption``; tmpfs when usable), started once for the module.
+
+- A plain object, a symlink to one and a versioned object's current version
+  (a symlink into the hidden versions container) are read from the object
+  server's own file: the node runs on a server holding the object (for the
+  symlinks: their target) and the proxy never GETs it for the job; the
+  program sees the object's bytes under the name the job gave it.
+- An SLO manifest on the same cluster is streamed instead (the proxy GETs
+  it), and the program reads the whole object, not the manifest.
+- With one of the three servers holding an ``ec`` object's fragments
+  killed, a node reading it still sees the object (the proxy decodes it
+  from the other two).  This test kills a server: it runs last.
+"""
+
+import hashlib
+import json
+import shutil
+import tempfile
+
+import pytest
+from swift.common.middleware.versioned_writes.object_versioning import (
+    build_versions_container_name, build_versions_object_name)
+
+from zerocloud.saio import Cluster, LaunchError
+
+from .conftest import fast_tmp_dir
+from .helpers import (
+    INPUT_PROBE, Account, LogWatch, ProxyLog, assert_all_ok, kill_server,
+    primary_servers, python_node, unique, zapp)
+
+@pytest.fixture(scope='module')
+def plain_cluster():
+    workdir = tempfile.mkdtemp(prefix='zerocloud-inputs-',
+                               dir=fast_tmp_dir())
+    cluster = Cluster(workdir, port=0, encryption=False)
+    try:
+        cluster.start()
+    except LaunchError as err:
+        shutil.rmtree(workdir, ignore_errors=True)
+        pytest.fail('the unencrypted cluster did not start: %s' % err,
+                    pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope='module')
+def account(plain_cluster):
+    return Account(plain_cluster)
+
+
+@pytest.fixture(scope='module')
+def container(account):
+    name = unique('in-place')
+    account.put_container(name)
+    account.put_object(name, 'probe.tar', zapp({'main.py': INPUT_PROBE}))
+    return name
+
+
+def probe(account: Account, container: str, path: str) -> dict:
+    resp = account.post_job([python_node(
+        'reader', 'swift://~/%s/probe.tar' % container, devices=[
+            {'name': 'stdout'},
+            {'name': 'input', 'path': 'swift://~/' + path}])])
+    assert resp.status_code == 200, resp.text
+    assert_all_ok(resp, 1)
+    return json.loads(resp.text)
+
+
+def assert_saw(account: Account, path: str, seen: dict) -> None:
+    got = account.get(path)
+    assert got.status_code == 200
+    assert (seen['md5'], seen['size']) == (
+        hashlib.md5(got.content).hexdigest(), len(got.content))
+    assert seen['path'] == '/%s/%s' % (account.name, path)
+
+
+def assert_read_in_place(cluster, account: Account, container: str,
+                         path: str, stored_at: tuple) -> None:
+    """A node reading ``path`` runs where ``stored_at`` (account,
+    container, object) is stored and the proxy does not GET ``path``."""
+    watch = LogWatch(cluster)
+    proxy_log = ProxyLog(cluster)
+    seen = probe(account, container, path)
+    assert_saw(account, path, seen)
+    assert watch.servers_that_ran()['reader'][0] in primary_servers(
+        cluster, *stored_at)
+    assert proxy_log.job_gets(account, path) == []
+
+
+def test_plain_object_is_read_in_place(plain_cluster, account, container):
+    name = unique('plain')
+    account.put_object(container, name, b'stored in the clear\n' * 40)
+    assert_read_in_place(plain_cluster, account, container,
+                         '%s/%s' % (container, name),
+                         (account.name, container, name))
+
+
+def test_symlink_is_read_next_to_its_target(plain_cluster, account,
+                                            container):
+    target, link = unique('target'), unique('link')
+    account.put_object(container, target, b'the target\n' * 40)
+    resp = account.put('%s/%s' % (container, link), **{
+        'X-Symlink-Target': '%s/%s' % (container, target)})
+    assert resp.status_code == 201, resp.text
+    assert_read_in_place(plain_cluster, account, container,
+                         '%s/%s' % (container, link),
+                         (account.name, container, target))
+
+
+def test_versioned_object_is_read_where_its_version_is(plain_cluster,
+                                                       account, container):
+    versioned = unique('versioned')
+    account.put_container(versioned, **{'X-Versions-Enabled': 'true'})
+    account.put_object(versioned, 'doc', b'first\n')
+    account.put_object(versioned, 'doc', b'current\n' * 30)
+    version = account.get('%s/doc' % versioned).headers['X-Object-Version-Id']
+    assert_read_in_place(
+        plain_cluster, account, container, '%s/doc' % versioned,
+        (account.name, build_versions_container_name(versioned),
+         build_versions_object_name('doc', version)))
+
+
+def test_slo_manifest_is_streamed(plain_cluster, account, container):
+    name = unique('slo')
+    segments = []
+    for number in range(2):
+        segment = '%s-seg%d' % (name, number)
+        account.put_object(container, segment, b'%d' % number * 5000)
+        segments.append({'path': '%s/%s' % (container, segment)})
+    resp = account.put('%s/%s?multipart-manifest=put' % (container, name),
+                       json.dumps(segments).encode())
+    assert resp.status_code == 201, resp.text
+    path = '%s/%s' % (container, name)
+    proxy_log = ProxyLog(plain_cluster)
+    assert_saw(account, path, probe(account, container, path))
+    assert len(proxy_log.job_gets(account, path)) == 1
+
+
+def test_erasure_coded_input_with_a_fragment_server_down(plain_cluster,
+                                                         account, container):
+    coded = unique('coded')
+    account.put_container(coded, **{'X-Storage-Policy': 'ec'})
+    data = bytes(range(256)) * 3000
+    account.put_object(coded, 'data', data)
+    holders = primary_servers(plain_cluster, account.name, coded, 'data',
+                              ring_name='object-1')
+    assert len(holders) == 3
+    kill_server(plain_cluster, holders[0])
+    seen = probe(account, container, '%s/data' % coded)
+    assert (seen['md5'], seen['size']) == (hashlib.md5(data).hexdigest(),
+                                           len(data))
