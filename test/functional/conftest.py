@@ -25,28 +25,18 @@ further clusters, which need user xattrs).  ``private_cluster`` is a cluster
 of the test module's own, for tests that kill or freeze its servers.
 """
 
-import os
 import shutil
 import tempfile
 
 import pytest
 
-from zerocloud.saio import Cluster, LaunchError, supports_user_xattrs
+from zerocloud.saio import Cluster, LaunchError
 
-#: tmpfs first: Swift keeps object metadata in user xattrs, which tmpfs
-#: holds without ext4's one-block limit, and it is fast.
-PREFERRED_TMP = '/dev/shm'
+from .helpers import fast_tmp_dir, started_cluster
+
 #: Seconds a node may run in the shared test cluster: short, so the test of
 #: a runaway program is quick, and ample for every other job.
 FUNCTIONAL_NODE_TIMEOUT = 10
-
-
-def fast_tmp_dir() -> str:
-    """A directory for throwaway clusters: tmpfs when usable."""
-    if os.path.isdir(PREFERRED_TMP) and os.access(PREFERRED_TMP, os.W_OK) \
-            and supports_user_xattrs(PREFERRED_TMP):
-        return PREFERRED_TMP
-    return tempfile.gettempdir()
 
 
 @pytest.fixture
@@ -61,20 +51,8 @@ def scratch_dir():
 def private_cluster():
     """A cluster started for one test module and stopped at its end: the
     session cluster other tests share is never touched."""
-    workdir = tempfile.mkdtemp(prefix='zerocloud-private-',
-                               dir=fast_tmp_dir())
-    private = Cluster(workdir, port=0)
-    try:
-        private.start()
-    except LaunchError as err:
-        shutil.rmtree(workdir, ignore_errors=True)
-        pytest.fail('the private cluster did not start: %s' % err,
-                    pytrace=False)
-    try:
+    with started_cluster('zerocloud-private-') as private:
         yield private
-    finally:
-        private.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope='session')

@@ -6,19 +6,63 @@ instead of hanging the suite.
 
 import collections
 import configparser
+import contextlib
 import io
 import json
 import os
 import random
 import re
+import shutil
 import signal
 import tarfile
+import tempfile
 import time
 import uuid
-from typing import Dict, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
+import pytest
 import requests
 from swift.common.utils import quote
+
+from zerocloud.saio import Cluster, LaunchError, supports_user_xattrs
+
+#: tmpfs first: Swift keeps object metadata in user xattrs, which tmpfs
+#: holds without ext4's one-block limit, and it is fast.
+PREFERRED_TMP = '/dev/shm'
+
+
+def fast_tmp_dir() -> str:
+    """A directory for throwaway clusters: tmpfs when usable."""
+    if os.path.isdir(PREFERRED_TMP) and os.access(PREFERRED_TMP, os.W_OK) \
+            and supports_user_xattrs(PREFERRED_TMP):
+        return PREFERRED_TMP
+    return tempfile.gettempdir()
+
+
+@contextlib.contextmanager
+def started_cluster(prefix: str,
+                    configure_before_start: Optional[Callable] = None,
+                    **options) -> Iterator[Cluster]:
+    """A cluster of its own, on free ports in a fresh directory, stopped
+    and removed afterwards.  ``configure_before_start(cluster)`` may edit
+    its prepared configuration.  A cluster that does not start fails the
+    test with the launcher's message."""
+    workdir = tempfile.mkdtemp(prefix=prefix, dir=fast_tmp_dir())
+    cluster = Cluster(workdir, port=0, **options)
+    try:
+        if configure_before_start is not None:
+            cluster.prepare()
+            configure_before_start(cluster)
+        cluster.start()
+    except LaunchError as err:
+        shutil.rmtree(workdir, ignore_errors=True)
+        pytest.fail('the cluster did not start: %s' % err, pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
 
 #: Seconds any single request may take; a hung job fails instead of hanging.
 REQUEST_TIMEOUT = 120

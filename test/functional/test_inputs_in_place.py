@@ -16,36 +16,20 @@ down, on a private cluster that stores new objects unencrypted
 
 import hashlib
 import json
-import shutil
-import tempfile
 
 import pytest
 from swift.common.middleware.versioned_writes.object_versioning import (
     build_versions_container_name, build_versions_object_name)
 
-from zerocloud.saio import Cluster, LaunchError
-
-from .conftest import fast_tmp_dir
 from .helpers import (
     INPUT_PROBE, Account, LogWatch, ProxyLog, assert_all_ok, kill_server,
-    primary_servers, python_node, unique, zapp)
+    primary_servers, python_node, started_cluster, unique, zapp)
+
 
 @pytest.fixture(scope='module')
 def plain_cluster():
-    workdir = tempfile.mkdtemp(prefix='zerocloud-inputs-',
-                               dir=fast_tmp_dir())
-    cluster = Cluster(workdir, port=0, encryption=False)
-    try:
-        cluster.start()
-    except LaunchError as err:
-        shutil.rmtree(workdir, ignore_errors=True)
-        pytest.fail('the unencrypted cluster did not start: %s' % err,
-                    pytrace=False)
-    try:
+    with started_cluster('zerocloud-inputs-', encryption=False) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope='module')

@@ -26,9 +26,7 @@ never comes fails the test instead of passing late.
 
 import http.client
 import json
-import shutil
 import socket
-import tempfile
 from dataclasses import dataclass
 from typing import Dict, Iterator
 
@@ -36,10 +34,8 @@ import pytest
 import requests
 
 from zerocloud.proxy.body import DISCONNECTED, NOT_CHUNKED, STALLED, UNFRAMED
-from zerocloud.saio import Cluster, LaunchError
 
-from .conftest import fast_tmp_dir
-from .helpers import PYTHON_EXEC, configure, zapp
+from .helpers import PYTHON_EXEC, configure, started_cluster, zapp
 
 #: Seconds any answer may take: far below the default client_timeout.
 ANSWER_TIMEOUT = 30
@@ -184,21 +180,11 @@ def test_body_without_framing_is_411(cluster, ctype):
 def impatient_cluster():
     """A private cluster whose proxy waits SHORT_CLIENT_TIMEOUT seconds for
     body bytes (set in [DEFAULT]: the server's socket and proxy_query)."""
-    workdir = tempfile.mkdtemp(prefix='zerocloud-bodies-', dir=fast_tmp_dir())
-    cluster = Cluster(workdir, port=0)
-    try:
-        cluster.prepare()
+    def shorten(cluster):
         configure(cluster, 'proxy-server', 'DEFAULT',
                   client_timeout=str(SHORT_CLIENT_TIMEOUT))
-        cluster.start()
-    except LaunchError as err:
-        shutil.rmtree(workdir, ignore_errors=True)
-        pytest.fail('the cluster did not start: %s' % err, pytrace=False)
-    try:
+    with started_cluster('zerocloud-bodies-', shorten) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.mark.parametrize('kind', sorted(BODIES))
