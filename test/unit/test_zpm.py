@@ -66,7 +66,7 @@ def test_job_of_a_zapp_with_dependencies_finds_them():
     zapp = dict(ZAPP, dependencies=['six'])
     for node in project.job_description(zapp):
         assert node['exec']['env']['PYTHONPATH'] == \
-            '/lib/python3.11/site-packages'
+            '/lib/python3.15/site-packages'
 
 
 @pytest.mark.parametrize('text,message', [
@@ -213,9 +213,9 @@ def test_bundle_dependencies_from_wheels_and_reuses_them(tmp_path,
     with tarfile.open(path) as tar:
         names = tar.getnames()
         assert tar.extractfile(
-            'lib/python3.11/site-packages/greet/__init__.py').read() == \
+            'lib/python3.15/site-packages/greet/__init__.py').read() == \
             b'WORD = "hi"\n'
-    assert 'lib/python3.11/site-packages/greet-1.0.dist-info' in names
+    assert 'lib/python3.15/site-packages/greet-1.0.dist-info' in names
     # Installed once: a second bundle reuses .zapp/deps even without the
     # wheel; --refresh-deps goes back to pip.
     os.remove(os.path.join(str(offline_pip), 'greet-1.0-py3-none-any.whl'))

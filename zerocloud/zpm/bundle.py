@@ -2,7 +2,7 @@
 
 Members, in order: ``boot/system.map`` (the job, :mod:`.project`),
 ``zapp.yaml``, whatever the ``bundling`` globs match, then the ``ui``
-globs, then the dependencies under ``lib/python3.11/site-packages``.
+globs, then the dependencies under ``lib/python3.15/site-packages``.
 Directories are added with their content; ``__pycache__``, the ``.zapp``
 work directory and the zapp being written are left out.  A glob that
 matches nothing is a warning; if none matches anything, an error.
@@ -10,7 +10,7 @@ matches nothing is a warning; if none matches anything, an error.
 Dependencies are pure-Python wheels (the sandbox's Python cannot load
 native extensions), installed by pip for the image's Python
 (``pip install --target .zapp/deps --only-binary=:all: --platform any
---implementation py --abi none --python-version 3.11``): no tox, no
+--implementation py --abi none --python-version 3.15``): no tox, no
 virtualenv, nothing built.  The installed set is reused while the
 dependency list is unchanged; ``--refresh-deps`` installs it afresh.
 pip's own settings apply (``PIP_INDEX_URL``, ``PIP_FIND_LINKS`` …).
@@ -36,7 +36,7 @@ WORK_DIR = '.zapp'
 DEPS_DIR = 'deps'
 DEPS_LIST = 'deps.txt'
 #: The system image's Python, which bundled wheels must suit.
-TARGET_PYTHON = '3.11'
+TARGET_PYTHON = '3.15'
 SKIPPED_NAMES = ('__pycache__',)
 
 

@@ -34,7 +34,7 @@ import yaml
 ZAPP_YAML = 'zapp.yaml'
 #: Where bundled dependencies go in a zapp, and the ``PYTHONPATH`` the job
 #: then gets (the image is mounted at ``/``).
-DEPENDENCY_DIR = 'lib/python3.11/site-packages'
+DEPENDENCY_DIR = 'lib/python3.15/site-packages'
 TEMPLATE_DIR = os.path.join(os.path.dirname(__file__), 'templates')
 #: ``zpm new`` files: always, and with ``--with-ui``.
 PROJECT_FILES = ('zapp.yaml', 'main.py')
