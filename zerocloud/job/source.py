@@ -36,6 +36,7 @@ SCRIPT_MEMBER = 'script'
 NO_SYSTEM_MAP = 'System boot map was not found in request'
 TOO_LARGE = 'Job description is larger than %d bytes'
 BODY_TOO_LARGE = 'Request body is larger than %d bytes'
+DISCONNECTED = 'Client disconnected before sending the whole body'
 CHUNK = 65536
 
 
@@ -107,8 +108,7 @@ def _copy_body(read: Callable[[int], bytes], content_length: Optional[int],
         if not chunk:
             if content_length is None:
                 break
-            raise JobError('Client disconnected before sending the whole '
-                           'body', 499)
+            raise JobError(DISCONNECTED, 499)
         copied += len(chunk)
         if copied > limit:
             raise JobError(BODY_TOO_LARGE % limit, 413)
@@ -117,10 +117,10 @@ def _copy_body(read: Callable[[int], bytes], content_length: Optional[int],
 
 
 @contextmanager
-def _spool_file(spool_dir: Optional[str]
-                ) -> Iterator[Tuple[BinaryIO, Spooled]]:
+def spool_file(spool_dir: Optional[str], prefix: str = 'zerocloud-image-'
+               ) -> Iterator[Tuple[BinaryIO, Spooled]]:
     """A new temp file to fill; removed again if filling it fails."""
-    fd, path = tempfile.mkstemp(prefix='zerocloud-image-', dir=spool_dir)
+    fd, path = tempfile.mkstemp(prefix=prefix, dir=spool_dir)
     spooled = Spooled(path, 0)
     try:
         with os.fdopen(fd, 'w+b') as fp:
@@ -134,7 +134,7 @@ def _spool_file(spool_dir: Optional[str]
 def spool(read: Callable[[int], bytes], content_length: Optional[int],
           limit: int, spool_dir: Optional[str] = None) -> Spooled:
     """Copy a body to a temp file (see :func:`_copy_body`)."""
-    with _spool_file(spool_dir) as (fp, spooled):
+    with spool_file(spool_dir) as (fp, spooled):
         _copy_body(read, content_length, limit, fp)
     return spooled
 
@@ -197,7 +197,7 @@ def script_image(head: bytes, read: Callable[[int], bytes],
 
     def rest(size: int) -> bytes:
         return buffered.read(size) or read(size)
-    with _spool_file(spool_dir) as (fp, spooled):
+    with spool_file(spool_dir) as (fp, spooled):
         fp.seek(protocol.BLOCK)
         size = _copy_body(rest, content_length, limit, fp)
         fp.write(protocol.padding(size) + b'\0' * (2 * protocol.BLOCK))

@@ -28,6 +28,7 @@ from swift.common.exceptions import ChunkReadTimeout
 from swift.common.swob import Request
 
 from zerocloud.job.model import JobError
+from zerocloud.job.source import DISCONNECTED
 
 #: What a chunked body starts with: hex digits, then the end of the size,
 #: an extension (``;``) or the end of what has arrived so far.
@@ -37,7 +38,6 @@ FRAMING_PEEK = 64
 
 NOT_CHUNKED = ('Request body is not valid chunked framing '
                '(Transfer-Encoding: chunked)')
-DISCONNECTED = 'Client disconnected before sending the whole body'
 STALLED = 'Request body stopped arriving: nothing for %g seconds'
 UNFRAMED = 'Must specify Content-Length or Transfer-Encoding: chunked'
 
@@ -106,10 +106,8 @@ class ClientBody:
                 if self._unchecked is not None:
                     self._check_framing()
                 chunk = self._read(size)
-        except ChunkReadTimeout:
-            raise JobError(STALLED % self.timeout, 408)
-        except TimeoutError:
-            # The server's own socket timeout (its client_timeout).
+        except (ChunkReadTimeout, TimeoutError):
+            # Ours, or the server's own socket timeout (its client_timeout).
             raise JobError(STALLED % self.timeout, 408)
         except ValueError as err:
             # eventlet's ChunkReadError: a chunk-size line that is not one,

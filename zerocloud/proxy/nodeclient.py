@@ -25,8 +25,6 @@ from elsewhere is that input's failure (:class:`InputFailed`); and what the
 node's run answered is the job's business.
 """
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
@@ -40,12 +38,10 @@ from swift.common.request_helpers import get_ip_port
 
 from zerocloud import cgi, protocol
 from zerocloud.job.model import JobError, Node, SwiftPath
-from zerocloud.job.source import Spooled
+from zerocloud.job.source import Spooled, spool_file
 
 #: A node the sandbox stopped (time, memory, output limits, a trap).
 NODE_FAILED = 422
-
-
 #: Bytes of a refusal's text kept for the client.
 REFUSAL_TEXT_LIMIT = 4096
 
@@ -483,14 +479,8 @@ def _member_chunks(reader: protocol.MemberReader) -> Iterator[bytes]:
 
 def _spool(reader: protocol.MemberReader, spool_dir: Optional[str]
            ) -> Spooled:
-    fd, path = tempfile.mkstemp(prefix='zerocloud-out-', dir=spool_dir)
-    spooled = Spooled(path, 0)
-    try:
-        with os.fdopen(fd, 'wb') as fp:
-            spooled.size = reader.copy_to(fp)
-    except BaseException:
-        spooled.remove()
-        raise
+    with spool_file(spool_dir, 'zerocloud-out-') as (fp, spooled):
+        reader.copy_to(fp)
     return spooled
 
 

@@ -118,6 +118,9 @@ class JobRequest:
         self.grants = access.Grants()
         #: Container paths (``path_info``) the caller owns.
         self.owned: Set[str] = set()
+        #: Prefixes a foreign job may write under (``X-Zerovm-Allow-Write``),
+        #: read by :meth:`prepare`.
+        self.allowed_writes: List[str] = []
         #: The user image (zapp or script) and the data for path-less stdin.
         self.image: Optional[jobsource.Spooled] = None
         self.stream: Optional[jobsource.Spooled] = None
@@ -205,8 +208,7 @@ class JobRequest:
             holder = parse_location(self.inherited.source_url)
             if holder.account != path.account:
                 return None
-        meta = self.swift.container_meta(holder.account,
-                                      holder.container)
+        meta = self.swift.container_meta(holder.account, holder.container)
         suid = meta.get('zerovm-suid')
         endpoint = unquote(meta.get('rest-endpoint') or '')
         if not suid or endpoint != self.source_url:

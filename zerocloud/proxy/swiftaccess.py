@@ -58,6 +58,15 @@ class SwiftAccess:
             sub.environ['swift.authorize'] = grants.wrap(authorize)
         return sub
 
+    def _checked(self, sub: Request, path: SwiftPath) -> Response:
+        """``sub``'s answer; a failure raises the node error naming
+        ``path``."""
+        resp = sub.get_response(self.app)
+        if not is_success(resp.status_int):
+            raise NodeError('Error %s while fetching %s'
+                            % (resp.status, path.path_info), resp.status_int)
+        return resp
+
     def authorize(self, method: str, path: SwiftPath,
                   acl_key: Optional[str], acl: Optional[str] = None) -> bool:
         """Ask the deployment's auth whether the user may do ``method``.
@@ -122,10 +131,7 @@ class SwiftAccess:
 
     def content_type_of(self, path: SwiftPath) -> str:
         """HEAD an object as the user; its content type."""
-        resp = self._subrequest('HEAD', path).get_response(self.app)
-        if not is_success(resp.status_int):
-            raise NodeError('Error %s while fetching %s'
-                            % (resp.status, path.path_info), resp.status_int)
+        resp = self._checked(self._subrequest('HEAD', path), path)
         return (resp.headers.get('Content-Type') or '').split(';')[0].strip()
 
     def open_template(self, account: str, content_type: str,
@@ -134,12 +140,12 @@ class SwiftAccess:
         if not content_type:
             return None
         path = SwiftPath(account, OPEN_REGISTRY, content_type + '/config')
-        resp = self._subrequest('GET', path).get_response(self.app)
-        if resp.status_int == 404:
-            return None
-        if not is_success(resp.status_int):
-            raise NodeError('Error %s while fetching %s'
-                            % (resp.status, path.path_info), resp.status_int)
+        try:
+            resp = self._checked(self._subrequest('GET', path), path)
+        except NodeError as err:
+            if err.status == 404:
+                return None
+            raise
         if (resp.content_length or 0) > max_size:
             raise JobError('Config file at %s is too large' % path.path_info,
                            413)
@@ -147,12 +153,8 @@ class SwiftAccess:
 
     def fetch_response(self, path: SwiftPath,
                        grants: Optional[Grants] = None) -> Response:
-        resp = self._subrequest('GET', path, grants=grants
-                                ).get_response(self.app)
-        if not is_success(resp.status_int):
-            raise NodeError('Error %s while fetching %s'
-                            % (resp.status, path.path_info), resp.status_int)
-        return resp
+        return self._checked(self._subrequest('GET', path, grants=grants),
+                             path)
 
     def fetch_input(self, path: SwiftPath, member: str,
                     grants: Optional[Grants] = None
@@ -180,11 +182,8 @@ class SwiftAccess:
         resolves to (``None`` when it resolves to nothing more).  Raises
         the refusal naming ``path`` (a target the user may not read: 403).
         """
-        resp = self._subrequest('HEAD', path, grants=grants
-                                ).get_response(self.app)
-        if not is_success(resp.status_int):
-            raise NodeError('Error %s while fetching %s'
-                            % (resp.status, path.path_info), resp.status_int)
+        resp = self._checked(self._subrequest('HEAD', path, grants=grants),
+                             path)
         return resp.headers.get('Content-Location')
 
     def head_with_keys(self, path: SwiftPath,
@@ -197,10 +196,7 @@ class SwiftAccess:
         in the environment of the requests it passes, bound to their path.
         """
         sub = self._subrequest('HEAD', path, grants=grants)
-        resp = sub.get_response(self.app)
-        if not is_success(resp.status_int):
-            raise NodeError('Error %s while fetching %s'
-                            % (resp.status, path.path_info), resp.status_int)
+        resp = self._checked(sub, path)
         return dict(resp.headers), sub.environ.get(CRYPTO_KEY_CALLBACK)
 
     def listing_keys(self, path: SwiftPath,
