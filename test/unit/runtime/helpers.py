@@ -1,6 +1,8 @@
 """Building manifests and nvram files for runtime tests."""
 
+import io
 import os
+import tarfile
 from typing import Dict, List, Optional, Sequence
 
 from zerocloud.runtime import nvram
@@ -57,13 +59,54 @@ def output(directory, name: str = 'stdout') -> bytes:
         return handle.read()
 
 
+def text_tar(path, files: Dict[str, str]) -> str:
+    """A tar at ``path`` of ``files`` (member name -> text)."""
+    with tarfile.open(str(path), 'w') as archive:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+def run_python(runtime, python_image: str, directory, args: List[str],
+               files: Optional[Dict[str, str]] = None,
+               channels: Sequence[str] = (), **keys):
+    """Run ``python <args>`` from a Python system image; with ``files``, a
+    user image of them (file ``image.tar`` in ``directory``) is the
+    guest's ``/``.  ``keys`` as for :func:`write_manifest`."""
+    channels = list(channels)
+    if files is not None:
+        image = text_tar(os.path.join(str(directory), 'image.tar'), files)
+        channels.append(read_channel(image, '/dev/image'))
+        keys['fstab'] = [('/dev/image', '/', True)]
+    manifest = write_manifest(directory, python_image,
+                              ProgramMember='python',
+                              args=['python'] + list(args),
+                              channels=channels, **keys)
+    return runtime.run(manifest)
+
+
+SEED_SCRIPT = ('import sys\nprint("Hello from ZeroVM!")\n'
+               'print("sys.platform is \'%s\'" % sys.platform)\n')
+
+
+def check_seed_script(runtime, python_image: str, directory, **keys) -> None:
+    """ZeroVM's seed script, from a user image, runs and prints."""
+    result = run_python(runtime, python_image, directory, ['script.py'],
+                        files={'script.py': SEED_SCRIPT}, **keys)
+    assert (result.exit_status, result.report.retcode) == (0, 0), \
+        output(directory, 'stderr')
+    assert output(directory) == (b"Hello from ZeroVM!\n"
+                                 b"sys.platform is 'wasi'\n")
+
+
 def run_python_filter(runtime, python_image: str, directory, script: str,
                       data: str):
     """Run ``python -c script`` with ``data`` as /dev/input and a writable
     /dev/output (file ``out`` in ``directory``)."""
-    manifest = write_manifest(
-        directory, python_image, ProgramMember='python',
-        args=['python', '-c', script],
+    return run_python(
+        runtime, python_image, directory, ['-c', script],
         channels=[read_channel(data, '/dev/input'),
                   write_channel(str(directory / 'out'), '/dev/output')])
-    return runtime.run(manifest)

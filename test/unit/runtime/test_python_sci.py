@@ -5,41 +5,34 @@ guest code promises (zerocloud/runtime/guest/zerocloud_guest.py)."""
 import gzip
 
 from test.unit.runtime.helpers import (
-    output, read_channel, write_channel, write_manifest)
-from test.unit.runtime.test_python import SEED_SCRIPT, _tar
+    check_seed_script, output, run_python, write_channel)
 
 MEMORY = 1 << 30
 
 
 def _run_python(runtime, image, directory, args, **keys):
-    manifest = write_manifest(directory, image, ProgramMember='python',
-                              args=['python'] + args, memory=MEMORY, **keys)
-    return runtime.run(manifest)
+    return run_python(runtime, image, directory, args, memory=MEMORY,
+                      **keys)
+
+
+def _printed(runtime, image, directory, args, **keys) -> bytes:
+    """What ``python <args>`` printed; the run must succeed."""
+    result = _run_python(runtime, image, directory, args, **keys)
+    assert result.report.status == 'ok', output(directory, 'stderr')
+    return output(directory)
 
 
 def test_seed_script_from_image(runtime, sci_python_image, tmp_path):
-    image = _tar(tmp_path / 'script.tar', {'script.py': SEED_SCRIPT})
-    result = _run_python(
-        runtime, sci_python_image, tmp_path, ['script.py'],
-        fstab=[('/dev/image', '/', True)],
-        channels=[read_channel(image, '/dev/image')])
-    assert (result.exit_status, result.report.retcode) == (0, 0), \
-        output(tmp_path, 'stderr')
-    assert output(tmp_path) == (b"Hello from ZeroVM!\n"
-                                b"sys.platform is 'wasi'\n")
+    check_seed_script(runtime, sci_python_image, tmp_path, memory=MEMORY)
 
 
 def test_script_directory_is_sys_path0(runtime, sci_python_image, tmp_path):
-    image = _tar(tmp_path / 'app.tar', {
-        'app/mymath.py': 'def add(a, b):\n    return a + b\n',
-        'app/main.py': 'import sys, mymath\n'
-                       'print(sys.path[0], sys.argv, mymath.add(5, 6))\n'})
-    result = _run_python(
-        runtime, sci_python_image, tmp_path, ['/app/main.py', 'x'],
-        fstab=[('/dev/image', '/', True)],
-        channels=[read_channel(image, '/dev/image')])
-    assert result.report.status == 'ok', output(tmp_path, 'stderr')
-    assert output(tmp_path) == b"/app ['/app/main.py', 'x'] 11\n"
+    printed = _printed(
+        runtime, sci_python_image, tmp_path, ['/app/main.py', 'x'], files={
+            'app/mymath.py': 'def add(a, b):\n    return a + b\n',
+            'app/main.py': 'import sys, mymath\n'
+                           'print(sys.path[0], sys.argv, mymath.add(5, 6))\n'})
+    assert printed == b"/app ['/app/main.py', 'x'] 11\n"
 
 
 def test_numpy_and_pandas_are_imported_before_the_program(
@@ -48,9 +41,8 @@ def test_numpy_and_pandas_are_imported_before_the_program(
               'print("pandas" in sys.modules, "numpy" in sys.modules)\n'
               'import numpy as np, pandas as pd\n'
               'print(int(pd.DataFrame({"a": np.arange(4)})["a"].sum()))\n')
-    result = _run_python(runtime, sci_python_image, tmp_path, ['-c', script])
-    assert result.report.status == 'ok', output(tmp_path, 'stderr')
-    assert output(tmp_path) == b'True True\n6\n'
+    assert _printed(runtime, sci_python_image, tmp_path,
+                    ['-c', script]) == b'True True\n6\n'
 
 
 def test_run_ends_like_cpython_for_the_user(runtime, sci_python_image,
@@ -90,35 +82,28 @@ def test_every_run_gets_fresh_seeds(runtime, sci_python_image, tmp_path):
               'tempfile.mktemp())\n')
     seen = set()
     for _ in range(2):
-        result = _run_python(runtime, sci_python_image, tmp_path,
-                             ['-c', script])
-        assert result.report.status == 'ok', output(tmp_path, 'stderr')
-        seen.add(output(tmp_path))
+        seen.add(_printed(runtime, sci_python_image, tmp_path,
+                          ['-c', script]))
     assert len(seen) == 2
     first, second = (line.split() for line in seen)
     assert all(a != b for a, b in zip(first, second))
 
 
 def test_environment_is_the_runs_own(runtime, sci_python_image, tmp_path):
-    result = _run_python(runtime, sci_python_image, tmp_path,
-                         ['-c', 'import os; print(sorted(os.environ.items()))'],
-                         env={'ONLY': 'this'})
-    assert result.report.status == 'ok', output(tmp_path, 'stderr')
-    assert output(tmp_path) == b"[('ONLY', 'this')]\n"
+    assert _printed(runtime, sci_python_image, tmp_path,
+                    ['-c', 'import os; print(sorted(os.environ.items()))'],
+                    env={'ONLY': 'this'}) == b"[('ONLY', 'this')]\n"
 
 
 def test_pythonpath_follows_the_script_directory(runtime, sci_python_image,
                                                  tmp_path):
-    image = _tar(tmp_path / 'app.tar', {
-        'lib/deps/greeting.py': 'WORD = "bonjour"\n',
-        'main.py': 'import sys, greeting\n'
-                   'print(sys.path[:2], greeting.WORD)\n'})
-    result = _run_python(
+    printed = _printed(
         runtime, sci_python_image, tmp_path, ['main.py'],
-        env={'PYTHONPATH': '/lib/deps'}, fstab=[('/dev/image', '/', True)],
-        channels=[read_channel(image, '/dev/image')])
-    assert result.report.status == 'ok', output(tmp_path, 'stderr')
-    assert output(tmp_path) == b"['/', '/lib/deps'] bonjour\n"
+        env={'PYTHONPATH': '/lib/deps'}, files={
+            'lib/deps/greeting.py': 'WORD = "bonjour"\n',
+            'main.py': 'import sys, greeting\n'
+                       'print(sys.path[:2], greeting.WORD)\n'})
+    assert printed == b"['/', '/lib/deps'] bonjour\n"
 
 
 def test_standard_library_is_read_only(runtime, sci_python_image, tmp_path):
@@ -126,6 +111,5 @@ def test_standard_library_is_read_only(runtime, sci_python_image, tmp_path):
               '    open("/usr/local/lib/python315.zip", "ab")\n'
               'except OSError as err:\n'
               '    print(type(err).__name__)\n')
-    result = _run_python(runtime, sci_python_image, tmp_path, ['-c', script])
-    assert result.report.status == 'ok', output(tmp_path, 'stderr')
-    assert output(tmp_path) == b'PermissionError\n'
+    assert _printed(runtime, sci_python_image, tmp_path,
+                    ['-c', script]) == b'PermissionError\n'
