@@ -77,6 +77,26 @@ LOCAL_ALIAS_HEADER = 'X-Zerocloud-Local-Alias'
 #: copy of the database holds the etags a client's listing shows.
 LISTING_KEYS_HEADER = 'X-Zerocloud-Listing-Keys'
 
+
+def listing_keys_value(keys: Dict[str, bytes]) -> str:
+    """``LISTING_KEYS_HEADER``'s value: {secret id: key}, keys base64."""
+    return json.dumps({secret: base64.b64encode(key).decode('ascii')
+                       for secret, key in keys.items()})
+
+
+def parse_listing_keys(value: str) -> Dict[Optional[str], bytes]:
+    """``LISTING_KEYS_HEADER``'s value as {secret id (None: the default
+    one): key}; ValueError when malformed."""
+    try:
+        raw = json.loads(value)
+        if not isinstance(raw, dict):
+            raise ValueError('not an object')
+        return {(secret or None): base64.b64decode(key, validate=True)
+                for secret, key in raw.items()}
+    except (TypeError, AttributeError, binascii.Error) as err:
+        raise ValueError(str(err))
+
+
 # -- the answer when the local object is not the object a client GETs
 #: Status of that refusal, sent before the body (no ``100 Continue``): the
 #: proxy sends the node again with the object streamed through its
@@ -96,6 +116,17 @@ STREAM_DLO = 'dlo-manifest'
 STREAM_SYMLINK = 'symlink'
 STREAM_REASONS = (STREAM_ENCRYPTED, STREAM_ERASURE_CODED, STREAM_SLO,
                   STREAM_DLO, STREAM_SYMLINK)
+
+
+def stream_input_value(reason: str, timestamp: Optional[str] = None,
+                       body_meta: Optional[str] = None) -> str:
+    """``STREAM_INPUT_HEADER``'s value (the proxy reads it with Swift's
+    ``parse_header``); an encrypted object's carries its ``.data`` file's
+    timestamp and stored body crypto meta."""
+    if timestamp is None or body_meta is None:
+        return reason
+    return '%s; timestamp=%s; body_meta=%s' % (reason, timestamp, body_meta)
+
 #: The proxy's answer to ``encrypted``: a :class:`BodyKey`, for this one
 #: request only (never in the system map, a log or a file).
 BODY_KEY_HEADER = 'X-Zerocloud-Body-Key'

@@ -19,7 +19,7 @@ from zerocloud import protocol
 from zerocloud.job.model import READABLE, Channel, SwiftPath
 from zerocloud.object import decryption
 from zerocloud.object.containerdb import (
-    UNKNOWN_ETAG, decrypt_etag, decrypt_etags, parse_listing_keys)
+    UNKNOWN_ETAG, decrypt_etag, decrypt_etags)
 from zerocloud.object.filter import ObjectQueryMiddleware, stream_reason
 from zerocloud.object.hostmemory import (
     filesystem_type, node_dir_prefix, orphaned_node_dirs, process_alive)
@@ -52,11 +52,12 @@ def test_stream_reason(metadata, erasure_coded, reason):
 
 def test_parse_listing_keys():
     encoded = base64.b64encode(CONTAINER_KEY).decode()
-    assert parse_listing_keys(json.dumps({'': encoded, 'old': encoded})) == {
-        None: CONTAINER_KEY, 'old': CONTAINER_KEY}
+    assert protocol.parse_listing_keys(json.dumps(
+        {'': encoded, 'old': encoded})) == {None: CONTAINER_KEY,
+                                            'old': CONTAINER_KEY}
     for bad in ('[1]', '{"": "not base64!"}', 'nope', '{"": 3}'):
         with pytest.raises(ValueError):
-            parse_listing_keys(bad)
+            protocol.parse_listing_keys(bad)
 
 
 def _object_post(length: int) -> Request:

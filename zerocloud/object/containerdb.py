@@ -16,7 +16,6 @@ holds the etags a listing shows (an etag that cannot be decrypted becomes
 """
 
 import base64
-import binascii
 import json
 import sqlite3
 from contextlib import closing
@@ -126,21 +125,6 @@ def _key_container(key_id: dict) -> Optional[tuple]:
     except (KeyError, TypeError, ValueError):
         return None
     return account, container
-
-
-def parse_listing_keys(value: str) -> Dict[Optional[str], bytes]:
-    """The keys the proxy sent (``protocol.LISTING_KEYS_HEADER``: a JSON
-    object of base64 keys by secret id) as :func:`decrypt_etags` takes
-    them: {secret id (None: the default one): key}; ValueError when
-    malformed."""
-    try:
-        raw = json.loads(value)
-        if not isinstance(raw, dict):
-            raise ValueError('not an object')
-        return {(secret or None): base64.b64decode(key, validate=True)
-                for secret, key in raw.items()}
-    except (TypeError, AttributeError, binascii.Error) as err:
-        raise ValueError(str(err))
 
 
 def decrypt_etag(value: str, account: str, container: str,

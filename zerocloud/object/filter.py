@@ -148,7 +148,7 @@ from zerocloud import cgi, protocol
 from zerocloud.object import decryption
 from zerocloud.object.config import ObjectConfig
 from zerocloud.object.containerdb import (
-    decrypt_etags, parse_listing_keys, snapshot_database)
+    decrypt_etags, snapshot_database)
 from zerocloud.object.execution import (
     ExecutionError, Limits, LocalObject, Output, Session, prepare_session)
 from zerocloud.headers import guard_headers, header_value
@@ -207,7 +207,7 @@ def stream_refusal(req: Request, reason: str,
     value = reason
     stored_meta = metadata and decryption.body_meta_value(metadata)
     if reason == protocol.STREAM_ENCRYPTED and stored_meta:
-        value = '%s; timestamp=%s; body_meta=%s' % (
+        value = protocol.stream_input_value(
             reason, metadata.get('X-Timestamp'), stored_meta)
     return HTTPConflict(
         body='The local object is not plain (%s): stream it' % reason,
@@ -560,7 +560,7 @@ class ObjectQueryMiddleware:
         header = req.headers.get(protocol.LISTING_KEYS_HEADER)
         if header is not None:
             try:
-                keys = parse_listing_keys(header)
+                keys = protocol.parse_listing_keys(header)
             except ValueError:
                 raise HTTPBadRequest(body='Bad %s'
                                      % protocol.LISTING_KEYS_HEADER,

@@ -7,7 +7,6 @@ auth hooks, so every middleware right of ``proxy_query`` (quotas, SLO, DLO,
 symlinks, versioning, encryption) treats them as the user's own requests.
 """
 
-import base64
 import io
 import json
 from typing import Callable, Dict, List, Optional, Tuple
@@ -19,6 +18,7 @@ from swift.common.utils import close_if_possible, quote
 from swift.common.wsgi import make_subrequest
 from swift.proxy.controllers.base import get_container_info, get_info
 
+from zerocloud import protocol
 from zerocloud.job.model import JobError, SwiftPath
 from zerocloud.proxy.access import Grants
 from zerocloud.proxy.nodeclient import NodeError, PendingPut, Upload
@@ -211,9 +211,8 @@ class SwiftAccess:
         for key_id in fetch_keys().get('all_ids') or []:
             key = fetch_keys(key_id=key_id).get('container')
             if key:
-                keys[key_id.get('secret_id') or ''] = \
-                    base64.b64encode(key).decode('ascii')
-        return json.dumps(keys) if keys else None
+                keys[key_id.get('secret_id') or ''] = key
+        return protocol.listing_keys_value(keys) if keys else None
 
     def put(self, path: SwiftPath, fp, size: int, headers: Dict[str, str],
             grants: Optional[Grants] = None) -> Response:
