@@ -65,8 +65,9 @@ def _read_zapp(path: str) -> Tuple[list, dict, Dict[str, bytes]]:
                                              for p in patterns)}
     except (tarfile.TarError, OSError, EOFError, ValueError) as err:
         raise ProjectError('cannot read %s: %s' % (path, err)) from None
-    if not isinstance(job, list):
-        raise ProjectError('%s: %s is not a job (a JSON list)'
+    if not isinstance(job, list) or not all(isinstance(node, dict)
+                                            for node in job):
+        raise ProjectError('%s: %s is not a job (a JSON list of nodes)'
                            % (path, SYSTEM_MAP))
     return job, zapp, ui
 
@@ -75,8 +76,9 @@ def with_image(job: list, image_url: str) -> list:
     """The job with every node's ``image`` device reading ``image_url``."""
     nodes = []
     for node in job:
+        # Malformed devices pass through: the proxy refuses them clearly.
         devices = [d for d in node.get('devices') or []
-                   if d.get('name') != 'image']
+                   if not (isinstance(d, dict) and d.get('name') == 'image')]
         nodes.append(dict(node, devices=devices + [
             {'name': 'image', 'path': image_url}]))
     return nodes
