@@ -280,6 +280,31 @@ def test_deploy_refuses_a_system_map_that_is_no_job(tmp_path, system_map):
         deploy.deploy(None, 'c', str(path), force=False)
 
 
+class RecordingConnection:
+    """What deploy() asks of Swift, for an empty account."""
+    url = 'http://h/v1/AUTH_x'
+
+    def __init__(self):
+        self.calls = []
+
+    def get_container(self, container, **params):
+        self.calls.append(('GET', container))
+        return {}, []
+
+    def put_object(self, container, name, *args, **kwargs):
+        self.calls.append(('PUT', '%s/%s' % (container, name)))
+
+
+def test_a_broken_page_template_stores_nothing(tmp_path):
+    write_project(tmp_path, YAML, {'main.py': 'x',
+                                   'index.html.tmpl': '{% if %}'})
+    path = bundle.build(str(tmp_path))
+    conn = RecordingConnection()
+    with pytest.raises(ProjectError, match='cannot render index.html.tmpl'):
+        deploy.deploy(conn, 'site', path, force=False)
+    assert conn.calls == []
+
+
 def test_page_is_rendered_escaped(tmp_path):
     project.create_project(str(tmp_path / 'p'), with_ui=True)
     zapp = project.load_zapp(str(tmp_path / 'p'))

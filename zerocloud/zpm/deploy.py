@@ -161,6 +161,8 @@ def deploy(conn: Connection, target: str, zapp_path: str,
     if not container:
         raise ProjectError('the target must name a container')
     job, zapp, ui = _read_zapp(zapp_path)
+    # Rendered first: a broken template stores nothing.
+    uploads = ui_uploads(ui, zapp, conn.url)
     _check_target(conn, container, prefix, force)
     zapp_name = os.path.basename(zapp_path)
     _upload_tar(conn, container, prefix + zapp_name, zapp_path)
@@ -169,7 +171,6 @@ def deploy(conn: Connection, target: str, zapp_path: str,
     conn.put_object(container, prefix + SYSTEM_MAP,
                     json.dumps(with_image(job, image_url), indent=2),
                     content_type='application/json')
-    uploads = ui_uploads(ui, zapp, conn.url)
     for name, data in uploads:
         conn.put_object(container, prefix + name, data,
                         content_type=mimetypes.guess_type(name)[0]
