@@ -756,8 +756,13 @@ class Cluster:
         hash settings must stay, or no object would be found again.
         """
         path = os.path.join(self.etc_dir, 'swift.conf')
+        try:
+            with open(path) as conf:
+                old_text: Optional[str] = conf.read()
+        except FileNotFoundError:
+            old_text = None
         previous = configparser.RawConfigParser()
-        previous.read(path)
+        previous.read_string(old_text or '')
         hash_settings = {
             key: previous.get('swift-hash', key, fallback=None)
             or secrets.token_hex(8)
@@ -766,14 +771,9 @@ class Cluster:
             [('swift-hash', hash_settings)]
             + [('storage-policy:%d' % index, options)
                for index, options in STORAGE_POLICIES.items()])
-        try:
-            with open(path) as conf:
-                if conf.read() == text:
-                    return
-        except FileNotFoundError:
-            pass
-        with open(path, 'w') as conf:
-            conf.write(text)
+        if text != old_text:
+            with open(path, 'w') as conf:
+                conf.write(text)
 
     def _write_keymaster_conf(self) -> None:
         """The keymaster's root secret: made once, readable by us only.

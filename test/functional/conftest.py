@@ -30,8 +30,6 @@ import tempfile
 
 import pytest
 
-from zerocloud.saio import Cluster, LaunchError
-
 from .helpers import fast_tmp_dir, started_cluster
 
 #: Seconds a node may run in the shared test cluster: short, so the test of
@@ -57,17 +55,6 @@ def private_cluster():
 
 @pytest.fixture(scope='session')
 def cluster():
-    workdir = tempfile.mkdtemp(prefix='zerocloud-functest-',
-                               dir=fast_tmp_dir())
-    test_cluster = Cluster(workdir, port=0,
-                           zerovm_timeout=FUNCTIONAL_NODE_TIMEOUT)
-    try:
-        test_cluster.start()
-    except LaunchError as err:
-        pytest.fail('the test cluster did not start: %s (work directory '
-                    'kept: %s)' % (err, workdir), pytrace=False)
-    try:
-        yield test_cluster
-    finally:
-        test_cluster.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with started_cluster('zerocloud-functest-',
+                         zerovm_timeout=FUNCTIONAL_NODE_TIMEOUT) as shared:
+        yield shared

@@ -18,13 +18,16 @@ import tarfile
 import tempfile
 import time
 import uuid
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import (
+    Callable, Dict, Iterable, Iterator, List, Optional, Tuple)
 
 import pytest
 import requests
-from swift.common.utils import quote
+from swift.common.ring import Ring
+from swift.common.utils import quote, set_swift_dir
 
-from zerocloud.saio import Cluster, LaunchError, supports_user_xattrs
+from zerocloud.saio import (
+    OBJECT_SERVER_COUNT, Cluster, LaunchError, supports_user_xattrs)
 
 #: tmpfs first: Swift keeps object metadata in user xattrs, which tmpfs
 #: holds without ext4's one-block limit, and it is fast.
@@ -46,7 +49,8 @@ def started_cluster(prefix: str,
     """A cluster of its own, on free ports in a fresh directory, stopped
     and removed afterwards.  ``configure_before_start(cluster)`` may edit
     its prepared configuration.  A cluster that does not start fails the
-    test with the launcher's message."""
+    test loudly with the launcher's message; its work directory is kept
+    for the logs."""
     workdir = tempfile.mkdtemp(prefix=prefix, dir=fast_tmp_dir())
     cluster = Cluster(workdir, port=0, **options)
     try:
@@ -55,8 +59,8 @@ def started_cluster(prefix: str,
             configure_before_start(cluster)
         cluster.start()
     except LaunchError as err:
-        shutil.rmtree(workdir, ignore_errors=True)
-        pytest.fail('the cluster did not start: %s' % err, pytrace=False)
+        pytest.fail('the cluster did not start: %s (work directory kept: '
+                    '%s)' % (err, workdir), pytrace=False)
     try:
         yield cluster
     finally:
@@ -171,6 +175,67 @@ def python_node(name: str, image: str, script: str = 'main.py',
     return node
 
 
+def store_zapp(account: Account, container: str, files: Dict[str, str],
+               name: Optional[str] = None) -> str:
+    """Store a zapp of ``{member: source}`` (a fresh name unless ``name``);
+    its ``swift://`` URL for an image device."""
+    name = name or unique('zapp') + '.tar'
+    account.put_object(container, name, zapp(files), 'application/x-tar')
+    return 'swift://~/%s/%s' % (container, name)
+
+
+def with_stdout(devices: Iterable[dict]) -> List[dict]:
+    """``devices``, with a path-less stdout (the response) unless given."""
+    devices = list(devices)
+    if not any(device['name'] == 'stdout' for device in devices):
+        devices.insert(0, {'name': 'stdout'})
+    return devices
+
+
+def run_python(account: Account, container: str, source: str,
+               devices: Iterable[dict] = (), name: str = 'main',
+               headers: Optional[Dict[str, str]] = None,
+               **node) -> requests.Response:
+    """Run ``source`` as main.py of a zapp stored in ``container``, as one
+    node (``node``: more of its keys); its stdout answers unless
+    ``devices`` bind stdout."""
+    image = store_zapp(account, container, {'main.py': source})
+    return account.post_job([python_node(name, image,
+                                         devices=with_stdout(devices),
+                                         **node)], headers=headers)
+
+
+def read_input(account: Account, image: str, path: str,
+               outputs: Iterable[dict] = ()) -> requests.Response:
+    """One node ``reader`` of ``image`` reading ``path``
+    (``container/object``) as ``/dev/input``; its stdout answers."""
+    return account.post_job([python_node('reader', image, devices=[
+        {'name': 'stdout'},
+        {'name': 'input', 'path': 'swift://~/' + path}] + list(outputs))])
+
+
+def probe_input(account: Account, image: str, path: str) -> dict:
+    """What :data:`INPUT_PROBE`, stored as ``image``, saw of ``path``."""
+    resp = read_input(account, image, path)
+    assert resp.status_code == 200, resp.text
+    assert_all_ok(resp, 1)
+    return json.loads(resp.text)
+
+
+def probe_in_place(cluster, account: Account, image: str, path: str,
+                   stored_at: Tuple[str, str, str]) -> dict:
+    """Probe ``path`` (see :func:`probe_input`), checking that the node ran
+    on a server holding ``stored_at`` (account, container, object) and that
+    the proxy never GET ``path`` for the job; what the probe saw."""
+    watch = LogWatch(cluster)
+    proxy_log = ProxyLog(cluster)
+    seen = probe_input(account, image, path)
+    assert watch.servers_that_ran()['reader'][0] in primary_servers(
+        cluster, *stored_at)
+    assert proxy_log.job_gets(account, path) == []
+    return seen
+
+
 def nexe_list(resp: requests.Response, header: str) -> List[str]:
     return resp.headers[header].split(',')
 
@@ -276,18 +341,61 @@ def signal_server(cluster, server: str, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
+def cluster_ring(etc_dir: str, name: str = 'object') -> Ring:
+    """A ring of the cluster configured in ``etc_dir``, hashing with that
+    cluster's prefix and suffix (Swift keeps them per process: set them
+    before every use, another cluster's may be in place)."""
+    set_swift_dir(etc_dir)
+    return Ring(os.path.join(etc_dir, name + '.ring.gz'))
+
+
 def primary_servers(cluster, account: str, container: str,
                     obj: str, ring_name: str = 'object') -> List[str]:
     """Object servers holding an object (its fragments, for ring
     ``object-1`` of the ``ec`` policy), in ring order."""
-    from swift.common.ring import Ring
-    from swift.common.utils import set_swift_dir
-    set_swift_dir(cluster.etc_dir)
-    ring = Ring(os.path.join(cluster.etc_dir, ring_name + '.ring.gz'))
+    ring = cluster_ring(cluster.etc_dir, ring_name)
     by_address = {address: name for name, address in cluster.addresses.items()
                   if name.startswith('object-server')}
     return [by_address[node['ip'], node['port']]
             for node in ring.get_nodes(account, container, obj)[1]]
+
+
+def files_holding(top: str, marker: bytes, prefix: str = '') -> List[str]:
+    """Files under ``top`` (only in its entries named ``prefix*``, when
+    given) whose bytes contain ``marker``."""
+    found = []
+    for root, dirs, files in os.walk(top):
+        if root == top and prefix:
+            dirs[:] = [d for d in dirs if d.startswith(prefix)]
+            files = [f for f in files if f.startswith(prefix)]
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                with open(path, 'rb') as fp:
+                    if marker in fp.read():
+                        found.append(path)
+            except OSError:
+                pass   # gone meanwhile
+    return found
+
+
+def device_files_holding(cluster, marker: bytes) -> List[str]:
+    """Files on the object servers' devices whose bytes contain
+    ``marker``."""
+    found = []
+    for node in range(1, OBJECT_SERVER_COUNT + 1):
+        found += files_holding(cluster.devices_dir(node), marker)
+    return found
+
+
+def wait_for_object(account: Account, path: str) -> requests.Response:
+    """GET ``path`` until it exists (bounded by :data:`DEFERRED_WAIT`)."""
+    deadline = time.monotonic() + DEFERRED_WAIT
+    while True:
+        resp = account.get(path)
+        if resp.status_code == 200 or time.monotonic() > deadline:
+            return resp
+        time.sleep(0.2)
 
 
 def kill_server(cluster, server: str) -> None:

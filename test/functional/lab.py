@@ -11,7 +11,7 @@ from typing import Dict, Iterable, List, Optional
 import requests
 import wasmtime
 
-from .helpers import Account, python_node, unique, zapp
+from .helpers import Account, assert_all_ok, run_python, unique, with_stdout
 
 PRECIOUS = 'precious.txt'
 PRECIOUS_BYTES = b'bytes no guest may change\n'
@@ -40,19 +40,10 @@ WASI_FD_WRITE = '''
     (func $fd_write (param i32 i32 i32 i32) (result i32)))'''
 
 
-def with_stdout(devices: Iterable[dict]) -> List[dict]:
-    """``devices``, with a path-less stdout (the response) unless given."""
-    devices = list(devices)
-    if not any(device['name'] == 'stdout' for device in devices):
-        devices.insert(0, {'name': 'stdout'})
-    return devices
-
-
 def ok_lines(resp: requests.Response) -> List[str]:
     """The lines a node printed, once sure it ran to a clean end."""
     assert resp.status_code == 200, resp.text
-    assert resp.headers['X-Nexe-Status'] == 'ok', resp.headers
-    assert resp.headers['X-Nexe-Retcode'] == '0', resp.headers
+    assert_all_ok(resp, 1)
     return resp.text.splitlines()
 
 
@@ -76,12 +67,8 @@ class Lab:
                    headers: Optional[Dict[str, str]] = None
                    ) -> requests.Response:
         """Run ``source`` as ``main.py`` of a stored zapp; stdout answers."""
-        image = unique('script') + '.tar'
-        self.account.put_object(self.container, image,
-                                zapp({'main.py': source}))
-        return self.account.post_job([python_node(
-            name, self.url(image), devices=with_stdout(devices))],
-            headers=headers)
+        return run_python(self.account, self.container, source, devices,
+                          name, headers)
 
     def run_wasm(self, wat: str, devices: Iterable[dict] = (),
                  name: str = 'attacker') -> requests.Response:

@@ -19,7 +19,6 @@ user of ``AUTH_test``; anonymous requests carry no token.
 """
 
 import json
-import time
 import uuid
 from typing import Callable, Union
 
@@ -27,7 +26,7 @@ import pytest
 import requests
 
 from .helpers import (
-    DEFERRED_WAIT, REQUEST_TIMEOUT, Account, python_node, unique, zapp)
+    REQUEST_TIMEOUT, Account, python_node, unique, wait_for_object, zapp)
 
 #: A CGI app that reports what it ran as: its PATH_INFO.
 WHOAMI = '''import os
@@ -381,13 +380,8 @@ def test_deferred_api_result_lands_where_the_caller_reads_it(
     assert resp.status_code == 200, resp.text
     url = resp.text.strip()
     assert url.startswith('swift://%s/.zvm/' % attacker.name), url
-    path = url[len('swift://%s/' % attacker.name):]
-    deadline = time.monotonic() + DEFERRED_WAIT
-    while True:
-        result = attacker.get(path)
-        if result.status_code == 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    result = wait_for_object(attacker, url[len('swift://%s/' %
+                                               attacker.name):])
     assert result.status_code == 200
     assert result.text == 'ran as /%s/%s/x\n' % (victim.name,
                                                   app['container'])

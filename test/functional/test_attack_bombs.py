@@ -85,10 +85,8 @@ def bomb() -> bytes:
 
 
 def post_zapp(account: Account, data: bytes) -> requests.Response:
-    return requests.post(account.url, data=data, timeout=REQUEST_TIMEOUT,
-                         headers=account.headers(**{
-                             'X-Zerovm-Execute': '1.0',
-                             'Content-Type': 'application/x-gzip'}))
+    return account.execute(data, headers={
+        'Content-Type': 'application/x-gzip'})
 
 
 def test_gzip_bomb_zapp_is_refused(cluster, bomb):

@@ -22,12 +22,11 @@ ASCII (and ``,``); these tests decode it with ``urllib.parse.unquote``.
   member, not the object server's paths or an ``Errno``.
 """
 
-import uuid
 from urllib.parse import unquote
 
 import pytest
 
-from .helpers import Account, python_node, unique, zapp
+from .helpers import Account, python_node, run_python, store_zapp, unique
 
 #: Jobs in a row that used to make Swift error-limit every object server.
 BAD_JOBS_IN_A_ROW = 40
@@ -45,21 +44,8 @@ def container(account) -> str:
     return name
 
 
-def upload_zapp(account: Account, container: str, files: dict) -> str:
-    """Store a zapp; returns its ``swift://`` path for an image device."""
-    name = 'app-%s.tar' % uuid.uuid4().hex[:8]
-    account.put_object(container, name, zapp(files), 'application/x-tar')
-    return 'swift://~/%s/%s' % (container, name)
-
-
-def run_script(account: Account, container: str, script: str):
-    image = upload_zapp(account, container, {'main.py': script})
-    return account.post_job([python_node('py', image,
-                                         devices=[{'name': 'stdout'}])])
-
-
 def test_snowman_on_stderr_reaches_the_client_encoded(account, container):
-    resp = run_script(account, container,
+    resp = run_python(account, container,
                       'import sys\nsys.stderr.write("\\u2603\\n")\n'
                       'sys.exit(1)\n')
     assert resp.status_code == 200, resp.text
@@ -70,7 +56,7 @@ def test_snowman_on_stderr_reaches_the_client_encoded(account, container):
 
 
 def test_invalid_utf8_on_stderr_keeps_its_bytes(account, container):
-    resp = run_script(account, container,
+    resp = run_python(account, container,
                       'import sys\nsys.stderr.buffer.write(b"bad \\xff\\xfe '
                       'end\\n")\nsys.stderr.flush()\nsys.exit(1)\n')
     assert resp.status_code == 200, resp.text
@@ -81,7 +67,7 @@ def test_invalid_utf8_on_stderr_keeps_its_bytes(account, container):
 
 
 def test_control_bytes_on_stderr_are_removed(account, container):
-    resp = run_script(account, container,
+    resp = run_python(account, container,
                       'import sys\nsys.stderr.write("red\\x1b[31m, '
                       'bell\\x07\\r\\n")\nsys.exit(2)\n')
     assert resp.status_code == 200, resp.text
@@ -90,7 +76,7 @@ def test_control_bytes_on_stderr_are_removed(account, container):
 
 @pytest.mark.parametrize('name', ['\u2603', 'a,b', 'a b', '..'])
 def test_node_name_outside_the_allowed_set_is_400(account, container, name):
-    image = upload_zapp(account, container, {'main.py': 'print(1)\n'})
+    image = store_zapp(account, container, {'main.py': 'print(1)\n'})
     resp = account.post_job([python_node(name, image,
                                          devices=[{'name': 'stdout'}])])
     assert resp.status_code == 400
@@ -98,7 +84,7 @@ def test_node_name_outside_the_allowed_set_is_400(account, container, name):
 
 
 def test_counted_node_names_still_run(account, container):
-    image = upload_zapp(account, container, {'main.py': 'print("hi")\n'})
+    image = store_zapp(account, container, {'main.py': 'print("hi")\n'})
     resp = account.post_job([python_node('w.1_x', image, count=2,
                                          devices=[{'name': 'stdout'}])])
     assert resp.status_code == 200, resp.text
@@ -106,7 +92,7 @@ def test_counted_node_names_still_run(account, container):
 
 
 def test_snowman_member_in_the_image_is_a_clean_422(account, container):
-    image = upload_zapp(account, container, {'main.py': 'print(1)\n',
+    image = store_zapp(account, container, {'main.py': 'print(1)\n',
                                              '/\u2603': 'x'})
     resp = account.post_job([python_node('py', image,
                                          devices=[{'name': 'stdout'}])])
@@ -118,7 +104,7 @@ def test_snowman_member_in_the_image_is_a_clean_422(account, container):
 
 def test_bad_jobs_in_a_row_leave_the_object_servers_in_service(
         account, container):
-    image = upload_zapp(account, container, {'main.py': 'print(1)\n',
+    image = store_zapp(account, container, {'main.py': 'print(1)\n',
                                              '/\u2603': 'x'})
     job = [python_node('py', image, devices=[{'name': 'stdout'}])]
     statuses = [account.post_job(job).status_code
@@ -133,7 +119,7 @@ def test_bad_jobs_in_a_row_leave_the_object_servers_in_service(
 def test_tar_error_names_the_member_not_the_host_path(cluster, account,
                                                       container):
     # 'a' is a file, so 'a/b' cannot be unpacked below it.
-    image = upload_zapp(account, container, {'main.py': 'print(1)\n',
+    image = store_zapp(account, container, {'main.py': 'print(1)\n',
                                              'a': 'file', 'a/b': 'below'})
     resp = account.post_job([python_node('py', image,
                                          devices=[{'name': 'stdout'}])])

@@ -24,13 +24,12 @@ import uuid
 from typing import Dict
 
 import pytest
-import requests
 
 from .helpers import (
     BOOK_COUNT, DEFERRED_WAIT, PYTHON_EXEC, WORD_COUNT_SYSTEM, Account,
     LogWatch, assert_all_ok, expected_word_count, nexe_list, primary_servers,
     python_node, unique, upload_books, upload_word_count_zapp,
-    word_count_job, zapp)
+    wait_for_object, word_count_job, zapp)
 
 # ----------------------------------------------------------------- fixtures
 
@@ -324,16 +323,6 @@ def test_source_in_other_account_needs_read_acl(cluster, account, code):
     assert allowed.content == b'stored job ran\n'
 
 # ----------------------------------------------------------- deferred
-
-
-def wait_for_object(account: Account, path: str) -> requests.Response:
-    """GET ``path`` until it exists (bounded by :data:`DEFERRED_WAIT`)."""
-    deadline = time.monotonic() + DEFERRED_WAIT
-    while True:
-        resp = account.get(path)
-        if resp.status_code == 200 or time.monotonic() > deadline:
-            return resp
-        time.sleep(0.2)
 
 
 def lower_keys(headers: dict) -> Dict[str, str]:

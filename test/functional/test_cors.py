@@ -10,8 +10,7 @@ answers it, for ``/v1/`` and ``/open/`` paths alike.
 import pytest
 import requests
 
-from .helpers import (
-    PYTHON_EXEC, REQUEST_TIMEOUT, Account, python_node, unique, zapp)
+from .helpers import REQUEST_TIMEOUT, Account, python_node, unique, zapp
 
 APP_ORIGIN = 'http://app.example.com'
 OTHER_ORIGIN = 'http://evil.example.net'
@@ -102,11 +101,9 @@ def test_a_program_cannot_grant_cors_itself(site):
     account, container = site
     account.put_object(container, 'cgi.tar',
                        zapp({'main.py': CGI_GRANTS_ITSELF}))
-    job = [{'name': 'cgi', 'exec': dict(PYTHON_EXEC, args='main.py'),
-            'devices': [{'name': 'python'},
-                        {'name': 'image', 'path': 'swift://%s/%s/cgi.tar'
-                         % (account.name, container)},
-                        {'name': 'stdout', 'content_type': 'message/cgi'}]}]
+    job = [python_node('cgi', 'swift://%s/%s/cgi.tar' % (
+        account.name, container), devices=[
+            {'name': 'stdout', 'content_type': 'message/cgi'}])]
     resp = post(account, '/' + container, job, OTHER_ORIGIN)
     assert resp.status_code == 200, resp.text
     assert resp.text == 'mine\n'

@@ -36,7 +36,7 @@ import os
 import threading
 import time
 from dataclasses import replace
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import pytest
 import requests
@@ -44,20 +44,19 @@ from swift.common.middleware.crypto.crypto_utils import (
     Crypto, load_crypto_meta)
 from swift.common.middleware.versioned_writes.object_versioning import (
     build_versions_container_name, build_versions_object_name)
-from swift.common.ring import Ring
 from swift.common.utils import quote
 from swift.obj.diskfile import read_metadata
 
 from zerocloud import protocol
 from zerocloud.object.config import DEFAULT_RAM_DIR
 from zerocloud.object.hostmemory import NODE_DIR_PREFIX
+from zerocloud.saio import OBJECT_SERVER_COUNT
 
 from .helpers import (
-    INPUT_PROBE, REQUEST_TIMEOUT, WORD_COUNT_SYSTEM, Account, LogWatch,
-    ProxyLog,
-    assert_all_ok, expected_word_count, nexe_list, primary_servers,
-    python_node, unique, upload_books, upload_word_count_zapp,
-    word_count_job, zapp)
+    INPUT_PROBE, REQUEST_TIMEOUT, WORD_COUNT_SYSTEM, Account, assert_all_ok,
+    cluster_ring, device_files_holding, expected_word_count, files_holding,
+    nexe_list, probe_in_place, probe_input, python_node, read_input, unique,
+    upload_books, upload_word_count_zapp, word_count_job, zapp)
 
 #: Reads ``/dev/input``, then spins for ``LINGER`` seconds (WASI Python
 #: cannot sleep) so that a test can look at the disks meanwhile.
@@ -102,20 +101,13 @@ class Box:
         assert resp.status_code == 201, resp.text
 
     def run(self, image: str, path: str,
-            outputs: Optional[List[dict]] = None) -> requests.Response:
+            outputs: Iterable[dict] = ()) -> requests.Response:
         """One node reading ``path`` (``container/object``) as
         ``/dev/input``; its stdout is the response."""
-        return self.account.post_job([python_node(
-            'reader', self.images[image], devices=[
-                {'name': 'stdout'},
-                {'name': 'input', 'path': 'swift://~/' + path}] +
-            (outputs or []))])
+        return read_input(self.account, self.images[image], path, outputs)
 
     def probe(self, path: str) -> dict:
-        resp = self.run('probe', path)
-        assert resp.status_code == 200, resp.text
-        assert_all_ok(resp, 1)
-        return json.loads(resp.text)
+        return probe_input(self.account, self.images['probe'], path)
 
 
 @pytest.fixture(scope='module')
@@ -147,21 +139,17 @@ def _stored_at(box: Box, kind: str, path: str) -> Tuple[str, str, str]:
 @pytest.mark.parametrize('kind', ['encrypted', 'symlink', 'versioned'])
 def test_encrypted_object_is_read_in_place(cluster, box, kind):
     path = KINDS[kind](box, unique(kind))
-    watch = LogWatch(cluster)
-    proxy_log = ProxyLog(cluster)
-    seen = box.probe(path)
+    seen = probe_in_place(cluster, box.account, box.images['probe'], path,
+                          _stored_at(box, kind, path))
     got = box.account.get(path)
     assert (seen['md5'], seen['etag']) == (
         hashlib.md5(got.content).hexdigest(), got.headers['Etag'].strip('"'))
-    assert watch.servers_that_ran()['reader'][0] in primary_servers(
-        cluster, *_stored_at(box, kind, path))
-    assert proxy_log.job_gets(box.account, path) == []
 
 
 def _replica(cluster, account: str, path: str) -> Tuple[str, dict]:
     """One ``.data`` file of object ``account/path`` and its metadata."""
     name = '/%s/%s' % (account, path)
-    for node in range(1, 5):
+    for node in range(1, OBJECT_SERVER_COUNT + 1):
         for root, _dirs, files in os.walk(cluster.devices_dir(node)):
             for data in (f for f in files if f.endswith('.data')):
                 with open(os.path.join(root, data), 'rb') as fp:
@@ -190,7 +178,7 @@ def _post_to_replica(cluster, account: str, path: str,
     """A node request (no body) straight to the first object server that
     holds ``account/path``, as the proxy sends it."""
     container, name = path.split('/', 1)
-    ring = Ring(os.path.join(cluster.etc_dir, 'object.ring.gz'))
+    ring = cluster_ring(cluster.etc_dir)
     part, nodes = ring.get_nodes(account, container, name)
     headers = {protocol.EXECUTE_HEADER: '1.0',
                protocol.JOB_ID_HEADER: unique('job'),
@@ -237,6 +225,35 @@ def test_object_server_reads_in_place_only_with_the_matching_key(cluster,
         assert 'timestamp=%s' % right.timestamp in details
 
 
+def _while_lingering(box: Box, path: str, marker: bytes,
+                     look: Callable[[], List[str]]
+                     ) -> Tuple[List[str], List[str],
+                                Optional[requests.Response]]:
+    """Run the lingerer on ``path``; once ``marker`` shows up in RAM (or
+    after WATCH_TIMEOUT), ``look()`` while the node still holds it.
+
+    Returns (the RAM files that held ``marker``, what ``look`` found, the
+    job's answer).
+    """
+    answer: Dict[str, requests.Response] = {}
+    runner = threading.Thread(target=lambda: answer.update(
+        resp=box.run('linger', path)))
+    runner.start()
+    try:
+        deadline = time.monotonic() + WATCH_TIMEOUT
+        in_ram: List[str] = []
+        while time.monotonic() < deadline:
+            in_ram = files_holding(DEFAULT_RAM_DIR, marker,
+                                   prefix=NODE_DIR_PREFIX)
+            if in_ram:
+                break
+            time.sleep(0.02)   # the lingerer spins on the same cores
+        found = look()
+    finally:
+        runner.join()
+    return in_ram, found, answer.get('resp')
+
+
 def _key_forms(key: protocol.BodyKey) -> List[bytes]:
     """How a body key could show up in a file: raw, base64, hex, and the
     header the proxy sends."""
@@ -252,28 +269,16 @@ def test_body_key_never_reaches_logs_spools_or_files(cluster, box):
     key = _body_key(cluster, metadata)
     key = protocol.BodyKey(key.key, key.iv, key.timestamp, key.key_id,
                            hashlib.md5(marker).hexdigest())
-    answer: Dict[str, requests.Response] = {}
-    runner = threading.Thread(target=lambda: answer.update(
-        resp=box.run('linger', path)))
-    runner.start()
-    try:
-        deadline = time.monotonic() + WATCH_TIMEOUT
-        in_ram: List[str] = []
-        while not in_ram and time.monotonic() < deadline:
-            in_ram = _files_holding(DEFAULT_RAM_DIR, marker,
-                                    prefix=NODE_DIR_PREFIX)
-        during = [found for form in _key_forms(key)
-                  for found in _device_files_holding(cluster, form) +
-                  _files_holding(DEFAULT_RAM_DIR, form,
-                                 prefix=NODE_DIR_PREFIX)]
-    finally:
-        runner.join()
+    in_ram, during, resp = _while_lingering(box, path, marker, lambda: [
+        found for form in _key_forms(key)
+        for found in device_files_holding(cluster, form) +
+        files_holding(DEFAULT_RAM_DIR, form, prefix=NODE_DIR_PREFIX)])
     assert in_ram, 'the decrypted input never showed up in RAM'
     assert during == []
-    assert answer['resp'].status_code == 200, answer['resp'].text
-    assert answer['resp'].text.strip() == hashlib.md5(marker).hexdigest()
+    assert resp.status_code == 200, resp.text
+    assert resp.text.strip() == hashlib.md5(marker).hexdigest()
     for form in _key_forms(key):
-        assert _files_holding(cluster.workdir, form) == []
+        assert files_holding(cluster.workdir, form) == []
 
 
 # ------------------------------------------------------------ each kind
@@ -408,60 +413,22 @@ def test_container_database_holds_the_etags_a_listing_shows(box):
 
 # ----------------------------------------------------- plaintext on disk
 
-def _files_holding(top: str, marker: bytes, prefix: str = '') -> List[str]:
-    """Files under ``top`` (only in its entries named ``prefix*``, when
-    given) whose bytes contain ``marker``."""
-    found = []
-    for root, dirs, files in os.walk(top):
-        if root == top and prefix:
-            dirs[:] = [d for d in dirs if d.startswith(prefix)]
-            files = [f for f in files if f.startswith(prefix)]
-        for name in files:
-            path = os.path.join(root, name)
-            try:
-                with open(path, 'rb') as fp:
-                    if marker in fp.read():
-                        found.append(path)
-            except OSError:
-                pass   # gone meanwhile
-    return found
-
-
-def _device_files_holding(cluster, marker: bytes) -> List[str]:
-    found = []
-    for node in range(1, 5):
-        found += _files_holding(cluster.devices_dir(node), marker)
-    return found
-
-
 @pytest.mark.parametrize('ec', [False, True], ids=['replicated', 'ec'])
 def test_plaintext_never_reaches_a_device(cluster, box, ec):
     marker = ('plaintext-%s|' % unique('marker')).encode()
     path = '%s/%s' % (box.ec_container if ec else box.container,
                       unique('secret'))
     box.put(path, marker * 500)
-    answer: Dict[str, requests.Response] = {}
-    runner = threading.Thread(target=lambda: answer.update(
-        resp=box.run('linger', path)))
-    runner.start()
-    try:
-        deadline = time.monotonic() + WATCH_TIMEOUT
-        in_ram: List[str] = []
-        while not in_ram and time.monotonic() < deadline:
-            in_ram = _files_holding(DEFAULT_RAM_DIR, marker,
-                                    prefix=NODE_DIR_PREFIX)
-        # Looked at while the node holds the plaintext.
-        on_devices = _device_files_holding(cluster, marker)
-    finally:
-        runner.join()
+    # Looked at while the node holds the plaintext.
+    in_ram, on_devices, resp = _while_lingering(
+        box, path, marker, lambda: device_files_holding(cluster, marker))
     assert in_ram, 'the input never showed up in %s' % DEFAULT_RAM_DIR
     assert on_devices == []
-    resp = answer['resp']
     assert resp.status_code == 200, resp.text
     assert resp.text.strip() == hashlib.md5(marker * 500).hexdigest()
-    assert _device_files_holding(cluster, marker) == []
-    assert _files_holding(DEFAULT_RAM_DIR, marker,
-                          prefix=NODE_DIR_PREFIX) == []
+    assert device_files_holding(cluster, marker) == []
+    assert files_holding(DEFAULT_RAM_DIR, marker,
+                         prefix=NODE_DIR_PREFIX) == []
 
 
 # ------------------------------------------------- inputs a client cannot read

@@ -22,8 +22,8 @@ from swift.common.middleware.versioned_writes.object_versioning import (
     build_versions_container_name, build_versions_object_name)
 
 from .helpers import (
-    INPUT_PROBE, Account, LogWatch, ProxyLog, assert_all_ok, kill_server,
-    primary_servers, python_node, started_cluster, unique, zapp)
+    INPUT_PROBE, Account, ProxyLog, kill_server, primary_servers,
+    probe_in_place, probe_input, started_cluster, store_zapp, unique)
 
 
 @pytest.fixture(scope='module')
@@ -41,18 +41,12 @@ def account(plain_cluster):
 def container(account):
     name = unique('in-place')
     account.put_container(name)
-    account.put_object(name, 'probe.tar', zapp({'main.py': INPUT_PROBE}))
+    store_zapp(account, name, {'main.py': INPUT_PROBE}, 'probe.tar')
     return name
 
 
 def probe(account: Account, container: str, path: str) -> dict:
-    resp = account.post_job([python_node(
-        'reader', 'swift://~/%s/probe.tar' % container, devices=[
-            {'name': 'stdout'},
-            {'name': 'input', 'path': 'swift://~/' + path}])])
-    assert resp.status_code == 200, resp.text
-    assert_all_ok(resp, 1)
-    return json.loads(resp.text)
+    return probe_input(account, 'swift://~/%s/probe.tar' % container, path)
 
 
 def assert_saw(account: Account, path: str, seen: dict) -> None:
@@ -67,13 +61,9 @@ def assert_read_in_place(cluster, account: Account, container: str,
                          path: str, stored_at: tuple) -> None:
     """A node reading ``path`` runs where ``stored_at`` (account,
     container, object) is stored and the proxy does not GET ``path``."""
-    watch = LogWatch(cluster)
-    proxy_log = ProxyLog(cluster)
-    seen = probe(account, container, path)
-    assert_saw(account, path, seen)
-    assert watch.servers_that_ran()['reader'][0] in primary_servers(
-        cluster, *stored_at)
-    assert proxy_log.job_gets(account, path) == []
+    assert_saw(account, path, probe_in_place(
+        cluster, account, 'swift://~/%s/probe.tar' % container, path,
+        stored_at))
 
 
 def test_plain_object_is_read_in_place(plain_cluster, account, container):

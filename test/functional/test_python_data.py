@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import pytest
 
-from .helpers import Account, python_node, unique, zapp
+from .helpers import Account, assert_all_ok, run_python, unique
 
 
 @pytest.fixture(scope='module')
@@ -28,21 +28,12 @@ def container(account):
     return name
 
 
-def run_script(account, container, script, devices=(), name='job', **node):
-    """Store ``script`` as main.py of a zapp and run it as one node."""
-    image = unique('code') + '.tar'
-    account.put_object(container, image, zapp({'main.py': script}))
-    job = [python_node(name, 'swift://~/%s/%s' % (container, image),
-                       devices=list(devices) or [{'name': 'stdout'}],
-                       **node)]
-    resp = account.post_job(job)
+def run_script(account, container, script, devices=(), **node):
+    """Run ``script`` as one node ``job``; its answer, a 200."""
+    resp = run_python(account, container, script, devices, name='job',
+                      **node)
     assert resp.status_code == 200, resp.text
     return resp
-
-
-def assert_ok(resp):
-    assert resp.headers['X-Nexe-Status'] == 'ok', resp.headers
-    assert resp.headers['X-Nexe-Retcode'] == '0', resp.headers
 
 
 GROUPBY = '''import sys
@@ -70,7 +61,7 @@ def test_pandas_groupby_over_a_stored_csv(account, container):
     resp = run_script(account, container, GROUPBY, devices=[
         {'name': 'stdin', 'path': 'swift://~/%s/sales.csv' % container},
         {'name': 'stdout'}])
-    assert_ok(resp)
+    assert_all_ok(resp, 1)
     assert resp.text == ''.join('%s,%d\n' % item
                                 for item in sorted(expected.items()))
 
@@ -88,7 +79,7 @@ def test_tmp_holds_typical_pandas_scratch_files(account, container):
     """A 300,000-row frame written to /tmp as CSV (about 4 MB) and read
     back: /tmp (zerovm_scratch_size, 64 MiB) is enough for that."""
     resp = run_script(account, container, SCRATCH)
-    assert_ok(resp)
+    assert_all_ok(resp, 1)
     assert resp.text == '300000 %d 42857\n' % sum(range(300000))
 
 
@@ -106,7 +97,7 @@ print(" ".join("%.6f" % v for v in w))
 
 def test_numpy_linear_algebra(account, container):
     resp = run_script(account, container, LINALG)
-    assert_ok(resp)
+    assert_all_ok(resp, 1)
     assert resp.text == ('1.000000 -2.000000 -2.000000\n'
                          '-3.000000\n'
                          'True\n'
@@ -124,7 +115,7 @@ print("%.4f %.4f %.4f" % (model.coef_[0], model.intercept_, model.score(x, y)))
 
 def test_scikit_learn_fits_a_known_line(account, container):
     resp = run_script(account, container, SKLEARN)
-    assert_ok(resp)
+    assert_all_ok(resp, 1)
     assert resp.text == '3.0000 2.0000 1.0000\n'
 
 
@@ -138,7 +129,7 @@ print("%.4f" % stats.binom.pmf(3, 10, 0.5))
 
 def test_scipy_stats(account, container):
     resp = run_script(account, container, SCIPY)
-    assert_ok(resp)
+    assert_all_ok(resp, 1)
     assert resp.text == '0.9750\n1.0000\n0.1172\n'
 
 
@@ -164,7 +155,7 @@ def test_matplotlib_chart_stored_as_png(account, container):
         {'name': 'stdout'},
         {'name': 'output', 'path': 'swift://~/%s/chart.png' % container,
          'content_type': 'image/png'}])
-    assert_ok(resp)
+    assert_all_ok(resp, 1)
     assert resp.text.lower() == 'agg\n'
     stored = account.get('%s/chart.png' % container)
     assert stored.status_code == 200
@@ -204,7 +195,7 @@ def test_cpp_exception_becomes_a_python_exception(account, container):
     """kiwisolver's C++ core throws; its binding turns that into a Python
     exception (WebAssembly exception handling), not a trap."""
     resp = run_script(account, container, CPP_EXCEPTION)
-    assert_ok(resp)
+    assert_all_ok(resp, 1)
     assert resp.text == 'caught UnsatisfiableConstraint\n'
 
 
@@ -223,7 +214,7 @@ def test_cpp_exception_inside_numpy_becomes_a_python_exception(
     ``std::bad_alloc`` is caught inside numpy and raised as a bare
     MemoryError (numpy's own allocations name a size), not a trap."""
     resp = run_script(account, container, NUMPY_BAD_ALLOC)
-    assert_ok(resp)
+    assert_all_ok(resp, 1)
     assert resp.text == "MemoryError ''\n"
 
 
@@ -243,7 +234,7 @@ def test_deterministic_replicas_agree(account, container):
     their outputs (seeded random, numpy and urandom, a pinned clock) must
     be identical or the node fails."""
     resp = run_script(account, container, SEEDS, replicate=2)
-    assert_ok(resp)
+    assert_all_ok(resp, 1)
     assert resp.headers['X-Nexe-System'] == 'job'
     values = resp.text.split()
     assert len(values) == 4 and float(values[3]) > 0

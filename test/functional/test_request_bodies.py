@@ -28,7 +28,7 @@ import http.client
 import json
 import socket
 from dataclasses import dataclass
-from typing import Dict, Iterator
+from typing import Dict, Iterator, Tuple
 
 import pytest
 import requests
@@ -41,6 +41,8 @@ from .helpers import PYTHON_EXEC, configure, started_cluster, zapp
 ANSWER_TIMEOUT = 30
 #: The private cluster's client_timeout, for the stalled bodies.
 SHORT_CLIENT_TIMEOUT = 2
+#: Ends a chunked body.
+LAST_CHUNK = b'0\r\n\r\n'
 
 ZAPP_JOB = [{'name': 'hello', 'exec': dict(PYTHON_EXEC, args='main.py'),
              'devices': [{'name': 'python'}, {'name': 'stdout'}]}]
@@ -69,7 +71,17 @@ def chunked(data: bytes, size: int = 1000) -> bytes:
     """``data`` in valid chunked framing, ``size`` bytes a chunk."""
     return b''.join(b'%x\r\n%s\r\n' % (len(data[i:i + size]),
                                        data[i:i + size])
-                    for i in range(0, len(data), size)) + b'0\r\n\r\n'
+                    for i in range(0, len(data), size)) + LAST_CHUNK
+
+
+def unfinished(body: bytes, framing: str) -> Tuple[Dict[str, str], bytes]:
+    """(framing headers, wire bytes) of ``body`` sent in part: half of it
+    under its full ``Content-Length``, or all of it chunked without the
+    last chunk (the body never ends)."""
+    if framing == 'chunked':
+        return ({'Transfer-Encoding': 'chunked'},
+                chunked(body, len(body) // 2)[:-len(LAST_CHUNK)])
+    return {'Content-Length': str(len(body))}, body[:len(body) // 2]
 
 
 def send(cluster, headers: Dict[str, str], wire: bytes,
@@ -144,7 +156,7 @@ def test_swiftclient_2_3_1_under_todays_requests_is_400(cluster, kind):
 
 def test_bad_chunk_size_line_later_in_the_body_is_400(cluster):
     ctype, body, _output = BODIES['json']
-    wire = chunked(body[:20]).replace(b'0\r\n\r\n', b'') + b'zz\r\n' + \
+    wire = chunked(body[:20]).replace(LAST_CHUNK, b'') + b'zz\r\n' + \
         body[20:]
     answer = send(cluster, {'Content-Type': ctype,
                             'Transfer-Encoding': 'chunked'}, wire)
@@ -155,13 +167,7 @@ def test_bad_chunk_size_line_later_in_the_body_is_400(cluster):
 @pytest.mark.parametrize('framing', ['content-length', 'chunked'])
 def test_client_that_goes_away_mid_body_is_499(cluster, kind, framing):
     ctype, body, _output = BODIES[kind]
-    half = len(body) // 2
-    if framing == 'chunked':
-        headers = {'Transfer-Encoding': 'chunked'}
-        wire = chunked(body, half)[:-len(b'0\r\n\r\n')]  # never ends
-    else:
-        headers = {'Content-Length': str(len(body))}
-        wire = body[:half]
+    headers, wire = unfinished(body, framing)
     answer = send(cluster, dict(headers, **{'Content-Type': ctype}), wire,
                   half_close=True)
     assert (answer.status, answer.text) == (499, DISCONNECTED)
@@ -191,13 +197,7 @@ def impatient_cluster():
 @pytest.mark.parametrize('framing', ['content-length', 'chunked'])
 def test_body_that_stops_arriving_is_408(impatient_cluster, kind, framing):
     ctype, body, _output = BODIES[kind]
-    half = len(body) // 2
-    if framing == 'chunked':
-        headers = {'Transfer-Encoding': 'chunked'}
-        wire = chunked(body, half)[:-len(b'0\r\n\r\n')]
-    else:
-        headers = {'Content-Length': str(len(body))}
-        wire = body[:half]
+    headers, wire = unfinished(body, framing)
     answer = send(impatient_cluster, dict(headers, **{'Content-Type': ctype}),
                   wire)
     assert answer.status == 408

@@ -16,14 +16,13 @@ import uuid
 import pytest
 import requests
 
-from swift.common.ring import Ring, RingBuilder
-from swift.common.utils import set_swift_dir
+from swift.common.ring import RingBuilder
 
 from zerocloud import saio
 from zerocloud.saio import (
     OBJECT_SERVER_COUNT, PART_POWER, Cluster, LaunchError)
 
-from .helpers import configure
+from .helpers import cluster_ring, configure, files_holding
 
 LAUNCH_TIMEOUT = 60
 EXPORT_PREFIXES = ('export PATH=', 'export ST_AUTH=', 'export OS_AUTH_TOKEN=',
@@ -105,12 +104,6 @@ def expected_object_dir(cluster, account, container, obj,
     return os.path.join(objects, str(part), digest[-3:], digest)
 
 
-def read_ring(etc_dir, name):
-    """A ring as the servers read it (hashing with the cluster's settings)."""
-    set_swift_dir(etc_dir)
-    return Ring(os.path.join(etc_dir, '%s.ring.gz' % name))
-
-
 def data_files(cluster, object_dir):
     """Storage node -> names of the .data files under ``object_dir``."""
     found = {}
@@ -178,7 +171,7 @@ def test_object_servers_are_four_hosts_in_both_object_rings(cluster):
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(('127.0.0.1', port), timeout=5)
     for ring_name in ('object', 'object-1'):
-        ring = read_ring(cluster.etc_dir, ring_name)
+        ring = cluster_ring(cluster.etc_dir, ring_name)
         assert sorted((dev['ip'], dev['port']) for dev in ring.devs) == \
             sorted(addresses), ring_name
 
@@ -319,16 +312,6 @@ def files_under(root):
             for directory, _dirs, names in os.walk(root) for name in names]
 
 
-def files_containing(root, needle):
-    """Paths of the files under ``root`` whose bytes contain ``needle``."""
-    found = []
-    for path in files_under(root):
-        with open(path, 'rb') as stored:
-            if needle in stored.read():
-                found.append(path)
-    return found
-
-
 def test_encryption_at_rest_and_its_secret_survive_a_restart(
         scratch_dir, tmp_path):
     """--encryption stores ciphertext; the secret is made once, 0600;
@@ -354,7 +337,7 @@ def test_encryption_at_rest_and_its_secret_survive_a_restart(
         stored = [path for path in files_under(devices)
                   if path.endswith('.data') and '/objects/' in path]
         assert len(stored) == 3, stored
-        assert files_containing(devices, secret_text) == []
+        assert files_holding(devices, secret_text) == []
         assert os.stat(secret_path).st_mode & 0o777 == 0o600
         with open(secret_path, 'rb') as conf:
             root_secret = conf.read()
@@ -373,8 +356,8 @@ def test_encryption_at_rest_and_its_secret_survive_a_restart(
         assert resp.content == secret_text * 100
         assert requests.put(container + '/open', data=clear_text,
                             headers=headers, timeout=10).status_code == 201
-        assert len(files_containing(devices, clear_text)) == 3
-        assert files_containing(devices, secret_text) == []
+        assert len(files_holding(devices, clear_text)) == 3
+        assert files_holding(devices, secret_text) == []
     assert os.stat(secret_path).st_mode & 0o777 == 0o600
     with open(secret_path, 'rb') as conf:
         assert conf.read() == root_secret
@@ -422,7 +405,7 @@ def test_a_workdir_of_the_single_host_launcher_is_upgraded_in_place(
                             headers=headers, timeout=10).status_code == 201
     etc_dir = os.path.join(workdir, 'etc')
     downgrade_to_single_host_layout(etc_dir)
-    old_ring = read_ring(etc_dir, 'object')
+    old_ring = cluster_ring(etc_dir, 'object')
     assert {dev['ip'] for dev in old_ring.devs} == {'127.0.0.1'}
     partitions = part_devices(old_ring)
 
@@ -442,7 +425,7 @@ def test_a_workdir_of_the_single_host_launcher_is_upgraded_in_place(
                             headers=headers, timeout=10).status_code == 201
         assert requests.get(ec_url + '/obj', headers=headers,
                             timeout=10).content == b'fragments'
-    new_ring = read_ring(etc_dir, 'object')
+    new_ring = cluster_ring(etc_dir, 'object')
     assert {dev['ip'] for dev in new_ring.devs} == {
         '127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'}
     assert part_devices(new_ring) == partitions
@@ -493,12 +476,8 @@ def test_a_server_dying_at_start_is_named_with_its_log(scratch_dir):
     workdir = os.path.join(scratch_dir, 'saio')
     doomed = Cluster(workdir, port=0)
     doomed.prepare()
-    conf_path = os.path.join(doomed.etc_dir, 'object-server-3.conf')
-    with open(conf_path) as conf:
-        text = conf.read()
-    with open(conf_path, 'w') as conf:
-        conf.write(re.sub(r'(?m)^pipeline = .*$',
-                          'pipeline = refuses object-server', text))
+    configure(doomed, 'object-server-3', 'pipeline:main',
+              pipeline='refuses object-server')
     try:
         doomed.start()
     except LaunchError as err:

@@ -15,7 +15,7 @@ import uuid
 import pytest
 import requests
 
-from .helpers import zapp
+from .helpers import cluster_ring, zapp
 
 EXAMPLE_SCRIPT = '''#!file://python2.7:python
 import sys
@@ -173,10 +173,7 @@ def swift(env, cwd, *args):
 
 
 def primaries_of(cluster, account, container, obj):
-    from swift.common.ring import Ring
-    from swift.common.utils import set_swift_dir
-    set_swift_dir(cluster.etc_dir)
-    ring = Ring(os.path.join(cluster.etc_dir, 'object.ring.gz'))
+    ring = cluster_ring(cluster.etc_dir)
     return {n['port'] for n in ring.get_nodes(account, container, obj)[1]}
 
 

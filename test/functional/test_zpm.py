@@ -10,10 +10,8 @@ import os
 import subprocess
 import tarfile
 
-import requests
-
 from test.wheels import offline_pip_env, pure_wheel
-from .helpers import REQUEST_TIMEOUT, Account, unique
+from .helpers import Account, unique
 from .zpm_helpers import (
     FakeKeystone, bundle, new_project, run_zpm, run_zpm_on_tty)
 
@@ -52,11 +50,13 @@ def test_zpm_auth_prints_token_and_storage_url(cluster):
 
 def test_zpm_auth_with_flags_and_bad_key(cluster):
     user, _ = cluster.users['tester2']
+    wrong_key = unique('wrong-key')
     out = run_zpm(no_credentials(cluster), 'auth', '-A', cluster.auth_url,
-                  '-U', user, '-K', 'wrong')
+                  '-U', user, '-K', wrong_key)
     assert out.returncode == 1
     assert out.stderr.startswith('zpm: authentication failed')
     assert 'Traceback' not in out.stderr
+    assert wrong_key not in out.stderr + out.stdout
 
 
 def test_zpm_auth_without_credentials(cluster):
@@ -77,6 +77,7 @@ def test_token_and_storage_url_alone_run_a_job(cluster, tmp_path):
     assert out.stdout.splitlines() == [
         'Auth token: %s' % cluster.token('tester'),
         'Storage URL: %s' % cluster.storage_url('tester')]
+
 
 def test_keystone_v3_names_project_and_domains(cluster, tmp_path):
     """OS_* variables as a Keystone v3 cloud sets them: zpm asks Keystone
@@ -183,7 +184,9 @@ def test_refused_job_exits_1_with_the_reason(cluster, tmp_path):
                        group={'path': 'swift://~/nowhere/prog.wasm'})
     out = run_zpm(env, 'execute', bundle(env, root))
     assert out.returncode == 1
-    assert out.stderr.startswith('zpm: the job failed: 4')
+    assert out.stderr.startswith('zpm: the job failed: 404 Not Found\n')
+    assert 'X-Nexe-Error: Error 404 Not Found while fetching /%s/nowhere/' \
+        'prog.wasm\n' % Account(cluster, 'tester').name in out.stderr
     assert 'Traceback' not in out.stderr
 
 
@@ -322,11 +325,8 @@ def test_stored_zapp_is_a_tar_of_the_bundle(cluster, tmp_path):
     container = unique('zpm-tar')
     assert run_zpm(env, 'deploy', container, zapp).returncode == 0
     stored = tmp_path / 'stored.tar'
-    resp = requests.get('%s/%s/tarred.zapp' % (cluster.storage_url('tester'),
-                                               container),
-                        headers={'X-Auth-Token': cluster.token('tester')},
-                        timeout=REQUEST_TIMEOUT)
-    stored.write_bytes(resp.content)
+    stored.write_bytes(Account(cluster, 'tester').get(
+        '%s/tarred.zapp' % container).content)
     with tarfile.open(zapp) as packed, tarfile.open(stored, 'r:') as plain:
         assert plain.getnames() == packed.getnames()
         assert json.load(plain.extractfile('boot/system.map')) == \

@@ -1,6 +1,7 @@
 """zpm's pieces without a cluster: escaping, zapp.yaml and the job,
 bundling, the page, auth selection, the summary, the command line."""
 
+import io
 import json
 import os
 import tarfile
@@ -192,6 +193,18 @@ def test_bundle_refuses_patterns_outside_the_project(tmp_path):
         bundle.build(str(tmp_path))
 
 
+def test_bundle_that_fails_midway_leaves_no_partial_zapp(tmp_path,
+                                                          monkeypatch):
+    write_project(tmp_path, YAML, {'main.py': 'x'})
+
+    def unreadable(*args, **kwargs):
+        raise PermissionError(13, 'Permission denied')
+    monkeypatch.setattr(tarfile.TarFile, 'add', unreadable)
+    with pytest.raises(PermissionError):
+        bundle.build(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ['main.py', 'zapp.yaml']
+
+
 @pytest.fixture
 def offline_pip(tmp_path, monkeypatch):
     wheels = tmp_path / 'wheels'
@@ -244,6 +257,52 @@ def test_deployed_job_reads_the_stored_zapp_as_image():
             {'name': 'image', 'path': 'swift://AUTH_x/c/app.zapp'}]},
         {'name': 'b', 'devices': [
             {'name': 'image', 'path': 'swift://AUTH_x/c/app.zapp'}]}]
+
+
+def test_malformed_devices_pass_through_to_the_proxy():
+    job = [{'name': 'a', 'devices': ['stdout', {'name': 'image'}]}]
+    assert deploy.with_image(job, 'swift://AUTH_x/c/app.zapp') == [
+        {'name': 'a', 'devices': [
+            'stdout', {'name': 'image', 'path': 'swift://AUTH_x/c/app.zapp'}]}]
+
+
+@pytest.mark.parametrize('system_map', ['{"name": "a"}', '["a"]'])
+def test_deploy_refuses_a_system_map_that_is_no_job(tmp_path, system_map):
+    path = tmp_path / 'odd.zapp'
+    with tarfile.open(path, 'w') as tar:
+        for name, text in (('boot/system.map', system_map),
+                           ('zapp.yaml', 'meta: {name: odd}\nexecution: '
+                                         '{groups: [{path: p}]}')):
+            info = tarfile.TarInfo(name)
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text.encode()))
+    with pytest.raises(ProjectError, match='is not a job'):
+        deploy.deploy(None, 'c', str(path), force=False)
+
+
+class RecordingConnection:
+    """What deploy() asks of Swift, for an empty account."""
+    url = 'http://h/v1/AUTH_x'
+
+    def __init__(self):
+        self.calls = []
+
+    def get_container(self, container, **params):
+        self.calls.append(('GET', container))
+        return {}, []
+
+    def put_object(self, container, name, *args, **kwargs):
+        self.calls.append(('PUT', '%s/%s' % (container, name)))
+
+
+def test_a_broken_page_template_stores_nothing(tmp_path):
+    write_project(tmp_path, YAML, {'main.py': 'x',
+                                   'index.html.tmpl': '{% if %}'})
+    path = bundle.build(str(tmp_path))
+    conn = RecordingConnection()
+    with pytest.raises(ProjectError, match='cannot render index.html.tmpl'):
+        deploy.deploy(conn, 'site', path, force=False)
+    assert conn.calls == []
 
 
 def test_page_is_rendered_escaped(tmp_path):
@@ -368,6 +427,13 @@ def test_summary_of_one_node():
     assert node.row() == ['hello', 'ok', '0', '0.093', '0.01', '0.02', '3',
                           '120', '1', '13', '0', '0', '0', '0']
     assert not node.failed
+
+
+def test_summary_shows_bytes_that_were_not_utf8_as_replacement():
+    _total, [node] = summary.node_summaries({
+        'X-Nexe-System': 'n%FF', 'X-Nexe-Status': 'image: member /%FF',
+        'X-Nexe-Retcode': '0'})
+    assert (node.name, node.status) == ('n\ufffd', 'image: member /\ufffd')
 
 
 def test_summary_of_five_nodes_with_failures_and_an_unrun_node():

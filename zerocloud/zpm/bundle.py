@@ -16,6 +16,7 @@ dependency list is unchanged; ``--refresh-deps`` installs it afresh.
 pip's own settings apply (``PIP_INDEX_URL``, ``PIP_FIND_LINKS`` …).
 """
 
+import contextlib
 import glob
 import io
 import json
@@ -145,16 +146,23 @@ def build(root: str, refresh_deps: bool = False) -> str:
                            "sections of %s matched anything"
                            % project.ZAPP_YAML)
     partial = output + '.part'
-    with tarfile.open(partial, 'w:gz') as tar:
-        info, data = _system_map_member(job)
-        tar.addfile(info, io.BytesIO(data))
-        tar.add(os.path.join(root, project.ZAPP_YAML), project.ZAPP_YAML)
-        for member in members:
-            tar.add(os.path.join(root, member), member, filter=keep)
-        if deps_dir:
-            for name in sorted(os.listdir(deps_dir)):
-                if name != 'bin':
-                    tar.add(os.path.join(deps_dir, name),
-                            project.DEPENDENCY_DIR + '/' + name, filter=keep)
-    os.replace(partial, output)
+    try:
+        with tarfile.open(partial, 'w:gz') as tar:
+            info, data = _system_map_member(job)
+            tar.addfile(info, io.BytesIO(data))
+            tar.add(os.path.join(root, project.ZAPP_YAML), project.ZAPP_YAML)
+            for member in members:
+                tar.add(os.path.join(root, member), member, filter=keep)
+            if deps_dir:
+                for name in sorted(os.listdir(deps_dir)):
+                    if name != 'bin':
+                        tar.add(os.path.join(deps_dir, name),
+                                project.DEPENDENCY_DIR + '/' + name,
+                                filter=keep)
+        os.replace(partial, output)
+    except BaseException:
+        # An unreadable member (or ^C) leaves no half-written zapp behind.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+        raise
     return output

@@ -65,8 +65,9 @@ def _read_zapp(path: str) -> Tuple[list, dict, Dict[str, bytes]]:
                                              for p in patterns)}
     except (tarfile.TarError, OSError, EOFError, ValueError) as err:
         raise ProjectError('cannot read %s: %s' % (path, err)) from None
-    if not isinstance(job, list):
-        raise ProjectError('%s: %s is not a job (a JSON list)'
+    if not isinstance(job, list) or not all(isinstance(node, dict)
+                                            for node in job):
+        raise ProjectError('%s: %s is not a job (a JSON list of nodes)'
                            % (path, SYSTEM_MAP))
     return job, zapp, ui
 
@@ -75,8 +76,9 @@ def with_image(job: list, image_url: str) -> list:
     """The job with every node's ``image`` device reading ``image_url``."""
     nodes = []
     for node in job:
+        # Malformed devices pass through: the proxy refuses them clearly.
         devices = [d for d in node.get('devices') or []
-                   if d.get('name') != 'image']
+                   if not (isinstance(d, dict) and d.get('name') == 'image')]
         nodes.append(dict(node, devices=devices + [
             {'name': 'image', 'path': image_url}]))
     return nodes
@@ -159,6 +161,8 @@ def deploy(conn: Connection, target: str, zapp_path: str,
     if not container:
         raise ProjectError('the target must name a container')
     job, zapp, ui = _read_zapp(zapp_path)
+    # Rendered first: a broken template stores nothing.
+    uploads = ui_uploads(ui, zapp, conn.url)
     _check_target(conn, container, prefix, force)
     zapp_name = os.path.basename(zapp_path)
     _upload_tar(conn, container, prefix + zapp_name, zapp_path)
@@ -167,7 +171,6 @@ def deploy(conn: Connection, target: str, zapp_path: str,
     conn.put_object(container, prefix + SYSTEM_MAP,
                     json.dumps(with_image(job, image_url), indent=2),
                     content_type='application/json')
-    uploads = ui_uploads(ui, zapp, conn.url)
     for name, data in uploads:
         conn.put_object(container, prefix + name, data,
                         content_type=mimetypes.guess_type(name)[0]

@@ -1,7 +1,9 @@
 """What a job's ``X-Nexe-*`` headers say about each node, and the table.
 
 ``X-Nexe-System``, ``-Status`` and ``-Retcode`` hold one item per node,
-comma-separated and percent-encoded (:mod:`zerocloud.headers`).
+comma-separated and percent-encoded (:mod:`zerocloud.headers`); bytes that
+were not UTF-8 show as U+FFFD (the table is printed, and a lone surrogate
+cannot be).
 ``X-Nexe-Cdr-Line`` holds the job's total time, then for each node its
 time and ten ZeroVM accounting numbers (system and user CPU seconds, disk
 reads, bytes read, writes, bytes written, then the same four for the
@@ -42,8 +44,7 @@ def items(headers: Mapping[str, str], name: str) -> List[str]:
     value = headers.get(name)
     if value is None:
         return []
-    return [unquote(item, errors='surrogateescape')
-            for item in value.split(',')]
+    return [unquote(item, errors='replace') for item in value.split(',')]
 
 
 def parse_cdr(line: str, count: int
