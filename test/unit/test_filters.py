@@ -11,9 +11,10 @@ from swift.common.swob import Request, Response
 from zerocloud import protocol
 from zerocloud.cgi import InvalidCgiOutput
 from zerocloud.object.execution import Output
-from zerocloud.object.filter import (
-    ObjectQueryMiddleware, colocation_proof, deterministic_clock,
-    frame_output, last_error_line, nexe_headers)
+from zerocloud.object.filter import ObjectQueryMiddleware
+from zerocloud.object.node import (
+    colocation_proof, deterministic_clock, frame_output, last_error_line,
+    nexe_headers, request_limits)
 from zerocloud.proxy.filter import request_problem
 from zerocloud.runtime.report import Report
 
@@ -52,7 +53,7 @@ def test_timeout_header_may_only_shorten_a_run(value, timeout):
     mw = ObjectQueryMiddleware(None, {'zerovm_timeout': '10'})
     req = Request.blank('/sda1/0/a/c/o', headers={} if value is None else {
         protocol.TIMEOUT_HEADER: value})
-    limits = mw._limits(req)
+    limits = request_limits(mw.limits, req)
     assert limits.timeout == timeout
     assert limits == replace(mw.limits, timeout=timeout)
 

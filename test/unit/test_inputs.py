@@ -20,7 +20,8 @@ from zerocloud.job.model import READABLE, Channel, SwiftPath
 from zerocloud.object import decryption
 from zerocloud.object.containerdb import (
     UNKNOWN_ETAG, decrypt_etag, decrypt_etags)
-from zerocloud.object.filter import ObjectQueryMiddleware, stream_reason
+from zerocloud.object.filter import ObjectQueryMiddleware
+from zerocloud.object.node import stream_reason
 from zerocloud.object.hostmemory import (
     filesystem_type, node_dir_prefix, orphaned_node_dirs, process_alive)
 from zerocloud.proxy import inputs

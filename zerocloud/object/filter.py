@@ -26,11 +26,12 @@ The local ``.data`` file is read only when it is the object a client's GET
 returns.  An object of an erasure-coded policy (one fragment archive here),
 an encrypted one (ciphertext), an SLO or DLO manifest and a symlink are
 refused before the body is sent: ``409`` with ``X-Zerocloud-Stream-Input:
-<reason>`` (:func:`stream_reason`), and the proxy sends the node again with
-the object streamed (:mod:`zerocloud.proxy.inputs`).  An encrypted object
-is read in place when the request carries its body key
-(``X-Zerocloud-Body-Key``) and the key matches the ``.data`` file: it is
-decrypted into RAM (:mod:`zerocloud.object.decryption`).  With
+<reason>`` (:func:`zerocloud.object.node.stream_reason`), and the proxy
+sends the node again with the object streamed
+(:mod:`zerocloud.proxy.inputs`).  An encrypted object is read in place
+when the request carries its body key (``X-Zerocloud-Body-Key``) and
+the key matches the ``.data`` file: it is decrypted into RAM
+(:mod:`zerocloud.object.decryption`).  With
 ``X-Zerocloud-Local-Alias`` the object in the path is a symlink's target,
 bound under the symlink's name.  Next to a container, the proxy may send
 the keys of the etags encryption stored in its listing
@@ -118,200 +119,29 @@ filter is built: a bad value stops the server at start, named.
 """
 
 import errno
-import hmac
-import json
 import os
-import re
 import shutil
-import tempfile
-import time
-from contextlib import ExitStack
-from dataclasses import replace
-from hashlib import md5, sha1
-from typing import Dict, Iterator, Mapping, Optional, Set, Tuple
+from typing import Dict, Optional, Set, Tuple
 
 import eventlet
-from eventlet import tpool
 from swift.common.constraints import check_drive
-from swift.common.exceptions import (
-    DiskFileDeviceUnavailable, DiskFileNotExist, DiskFileQuarantined)
 from swift.common.request_helpers import get_name_and_placement
-from swift.common.storage_policy import EC_POLICY
 from swift.common.swob import (
-    HTTPBadRequest, HTTPClientDisconnect, HTTPConflict, HTTPException,
-    HTTPInsufficientStorage,
-    HTTPNotFound, HTTPOk, HTTPRequestEntityTooLarge, HTTPServiceUnavailable,
-    HTTPUnprocessableEntity, Request, Response)
-from swift.common.utils import config_true_value, get_logger, unquote
+    HTTPBadRequest, HTTPException, HTTPInsufficientStorage,
+    HTTPRequestEntityTooLarge, HTTPServiceUnavailable, Request, Response)
+from swift.common.utils import get_logger
 
-from zerocloud import cgi, protocol
-from zerocloud.object import decryption
+from zerocloud import protocol
+from zerocloud.headers import guard_headers
+from zerocloud.object import swiftdisk
 from zerocloud.object.config import ObjectConfig
-from zerocloud.object.containerdb import (
-    decrypt_etags, snapshot_database)
-from zerocloud.object.execution import (
-    ExecutionError, Limits, LocalObject, Output, Session, prepare_session)
-from zerocloud.headers import guard_headers, header_value
+from zerocloud.object.execution import Limits, Session
 from zerocloud.object.hostmemory import (
-    node_dir_prefix, not_in_ram_warning, orphaned_node_dirs,
-    overcommit_warning, process_alive, server_processes, visible_memory)
-from zerocloud.job.model import JobError, Node, SwiftPath, parse_location
-from zerocloud.runtime.cache import STATUS_NOT_COMPILED
+    not_in_ram_warning, orphaned_node_dirs, overcommit_warning,
+    process_alive, server_processes, visible_memory)
+from zerocloud.object.node import (
+    NodeRequest, Placement, busy, over_ram_limit)
 from zerocloud.runtime.pool import PoolFull, SandboxPool, SandboxWorkerError
-from zerocloud.runtime.report import Report
-
-#: A device name, optionally under ``in/`` (connections between nodes).
-MEMBER_NAME = re.compile(r'^(in/)?(?!\.\.?$)[^/\x00-\x1f]+$')
-CGI_TYPES = ('message/http', 'message/cgi')
-#: Seconds a client is asked to wait while a program compiles.
-COMPILE_RETRY_AFTER = 30
-CGI_HEAD = 65536
-DIAG_TAIL = 4096
-#: ``.data`` metadata of an object stored encrypted (body, etag or user
-#: metadata): its local bytes are ciphertext.
-CRYPTO_SYSMETA_PREFIXES = ('x-object-sysmeta-crypto-',
-                           'x-object-transient-sysmeta-crypto-')
-SYMLINK_SYSMETA = 'x-object-sysmeta-symlink-target'
-SLO_HEADER = 'x-static-large-object'
-DLO_HEADER = 'x-object-manifest'
-
-
-def stream_reason(metadata: Mapping[str, str], erasure_coded: bool
-                  ) -> Optional[str]:
-    """Why a local object's ``.data`` file is not what a client's GET
-    returns (:data:`zerocloud.protocol.STREAM_REASONS`), or ``None``.
-
-    A symlink is named first even when encrypted: the proxy may then run
-    the node next to its target instead.
-    """
-    if erasure_coded:
-        return protocol.STREAM_ERASURE_CODED
-    names = {name.lower(): value for name, value in metadata.items()}
-    if SYMLINK_SYSMETA in names:
-        return protocol.STREAM_SYMLINK
-    if config_true_value(names.get(SLO_HEADER)):
-        return protocol.STREAM_SLO
-    if DLO_HEADER in names:
-        return protocol.STREAM_DLO
-    if any(name.startswith(CRYPTO_SYSMETA_PREFIXES) for name in names):
-        return protocol.STREAM_ENCRYPTED
-    return None
-
-
-def stream_refusal(req: Request, reason: str,
-                   metadata: Optional[Mapping[str, str]] = None
-                   ) -> HTTPException:
-    """The answer that makes the proxy stream the input instead (or, for
-    an encrypted object, send the key to read it here: see
-    :data:`zerocloud.protocol.STREAM_INPUT_HEADER`)."""
-    value = reason
-    stored_meta = metadata and decryption.body_meta_value(metadata)
-    if reason == protocol.STREAM_ENCRYPTED and stored_meta:
-        value = protocol.stream_input_value(
-            reason, metadata.get('X-Timestamp'), stored_meta)
-    return HTTPConflict(
-        body='The local object is not plain (%s): stream it' % reason,
-        headers={protocol.STREAM_INPUT_HEADER: value}, request=req)
-
-
-def nexe_headers(node_name: str, report: Report, elapsed: float,
-                 policy_name: str, fuel: Optional[int]) -> Dict[str, str]:
-    """The node's ``X-Nexe-*`` headers; text values are encoded
-    (:mod:`zerocloud.headers`): a status may quote a user's member name."""
-    headers = {
-        'X-Nexe-System': header_value(node_name),
-        'X-Nexe-Status': header_value(report.status),
-        'X-Nexe-Retcode': str(report.retcode),
-        'X-Nexe-Validation': str(report.validation),
-        # One entry per output channel: bounded by the node, never cut.
-        'X-Nexe-Etag': header_value(report.etag_line(), limit=None),
-        'X-Nexe-Cdr-Line': '%.3f, %s' % (elapsed, report.accounting_line()),
-        'X-Nexe-Policy': header_value(policy_name),
-    }
-    if fuel is not None:
-        headers['X-Nexe-Fuel'] = str(fuel)
-    return headers
-
-
-def deterministic_clock(value: Optional[str]) -> Optional[int]:
-    """The guest clock a ``DETERMINISTIC_HEADER`` value pins (seconds), or
-    ``None``: not a deterministic run."""
-    if value and value.isascii() and value.isdigit():
-        return int(value)
-    return None
-
-
-def busy(req: Request) -> HTTPException:
-    """The answer of a busy sandbox pool, which the proxy does not count
-    as a failure of this server (:mod:`zerocloud.protocol`)."""
-    return HTTPServiceUnavailable(body='Slot not available', request=req,
-                                  headers={protocol.RETRY_AFTER_HEADER: '1'})
-
-
-def colocation_proof(value: Optional[str]) -> Optional[str]:
-    """``<salt>:<ip>:<port>`` → HMAC-SHA1(salt, "<ip>:<port>") hex.
-
-    Nodes the proxy co-located on one server return the same value, so a
-    client can check that they really met.
-    """
-    if not value or value.count(':') < 2:
-        return None
-    salt, address = value.split(':', 1)
-    return hmac.new(salt.encode(), address.encode(), sha1).hexdigest()
-
-
-def last_error_line(path: str) -> str:
-    """The last non-empty line a failed program wrote to its stderr.
-
-    Bytes that are not UTF-8 stay lone surrogates, which the header
-    encoding turns back into those bytes.
-    """
-    try:
-        with open(path, 'rb') as fp:
-            fp.seek(0, os.SEEK_END)
-            fp.seek(max(0, fp.tell() - DIAG_TAIL))
-            tail = fp.read().decode('utf-8', 'surrogateescape')
-    except OSError:
-        return ''
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    return lines[-1][:256] if lines else ''
-
-
-def frame_output(output: Output) -> Tuple[int, Iterator[bytes]]:
-    """(wire length, chunks) of one output member, CGI headers parsed.
-
-    Raises :class:`cgi.InvalidCgiOutput` for CGI output that breaks a rule.
-    """
-    size = os.path.getsize(output.host_path)
-    pax = {protocol.PAX_CONTENT_TYPE: output.content_type}
-    offset = 0
-    if output.content_type in CGI_TYPES:
-        with open(output.host_path, 'rb') as fp:
-            head = fp.read(CGI_HEAD)
-        parsed = cgi.parse_cgi_output(head, output.content_type,
-                                      at_eof=size <= len(head))
-        if parsed is not None:
-            offset = parsed.body_offset
-            pax[protocol.PAX_STATUS] = '%d %s' % (parsed.status, parsed.reason)
-            if parsed.content_type:
-                pax[protocol.PAX_CONTENT_TYPE] = parsed.content_type
-            for name, value in parsed.headers:
-                pax[protocol.PAX_HEADER_PREFIX + name] = value
-            output.meta.update(parsed.meta)
-    for key, value in output.meta.items():
-        pax[protocol.PAX_META_PREFIX + key] = value
-    length = size - offset
-
-    def chunks() -> Iterator[bytes]:
-        with open(output.host_path, 'rb') as fp:
-            fp.seek(offset)
-            while True:
-                chunk = fp.read(65536)
-                if not chunk:
-                    return
-                yield chunk
-    return (protocol.member_length(output.device, length, pax),
-            protocol.iter_member(output.device, length, chunks(), pax))
 
 
 class ObjectQueryMiddleware:
@@ -388,19 +218,10 @@ class ObjectQueryMiddleware:
                                 content_type='text/plain')
         return resp(env, start_sendable_response)
 
-    # -- the request ------------------------------------------------------
-
-    def _final_app(self):
-        return getattr(self.app, '_pipeline_final_app', self.app)
-
-    def _devices_root(self, policy) -> str:
-        final = self._final_app()
-        router = getattr(final, '_diskfile_router', None)
-        if router is not None:
-            return router[policy].devices
-        return final.root
-
     def execute(self, req: Request):
+        """Check an execution request before anything is opened or read
+        (so the proxy can try another server without having sent the
+        body), then run its node (:class:`NodeRequest`)."""
         if not req.headers.get(protocol.JOB_ID_HEADER):
             raise HTTPBadRequest(body='%s header is missing'
                                  % protocol.JOB_ID_HEADER,
@@ -416,233 +237,28 @@ class ObjectQueryMiddleware:
                                             request=req)
         if req.content_length is not None and \
                 req.content_length > self.config.ram_limit:
-            raise self._over_ram_limit(req, req.content_length)
+            raise over_ram_limit(req, req.content_length,
+                                 self.config.ram_limit)
         ctype = req.headers.get('Content-Type', '').split(';')[0].strip()
         if not ctype:
             raise HTTPBadRequest(body='No content type', request=req)
         if ctype != protocol.TAR_CONTENT_TYPE:
             raise HTTPBadRequest(body='Invalid Content-Type', request=req)
-        devices = self._devices_root(policy)
+        devices = swiftdisk.devices_root(self.app, policy)
         try:
             check_drive(devices, dev, self.config.mount_check)
         except ValueError:   # not a directory, or not mounted
             raise HTTPInsufficientStorage(drive=dev, request=req)
-        access = req.headers.get(protocol.ACCESS_HEADER, '').upper()
         if self._pool is not None and self._pool.full:
             # Refuse before the body is sent (eventlet answers 100 Continue
-            # only when the body is first read, below): the proxy tries
-            # another server, and does not count this one as failed.
+            # only when the body is first read): the proxy tries another
+            # server, and does not count this one as failed.
             raise busy(req)
-        stack = ExitStack()
-        try:
-            # Outputs (the program's own bytes, stored encrypted through the
-            # proxy afterwards) go to the device; everything the node reads
-            # that is not its local .data file stays in RAM.
-            tmp_root = os.path.join(devices, dev, 'tmp')
-            os.makedirs(tmp_root, exist_ok=True)
-            workdir = tempfile.mkdtemp(prefix='zerocloud-', dir=tmp_root)
-            stack.callback(shutil.rmtree, workdir, True)
-            ramdir = tempfile.mkdtemp(prefix=node_dir_prefix(os.getpid()),
-                                      dir=self.config.ram_dir)
-            stack.callback(shutil.rmtree, ramdir, True)
-            local = None
-            if access == 'GET' and cont:
-                local = self._open_local(stack, req, dev, part, acct, cont,
-                                         obj, policy, workdir, ramdir)
-            members = self._receive(
-                req, ramdir, local.size if local and local.ram_copy else 0)
-            node = self._read_sysmap(req, members)
-            return self._run(req, stack, node, ramdir, workdir, members,
-                             local, policy.name)
-        except BaseException:
-            stack.close()
-            raise
+        placement = Placement(dev, part, acct, cont, obj, policy, devices)
+        return NodeRequest(self, req, placement).answer()
 
-    def _over_ram_limit(self, req: Request, size: int) -> HTTPException:
-        return HTTPRequestEntityTooLarge(
-            body='The node needs %d bytes of inputs in memory; this server '
-                 'keeps at most %d per node (zerovm_ram_limit)'
-                 % (size, self.config.ram_limit), request=req)
-
-    def _local_path(self, req: Request, path: SwiftPath) -> SwiftPath:
-        """The name the node knows its local object by: the request's
-        path, or the symlink the proxy resolved to it."""
-        alias = req.headers.get(protocol.LOCAL_ALIAS_HEADER)
-        if alias is None:
-            return path
-        named = parse_location(unquote(alias))
-        if not isinstance(named, SwiftPath) or not named.obj:
-            raise HTTPBadRequest(body='Bad %s' % protocol.LOCAL_ALIAS_HEADER,
-                                 request=req)
-        return named
-
-    def _open_local(self, stack: ExitStack, req: Request, dev, part, acct,
-                    cont, obj, policy, workdir: str,
-                    ramdir: str) -> LocalObject:
-        final = self._final_app()
-        path = SwiftPath(acct, cont, obj)
-        if obj is None:
-            return self._snapshot_container(req, final, dev, part, path,
-                                            workdir, ramdir)
-        if policy.policy_type == EC_POLICY:
-            # Each server holds one fragment archive: only the proxy's GET
-            # decodes the object.
-            raise stream_refusal(req, protocol.STREAM_ERASURE_CODED)
-        try:
-            df = final.get_diskfile(dev, part, acct, cont, obj, policy=policy)
-            df.open()
-        except DiskFileDeviceUnavailable:
-            raise HTTPInsufficientStorage(drive=dev, request=req)
-        except (DiskFileNotExist, DiskFileQuarantined):
-            raise HTTPNotFound(request=req)
-        # Keep the .data open for the whole run: a concurrent PUT or DELETE
-        # may unlink the path, but our descriptor keeps the bytes alive.
-        stack.callback(df.__exit__, None, None, None)
-        meta = df.get_metadata()
-        if df.content_length > self.config.max_input:
-            raise HTTPRequestEntityTooLarge(body='Data object too large',
-                                            request=req)
-        reason = stream_reason(meta, erasure_coded=False)
-        if reason == protocol.STREAM_ENCRYPTED and \
-                protocol.BODY_KEY_HEADER in req.headers:
-            return self._decrypt_local(req, self._local_path(req, path),
-                                       df, meta, ramdir)
-        if reason is not None:
-            raise stream_refusal(req, reason, meta)
-        return LocalObject(self._local_path(req, path), df._data_file,
-                           df.content_length, df.content_type, meta)
-
-    def _decrypt_local(self, req: Request, path: SwiftPath, df, meta,
-                       ramdir: str) -> LocalObject:
-        """The local encrypted object, decrypted into RAM with the body key
-        the proxy sent (:mod:`zerocloud.object.decryption`); refused (to be
-        streamed) unless the key matches this ``.data`` file and opens it.
-        Its ``LOCAL_*`` variables come with the system map: its metadata
-        here is ciphertext."""
-        try:
-            key = protocol.BodyKey.decode(
-                req.headers[protocol.BODY_KEY_HEADER])
-        except ValueError:
-            raise HTTPBadRequest(body='Bad %s' % protocol.BODY_KEY_HEADER,
-                                 request=req)
-        if decryption.mismatch(key, meta) is not None:
-            raise stream_refusal(req, protocol.STREAM_ENCRYPTED, meta)
-        needed = df.content_length + (req.content_length or 0)
-        if needed > self.config.ram_limit:
-            raise self._over_ram_limit(req, needed)
-        plain = os.path.join(ramdir, 'local')
-        if not tpool.execute(decryption.decrypt, df._data_file, plain, key):
-            raise stream_refusal(req, protocol.STREAM_ENCRYPTED, meta)
-        return LocalObject(path, plain, df.content_length, ram_copy=True,
-                           described=False)
-
-    def _snapshot_container(self, req: Request, final, dev, part,
-                            path: SwiftPath, workdir: str,
-                            ramdir: str) -> LocalObject:
-        """A copy of the container's database for the node.
-
-        The container server keeps writing its database: the node reads a
-        consistent snapshot instead (in a real thread so the server's other
-        requests go on), scrubbed of what only the container's owners may
-        see unless the proxy vouches for one.  With listing keys, the
-        etags at-rest encryption stored are decrypted in it, as a listing
-        shows them; that copy is kept in RAM.
-        """
-        broker = final._get_container_broker(dev, part, path.account,
-                                             path.container)
-        if not os.path.exists(broker.db_file) or broker.is_deleted():
-            raise HTTPNotFound(request=req)
-        size = os.path.getsize(broker.db_file)
-        if size > self.config.max_input:
-            raise HTTPRequestEntityTooLarge(body='Data object too large',
-                                            request=req)
-        keys = None
-        header = req.headers.get(protocol.LISTING_KEYS_HEADER)
-        if header is not None:
-            try:
-                keys = protocol.parse_listing_keys(header)
-            except ValueError:
-                raise HTTPBadRequest(body='Bad %s'
-                                     % protocol.LISTING_KEYS_HEADER,
-                                     request=req)
-            needed = size + (req.content_length or 0)
-            if needed > self.config.ram_limit:
-                raise self._over_ram_limit(req, needed)
-        snapshot = os.path.join(ramdir if keys else workdir, 'container.db')
-        owner = req.headers.get(protocol.OWNER_HEADER) == \
-            protocol.OWNER_HEADER_VALUE
-        tpool.execute(snapshot_database, broker.db_file, snapshot,
-                      not owner)
-        if keys:
-            tpool.execute(decrypt_etags, snapshot, path.account,
-                          path.container, keys)
-        return LocalObject(path, snapshot, os.path.getsize(snapshot),
-                           ram_copy=bool(keys))
-
-    def _receive(self, req: Request, ramdir: str,
-                 in_ram: int) -> Dict[str, str]:
-        """Store the streamed members as files in ``ramdir``, which holds
-        ``in_ram`` bytes already."""
-        wsgi_input = req.environ['wsgi.input']
-        total = [0]
-        expected = req.content_length
-
-        def read(size: int) -> bytes:
-            chunk = wsgi_input.read(size)
-            total[0] += len(chunk)
-            if total[0] > self.config.max_input:
-                raise HTTPRequestEntityTooLarge(body='RPC request too large',
-                                                request=req)
-            if in_ram + total[0] > self.config.ram_limit:
-                raise self._over_ram_limit(req, in_ram + total[0])
-            if expected is not None and total[0] > expected:
-                raise HTTPBadRequest(
-                    body="Actual content length is greater than the "
-                         "'Content-Length' header", request=req)
-            return chunk
-
-        reader = protocol.MemberReader(read)
-        members: Dict[str, str] = {}
-        try:
-            while True:
-                member = reader.next_member()
-                if member is None:
-                    break
-                name = member.name
-                if not MEMBER_NAME.match(name) or name in members:
-                    raise HTTPBadRequest(body='Bad member name %r' % name,
-                                         request=req)
-                dest = os.path.join(ramdir, 'in.%d' % len(members))
-                with open(dest, 'wb') as fp:
-                    reader.copy_to(fp)
-                members[name] = dest
-        except protocol.FramingError as err:
-            if expected is not None and total[0] < expected:
-                raise HTTPClientDisconnect(request=req)
-            raise HTTPBadRequest(body='Bad request body: %s' % err,
-                                 request=req)
-        if expected is not None and total[0] < expected:
-            raise HTTPClientDisconnect(request=req)
-        return members
-
-    def _read_sysmap(self, req: Request, members: Dict[str, str]) -> Node:
-        path = members.pop(protocol.SYSMAP_MEMBER, None)
-        if path is None:
-            raise HTTPBadRequest(body='No system map found in request',
-                                 request=req)
-        if os.path.getsize(path) > protocol.MAX_SYSMAP:
-            raise HTTPRequestEntityTooLarge(body='System map too large',
-                                            request=req)
-        try:
-            with open(path, 'rb') as fp:
-                return Node.from_dict(json.load(fp))
-        except (ValueError, KeyError, TypeError, JobError):
-            raise HTTPBadRequest(body='Cannot parse system map', request=req)
-
-    # -- the run ----------------------------------------------------------
-
-    def _compile_in_background(self, session: Session, fuel: bool,
-                               deterministic: bool) -> None:
+    def compile_in_background(self, session: Session, fuel: bool,
+                              deterministic: bool) -> None:
         """Have a pool worker compile a large program for these settings,
         once at a time per program and settings."""
         key = (session.program, session.member, fuel, deterministic)
@@ -659,96 +275,6 @@ class ObjectQueryMiddleware:
             finally:
                 self._compiling.discard(key)
         eventlet.spawn_n(compile_program)
-
-    def _limits(self, req: Request) -> Limits:
-        timeout = self.config.timeout
-        try:
-            timeout = min(timeout, int(float(
-                req.headers.get(protocol.TIMEOUT_HEADER, timeout))))
-        except (ValueError, OverflowError):   # not a number, nan, inf
-            pass
-        return replace(self.limits, timeout=max(1, timeout))
-
-    def _run(self, req: Request, stack: ExitStack, node: Node, ramdir: str,
-             workdir: str, members: Dict[str, str],
-             local: Optional[LocalObject], policy_name: str):
-        started = time.time()
-        limits = self._limits(req)
-        clock = deterministic_clock(
-            req.headers.get(protocol.DETERMINISTIC_HEADER))
-        try:
-            # Taking a program out of a (maybe gzip) image is CPU work: in
-            # a real thread, so the server's other requests go on.
-            session = tpool.execute(
-                prepare_session, node, ramdir, members, self.config.sysimages,
-                local, limits, output_dir=workdir, deterministic_clock=clock,
-                seed=int(md5(req.headers[protocol.JOB_ID_HEADER].encode() +
-                             node.name.encode()).hexdigest()[:15], 16))
-        except ExecutionError as err:
-            raise HTTPException(status=err.status, body=err.message,
-                                request=req)
-        try:
-            # A bounded wait in the queue, so that this server answers
-            # within the time the proxy gives it (protocol.ANSWER_SLACK).
-            result = self.pool.run(session.manifest_path, limits.timeout,
-                                   queue_wait=protocol.QUEUE_WAIT)
-        except PoolFull:
-            raise busy(req)
-        if result.report.status == STATUS_NOT_COMPILED:
-            self._compile_in_background(session, limits.fuel > 0,
-                                        clock is not None)
-            raise HTTPServiceUnavailable(
-                body='Program is being compiled; retry later', request=req,
-                headers={protocol.RETRY_AFTER_HEADER:
-                         str(COMPILE_RETRY_AFTER)})
-        elapsed = time.time() - started
-        report = result.report
-        headers = nexe_headers(node.name, report, elapsed, policy_name,
-                               result.fuel)
-        colocated = colocation_proof(
-            req.headers.get(protocol.COLOCATED_HEADER))
-        if colocated:
-            headers[protocol.COLOCATED_HEADER] = colocated
-        succeeded = report.ok and report.retcode == 0
-        if not report.ok:
-            headers['X-Nexe-Error'] = headers['X-Nexe-Status']
-        elif report.retcode != 0:
-            line = last_error_line(session.stderr_path)
-            headers['X-Nexe-Error'] = header_value(
-                'bad return code: ' + line if line else 'bad return code')
-        self.logger.info('node: %s, status: %s, retcode: %s, cdr: %s',
-                         node.name, report.status, report.retcode,
-                         headers['X-Nexe-Cdr-Line'])
-        frames = []
-        # Stored outputs first, the immediate response last: the proxy
-        # writes the objects, then streams the body straight to the client.
-        # A sandbox that failed returns none.
-        outputs = sorted(session.outputs, key=lambda o: o.immediate) \
-            if report.ok else []
-        for output in outputs:
-            if not output.immediate and not succeeded:
-                continue   # never store or pass on what a failed program wrote
-            if os.path.getsize(output.host_path) < output.min_size:
-                continue
-            try:
-                frames.append(frame_output(output))
-            except cgi.InvalidCgiOutput as err:
-                # The sandbox ran (its X-Nexe-* headers say how): the node
-                # fails for what it printed, and the proxy reports it.
-                headers['X-Nexe-Error'] = header_value(str(err))
-                raise HTTPUnprocessableEntity(
-                    body='Node %s failed: %s' % (node.name, err),
-                    headers=headers, request=req)
-        body_length = sum(length for length, _ in frames)
-
-        def body() -> Iterator[bytes]:
-            with stack:
-                for _, chunks in frames:
-                    yield from chunks
-        headers['Content-Type'] = protocol.TAR_CONTENT_TYPE
-        resp = HTTPOk(headers=headers, app_iter=body(), request=req)
-        resp.content_length = body_length
-        return resp
 
 
 def filter_factory(global_conf, **local_conf):

@@ -1,0 +1,545 @@
+"""One execution request on a storage server, from its checks to its answer.
+
+:class:`NodeRequest` is made by ``object_query`` (:mod:`zerocloud.object.
+filter`) for each execution request that passed the checks made before
+anything is opened.  It owns what the request holds until its answer has
+been sent: its exit stack, its work directory on the device (outputs) and
+in RAM (inputs), and the local object it runs next to.  Whatever way the
+request ends (refused, failed, answered, the client gone), closing the
+stack releases all of it.  The Swift internals it needs are in
+:mod:`zerocloud.object.swiftdisk`.
+"""
+
+import hmac
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from hashlib import md5, sha1
+from typing import Dict, Iterator, List, Mapping, Optional, Tuple
+
+from eventlet import tpool
+from swift.common.exceptions import (
+    DiskFileDeviceUnavailable, DiskFileNotExist, DiskFileQuarantined)
+from swift.common.storage_policy import EC_POLICY, BaseStoragePolicy
+from swift.common.swob import (
+    HTTPBadRequest, HTTPClientDisconnect, HTTPConflict, HTTPException,
+    HTTPInsufficientStorage, HTTPNotFound, HTTPOk, HTTPRequestEntityTooLarge,
+    HTTPServiceUnavailable, HTTPUnprocessableEntity, Request)
+from swift.common.utils import config_true_value, unquote
+
+from zerocloud import cgi, protocol
+from zerocloud.headers import header_value
+from zerocloud.job.model import JobError, Node, SwiftPath, parse_location
+from zerocloud.object import decryption, swiftdisk
+from zerocloud.object.config import ObjectConfig
+from zerocloud.object.containerdb import decrypt_etags, snapshot_database
+from zerocloud.object.execution import (
+    ExecutionError, Limits, LocalObject, Output, prepare_session)
+from zerocloud.object.hostmemory import node_dir_prefix
+from zerocloud.runtime.cache import STATUS_NOT_COMPILED
+from zerocloud.runtime.pool import PoolFull
+from zerocloud.runtime.report import Report
+
+#: A device name, optionally under ``in/`` (connections between nodes).
+MEMBER_NAME = re.compile(r'^(in/)?(?!\.\.?$)[^/\x00-\x1f]+$')
+CGI_TYPES = ('message/http', 'message/cgi')
+#: Seconds a client is asked to wait while a program compiles.
+COMPILE_RETRY_AFTER = 30
+CGI_HEAD = 65536
+DIAG_TAIL = 4096
+#: ``.data`` metadata of an object stored encrypted (body, etag or user
+#: metadata): its local bytes are ciphertext.
+CRYPTO_SYSMETA_PREFIXES = ('x-object-sysmeta-crypto-',
+                           'x-object-transient-sysmeta-crypto-')
+SYMLINK_SYSMETA = 'x-object-sysmeta-symlink-target'
+SLO_HEADER = 'x-static-large-object'
+DLO_HEADER = 'x-object-manifest'
+
+
+def stream_reason(metadata: Mapping[str, str], erasure_coded: bool
+                  ) -> Optional[str]:
+    """Why a local object's ``.data`` file is not what a client's GET
+    returns (:data:`zerocloud.protocol.STREAM_REASONS`), or ``None``.
+
+    A symlink is named first even when encrypted: the proxy may then run
+    the node next to its target instead.
+    """
+    if erasure_coded:
+        return protocol.STREAM_ERASURE_CODED
+    names = {name.lower(): value for name, value in metadata.items()}
+    if SYMLINK_SYSMETA in names:
+        return protocol.STREAM_SYMLINK
+    if config_true_value(names.get(SLO_HEADER)):
+        return protocol.STREAM_SLO
+    if DLO_HEADER in names:
+        return protocol.STREAM_DLO
+    if any(name.startswith(CRYPTO_SYSMETA_PREFIXES) for name in names):
+        return protocol.STREAM_ENCRYPTED
+    return None
+
+
+def stream_refusal(req: Request, reason: str,
+                   metadata: Optional[Mapping[str, str]] = None
+                   ) -> HTTPException:
+    """The answer that makes the proxy stream the input instead (or, for
+    an encrypted object, send the key to read it here: see
+    :data:`zerocloud.protocol.STREAM_INPUT_HEADER`)."""
+    value = reason
+    stored_meta = metadata and decryption.body_meta_value(metadata)
+    if reason == protocol.STREAM_ENCRYPTED and stored_meta:
+        value = protocol.stream_input_value(
+            reason, metadata.get('X-Timestamp'), stored_meta)
+    return HTTPConflict(
+        body='The local object is not plain (%s): stream it' % reason,
+        headers={protocol.STREAM_INPUT_HEADER: value}, request=req)
+
+
+def over_ram_limit(req: Request, size: int, limit: int) -> HTTPException:
+    return HTTPRequestEntityTooLarge(
+        body='The node needs %d bytes of inputs in memory; this server '
+             'keeps at most %d per node (zerovm_ram_limit)'
+             % (size, limit), request=req)
+
+
+def busy(req: Request) -> HTTPException:
+    """The answer of a busy sandbox pool, which the proxy does not count
+    as a failure of this server (:mod:`zerocloud.protocol`)."""
+    return HTTPServiceUnavailable(body='Slot not available', request=req,
+                                  headers={protocol.RETRY_AFTER_HEADER: '1'})
+
+
+def request_limits(limits: Limits, req: Request) -> Limits:
+    """The node's limits: the server's, with a timeout the request may
+    only shorten."""
+    timeout = limits.timeout
+    try:
+        timeout = min(timeout, int(float(
+            req.headers.get(protocol.TIMEOUT_HEADER, timeout))))
+    except (ValueError, OverflowError):   # not a number, nan, inf
+        pass
+    return replace(limits, timeout=max(1, timeout))
+
+
+def nexe_headers(node_name: str, report: Report, elapsed: float,
+                 policy_name: str, fuel: Optional[int]) -> Dict[str, str]:
+    """The node's ``X-Nexe-*`` headers; text values are encoded
+    (:mod:`zerocloud.headers`): a status may quote a user's member name."""
+    headers = {
+        'X-Nexe-System': header_value(node_name),
+        'X-Nexe-Status': header_value(report.status),
+        'X-Nexe-Retcode': str(report.retcode),
+        'X-Nexe-Validation': str(report.validation),
+        # One entry per output channel: bounded by the node, never cut.
+        'X-Nexe-Etag': header_value(report.etag_line(), limit=None),
+        'X-Nexe-Cdr-Line': '%.3f, %s' % (elapsed, report.accounting_line()),
+        'X-Nexe-Policy': header_value(policy_name),
+    }
+    if fuel is not None:
+        headers['X-Nexe-Fuel'] = str(fuel)
+    return headers
+
+
+def deterministic_clock(value: Optional[str]) -> Optional[int]:
+    """The guest clock a ``DETERMINISTIC_HEADER`` value pins (seconds), or
+    ``None``: not a deterministic run."""
+    if value and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def colocation_proof(value: Optional[str]) -> Optional[str]:
+    """``<salt>:<ip>:<port>`` → HMAC-SHA1(salt, "<ip>:<port>") hex.
+
+    Nodes the proxy co-located on one server return the same value, so a
+    client can check that they really met.
+    """
+    if not value or value.count(':') < 2:
+        return None
+    salt, address = value.split(':', 1)
+    return hmac.new(salt.encode(), address.encode(), sha1).hexdigest()
+
+
+def last_error_line(path: str) -> str:
+    """The last non-empty line a failed program wrote to its stderr.
+
+    Bytes that are not UTF-8 stay lone surrogates, which the header
+    encoding turns back into those bytes.
+    """
+    try:
+        with open(path, 'rb') as fp:
+            fp.seek(0, os.SEEK_END)
+            fp.seek(max(0, fp.tell() - DIAG_TAIL))
+            tail = fp.read().decode('utf-8', 'surrogateescape')
+    except OSError:
+        return ''
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return lines[-1][:256] if lines else ''
+
+
+def frame_output(output: Output) -> Tuple[int, Iterator[bytes]]:
+    """(wire length, chunks) of one output member, CGI headers parsed.
+
+    Raises :class:`cgi.InvalidCgiOutput` for CGI output that breaks a rule.
+    """
+    size = os.path.getsize(output.host_path)
+    pax = {protocol.PAX_CONTENT_TYPE: output.content_type}
+    offset = 0
+    if output.content_type in CGI_TYPES:
+        with open(output.host_path, 'rb') as fp:
+            head = fp.read(CGI_HEAD)
+        parsed = cgi.parse_cgi_output(head, output.content_type,
+                                      at_eof=size <= len(head))
+        if parsed is not None:
+            offset = parsed.body_offset
+            pax[protocol.PAX_STATUS] = '%d %s' % (parsed.status, parsed.reason)
+            if parsed.content_type:
+                pax[protocol.PAX_CONTENT_TYPE] = parsed.content_type
+            for name, value in parsed.headers:
+                pax[protocol.PAX_HEADER_PREFIX + name] = value
+            output.meta.update(parsed.meta)
+    for key, value in output.meta.items():
+        pax[protocol.PAX_META_PREFIX + key] = value
+    length = size - offset
+
+    def chunks() -> Iterator[bytes]:
+        with open(output.host_path, 'rb') as fp:
+            fp.seek(offset)
+            while True:
+                chunk = fp.read(65536)
+                if not chunk:
+                    return
+                yield chunk
+    return (protocol.member_length(output.device, length, pax),
+            protocol.iter_member(output.device, length, chunks(), pax))
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an execution request runs: its path, policy and device."""
+    device: str
+    partition: str
+    account: str
+    container: Optional[str]
+    obj: Optional[str]
+    policy: BaseStoragePolicy
+    #: The directory holding this server's devices for the policy.
+    devices: str
+
+
+class NodeRequest:
+    """One execution request: it opens the local object, receives the
+    members, runs the node and answers; everything it holds is released
+    when :attr:`stack` closes (by :meth:`answer` on failure, else when the
+    answer's body ends or is dropped)."""
+
+    def __init__(self, server, req: Request, placement: Placement):
+        #: The ``object_query`` middleware: options, logger, sandbox pool.
+        self.server = server
+        self.config: ObjectConfig = server.config
+        self.req = req
+        self.placement = placement
+        self.stack = ExitStack()
+        #: Outputs (the program's own bytes, stored encrypted through the
+        #: proxy afterwards) go to the device; everything the node reads
+        #: that is not its local .data file stays in RAM.
+        self.workdir = ''
+        self.ramdir = ''
+        self.local: Optional[LocalObject] = None
+
+    @property
+    def pool(self):
+        return self.server.pool
+
+    def answer(self):
+        """The node's answer; the request's resources are released here
+        when it fails, else when the answer's body is done."""
+        try:
+            self._make_dirs()
+            if self.req.headers.get(protocol.ACCESS_HEADER, '').upper() == \
+                    'GET' and self.placement.container:
+                self.local = self._open_local()
+            members = self._receive(self.local.size if self.local and
+                                    self.local.ram_copy else 0)
+            node = self._read_sysmap(members)
+            return self._run(node, members)
+        except BaseException:
+            self.stack.close()
+            raise
+
+    def _make_dirs(self) -> None:
+        place = self.placement
+        tmp_root = os.path.join(place.devices, place.device, 'tmp')
+        os.makedirs(tmp_root, exist_ok=True)
+        self.workdir = tempfile.mkdtemp(prefix='zerocloud-', dir=tmp_root)
+        self.stack.callback(shutil.rmtree, self.workdir, True)
+        self.ramdir = tempfile.mkdtemp(prefix=node_dir_prefix(os.getpid()),
+                                       dir=self.config.ram_dir)
+        self.stack.callback(shutil.rmtree, self.ramdir, True)
+
+    # -- the local object -------------------------------------------------
+
+    def _local_path(self, path: SwiftPath) -> SwiftPath:
+        """The name the node knows its local object by: the request's
+        path, or the symlink the proxy resolved to it."""
+        alias = self.req.headers.get(protocol.LOCAL_ALIAS_HEADER)
+        if alias is None:
+            return path
+        named = parse_location(unquote(alias))
+        if not isinstance(named, SwiftPath) or not named.obj:
+            raise HTTPBadRequest(body='Bad %s' % protocol.LOCAL_ALIAS_HEADER,
+                                 request=self.req)
+        return named
+
+    def _open_local(self) -> LocalObject:
+        req, place = self.req, self.placement
+        path = SwiftPath(place.account, place.container, place.obj)
+        if place.obj is None:
+            return self._snapshot_container(path)
+        if place.policy.policy_type == EC_POLICY:
+            # Each server holds one fragment archive: only the proxy's GET
+            # decodes the object.
+            raise stream_refusal(req, protocol.STREAM_ERASURE_CODED)
+        try:
+            # Keep the .data open for the whole run: a concurrent PUT or
+            # DELETE may unlink the path, but our descriptor keeps the
+            # bytes alive.
+            stored = swiftdisk.open_object(
+                self.server.app, self.stack, place.device, place.partition,
+                place.account, place.container, place.obj, place.policy)
+        except DiskFileDeviceUnavailable:
+            raise HTTPInsufficientStorage(drive=place.device, request=req)
+        except (DiskFileNotExist, DiskFileQuarantined):
+            raise HTTPNotFound(request=req)
+        meta = stored.metadata
+        if stored.size > self.config.max_input:
+            raise HTTPRequestEntityTooLarge(body='Data object too large',
+                                            request=req)
+        reason = stream_reason(meta, erasure_coded=False)
+        if reason == protocol.STREAM_ENCRYPTED and \
+                protocol.BODY_KEY_HEADER in req.headers:
+            return self._decrypt_local(self._local_path(path), stored)
+        if reason is not None:
+            raise stream_refusal(req, reason, meta)
+        return LocalObject(self._local_path(path), stored.data_file,
+                           stored.size, stored.content_type, meta)
+
+    def _decrypt_local(self, path: SwiftPath,
+                       stored: swiftdisk.StoredObject) -> LocalObject:
+        """The local encrypted object, decrypted into RAM with the body key
+        the proxy sent (:mod:`zerocloud.object.decryption`); refused (to be
+        streamed) unless the key matches this ``.data`` file and opens it.
+        Its ``LOCAL_*`` variables come with the system map: its metadata
+        here is ciphertext."""
+        req, meta = self.req, stored.metadata
+        try:
+            key = protocol.BodyKey.decode(
+                req.headers[protocol.BODY_KEY_HEADER])
+        except ValueError:
+            raise HTTPBadRequest(body='Bad %s' % protocol.BODY_KEY_HEADER,
+                                 request=req)
+        if decryption.mismatch(key, meta) is not None:
+            raise stream_refusal(req, protocol.STREAM_ENCRYPTED, meta)
+        needed = stored.size + (req.content_length or 0)
+        if needed > self.config.ram_limit:
+            raise over_ram_limit(req, needed, self.config.ram_limit)
+        plain = os.path.join(self.ramdir, 'local')
+        if not tpool.execute(decryption.decrypt, stored.data_file, plain,
+                             key):
+            raise stream_refusal(req, protocol.STREAM_ENCRYPTED, meta)
+        return LocalObject(path, plain, stored.size, ram_copy=True,
+                           described=False)
+
+    def _snapshot_container(self, path: SwiftPath) -> LocalObject:
+        """A copy of the container's database for the node.
+
+        The container server keeps writing its database: the node reads a
+        consistent snapshot instead (in a real thread so the server's other
+        requests go on), scrubbed of what only the container's owners may
+        see unless the proxy vouches for one.  With listing keys, the
+        etags at-rest encryption stored are decrypted in it, as a listing
+        shows them; that copy is kept in RAM.
+        """
+        req, place = self.req, self.placement
+        db_file = swiftdisk.container_database(
+            self.server.app, place.device, place.partition, path.account,
+            path.container)
+        if db_file is None:
+            raise HTTPNotFound(request=req)
+        size = os.path.getsize(db_file)
+        if size > self.config.max_input:
+            raise HTTPRequestEntityTooLarge(body='Data object too large',
+                                            request=req)
+        keys = None
+        header = req.headers.get(protocol.LISTING_KEYS_HEADER)
+        if header is not None:
+            try:
+                keys = protocol.parse_listing_keys(header)
+            except ValueError:
+                raise HTTPBadRequest(body='Bad %s'
+                                     % protocol.LISTING_KEYS_HEADER,
+                                     request=req)
+            needed = size + (req.content_length or 0)
+            if needed > self.config.ram_limit:
+                raise over_ram_limit(req, needed, self.config.ram_limit)
+        snapshot = os.path.join(self.ramdir if keys else self.workdir,
+                                'container.db')
+        owner = req.headers.get(protocol.OWNER_HEADER) == \
+            protocol.OWNER_HEADER_VALUE
+        tpool.execute(snapshot_database, db_file, snapshot, not owner)
+        if keys:
+            tpool.execute(decrypt_etags, snapshot, path.account,
+                          path.container, keys)
+        return LocalObject(path, snapshot, os.path.getsize(snapshot),
+                           ram_copy=bool(keys))
+
+    # -- the members ------------------------------------------------------
+
+    def _receive(self, in_ram: int) -> Dict[str, str]:
+        """Store the streamed members as files in the RAM directory, which
+        holds ``in_ram`` bytes already."""
+        req = self.req
+        wsgi_input = req.environ['wsgi.input']
+        total = [0]
+        expected = req.content_length
+
+        def read(size: int) -> bytes:
+            chunk = wsgi_input.read(size)
+            total[0] += len(chunk)
+            if total[0] > self.config.max_input:
+                raise HTTPRequestEntityTooLarge(body='RPC request too large',
+                                                request=req)
+            if in_ram + total[0] > self.config.ram_limit:
+                raise over_ram_limit(req, in_ram + total[0],
+                                     self.config.ram_limit)
+            if expected is not None and total[0] > expected:
+                raise HTTPBadRequest(
+                    body="Actual content length is greater than the "
+                         "'Content-Length' header", request=req)
+            return chunk
+
+        reader = protocol.MemberReader(read)
+        members: Dict[str, str] = {}
+        try:
+            while True:
+                member = reader.next_member()
+                if member is None:
+                    break
+                name = member.name
+                if not MEMBER_NAME.match(name) or name in members:
+                    raise HTTPBadRequest(body='Bad member name %r' % name,
+                                         request=req)
+                dest = os.path.join(self.ramdir, 'in.%d' % len(members))
+                with open(dest, 'wb') as fp:
+                    reader.copy_to(fp)
+                members[name] = dest
+        except protocol.FramingError as err:
+            if expected is not None and total[0] < expected:
+                raise HTTPClientDisconnect(request=req)
+            raise HTTPBadRequest(body='Bad request body: %s' % err,
+                                 request=req)
+        if expected is not None and total[0] < expected:
+            raise HTTPClientDisconnect(request=req)
+        return members
+
+    def _read_sysmap(self, members: Dict[str, str]) -> Node:
+        req = self.req
+        path = members.pop(protocol.SYSMAP_MEMBER, None)
+        if path is None:
+            raise HTTPBadRequest(body='No system map found in request',
+                                 request=req)
+        if os.path.getsize(path) > protocol.MAX_SYSMAP:
+            raise HTTPRequestEntityTooLarge(body='System map too large',
+                                            request=req)
+        try:
+            with open(path, 'rb') as fp:
+                return Node.from_dict(json.load(fp))
+        except (ValueError, KeyError, TypeError, JobError):
+            raise HTTPBadRequest(body='Cannot parse system map', request=req)
+
+    # -- the run ----------------------------------------------------------
+
+    def _run(self, node: Node, members: Dict[str, str]):
+        req, stack, local = self.req, self.stack, self.local
+        started = time.time()
+        limits = request_limits(self.server.limits, req)
+        clock = deterministic_clock(
+            req.headers.get(protocol.DETERMINISTIC_HEADER))
+        try:
+            # Taking a program out of a (maybe gzip) image is CPU work: in
+            # a real thread, so the server's other requests go on.
+            session = tpool.execute(
+                prepare_session, node, self.ramdir, members,
+                self.config.sysimages, local, limits,
+                output_dir=self.workdir, deterministic_clock=clock,
+                seed=int(md5(req.headers[protocol.JOB_ID_HEADER].encode() +
+                             node.name.encode()).hexdigest()[:15], 16))
+        except ExecutionError as err:
+            raise HTTPException(status=err.status, body=err.message,
+                                request=req)
+        try:
+            # A bounded wait in the queue, so that this server answers
+            # within the time the proxy gives it (protocol.ANSWER_SLACK).
+            result = self.pool.run(session.manifest_path, limits.timeout,
+                                   queue_wait=protocol.QUEUE_WAIT)
+        except PoolFull:
+            raise busy(req)
+        if result.report.status == STATUS_NOT_COMPILED:
+            self.server.compile_in_background(session, limits.fuel > 0,
+                                              clock is not None)
+            raise HTTPServiceUnavailable(
+                body='Program is being compiled; retry later', request=req,
+                headers={protocol.RETRY_AFTER_HEADER:
+                         str(COMPILE_RETRY_AFTER)})
+        elapsed = time.time() - started
+        report = result.report
+        headers = nexe_headers(node.name, report, elapsed,
+                               self.placement.policy.name, result.fuel)
+        colocated = colocation_proof(
+            req.headers.get(protocol.COLOCATED_HEADER))
+        if colocated:
+            headers[protocol.COLOCATED_HEADER] = colocated
+        succeeded = report.ok and report.retcode == 0
+        if not report.ok:
+            headers['X-Nexe-Error'] = headers['X-Nexe-Status']
+        elif report.retcode != 0:
+            line = last_error_line(session.stderr_path)
+            headers['X-Nexe-Error'] = header_value(
+                'bad return code: ' + line if line else 'bad return code')
+        self.server.logger.info(
+            'node: %s, status: %s, retcode: %s, cdr: %s', node.name,
+            report.status, report.retcode, headers['X-Nexe-Cdr-Line'])
+        frames: List[Tuple[int, Iterator[bytes]]] = []
+        # Stored outputs first, the immediate response last: the proxy
+        # writes the objects, then streams the body straight to the client.
+        # A sandbox that failed returns none.
+        outputs = sorted(session.outputs, key=lambda o: o.immediate) \
+            if report.ok else []
+        for output in outputs:
+            if not output.immediate and not succeeded:
+                continue   # never store or pass on what a failed program wrote
+            if os.path.getsize(output.host_path) < output.min_size:
+                continue
+            try:
+                frames.append(frame_output(output))
+            except cgi.InvalidCgiOutput as err:
+                # The sandbox ran (its X-Nexe-* headers say how): the node
+                # fails for what it printed, and the proxy reports it.
+                headers['X-Nexe-Error'] = header_value(str(err))
+                raise HTTPUnprocessableEntity(
+                    body='Node %s failed: %s' % (node.name, err),
+                    headers=headers, request=req)
+        body_length = sum(length for length, _ in frames)
+
+        def body() -> Iterator[bytes]:
+            with stack:
+                for _, chunks in frames:
+                    yield from chunks
+        headers['Content-Type'] = protocol.TAR_CONTENT_TYPE
+        resp = HTTPOk(headers=headers, app_iter=body(), request=req)
+        resp.content_length = body_length
+        return resp
