@@ -12,7 +12,9 @@ stream is capped besides, so no header trick (GNU long names, pax records)
 expands more than the bound either.
 
 Plain and gzip tars are read (gzip told by its magic), as the runtime does.
-The scan is blocking code: callers on an eventlet hub run it in a real thread
+Member names are compared as :func:`member_path` reads them, on both
+servers and in the sandbox (:mod:`zerocloud.runtime.image`), so a member a
+check finds is the one that runs.  The scan is blocking code: callers on an eventlet hub run it in a real thread
 (``eventlet.tpool``) so their other requests go on meanwhile.
 """
 
@@ -21,7 +23,7 @@ import tarfile
 import zlib
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Optional
 
 DEFAULT_SCAN_BYTES = 64 << 20
 DEFAULT_SCAN_MEMBERS = 10000
@@ -31,6 +33,23 @@ COPY_CHUNK = 65536
 #: pax headers recurse, so a long chain of them ends in RecursionError).
 READ_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error,
                RecursionError)
+
+
+def member_path(name: str) -> Optional[str]:
+    """The path a tar member name stands for below the tar's root, or
+    None when it leaves the root (absolute, or with a ``..`` part).
+
+    ``./bin/prog`` and ``bin//prog/`` are ``bin/prog``; ``.`` and ``./``
+    are ``''`` (the root itself); ``.hidden`` stays ``.hidden``.  Every
+    place that looks a member up by name or unpacks one uses this, so
+    that tars made with ``tar -C dir .`` work everywhere alike.
+    """
+    if name.startswith('/'):
+        return None
+    parts = [part for part in name.split('/') if part not in ('', '.')]
+    if '..' in parts:
+        return None
+    return '/'.join(parts)
 
 
 class UnreadableTar(Exception):

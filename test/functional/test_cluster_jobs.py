@@ -19,11 +19,14 @@ The shared pieces (accounts, zapps, the word count) are in ``helpers``.
 import hashlib
 import json
 import re
+import subprocess
+import tarfile
 import time
 import uuid
 from typing import Dict
 
 import pytest
+import wasmtime
 
 from .helpers import (
     BOOK_COUNT, DEFERRED_WAIT, PYTHON_EXEC, WORD_COUNT_SYSTEM, Account,
@@ -287,6 +290,44 @@ def test_source_runs_a_stored_zapp(account):
     assert resp.status_code == 200, resp.text
     assert resp.content == b'zapp got body\n'
     assert resp.headers['X-Nexe-System'] == 'zapp'
+
+
+#: Prints ``hello from a dot directory`` (WASI ``fd_write``).
+HELLO_WAT = '''(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "hello from a dot directory\\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 27))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)
+                          (i32.const 8)))))'''
+
+
+def test_zapp_tarred_from_its_directory_runs(account, tmp_path):
+    """``tar -C app -cf app.tar .`` names every member ``./…``: the proxy
+    finds ``./boot/system.map`` and the object server the program
+    ``./.local/bin/hello.wasm`` (a dot directory: stripping the characters
+    ``./`` instead of the prefix made it ``local/bin/hello.wasm``)."""
+    app = tmp_path / 'app'
+    (app / 'boot').mkdir(parents=True)
+    (app / '.local' / 'bin').mkdir(parents=True)
+    (app / '.local' / 'bin' / 'hello.wasm').write_bytes(
+        wasmtime.wat2wasm(HELLO_WAT))
+    (app / 'boot' / 'system.map').write_text(json.dumps([{
+        'name': 'hello',
+        'exec': {'path': 'file://image:.local/bin/hello.wasm'},
+        'devices': [{'name': 'stdout'}]}]))
+    subprocess.run(['tar', '-C', str(app), '-cf', str(tmp_path / 'app.tar'),
+                    '.'], check=True)
+    with tarfile.open(tmp_path / 'app.tar') as tar:
+        assert './boot/system.map' in tar.getnames()
+    resp = account.execute((tmp_path / 'app.tar').read_bytes(), headers={
+        'Content-Type': 'application/x-tar'})
+    assert resp.status_code == 200, resp.text
+    assert resp.content == b'hello from a dot directory\n'
+    assert_all_ok(resp, 1)
 
 
 def test_source_must_be_a_swift_url(account):

@@ -8,6 +8,7 @@ from zerocloud.object import execution
 from zerocloud.object.execution import ExecutionError, Limits, LocalObject
 from zerocloud.job.model import Node, SwiftPath, parse_job
 from zerocloud.runtime import nvram
+from zerocloud.runtime.image import read_member
 from zerocloud.runtime.manifest import load_manifest
 from zerocloud.tarscan import ScanBounds
 
@@ -250,3 +251,48 @@ def test_unreadable_user_image(tmp_path):
         run_program(tmp_path, str(image))
     assert (err.value.status, err.value.message) == (
         422, 'Could not read image of the node')
+
+
+@pytest.mark.parametrize('stored', ['./bin/prog', 'bin/prog', 'bin//prog'])
+@pytest.mark.parametrize('compress', [False, True])
+def test_system_image_program_found_here_is_the_one_the_sandbox_reads(
+        tmp_path, stored, compress):
+    """The server's check and the sandbox's lookup read names alike: a
+    ``./bin/prog`` member found here is read there."""
+    path = tmp_path / 'sys.tar'
+    with tarfile.open(path, 'w:gz' if compress else 'w') as tar:
+        info = tarfile.TarInfo(stored)
+        info.size = 6
+        tar.addfile(info, io.BytesIO(b'\0asm!!'))
+    node = node_of([{'name': 'stdout'}], exe='file://tools:/bin/prog')
+    session = execution.prepare_session(node, str(tmp_path), {},
+                                        {'tools': str(path)}, None, LIMITS)
+    manifest = load_manifest(session.manifest_path)
+    assert manifest.program == str(path)
+    assert read_member(manifest.program,
+                       manifest.program_member) == b'\0asm!!'
+
+
+def test_user_image_program_below_a_dot_directory(tmp_path):
+    user_image = make_tar(tmp_path / 'in.image',
+                          {'./.bin/app.wasm': b'\0asmcode'})
+    node = node_of([{'name': 'stdout'}], exe='file://image:.bin/app.wasm')
+    session = execution.prepare_session(node, str(tmp_path),
+                                        {'image': user_image}, {}, None,
+                                        LIMITS)
+    with open(load_manifest(session.manifest_path).program, 'rb') as fp:
+        assert fp.read() == b'\0asmcode'
+
+
+@pytest.mark.parametrize('stored', [
+    '.bin/app.wasm',          # another name than bin/app.wasm
+    '../bin/app.wasm',        # outside the image
+    'a/../bin/app.wasm'])
+def test_user_image_member_of_another_name_is_not_the_program(tmp_path,
+                                                              stored):
+    user_image = make_tar(tmp_path / 'in.image', {stored: b'\0asmcode'})
+    node = node_of([{'name': 'stdout'}], exe='file://image:bin/app.wasm')
+    with pytest.raises(ExecutionError) as err:
+        execution.prepare_session(node, str(tmp_path), {'image': user_image},
+                                  {}, None, LIMITS)
+    assert err.value.message == 'No executable found in request'

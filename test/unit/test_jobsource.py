@@ -222,3 +222,16 @@ def test_script_image_of_a_chunked_body_is_the_same_tar(tmp_path, size):
     # The same bytes but the header's mtime and checksum (136 to 156).
     assert images[0][:136] + images[0][156:] == \
         images[1][:136] + images[1][156:]
+
+
+def test_system_map_of_a_tar_made_from_its_directory(tmp_path):
+    """``tar -C app .`` names members ``./boot/system.map``."""
+    data = make_tar([('./main.py', b'x'), ('./boot/system.map', SYSTEM_MAP)])
+    assert find_map(tmp_path, data) == SYSTEM_MAP
+
+
+@pytest.mark.parametrize('name', ['../boot/system.map', '.boot/system.map',
+                                  '/boot/system.map'])
+def test_a_member_of_another_name_is_not_the_system_map(tmp_path, name):
+    with pytest.raises(jobsource.NoSystemMap):
+        find_map(tmp_path, make_tar([(name, SYSTEM_MAP)]))

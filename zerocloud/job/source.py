@@ -151,7 +151,7 @@ def find_system_map(image: Spooled, content_type: str,
     try:
         with tarscan.scan(image.path, bounds) as tar:
             for member in tar.members():
-                name = member.name.lstrip('./')
+                name = tarscan.member_path(member.name)
                 if name not in SYSTEM_MAPS or not member.isreg():
                     continue
                 if member.size > max_size:

@@ -36,7 +36,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from zerocloud import cgi, protocol, tarscan
 from zerocloud.job.model import FilePath, JobError, Node, SwiftPath
-from zerocloud.runtime import manifest, nvram
+from zerocloud.runtime import image, manifest, nvram
 
 USER_IMAGE = protocol.IMAGE_MEMBER
 EXECUTABLE_MEMBER = protocol.EXECUTABLE_MEMBER
@@ -117,7 +117,8 @@ def _copy_program(image_path: str, member: str, dest: str,
     try:
         with tarscan.scan(image_path, limits.image_scan) as tar:
             for info in tar.members():
-                if not info.isreg() or info.name.lstrip('./') != member:
+                if not info.isreg() or \
+                        tarscan.member_path(info.name) != member:
                     continue
                 if info.size > limits.max_input:
                     raise ExecutionError(
@@ -135,13 +136,15 @@ def _copy_program(image_path: str, member: str, dest: str,
 
 
 def _in_system_image(image_path: str, member: str) -> bool:
-    """Does a system image (the operator's own, trusted) hold ``member``?"""
+    """Does a system image (the operator's own, trusted) hold ``member``?
+    Asked as the sandbox will look it up (:mod:`zerocloud.runtime.image`),
+    so a program found here is found there."""
     try:
         with tarfile.open(image_path, 'r:*') as tar:
-            return any(info.isreg() and info.name.lstrip('./') == member
-                       for info in tar)
+            info = image.find_member(tar, member)
     except (tarfile.TarError, OSError, EOFError):
         raise ExecutionError('Could not read image of the node', 422)
+    return info is not None and info.isfile()
 
 
 def resolve_program(node: Node, workdir: str, members: Mapping[str, str],
@@ -155,7 +158,9 @@ def resolve_program(node: Node, workdir: str, members: Mapping[str, str],
         raise ExecutionError('No executable found in request')
     if not isinstance(exe, FilePath):
         raise ExecutionError('No executable found in request')
-    path = exe.path.lstrip('/')
+    path = tarscan.member_path(exe.path.lstrip('/'))
+    if not path:
+        raise ExecutionError('No executable found in request')
     user_image = members.get(USER_IMAGE)
     candidates: List[Tuple[str, str, bool]] = []   # (tar, member, is user)
     if exe.image is None or exe.image == USER_IMAGE:

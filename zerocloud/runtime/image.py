@@ -20,6 +20,9 @@ Unpacking refuses, each with its own status text (exit status EFAULT 14):
 
 A system image gives programs by member (``ProgramMember``): the member is
 read straight from the tar at its data offset, never unpacked to disk.
+Member names are read as :func:`zerocloud.tarscan.member_path` reads
+them (``./bin/prog`` is ``bin/prog``), here and where the servers check
+that a program exists.
 """
 
 import errno
@@ -28,6 +31,7 @@ import tarfile
 from typing import Optional, Tuple
 
 from zerocloud.runtime.errors import SessionFailure, reason
+from zerocloud.tarscan import member_path
 
 MAX_MEMBER_BYTES = 1 << 30
 MAX_IMAGE_BYTES = 2 << 30
@@ -51,13 +55,12 @@ def _open_tar(path: str, alias: str) -> tarfile.TarFile:
 
 def _check_member(alias: str, info: tarfile.TarInfo) -> str:
     name = info.name
-    if name.startswith('/'):
-        raise SessionFailure('image %s: absolute member name %s'
-                             % (alias, name))
-    parts = [p for p in name.split('/') if p not in ('', '.')]
-    if '..' in parts:
-        raise SessionFailure('image %s: member name with .. %s'
-                             % (alias, name))
+    relative = member_path(name)
+    if relative is None:
+        raise SessionFailure(
+            'image %s: %s %s' % (alias, 'absolute member name'
+                                 if name.startswith('/') else
+                                 'member name with ..', name))
     if info.issym() or info.islnk():
         raise SessionFailure('image %s: link member %s refused'
                              % (alias, name))
@@ -67,7 +70,7 @@ def _check_member(alias: str, info: tarfile.TarInfo) -> str:
     if info.size > MAX_MEMBER_BYTES:
         raise SessionFailure('image %s: member %s larger than %d bytes'
                              % (alias, name, MAX_MEMBER_BYTES))
-    return '/'.join(parts)
+    return relative
 
 
 def unpack(tar_path: str, dest: str, alias: str,
@@ -122,8 +125,22 @@ def _place_member(archive: tarfile.TarFile, info: tarfile.TarInfo,
     os.chmod(target, 0o644)
 
 
-def member_location(tar_path: str, member: str) -> Tuple[Optional[int], int]:
-    """(data offset or None for compressed tars, size) of ``member``.
+def find_member(tar: tarfile.TarFile, member: str
+                ) -> Optional[tarfile.TarInfo]:
+    """The member of ``tar`` that ``member`` names, names compared as
+    :func:`member_path` reads them; as in tar, a later one wins."""
+    wanted = member_path(member)
+    found = None
+    if wanted:
+        for info in tar:
+            if member_path(info.name) == wanted:
+                found = info
+    return found
+
+
+def _locate(tar_path: str, member: str
+            ) -> Tuple[bool, tarfile.TarInfo]:
+    """(gzip-compressed?, the member's header) of a program member.
 
     Raises SessionFailure: ENOEXEC when the file is not a tar, ENOENT when
     the member is missing or not a regular file.
@@ -131,10 +148,7 @@ def member_location(tar_path: str, member: str) -> Tuple[Optional[int], int]:
     try:
         compressed = _is_gzip(tar_path)
         with tarfile.open(tar_path, 'r:gz' if compressed else 'r:') as tar:
-            try:
-                info = tar.getmember(member)
-            except KeyError:
-                info = None
+            info = find_member(tar, member)
     except FileNotFoundError:
         raise SessionFailure('program not found', errno.ENOENT)
     except (tarfile.TarError, EOFError, OSError):
@@ -142,18 +156,19 @@ def member_location(tar_path: str, member: str) -> Tuple[Optional[int], int]:
     if info is None or not info.isfile():
         raise SessionFailure('program member %s not found in its image'
                              % member, errno.ENOENT)
-    return (None if compressed else info.offset_data), info.size
+    return compressed, info
 
 
 def read_member(tar_path: str, member: str) -> bytes:
     """Bytes of ``member``, read by offset (or decompressed when gzipped)."""
-    offset, size = member_location(tar_path, member)
+    compressed, info = _locate(tar_path, member)
+    size = info.size
     try:
-        if offset is None:
+        if compressed:
             with tarfile.open(tar_path, 'r:gz') as tar:
-                return tar.extractfile(member).read()
+                return tar.extractfile(find_member(tar, member)).read()
         with open(tar_path, 'rb') as handle:
-            handle.seek(offset)
+            handle.seek(info.offset_data)
             data = handle.read(size)
     except (OSError, tarfile.TarError, EOFError) as err:
         raise SessionFailure('program member %s: cannot read it (%s)'

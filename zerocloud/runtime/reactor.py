@@ -27,6 +27,8 @@ from typing import Dict, Optional
 
 import wasmtime
 
+from zerocloud.tarscan import member_path
+
 ENTRY = 'run'
 INITIALIZE = '_initialize'
 COMMAND_ENTRY = '_start'
@@ -73,9 +75,8 @@ def define_host_call(linker: wasmtime.Linker) -> None:
 
 def _support_members(archive: tarfile.TarFile):
     for info in archive:
-        name = info.name.lstrip('./')
-        top = name.split('/', 1)[0]
-        if top != SUPPORT_PREFIX or '..' in name.split('/'):
+        name = member_path(info.name)
+        if name is None or name.split('/', 1)[0] != SUPPORT_PREFIX:
             continue
         if info.isdir() or info.isfile():
             yield name, info

@@ -219,3 +219,21 @@ def test_support_tree_of_an_image_without_usr_is_none(tmp_path):
     tar = _tar(tmp_path / 'img.tar', {'python': b'\0asm'})
     assert reactor.support_tree(str(tmp_path / 'cache'), tar, 'd' * 64) \
         is None
+
+
+def test_support_tree_takes_usr_members_by_their_path(tmp_path):
+    """``./usr/...`` is under ``/usr``; ``../usr/...``, ``/usr/...`` and
+    ``usr/../...`` leave the image's root and are never unpacked."""
+    tar = _tar(tmp_path / 'img.tar', {'./usr/lib/a.zip': b'a',
+                                      '../usr/escaped': b'e',
+                                      '/usr/absolute': b'b',
+                                      'usr/../outside': b'o',
+                                      '.usr/hidden': b'h'})
+    cache_dir = str(tmp_path / 'cache')
+    tree = reactor.support_tree(cache_dir, tar, 'e' * 64)
+    unpacked = sorted(os.path.relpath(os.path.join(root, name), cache_dir)
+                      for root, _dirs, files in os.walk(cache_dir)
+                      for name in files)
+    assert unpacked == [os.path.join('trees', 'e' * 64, 'usr', 'lib',
+                                     'a.zip')]
+    assert tree == os.path.join(cache_dir, 'trees', 'e' * 64, 'usr')
