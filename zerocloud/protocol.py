@@ -275,9 +275,17 @@ def _parse_pax_records(data: bytes) -> Dict[str, str]:
         if not record.endswith(b'\n') or b'=' not in record:
             raise FramingError('bad PAX record')
         key, value = record[:-1].split(b'=', 1)
-        records[key.decode('utf-8')] = value.decode('utf-8', 'surrogateescape')
+        records[key.decode('utf-8', 'surrogateescape')] = value.decode(
+            'utf-8', 'surrogateescape')
         pos += length
     return records
+
+
+def _pax_size(value: str) -> int:
+    """A PAX ``size`` record's value: decimal digits only."""
+    if not (value.isascii() and value.isdigit()):
+        raise FramingError('bad PAX size %r' % value[:32])
+    return int(value)
 
 
 class MemberReader:
@@ -332,7 +340,7 @@ class MemberReader:
         name = pax.get('path', info.name)
         ours = {k[len(PAX_PREFIX):]: v for k, v in pax.items()
                 if k.startswith(PAX_PREFIX)}
-        size = int(pax['size']) if 'size' in pax else info.size
+        size = _pax_size(pax['size']) if 'size' in pax else info.size
         self._remaining = size
         self._padding = len(padding(size))
         return Member(name, size, ours)

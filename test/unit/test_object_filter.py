@@ -5,6 +5,10 @@ an execution request that cannot run is refused *before its body is read*,
 so the proxy can try another server without having sent it.
 """
 
+import io
+import os
+import tarfile
+
 import pytest
 from swift.common.exceptions import DiskFileNotExist
 from swift.common.swob import Request
@@ -131,3 +135,33 @@ def test_a_bug_is_a_logged_500_without_its_traceback(server, monkeypatch):
 def test_filter_factory_refuses_a_bad_option_by_name():
     with pytest.raises(ConfigError, match='^zerovm_maxpool must be'):
         filter_factory({}, zerovm_maxpool='lots')
+
+
+def bad_pax_body() -> bytes:
+    """A member stream whose first member's PAX ``size`` is not a number."""
+    info = tarfile.TarInfo(protocol.SYSMAP_MEMBER)
+    info.size = 2
+    info.pax_headers = {'size': 'lots'}
+    return info.tobuf(tarfile.PAX_FORMAT) + b'[]' + protocol.padding(2)
+
+
+@pytest.mark.parametrize('sent, status, text', [
+    (None, 400, "Bad request body: bad PAX size 'lots'"),
+    # The body stopped arriving: not a malformed stream.
+    (700, 499, '<html><h1>Client Disconnect</h1><p>The client was '
+               'disconnected during request.</p></html>'),
+])
+def test_bad_member_stream_is_the_clients_error(server, tmp_path, sent,
+                                                status, text):
+    body = bad_pax_body()
+    ram = tmp_path / 'ram'
+    ram.mkdir()
+    mw = object_query(server, zerovm_ram_dir=str(ram))
+    req = execution('/%s/7/AUTH_a' % DEVICE,
+                    **{'Content-Length': str(len(body))})
+    req.environ['wsgi.input'] = io.BytesIO(body[:sent])
+    resp = req.get_response(mw)
+    assert (resp.status_int, resp.body.decode()) == (status, text)
+    # Nothing the request held is left behind.
+    assert os.listdir(ram) == []
+    assert os.listdir(tmp_path / DEVICE / 'tmp') == []

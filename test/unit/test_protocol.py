@@ -1,4 +1,5 @@
 import io
+import re
 import tarfile
 
 import pytest
@@ -73,3 +74,40 @@ def test_non_regular_member_refused():
     reader = protocol.MemberReader(io.BytesIO(info.tobuf()).read)
     with pytest.raises(protocol.FramingError):
         reader.next_member()
+
+
+def pax_member(name: str, data: bytes, records: dict) -> bytes:
+    """A member whose PAX header carries ``records`` as given."""
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.pax_headers = records
+    return (info.tobuf(tarfile.PAX_FORMAT) + data +
+            protocol.padding(len(data)))
+
+
+@pytest.mark.parametrize('size', ['abc', '-5', '+3', ' 3', '3.0', '\u0663'])
+def test_bad_pax_size_is_a_framing_error(size):
+    wire = pax_member('sysmap', b'123', {'size': size})
+    reader = protocol.MemberReader(io.BytesIO(wire).read)
+    with pytest.raises(protocol.FramingError,
+                       match='^%s$' % re.escape('bad PAX size %r' % size)):
+        reader.next_member()
+
+
+def test_pax_size_wins_over_the_header_size():
+    wire = pax_member('sysmap', b'123', {'size': '3'})
+    reader = protocol.MemberReader(io.BytesIO(wire).read)
+    assert reader.next_member().size == 3
+
+
+def test_pax_key_that_is_not_utf8_is_kept_not_a_crash():
+    record = b' x\xff=1\n'
+    record = b'%d%s' % (len(record) + 2, record)
+    info = tarfile.TarInfo('././@PaxHeader')
+    info.type = tarfile.XHDTYPE
+    info.size = len(record)
+    wire = (info.tobuf(tarfile.USTAR_FORMAT) + record +
+            protocol.padding(len(record)) +
+            protocol.member_header('sysmap', 0))
+    member = protocol.MemberReader(io.BytesIO(wire).read).next_member()
+    assert member.name == 'sysmap'

@@ -406,10 +406,14 @@ class NodeRequest:
         wsgi_input = req.environ['wsgi.input']
         total = [0]
         expected = req.content_length
+        #: The body ended before its Content-Length: the client went away.
+        cut_short = [False]
 
         def read(size: int) -> bytes:
             chunk = wsgi_input.read(size)
             total[0] += len(chunk)
+            if not chunk and expected is not None and total[0] < expected:
+                cut_short[0] = True
             if total[0] > self.config.max_input:
                 raise HTTPRequestEntityTooLarge(body='RPC request too large',
                                                 request=req)
@@ -438,7 +442,7 @@ class NodeRequest:
                     reader.copy_to(fp)
                 members[name] = dest
         except protocol.FramingError as err:
-            if expected is not None and total[0] < expected:
+            if cut_short[0]:
                 raise HTTPClientDisconnect(request=req)
             raise HTTPBadRequest(body='Bad request body: %s' % err,
                                  request=req)
