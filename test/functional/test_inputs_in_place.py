@@ -9,6 +9,9 @@ down, on a private cluster that stores new objects unencrypted
   program sees the object's bytes under the name the job gave it.
 - An SLO manifest on the same cluster is streamed instead (the proxy GETs
   it), and the program reads the whole object, not the manifest.
+- A node waiting in its server's queue reads its local object as it was
+  when the server accepted the node, though the object is overwritten and
+  then deleted meanwhile.
 - With one of the three servers holding an ``ec`` object's fragments
   killed, a node reading it still sees the object (the proxy decodes it
   from the other two).  This test kills a server: it runs last.
@@ -16,14 +19,41 @@ down, on a private cluster that stores new objects unencrypted
 
 import hashlib
 import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import List
 
 import pytest
+import requests
+import wasmtime
 from swift.common.middleware.versioned_writes.object_versioning import (
     build_versions_container_name, build_versions_object_name)
 
+from zerocloud.saio import ZEROVM_MAXPOOL
+
 from .helpers import (
-    INPUT_PROBE, Account, ProxyLog, kill_server, primary_servers,
-    probe_in_place, probe_input, started_cluster, store_zapp, unique)
+    INPUT_PROBE, REQUEST_TIMEOUT, Account, ProxyLog, assert_all_ok,
+    kill_server, primary_servers, probe_in_place, probe_input, read_input,
+    started_cluster, store_zapp, unique)
+
+#: Seconds each node holding the sandboxes sleeps: far more than an
+#: overwrite and a delete take, far less than the node timeout (30 s).
+HOLD_SECONDS = 10
+#: Sleeps ``HOLD_SECONDS`` in one host call (``poll_oneoff`` on the
+#: monotonic clock), using no CPU.
+SLEEPER = '''(module
+  (import "wasi_snapshot_preview1" "poll_oneoff"
+    (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const %d))
+    (drop (call $poll_oneoff (i32.const 0) (i32.const 64) (i32.const 1)
+                             (i32.const 128)))))
+''' % (HOLD_SECONDS * 10 ** 9)
+#: Seconds a node may take to reach its object server.
+ACCEPT_WAIT = 60
 
 
 @pytest.fixture(scope='module')
@@ -113,6 +143,74 @@ def test_slo_manifest_is_streamed(plain_cluster, account, container):
     proxy_log = ProxyLog(plain_cluster)
     assert_saw(account, path, probe(account, container, path))
     assert len(proxy_log.job_gets(account, path)) == 1
+
+
+def prepared_nodes(tmp_dir: str) -> List[str]:
+    """Work directories of the nodes an object server accepted and
+    prepared (holding their input, outputs made) on this device."""
+    try:
+        names = os.listdir(tmp_dir)
+    except FileNotFoundError:
+        return []
+    return [name for name in names if name.startswith('zerocloud-') and
+            os.path.exists(os.path.join(tmp_dir, name, 'out.stdout'))]
+
+
+def wait_for_prepared(tmp_dir: str, count: int) -> None:
+    deadline = time.monotonic() + ACCEPT_WAIT
+    while len(prepared_nodes(tmp_dir)) < count:
+        assert time.monotonic() < deadline, \
+            'fewer than %d nodes reached %s' % (count, tmp_dir)
+        time.sleep(0.05)
+
+
+def test_queued_node_reads_its_input_as_accepted(plain_cluster, account,
+                                                 container):
+    """Sleeping nodes next to the object take every sandbox of its first
+    server; a node reading the object is accepted there and queued; the
+    object is overwritten, then deleted; the node runs once a sandbox is
+    free and reads the original bytes."""
+    name = unique('held')
+    path = '%s/%s' % (container, name)
+    original = b'the bytes when the node was accepted\n' * 50
+    account.put_object(container, name, original)
+    first = primary_servers(plain_cluster, account.name, container, name)[0]
+    tmp_dir = os.path.join(
+        plain_cluster.device_path(int(first.rsplit('-', 1)[1])), 'tmp')
+    account.put_object(container, 'sleeper.wasm', wasmtime.wat2wasm(SLEEPER),
+                       'application/wasm')
+    sleepers = [{'name': 'sleeper%d' % number,
+                 'exec': {'path': 'swift://~/%s/sleeper.wasm' % container},
+                 'devices': [{'name': 'stdout'},
+                             {'name': 'input', 'path': 'swift://~/' + path}]}
+                for number in range(ZEROVM_MAXPOOL)]
+    with ThreadPoolExecutor(2) as threads:
+        asleep = threads.submit(account.post_job, sleepers)
+        wait_for_prepared(tmp_dir, ZEROVM_MAXPOOL)
+        reader = threads.submit(read_input, account,
+                                'swift://~/%s/probe.tar' % container, path)
+        wait_for_prepared(tmp_dir, ZEROVM_MAXPOOL + 1)
+        account.put_object(container, name, b'overwritten\n')
+        deleted = requests.delete('%s/%s' % (account.url, path),
+                                  headers=account.headers(),
+                                  timeout=REQUEST_TIMEOUT)
+        assert deleted.status_code == 204, deleted.text
+        # Every sandbox still sleeps: the reader has not opened its input.
+        assert not asleep.done() and not reader.done()
+        resp = reader.result()
+        slept = asleep.result()
+        assert slept.status_code == 200, slept.text
+    assert resp.status_code == 200, resp.text
+    assert_all_ok(resp, 1)
+    seen = json.loads(resp.text)
+    assert (seen['md5'], seen['size']) == (hashlib.md5(original).hexdigest(),
+                                           len(original))
+    assert account.get(path).status_code == 404
+    # The hold ends with the request: its work directory goes.
+    deadline = time.monotonic() + ACCEPT_WAIT
+    while prepared_nodes(tmp_dir):
+        assert time.monotonic() < deadline, 'work directories left behind'
+        time.sleep(0.05)
 
 
 def test_erasure_coded_input_with_a_fragment_server_down(plain_cluster,

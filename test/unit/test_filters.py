@@ -2,6 +2,7 @@
 
 import hmac
 import io
+from contextlib import ExitStack
 from dataclasses import replace
 from hashlib import sha1
 
@@ -13,8 +14,8 @@ from zerocloud.cgi import InvalidCgiOutput
 from zerocloud.object.execution import Output
 from zerocloud.object.filter import ObjectQueryMiddleware
 from zerocloud.object.node import (
-    colocation_proof, deterministic_clock, frame_output, last_error_line,
-    nexe_headers, request_limits)
+    AnswerBody, colocation_proof, deterministic_clock, frame_output,
+    last_error_line, nexe_headers, request_limits)
 from zerocloud.proxy.filter import request_problem
 from zerocloud.runtime.report import Report
 
@@ -156,3 +157,25 @@ def test_plain_output_keeps_its_type_and_meta(tmp_path):
     member, body = read_frame(frame_output(output))
     assert body == b'data'
     assert member.pax == {'content_type': 'text/plain', 'meta.k': 'v'}
+
+
+def test_an_answer_dropped_unread_releases_what_its_request_held():
+    """The WSGI server closes the body, also when the client went away
+    before its first byte: the request's directories and held object go
+    then, not at some garbage collection."""
+    released = []
+    stack = ExitStack()
+    stack.callback(released.append, 'work dirs')
+    body = AnswerBody([(3, iter([b'abc']))], stack)
+    body.close()
+    assert released == ['work dirs']
+
+
+def test_an_answer_read_to_its_end_releases_on_close():
+    released = []
+    stack = ExitStack()
+    stack.callback(released.append, 'work dirs')
+    body = AnswerBody([(2, iter([b'ab'])), (1, iter([b'c']))], stack)
+    assert b''.join(body) == b'abc'
+    body.close()
+    assert released == ['work dirs']

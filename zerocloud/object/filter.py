@@ -13,18 +13,23 @@ An execution request is ``POST /<dev>/<part>/<a>[/<c>[/<o>]]`` with
 node runs next to that object or container) and a tar body
 (:mod:`zerocloud.protocol`).  The filter checks the request and the local
 object *before* reading the body (so the proxy can fail over to another
-replica without sending it), binds the local ``.data`` file read-only as the
-node's channel (next to a container: a snapshot of its database, scrubbed
-of what only owners may see unless ``X-Zerocloud-Container-Owner: yes``
-says the proxy found the caller an owner; :mod:`zerocloud.object.containerdb`),
-runs the node in a sandbox worker (:mod:`zerocloud.runtime`) and answers
-``200`` with ``X-Nexe-*`` headers and a tar of the node's outputs.  Outputs
-are not written to Swift here: the proxy stores them through the
-normal object path, as the user, once the node succeeded.
+replica without sending it), holds the local ``.data`` file from then
+until the request ends (a hard link in the device's ``tmp/``: a PUT or
+DELETE of the object while the node waits for a sandbox changes nothing
+it reads) and binds it read-only as the node's channel (next to a
+container: a snapshot of its database, scrubbed of what only owners may
+see unless ``X-Zerocloud-Container-Owner: yes`` says the proxy found the
+caller an owner; :mod:`zerocloud.object.containerdb`), runs the node in a
+sandbox worker (:mod:`zerocloud.runtime`) and answers ``200`` with
+``X-Nexe-*`` headers and a tar of the node's outputs.  Outputs are not
+written to Swift here: the proxy stores them through the normal object
+path, as the user, once the node succeeded.
 
 The local ``.data`` file is read only when it is the object a client's GET
-returns.  An object of an erasure-coded policy (one fragment archive here),
-an encrypted one (ciphertext), an SLO or DLO manifest and a symlink are
+returns.  A ``.data`` file replaced again and again while it was being
+held is answered ``503`` with ``Retry-After``.  An object of an
+erasure-coded policy (one fragment archive here), an encrypted one
+(ciphertext), an SLO or DLO manifest and a symlink are
 refused before the body is sent: ``409`` with ``X-Zerocloud-Stream-Input:
 <reason>`` (:func:`zerocloud.object.node.stream_reason`), and the proxy
 sends the node again with the object streamed

@@ -58,6 +58,8 @@ CRYPTO_SYSMETA_PREFIXES = ('x-object-sysmeta-crypto-',
                            'x-object-transient-sysmeta-crypto-')
 SYMLINK_SYSMETA = 'x-object-sysmeta-symlink-target'
 SLO_HEADER = 'x-static-large-object'
+#: The local object's hard link in the request's work directory.
+HELD_OBJECT = 'local.data'
 DLO_HEADER = 'x-object-manifest'
 
 
@@ -218,6 +220,32 @@ def frame_output(output: Output) -> Tuple[int, Iterator[bytes]]:
             protocol.iter_member(output.device, length, chunks(), pax))
 
 
+class AnswerBody:
+    """The members of a node's answer; closing it (as the WSGI server does
+    at the end, also when the client went away before the first byte)
+    releases what the request held."""
+
+    def __init__(self, frames: List[Tuple[int, Iterator[bytes]]],
+                 stack: ExitStack):
+        self._chunks = self._iterate(frames)
+        self._stack = stack
+
+    @staticmethod
+    def _iterate(frames: List[Tuple[int, Iterator[bytes]]]
+                 ) -> Iterator[bytes]:
+        for _, chunks in frames:
+            yield from chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        try:
+            self._chunks.close()
+        finally:
+            self._stack.close()
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where an execution request runs: its path, policy and device."""
@@ -232,10 +260,10 @@ class Placement:
 
 
 class NodeRequest:
-    """One execution request: it opens the local object, receives the
+    """One execution request: it holds the local object, receives the
     members, runs the node and answers; everything it holds is released
     when :attr:`stack` closes (by :meth:`answer` on failure, else when the
-    answer's body ends or is dropped)."""
+    answer's body is closed: :class:`AnswerBody`)."""
 
     def __init__(self, server, req: Request, placement: Placement):
         #: The ``object_query`` middleware: options, logger, sandbox pool.
@@ -257,7 +285,7 @@ class NodeRequest:
 
     def answer(self):
         """The node's answer; the request's resources are released here
-        when it fails, else when the answer's body is done."""
+        when it fails, else when the answer's body is closed."""
         try:
             self._make_dirs()
             if self.req.headers.get(protocol.ACCESS_HEADER, '').upper() == \
@@ -305,16 +333,21 @@ class NodeRequest:
             # decodes the object.
             raise stream_refusal(req, protocol.STREAM_ERASURE_CODED)
         try:
-            # Keep the .data open for the whole run: a concurrent PUT or
-            # DELETE may unlink the path, but our descriptor keeps the
-            # bytes alive.
-            stored = swiftdisk.open_object(
-                self.server.app, self.stack, place.device, place.partition,
-                place.account, place.container, place.obj, place.policy)
+            # Held from now until the request ends (the work directory is
+            # removed): the node reads the object as it is when accepted,
+            # whatever a PUT or DELETE does while it waits for a sandbox.
+            stored = swiftdisk.hold_object(
+                self.server.app, place.device, place.partition,
+                place.account, place.container, place.obj, place.policy,
+                os.path.join(self.workdir, HELD_OBJECT))
         except DiskFileDeviceUnavailable:
             raise HTTPInsufficientStorage(drive=place.device, request=req)
         except (DiskFileNotExist, DiskFileQuarantined):
             raise HTTPNotFound(request=req)
+        except swiftdisk.ObjectChanging:
+            raise HTTPServiceUnavailable(
+                body='The object is being replaced; retry', request=req,
+                headers={protocol.RETRY_AFTER_HEADER: '1'})
         meta = stored.metadata
         if stored.size > self.config.max_input:
             raise HTTPRequestEntityTooLarge(body='Data object too large',
@@ -468,7 +501,7 @@ class NodeRequest:
     # -- the run ----------------------------------------------------------
 
     def _run(self, node: Node, members: Dict[str, str]):
-        req, stack, local = self.req, self.stack, self.local
+        req, local = self.req, self.local
         started = time.time()
         limits = request_limits(self.server.limits, req)
         clock = deterministic_clock(
@@ -538,12 +571,8 @@ class NodeRequest:
                     body='Node %s failed: %s' % (node.name, err),
                     headers=headers, request=req)
         body_length = sum(length for length, _ in frames)
-
-        def body() -> Iterator[bytes]:
-            with stack:
-                for _, chunks in frames:
-                    yield from chunks
         headers['Content-Type'] = protocol.TAR_CONTENT_TYPE
-        resp = HTTPOk(headers=headers, app_iter=body(), request=req)
+        resp = HTTPOk(headers=headers, app_iter=AnswerBody(frames, self.stack),
+                      request=req)
         resp.content_length = body_length
         return resp

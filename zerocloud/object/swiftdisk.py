@@ -2,13 +2,13 @@
 
 ``object_query`` needs a few things Swift keeps to itself: the server app
 behind the pipeline's filters, where a policy's devices are, an object's
-``.data`` file and a container's database.  They are reached here and
-nowhere else, so a Swift upgrade that moves one of them breaks one module
-(the pinned Swift release is the one these calls were checked against).
+``.data`` file (held for a node by a hard link) and a container's
+database.  They are reached here and nowhere else, so a Swift upgrade that
+moves one of them breaks one module (the pinned Swift release is the one
+these calls were checked against).
 """
 
 import os
-from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -38,20 +38,46 @@ class StoredObject:
     metadata: Dict[str, str]
 
 
-def open_object(app, stack: ExitStack, device: str, partition: str,
-                account: str, container: str, obj: str,
-                policy: BaseStoragePolicy) -> StoredObject:
-    """Open an object's ``.data`` file, kept open until ``stack`` closes.
+#: Times an object is opened again when it is replaced while being held.
+HOLD_ATTEMPTS = 3
+
+
+class ObjectChanging(Exception):
+    """The object was replaced each time it was about to be held."""
+
+
+def hold_object(app, device: str, partition: str, account: str,
+                container: str, obj: str, policy: BaseStoragePolicy,
+                dest: str) -> StoredObject:
+    """Hold an object's ``.data`` file as it is now: a hard link at
+    ``dest`` (under the device's ``tmp``: the same filesystem, as Swift's
+    own writes need), checked to be the very file opened.  A PUT or DELETE
+    of the object meanwhile leaves what ``dest`` holds alone; removing
+    ``dest`` releases it.
 
     Raises Swift's ``DiskFileDeviceUnavailable``, ``DiskFileNotExist`` or
-    ``DiskFileQuarantined``.
+    ``DiskFileQuarantined``, or :class:`ObjectChanging`.
     """
-    disk_file = final_app(app).get_diskfile(device, partition, account,
-                                            container, obj, policy=policy)
-    disk_file.open()
-    stack.callback(disk_file.__exit__, None, None, None)
-    return StoredObject(disk_file._data_file, disk_file.content_length,
-                        disk_file.content_type, disk_file.get_metadata())
+    server = final_app(app)
+    for _attempt in range(HOLD_ATTEMPTS):
+        disk_file = server.get_diskfile(device, partition, account,
+                                        container, obj, policy=policy)
+        with disk_file.open():
+            if disk_file._fp is None:
+                continue   # gone between listing and opening
+            opened = os.fstat(disk_file._fp.fileno())
+            try:
+                os.link(disk_file._data_file, dest)
+            except FileNotFoundError:
+                continue   # replaced or deleted since it was opened
+            linked = os.stat(dest)
+            if (linked.st_dev, linked.st_ino) == (opened.st_dev,
+                                                  opened.st_ino):
+                return StoredObject(dest, disk_file.content_length,
+                                    disk_file.content_type,
+                                    disk_file.get_metadata())
+            os.unlink(dest)   # a newer file took the name: look again
+    raise ObjectChanging()
 
 
 def container_database(app, device: str, partition: str, account: str,
