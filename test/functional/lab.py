@@ -1,4 +1,6 @@
-"""What the sandbox attack suites share: a lab container and WAT pieces.
+"""What the sandbox attack suites share: a lab container and WAT pieces
+(the small whole programs, :func:`hello_wat` and :func:`sleeper_wat`,
+serve other suites too).
 
 A :class:`Lab` is a container holding one stored object the attacks target
 (``precious.txt``) and every attack program, stored as it is run: a Python
@@ -38,6 +40,36 @@ WAT_PRINT = '''
 WASI_FD_WRITE = '''
   (import "wasi_snapshot_preview1" "fd_write"
     (func $fd_write (param i32 i32 i32 i32) (result i32)))'''
+
+
+def hello_wat(text: str) -> str:
+    """A WASI command printing ``text`` (ASCII) on stdout."""
+    data = ''.join(c if ' ' <= c <= '~' and c not in '"\\' else
+                   '\\%02x' % ord(c) for c in text)
+    return '''(module
+  %s
+  (memory (export "memory") 1)
+  (data (i32.const 16) "%s")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const %d))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)
+                          (i32.const 8)))))''' % (WASI_FD_WRITE, data,
+                                                  len(text))
+
+
+def sleeper_wat(seconds: int) -> str:
+    """A WASI command that sleeps ``seconds`` in one host call
+    (``poll_oneoff`` on the monotonic clock), using no CPU."""
+    return '''(module
+  (import "wasi_snapshot_preview1" "poll_oneoff"
+    (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const %d))
+    (drop (call $poll_oneoff (i32.const 0) (i32.const 64) (i32.const 1)
+                             (i32.const 128)))))''' % (seconds * 10 ** 9)
 
 
 def ok_lines(resp: requests.Response) -> List[str]:

@@ -23,7 +23,8 @@ import re
 import pytest
 
 from .helpers import Account, LogWatch
-from .lab import PRECIOUS_BYTES, WASI_FD_WRITE, WAT_PRINT, Lab, ok_lines
+from .lab import (
+    PRECIOUS_BYTES, WASI_FD_WRITE, WAT_PRINT, Lab, ok_lines, sleeper_wat)
 
 
 @pytest.fixture(scope='module')
@@ -86,16 +87,7 @@ def test_memory_bomb_stops_at_the_cap_and_the_server_serves_on(cluster, lab):
 
 #: Blocks in the host for an hour: one relative CLOCK_MONOTONIC (1)
 #: subscription at 0; events at 64, their count at 128.
-SLEEPER = '''(module
-  (import "wasi_snapshot_preview1" "poll_oneoff"
-    (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "_start")
-    (i32.store (i32.const 16) (i32.const 1))
-    (i64.store (i32.const 24) (i64.const 3600000000000))
-    (drop (call $poll_oneoff (i32.const 0) (i32.const 64) (i32.const 1)
-                             (i32.const 128)))))
-'''
+SLEEPER = sleeper_wat(3600)
 
 
 def test_sleeping_guest_is_ended_at_the_timeout(cluster, lab):

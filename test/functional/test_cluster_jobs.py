@@ -33,6 +33,7 @@ from .helpers import (
     LogWatch, assert_all_ok, expected_word_count, nexe_list, primary_servers,
     python_node, unique, upload_books, upload_word_count_zapp,
     wait_for_object, word_count_job, zapp)
+from .lab import hello_wat
 
 # ----------------------------------------------------------------- fixtures
 
@@ -292,19 +293,6 @@ def test_source_runs_a_stored_zapp(account):
     assert resp.headers['X-Nexe-System'] == 'zapp'
 
 
-#: Prints ``hello from a dot directory`` (WASI ``fd_write``).
-HELLO_WAT = '''(module
-  (import "wasi_snapshot_preview1" "fd_write"
-    (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 16) "hello from a dot directory\\n")
-  (func (export "_start")
-    (i32.store (i32.const 0) (i32.const 16))
-    (i32.store (i32.const 4) (i32.const 27))
-    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)
-                          (i32.const 8)))))'''
-
-
 def test_zapp_tarred_from_its_directory_runs(account, tmp_path):
     """``tar -C app -cf app.tar .`` names every member ``./…``: the proxy
     finds ``./boot/system.map`` and the object server the program
@@ -314,7 +302,7 @@ def test_zapp_tarred_from_its_directory_runs(account, tmp_path):
     (app / 'boot').mkdir(parents=True)
     (app / '.local' / 'bin').mkdir(parents=True)
     (app / '.local' / 'bin' / 'hello.wasm').write_bytes(
-        wasmtime.wat2wasm(HELLO_WAT))
+        wasmtime.wat2wasm(hello_wat('hello from a dot directory\n')))
     (app / 'boot' / 'system.map').write_text(json.dumps([{
         'name': 'hello',
         'exec': {'path': 'file://image:.local/bin/hello.wasm'},

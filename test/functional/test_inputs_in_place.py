@@ -36,22 +36,11 @@ from .helpers import (
     INPUT_PROBE, REQUEST_TIMEOUT, Account, ProxyLog, assert_all_ok,
     kill_server, primary_servers, probe_in_place, probe_input, read_input,
     started_cluster, store_zapp, unique)
+from .lab import sleeper_wat
 
 #: Seconds each node holding the sandboxes sleeps: far more than an
 #: overwrite and a delete take, far less than the node timeout (30 s).
 HOLD_SECONDS = 10
-#: Sleeps ``HOLD_SECONDS`` in one host call (``poll_oneoff`` on the
-#: monotonic clock), using no CPU.
-SLEEPER = '''(module
-  (import "wasi_snapshot_preview1" "poll_oneoff"
-    (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "_start")
-    (i32.store (i32.const 16) (i32.const 1))
-    (i64.store (i32.const 24) (i64.const %d))
-    (drop (call $poll_oneoff (i32.const 0) (i32.const 64) (i32.const 1)
-                             (i32.const 128)))))
-''' % (HOLD_SECONDS * 10 ** 9)
 #: Seconds a node may take to reach its object server.
 ACCEPT_WAIT = 60
 
@@ -177,7 +166,8 @@ def test_queued_node_reads_its_input_as_accepted(plain_cluster, account,
     first = primary_servers(plain_cluster, account.name, container, name)[0]
     tmp_dir = os.path.join(
         plain_cluster.device_path(int(first.rsplit('-', 1)[1])), 'tmp')
-    account.put_object(container, 'sleeper.wasm', wasmtime.wat2wasm(SLEEPER),
+    account.put_object(container, 'sleeper.wasm',
+                       wasmtime.wat2wasm(sleeper_wat(HOLD_SECONDS)),
                        'application/wasm')
     sleepers = [{'name': 'sleeper%d' % number,
                  'exec': {'path': 'swift://~/%s/sleeper.wasm' % container},

@@ -8,6 +8,7 @@ import requests
 import wasmtime
 
 from .helpers import zapp
+from .lab import hello_wat
 
 CGI_APP = '''import os, sys
 body = sys.stdin.read()
@@ -36,18 +37,7 @@ rows = list(csv.reader(sys.stdin))[1:]
 print('total:', sum(int(row[column]) for row in rows))
 '''
 
-HELLO_WAT = '''
-(module
-  (import "wasi_snapshot_preview1" "fd_write"
-    (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 16) "hello from wasm\\n")
-  (func (export "_start")
-    (i32.store (i32.const 0) (i32.const 16))
-    (i32.store (i32.const 4) (i32.const 16))
-    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)
-                          (i32.const 8)))))
-'''
+HELLO_WAT = hello_wat('hello from wasm\n')
 
 
 def cgi_system_map():
