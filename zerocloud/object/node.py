@@ -20,7 +20,8 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from hashlib import md5, sha1
-from typing import Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import (
+    TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Tuple)
 
 from eventlet import tpool
 from swift.common.exceptions import (
@@ -29,7 +30,7 @@ from swift.common.storage_policy import EC_POLICY, BaseStoragePolicy
 from swift.common.swob import (
     HTTPBadRequest, HTTPClientDisconnect, HTTPConflict, HTTPException,
     HTTPInsufficientStorage, HTTPNotFound, HTTPOk, HTTPRequestEntityTooLarge,
-    HTTPServiceUnavailable, HTTPUnprocessableEntity, Request)
+    HTTPServiceUnavailable, HTTPUnprocessableEntity, Request, Response)
 from swift.common.utils import config_true_value, unquote
 
 from zerocloud import cgi, protocol
@@ -42,8 +43,11 @@ from zerocloud.object.execution import (
     ExecutionError, Limits, LocalObject, Output, prepare_session)
 from zerocloud.object.hostmemory import node_dir_prefix
 from zerocloud.runtime.cache import STATUS_NOT_COMPILED
-from zerocloud.runtime.pool import PoolFull
+from zerocloud.runtime.pool import PoolFull, SandboxPool
 from zerocloud.runtime.report import Report
+
+if TYPE_CHECKING:
+    from zerocloud.object.filter import ObjectQueryMiddleware
 
 #: A device name, optionally under ``in/`` (connections between nodes).
 MEMBER_NAME = re.compile(r'^(in/)?(?!\.\.?$)[^/\x00-\x1f]+$')
@@ -265,7 +269,8 @@ class NodeRequest:
     when :attr:`stack` closes (by :meth:`answer` on failure, else when the
     answer's body is closed: :class:`AnswerBody`)."""
 
-    def __init__(self, server, req: Request, placement: Placement):
+    def __init__(self, server: 'ObjectQueryMiddleware', req: Request,
+                 placement: Placement):
         #: The ``object_query`` middleware: options, logger, sandbox pool.
         self.server = server
         self.config: ObjectConfig = server.config
@@ -280,10 +285,10 @@ class NodeRequest:
         self.local: Optional[LocalObject] = None
 
     @property
-    def pool(self):
+    def pool(self) -> SandboxPool:
         return self.server.pool
 
-    def answer(self):
+    def answer(self) -> Response:
         """The node's answer; the request's resources are released here
         when it fails, else when the answer's body is closed."""
         try:
@@ -500,7 +505,7 @@ class NodeRequest:
 
     # -- the run ----------------------------------------------------------
 
-    def _run(self, node: Node, members: Dict[str, str]):
+    def _run(self, node: Node, members: Dict[str, str]) -> Response:
         req, local = self.req, self.local
         started = time.time()
         limits = request_limits(self.server.limits, req)
