@@ -370,6 +370,22 @@ def test_anonymous_deferred_api_call_is_refused(cluster, victim):
     assert resp.status_code == 200, resp.text
 
 
+def test_a_forged_identity_header_changes_nothing(cluster, victim):
+    """Issue 15 item 11: ``X-Identity-Status: Confirmed`` from an anonymous
+    client (tempauth passes it on) is not an identity: the answer is
+    exactly the anonymous one."""
+    app = setuid_app(victim, {'whoami.py': WHOAMI}, '.r:*,.rlistings',
+                     [cgi_node('who', 'whoami.py')])
+    answers = [requests.get(app['api'] + '/x', timeout=REQUEST_TIMEOUT,
+                            headers=dict(forged, **{
+                                'X-Zerovm-Deferred': 'always'}))
+               for forged in ({}, {'X-Identity-Status': 'Confirmed',
+                                   'X-Roles': 'admin'})]
+    plain, forged = [(r.status_code, r.text) for r in answers]
+    assert plain[0] == 400, plain
+    assert forged == plain
+
+
 def test_deferred_api_result_lands_where_the_caller_reads_it(
         cluster, victim, attacker):
     app = setuid_app(victim, {'whoami.py': WHOAMI}, '.r:*,.rlistings',

@@ -97,8 +97,17 @@ def test_foreign_write_refusal_names_the_origin_the_path_and_the_remedy():
 def test_anonymous_callers():
     assert is_anonymous({})
     assert not is_anonymous({'REMOTE_USER': 'test,test:tester,AUTH_test'})
-    assert not is_anonymous({'HTTP_X_IDENTITY_STATUS': 'Confirmed'})
-    assert is_anonymous({'HTTP_X_IDENTITY_STATUS': 'Invalid'})
+    # keystoneauth: REMOTE_USER is the project (id, name), plus its identity
+    assert not is_anonymous({'REMOTE_USER': ('p1', 'demo'),
+                             'keystone.identity': {'tenant': ('p1', 'demo')}})
+
+
+def test_a_client_header_is_no_identity():
+    """tempauth passes ``X-Identity-Status`` from the client unchanged."""
+    assert is_anonymous({'HTTP_X_IDENTITY_STATUS': 'Confirmed'})
+    assert is_anonymous({'HTTP_X_IDENTITY_STATUS': 'Confirmed',
+                         'HTTP_X_USER_ID': 'u', 'HTTP_X_ROLES': 'admin',
+                         'HTTP_REMOTE_USER': 'test,test:tester,AUTH_test'})
 
 
 def test_caller_accounts_from_tempauth_groups():
@@ -107,3 +116,4 @@ def test_caller_accounts_from_tempauth_groups():
     assert caller_account_candidates(
         {'REMOTE_USER': 'test,test:tester3'}) == []
     assert caller_account_candidates({}) == []
+    assert caller_account_candidates({'REMOTE_USER': ('p1', 'demo')}) == []

@@ -140,18 +140,29 @@ def foreign_write_refusal(path: SwiftPath, origin: str) -> JobError:
         'you list in %s' % (origin, path.url, ALLOW_WRITE_HEADER), 403)
 
 
+#: environ keys only an auth middleware sets once it established who the
+#: caller is: tempauth's and keystoneauth's ``REMOTE_USER`` (tempurl's too),
+#: and keystoneauth's ``keystone.identity``.  Request headers (``HTTP_*``,
+#: such as ``X-Identity-Status``) are not among them: tempauth passes a
+#: client's own headers on unchanged.
+IDENTITY_KEYS = ('REMOTE_USER', 'keystone.identity')
+
+
 def is_anonymous(environ: dict) -> bool:
     """No identity was established for the request (no valid token)."""
-    return not environ.get('REMOTE_USER') and \
-        environ.get('HTTP_X_IDENTITY_STATUS') != 'Confirmed'
+    return not any(environ.get(key) for key in IDENTITY_KEYS)
 
 
 def caller_account_candidates(environ: dict) -> List[str]:
     """Accounts the caller may own, as the auth middleware told us.
 
     tempauth lists an account admin's storage account among the groups in
-    ``REMOTE_USER``; other auth systems give nothing here.
+    ``REMOTE_USER``; other auth systems give nothing here (keystoneauth's
+    ``REMOTE_USER`` is a (project id, name) pair, not a list of groups).
     """
-    groups = (environ.get('REMOTE_USER') or '').split(',')
+    remote_user = environ.get('REMOTE_USER')
+    if not isinstance(remote_user, str):
+        return []
+    groups = remote_user.split(',')
     return [g for g in groups[1:] if g and ':' not in g
             and not g.startswith('.')]
