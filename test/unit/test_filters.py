@@ -19,16 +19,20 @@ from zerocloud.runtime.report import Report
 
 
 def test_request_problem():
+    def refusal(*args):
+        resp = request_problem(*args)
+        return resp and (resp.status_int, resp.body.decode())
     assert request_problem('job', 'POST', 'a', None, None) is None
-    assert request_problem('job', 'GET', 'a', None, None) == (
-        501, 'Jobs are run with POST')
-    assert request_problem('job', 'POST', None, None, None) == (
-        412, 'Bad URL')
-    assert request_problem('open', 'GET', 'a', 'c', None) == (412, 'Bad URL')
+    assert refusal('job', 'GET', 'a', None, None) == (
+        405, 'Jobs are run with POST, not GET')
+    assert request_problem('job', 'GET', 'a', None, None).headers[
+        'Allow'] == 'POST'
+    assert refusal('job', 'POST', None, None, None) == (412, 'Bad URL')
+    assert refusal('open', 'GET', 'a', 'c', None) == (412, 'Bad URL')
     assert request_problem('open', 'DELETE', 'a', 'c', 'o') is None
-    assert request_problem('api', 'PUT', 'a', None, None) == (412, 'Bad URL')
+    assert refusal('api', 'PUT', 'a', None, None) == (412, 'Bad URL')
     assert request_problem('api', 'PUT', 'a', 'c', None) is None
-    assert request_problem('queue', 'GET', 'a', 'c', None) == (
+    assert refusal('queue', 'GET', 'a', 'c', None) == (
         412, 'Unknown X-Zerovm-Execute version queue')
 
 

@@ -26,7 +26,7 @@ from hashlib import md5
 from typing import Callable, Dict, Iterable, List, Optional, Set
 
 from eventlet import tpool
-from swift.common.swob import HTTPException, Request
+from swift.common.swob import HTTPException, HTTPMethodNotAllowed, Request
 from swift.common.utils import unquote
 
 from zerocloud import cgi
@@ -239,8 +239,9 @@ class JobRequest:
                 self.remove_inputs()
                 self.source_url = None
         if self.req.method != 'GET':
-            raise JobError('%s is not a zapp; only GET can open it'
-                           % path.url, 501)
+            raise HTTPMethodNotAllowed(
+                body='%s is not a zapp; only GET can open it' % path.url,
+                content_type='text/plain', headers={'Allow': 'GET'})
         self.authorize('POST', path, None)
         self._note_origin(self.account)
         template = self.swift.open_template(self.account, ctype,

@@ -29,6 +29,15 @@ SWIFT_SOURCE = 'ZC'
 OPEN_REGISTRY = '.zvm'
 
 
+def listing_error(status: str, path: SwiftPath) -> JobError:
+    """A listing Swift refused: the caller's fault (``4xx``: no right to
+    list, no such container) keeps its status; a server's fault is ``503``.
+    """
+    code = int(status.split()[0])
+    return JobError('Error %s listing %s' % (status, path.url),
+                    code if 400 <= code < 500 else 503)
+
+
 class SwiftAccess:
     """Sub-requests on behalf of one request's user."""
 
@@ -110,9 +119,7 @@ class SwiftAccess:
                 'GET', path, query='format=json&marker=' + quote(marker)
             ).get_response(self.app)
             if not is_success(resp.status_int):
-                raise JobError('Error querying object server for %s: %s' % (
-                    'container' if container else 'account',
-                    container or account))
+                raise listing_error(resp.status, path)
             page = [item['name'] for item in json.loads(resp.body or b'[]')]
             if not page:
                 return names
