@@ -171,12 +171,28 @@ def test_printed_headers_never_frame_the_response():
         'status': '200 OK', 'content_type': 'text/plain',
         'header.Transfer-Encoding': 'chunked', 'header.Content-Length': '1',
         'header.Connection': 'close', 'header.Keep-Alive': 'timeout=1',
-        'header.X-Split': 'a\r\nSet-Cookie: x', 'header.X-Kept': 'yes',
-        'meta.Color': 'red'}), True, None, LOGGER)
+        'header.Location': 'a\r\nSet-Cookie: x', 'header.ETag': '"e"',
+        'meta.Color': 'red', 'meta.Split': 'a\r\nSet-Cookie: x'}), True,
+        None, LOGGER)
     assert result.status == 200
-    assert result.body.headers == {'X-Kept': 'yes',
+    assert result.body.headers == {'ETag': '"e"',
                                    'X-Object-Meta-Color': 'red'}
     assert b''.join(result.body.chunks) == b'body'
+
+
+def test_only_headers_a_program_may_set_reach_the_client():
+    """Issue 15 item 8: even when an object server passes them on."""
+    [only] = nodes('only')
+    result = NodeResult(only)
+    read_answer(result, answer_with({
+        'status': '200 OK', 'content_type': 'text/plain',
+        'header.Access-Control-Allow-Origin': 'https://evil.example',
+        'header.Access-Control-Allow-Credentials': 'true',
+        'header.Set-Cookie': 's=1', 'header.X-Nexe-Status': 'forged',
+        'header.Content-Disposition': 'attachment',
+        'header.X-Zerovm-Execute': '1.0'}), True, None, LOGGER)
+    assert result.body.headers == {'Content-Disposition': 'attachment',
+                                   'X-Zerovm-Execute': '1.0'}
 
 
 def test_an_informational_status_is_a_bad_answer():
