@@ -462,10 +462,11 @@ def body_headers(pax: Dict[str, str], meta: Dict[str, str]
     """
     headers = {'X-Object-Meta-' + k: v for k, v in meta.items()}
     prefix = protocol.PAX_HEADER_PREFIX
+    given_apart = ('content-type', cgi.META_PREFIX)
     for key, value in pax.items():
         name = key[len(prefix):]
         if key.startswith(prefix) and cgi.program_may_set(name) and \
-                name.lower() != 'content-type':
+                not name.lower().startswith(given_apart):
             headers[name] = value
     return {name: value for name, value in headers.items()
             if cgi.forwardable_header(name, value)}
