@@ -18,6 +18,13 @@ parsed by :func:`parse_cgi_output`: its ``Content-Type`` and
 ``X-Object-Meta-*`` headers apply to the stored object or the response.
 Output that does not parse is kept verbatim with its ``message/*`` type.
 
+A program sets only the headers that describe its own answer
+(:data:`PROGRAM_HEADERS`, ``X-Object-Meta-*``, and ``X-Zerovm-Execute``,
+which makes the answer the next job of a chain); every other header it
+prints is dropped (:func:`program_may_set`).  Who may read an answer across
+origins (``Access-Control-*``), cookies, auth and Swift's own headers are
+the deployment's and the container owner's decision, never the program's.
+
 The header block is the program's text inside our HTTP framing, so it is
 held to rules that keep every response well framed (no response splitting
 or smuggling on a keep-alive connection):
@@ -66,6 +73,11 @@ HOP_BY_HOP_HEADERS = frozenset((
 #: Statuses whose response never has a body (RFC 9110 6.4.1); 1xx are
 #: refused altogether.
 BODILESS_STATUSES = frozenset((204, 304))
+#: Lower-case names of the headers a program's answer may carry (besides
+#: ``X-Object-Meta-*``; ``Status`` is the status itself).
+PROGRAM_HEADERS = frozenset((
+    'content-type', 'location', 'cache-control', 'content-disposition',
+    'last-modified', 'etag', 'x-zerovm-execute'))
 KIND_HTTP = 'message/http'
 KIND_CGI = 'message/cgi'
 META_PREFIX = 'x-object-meta-'
@@ -161,8 +173,9 @@ class InvalidCgiOutput(ValueError):
 class CgiResponse:
     """The header block of a ``message/http`` or ``message/cgi`` output.
 
-    ``headers`` keeps every printed header (original case and order) except
-    the CGI ``Status`` field and the hop-by-hop ones; ``meta`` maps the part
+    ``headers`` keeps the printed headers a program may set (original case
+    and order; :func:`program_may_set`), never the CGI ``Status`` field or
+    the hop-by-hop ones; ``meta`` maps the part
     after ``X-Object-Meta-`` to its value; the body starts at
     ``body_offset``.  Values are ASCII (see :func:`percent_encode_8bit`).
     """
@@ -199,6 +212,14 @@ def forwardable_header(name: str, value: str) -> bool:
     return bool(_TOKEN.fullmatch(name)) and \
         name.lower() not in HOP_BY_HOP_HEADERS and \
         bool(_PRINTABLE_ASCII.fullmatch(value))
+
+
+def program_may_set(name: str) -> bool:
+    """Whether a program's answer may carry header ``name`` (see the module
+    docstring): an allow-list, so what is not named never passes."""
+    lower = name.lower()
+    return lower in PROGRAM_HEADERS or (
+        lower.startswith(META_PREFIX) and len(lower) > len(META_PREFIX))
 
 
 def _status(code: str, reason: Optional[str]) -> Optional[Tuple[int, str]]:
@@ -309,7 +330,7 @@ def _interpret(lines: List[str], kind: str, offset: int
                            for option in value.split(','))
     for name, value in fields:
         lower = name.lower()
-        if lower in dropped:
+        if lower in dropped or not program_may_set(name):
             continue
         response.headers.append((name, value))
         if lower == 'content-type' and response.content_type is None:

@@ -356,6 +356,52 @@ def test_jobs_a_foreign_app_chains_stay_foreign(cluster, victim, attacker,
     assert loot(attacker, app).status_code == 404
 
 
+# ------------------------------------------------------ issue 15 item 10
+
+#: A copier that runs from the python system image alone (no foreign code
+#: of its own): ``exec.args`` words decode ``\\x20``.
+COPY_STDIN = 'import\\x20sys;sys.stdout.buffer.write(sys.stdin.buffer.read())'
+
+
+def test_a_users_own_job_running_foreign_code_is_foreign(
+        cluster, victim, attacker, private):
+    """The victim posts a job of their own whose image is the author's
+    public zapp; its CGI output chains a job that copies the victim's
+    secret into the author's drop box (which lets the victim write): what
+    runs is the author's code, so the copy is refused."""
+    pub, drop = unique('pub'), unique('drop')
+    attacker.put_container(pub, **{'X-Container-Read': '.r:*'})
+    attacker.put_container(drop, **{'X-Container-Write': 'test:tester'})
+    loot_url = 'swift://%s/%s/loot' % (attacker.name, drop)
+    copier = [{'name': 'copier',
+               'exec': {'path': 'file://python:python',
+                        'args': '-c ' + COPY_STDIN},
+               'devices': [{'name': 'python'},
+                           {'name': 'stdin', 'path': 'swift://%s/%s/secret'
+                            % (victim.name, private)},
+                           {'name': 'stdout', 'path': loot_url}]}]
+    attacker.put_object(pub, 'lib.tar', zapp({
+        'emit.py': EMIT, 'next.json': json.dumps(copier)}),
+        'application/x-tar')
+    image = 'swift://%s/%s/lib.tar' % (attacker.name, pub)
+    own_job = [cgi_node('emit', 'emit.py',
+                        [{'name': 'image', 'path': image}])]
+    resp = victim.post_job(own_job)
+    assert resp.status_code == 403, resp.text
+    assert loot_url in resp.text
+    assert 'X-Zerovm-Allow-Write' in resp.text
+    assert 'X-Chain-Total-Time' in resp.headers
+    # Run directly, not chained: the same rule.
+    direct = victim.post_job([python_node(
+        'cat', image, 'emit.py', devices=[
+            {'name': 'stdin', 'path': 'swift://%s/%s/secret'
+             % (victim.name, private)},
+            {'name': 'stdout', 'path': loot_url}])])
+    assert direct.status_code == 403, direct.text
+    assert loot_url in direct.text
+    assert attacker.listing(drop) == []
+
+
 # --------------------------------------------------------------- item 10
 
 def test_anonymous_deferred_api_call_is_refused(cluster, victim):
@@ -368,6 +414,22 @@ def test_anonymous_deferred_api_call_is_refused(cluster, victim):
     # Without deferral the same public call runs.
     resp = requests.get(app['api'] + '/x', timeout=REQUEST_TIMEOUT)
     assert resp.status_code == 200, resp.text
+
+
+def test_a_forged_identity_header_changes_nothing(cluster, victim):
+    """Issue 15 item 11: ``X-Identity-Status: Confirmed`` from an anonymous
+    client (tempauth passes it on) is not an identity: the answer is
+    exactly the anonymous one."""
+    app = setuid_app(victim, {'whoami.py': WHOAMI}, '.r:*,.rlistings',
+                     [cgi_node('who', 'whoami.py')])
+    answers = [requests.get(app['api'] + '/x', timeout=REQUEST_TIMEOUT,
+                            headers=dict(forged, **{
+                                'X-Zerovm-Deferred': 'always'}))
+               for forged in ({}, {'X-Identity-Status': 'Confirmed',
+                                   'X-Roles': 'admin'})]
+    plain, forged = [(r.status_code, r.text) for r in answers]
+    assert plain[0] == 400, plain
+    assert forged == plain
 
 
 def test_deferred_api_result_lands_where_the_caller_reads_it(

@@ -7,6 +7,8 @@ for Swift's own answers, whether the browser may read the answer and its
 answers it, for ``/v1/`` and ``/open/`` paths alike.
 """
 
+import json
+
 import pytest
 import requests
 
@@ -110,6 +112,72 @@ def test_a_program_cannot_grant_cors_itself(site):
     assert 'Access-Control-Allow-Origin' not in resp.headers
     resp = post(account, '/' + container, job, APP_ORIGIN)
     assert resp.headers['Access-Control-Allow-Origin'] == APP_ORIGIN
+
+
+# -------------------------------------------- issue 15 item 8: no CGI grants
+
+EVIL_ORIGIN = 'https://evil.example'
+#: A program that grants CORS, with credentials, to the attacker's origin.
+CGI_GRANTS_CREDENTIALS = (
+    'print("Content-Type: text/plain")\n'
+    'print("Access-Control-Allow-Origin: %s")\n'
+    'print("Access-Control-Allow-Credentials: true")\n'
+    'print("Access-Control-Expose-Headers: X-Auth-Token")\n'
+    'print()\nprint("granted")\n' % EVIL_ORIGIN)
+#: Prints the job in next.json as the next job of the chain.
+CHAIN_NEXT = ('import sys\n'
+              'sys.stdout.write("Content-Type: application/json\\n")\n'
+              'sys.stdout.write("X-Zerovm-Execute: 1.0\\n\\n")\n'
+              'sys.stdout.write(open("/next.json").read())\n')
+
+
+def assert_no_cors(resp):
+    granted = [h for h in resp.headers
+               if h.lower().startswith('access-control-')]
+    assert granted == [], resp.headers
+
+
+def cgi_job(image):
+    return [python_node('cgi', image, devices=[
+        {'name': 'stdout', 'content_type': 'message/cgi'}])]
+
+
+def test_an_account_level_program_cannot_grant_cors(site):
+    account, container = site
+    account.put_object(container, 'grants.tar',
+                       zapp({'main.py': CGI_GRANTS_CREDENTIALS}))
+    job = cgi_job('swift://%s/%s/grants.tar' % (account.name, container))
+    resp = post(account, '', job, EVIL_ORIGIN)
+    assert (resp.status_code, resp.text) == (200, 'granted\n')
+    assert_no_cors(resp)
+
+
+def test_a_chained_program_cannot_grant_cors_to_an_anonymous_api_call(
+        cluster):
+    """A public ``/api/`` endpoint whose job chains one that prints CORS
+    grants: the anonymous caller's answer carries none."""
+    account = Account(cluster, 'tester')
+    container = unique('cors-api')
+    account.put_container(container)
+    image = 'swift://%s/%s/app.tar' % (account.name, container)
+    granting = cgi_job(image)
+    granting[0]['exec']['args'] = 'grants.py'
+    account.put_object(container, 'app.tar', zapp({
+        'boot/system.map': json.dumps(cgi_job(image)),
+        'main.py': CHAIN_NEXT, 'grants.py': CGI_GRANTS_CREDENTIALS,
+        'next.json': json.dumps(granting)}), 'application/x-tar')
+    resp = requests.post('%s/%s' % (account.url, container),
+                         timeout=REQUEST_TIMEOUT, headers=account.headers(**{
+                             'X-Container-Meta-Rest-Endpoint': image,
+                             'X-Container-Meta-Zerovm-Suid':
+                                 '.r:*,.rlistings'}))
+    assert resp.status_code == 204, resp.text
+    api = '%s/api/%s/%s/x' % (cluster.proxy_url, account.name, container)
+    resp = requests.get(api, headers={'Origin': EVIL_ORIGIN},
+                        timeout=REQUEST_TIMEOUT)
+    assert (resp.status_code, resp.text) == (200, 'granted\n')
+    assert 'X-Chain-Total-Time' in resp.headers
+    assert_no_cors(resp)
 
 
 def preflight(url, origin, method='POST'):

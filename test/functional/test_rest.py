@@ -16,7 +16,7 @@ status = os.environ.get('QUERY_STRING') == 'create' and '201 Created' or \\
     '200 OK'
 print('Status: ' + status)
 print('Content-Type: text/html')
-print('X-App: zapp')
+print('X-Object-Meta-App: zapp')
 print()
 print('<p>%s %s %s [%s]</p>' % (os.environ['REQUEST_METHOD'],
                                 os.environ['PATH_INFO'],
@@ -76,7 +76,7 @@ def test_open_runs_a_zapp_with_cgi_output(site):
     resp = requests.get(site['open'] + '/app.tar?x=1', headers=site['token'])
     assert resp.status_code == 200, resp.text
     assert resp.headers['Content-Type'].startswith('text/html')
-    assert resp.headers['X-App'] == 'zapp'
+    assert resp.headers['X-Object-Meta-App'] == 'zapp'
     assert resp.text == '<p>GET /%s/%s/app.tar x=1 []</p>\n' % (
         site['account'], site['container'])
 

@@ -4,9 +4,10 @@ import pytest
 from swift.common.swob import HTTPForbidden, Request
 
 from zerocloud.proxy.access import (
-    Grants, SetuidGrant, caller_account_candidates, foreign_write_refusal,
-    is_allowed_write, is_anonymous, parse_allowed_writes)
-from zerocloud.job.model import JobError, SwiftPath
+    Grants, SetuidGrant, caller_account_candidates, code_paths,
+    foreign_write_refusal, is_allowed_write, is_anonymous,
+    parse_allowed_writes)
+from zerocloud.job.model import JobError, SwiftPath, parse_job
 
 
 def test_suid_read_part_is_the_whole_acl_write_part_named_entries_only():
@@ -97,8 +98,17 @@ def test_foreign_write_refusal_names_the_origin_the_path_and_the_remedy():
 def test_anonymous_callers():
     assert is_anonymous({})
     assert not is_anonymous({'REMOTE_USER': 'test,test:tester,AUTH_test'})
-    assert not is_anonymous({'HTTP_X_IDENTITY_STATUS': 'Confirmed'})
-    assert is_anonymous({'HTTP_X_IDENTITY_STATUS': 'Invalid'})
+    # keystoneauth: REMOTE_USER is the project (id, name), plus its identity
+    assert not is_anonymous({'REMOTE_USER': ('p1', 'demo'),
+                             'keystone.identity': {'tenant': ('p1', 'demo')}})
+
+
+def test_a_client_header_is_no_identity():
+    """tempauth passes ``X-Identity-Status`` from the client unchanged."""
+    assert is_anonymous({'HTTP_X_IDENTITY_STATUS': 'Confirmed'})
+    assert is_anonymous({'HTTP_X_IDENTITY_STATUS': 'Confirmed',
+                         'HTTP_X_USER_ID': 'u', 'HTTP_X_ROLES': 'admin',
+                         'HTTP_REMOTE_USER': 'test,test:tester,AUTH_test'})
 
 
 def test_caller_accounts_from_tempauth_groups():
@@ -107,3 +117,24 @@ def test_caller_accounts_from_tempauth_groups():
     assert caller_account_candidates(
         {'REMOTE_USER': 'test,test:tester3'}) == []
     assert caller_account_candidates({}) == []
+    assert caller_account_candidates({'REMOTE_USER': ('p1', 'demo')}) == []
+
+
+def test_code_paths_are_what_a_node_runs():
+    """Issue 15 item 10: the program, the user image and a script, never
+    the data."""
+    [node] = parse_job([{
+        'name': 'n', 'exec': {'path': 'swift://AUTH_prog/c/app.wasm'},
+        'devices': [{'name': 'image', 'path': 'swift://AUTH_img/c/a.tar'},
+                    {'name': 'script', 'path': 'swift://AUTH_s/c/s.py'},
+                    {'name': 'stdin', 'path': 'swift://AUTH_data/c/in'},
+                    {'name': 'stdout', 'path': 'swift://AUTH_data/c/out'}]}],
+        account='AUTH_me', sysimages=['python']).nodes
+    assert sorted(p.account for p in code_paths(node)) == [
+        'AUTH_img', 'AUTH_prog', 'AUTH_s']
+    [node] = parse_job([{
+        'name': 'n', 'exec': {'path': 'file://python:python'},
+        'devices': [{'name': 'python'},
+                    {'name': 'stdin', 'path': 'swift://AUTH_data/c/in'}]}],
+        account='AUTH_me', sysimages=['python']).nodes
+    assert code_paths(node) == []

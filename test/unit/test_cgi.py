@@ -5,7 +5,7 @@ import pytest
 from zerocloud.cgi import (
     MAX_HEADER_BYTES, MAX_HEADER_COUNT, InvalidCgiOutput, cgi_environ,
     forwardable_header, local_object_environ, parse_cgi_output,
-    percent_encode_8bit)
+    percent_encode_8bit, program_may_set)
 
 
 def environ(headers, **kw):
@@ -132,11 +132,11 @@ def test_nph_without_reason_uses_standard_phrase():
 
 
 def test_cgi_default_status_and_bare_newlines():
-    out = b'Content-Type: text/plain\nX-Seq-Start: 1\n\nhello'
+    out = b'Content-Type: text/plain\nCache-Control: no-cache\n\nhello'
     parsed = parse_cgi_output(out, 'message/cgi')
     assert (parsed.status, parsed.reason) == (200, 'OK')
     assert parsed.headers == [('Content-Type', 'text/plain'),
-                              ('X-Seq-Start', '1')]
+                              ('Cache-Control', 'no-cache')]
     assert out[parsed.body_offset:] == b'hello'
 
 
@@ -151,10 +151,10 @@ def test_cgi_status_header():
 
 
 def test_headers_only_output_at_eof():
-    out = b'X-Seq-Start: 42\nX-Seq-End: 5\n'
+    out = b'X-Object-Meta-Start: 42\nETag: "5"\n'
     assert parse_cgi_output(out, 'message/cgi') is None
     parsed = parse_cgi_output(out, 'message/cgi', at_eof=True)
-    assert parsed.headers == [('X-Seq-Start', '42'), ('X-Seq-End', '5')]
+    assert parsed.headers == [('X-Object-Meta-Start', '42'), ('ETag', '"5"')]
     assert parsed.body_offset == len(out)
     parsed = parse_cgi_output(b'Content-Type: a/b', 'message/cgi',
                               at_eof=True)
@@ -209,7 +209,8 @@ def test_output_without_header_lines_is_not_too_large():
 
 def test_header_block_is_bounded_in_count():
     def block(count):
-        return b''.join(b'X-H%d: v\n' % i for i in range(count)) + b'\nbody'
+        return b''.join(b'X-Object-Meta-H%d: v\n' % i
+                        for i in range(count)) + b'\nbody'
     parsed = parse_cgi_output(b'Status: 200\n' + block(MAX_HEADER_COUNT),
                               'message/cgi')
     assert len(parsed.headers) == MAX_HEADER_COUNT
@@ -235,11 +236,11 @@ def test_framing_and_hop_by_hop_headers_are_dropped(kind, status_line):
            b'Content-Length: 3\r\nConnection: close, X-Private\r\n'
            b'Keep-Alive: timeout=5\r\nUpgrade: h2c\r\nTrailer: X-Sum\r\n'
            b'TE: trailers\r\nProxy-Connection: close\r\n'
-           b'X-Private: secret\r\nX-Kept: 1\r\nContent-Type: text/plain'
+           b'X-Private: secret\r\nETag: "1"\r\nContent-Type: text/plain'
            b'\r\n\r\nbody')
     parsed = parse_cgi_output(out, kind)
     assert parsed.status == 304
-    assert parsed.headers == [('X-Kept', '1'), ('Content-Type', 'text/plain')]
+    assert parsed.headers == [('ETag', '"1"'), ('Content-Type', 'text/plain')]
     assert parsed.content_type == 'text/plain'
     assert out[parsed.body_offset:] == b'body'
 
@@ -276,16 +277,18 @@ def test_unsafe_nph_output_is_refused(out, problem):
 
 
 def test_tab_and_crlf_are_allowed():
-    parsed = parse_cgi_output(b'X-Foo:\ta\tb \r\n\r\n', 'message/cgi')
-    assert parsed.headers == [('X-Foo', 'a\tb')]
+    parsed = parse_cgi_output(b'Cache-Control:\ta\tb \r\n\r\n',
+                              'message/cgi')
+    assert parsed.headers == [('Cache-Control', 'a\tb')]
 
 
 def test_8bit_header_bytes_are_percent_encoded():
-    out = (b'Status: 200 \xc3\xa9t\xe9\r\nX-Name: caf\xc3\xa9 \xff, 100%\r\n'
+    out = (b'Status: 200 \xc3\xa9t\xe9\r\n'
+           b'Content-Disposition: caf\xc3\xa9 \xff, 100%\r\n'
            b'X-Object-Meta-City: Z\xc3\xbcrich\r\n\r\n\xff')
     parsed = parse_cgi_output(out, 'message/cgi')
     assert parsed.reason == '%C3%A9t%E9'
-    assert parsed.headers == [('X-Name', 'caf%C3%A9 %FF, 100%'),
+    assert parsed.headers == [('Content-Disposition', 'caf%C3%A9 %FF, 100%'),
                               ('X-Object-Meta-City', 'Z%C3%BCrich')]
     assert parsed.meta == {'City': 'Z%C3%BCrich'}
     assert out[parsed.body_offset:] == b'\xff'
@@ -309,3 +312,37 @@ def test_percent_encode_8bit_keeps_printable_ascii():
 ])
 def test_forwardable_header(name, value, forwardable):
     assert forwardable_header(name, value) is forwardable
+
+
+def test_a_program_sets_only_the_headers_of_its_own_answer():
+    """Issue 15 item 8: an allow-list; CORS, cookies, auth and Swift's
+    headers are never the program's."""
+    allowed = (b'Content-Type: text/html\r\nLocation: /x\r\n'
+               b'Cache-Control: no-store\r\n'
+               b'Content-Disposition: attachment\r\n'
+               b'Last-Modified: Sat, 01 Jan 2000 00:00:00 GMT\r\n'
+               b'ETag: "e"\r\nX-Object-Meta-Color: red\r\n'
+               b'X-Zerovm-Execute: 1.0\r\n')
+    refused = (b'Access-Control-Allow-Origin: https://evil.example\r\n'
+               b'Access-Control-Allow-Credentials: true\r\n'
+               b'Set-Cookie: s=1\r\nWWW-Authenticate: Basic\r\n'
+               b'X-Auth-Token: t\r\nX-Nexe-Status: ok\r\n'
+               b'X-Container-Meta-A: b\r\nX-Object-Meta-: empty\r\n'
+               b'Vary: Origin\r\nX-Custom: 1\r\n')
+    for kind, first in (('message/cgi', b''),
+                        ('message/http', b'HTTP/1.1 200 OK\r\n')):
+        parsed = parse_cgi_output(first + refused + allowed + b'\r\nbody',
+                                  kind)
+        assert [name for name, _ in parsed.headers] == [
+            'Content-Type', 'Location', 'Cache-Control',
+            'Content-Disposition', 'Last-Modified', 'ETag',
+            'X-Object-Meta-Color', 'X-Zerovm-Execute']
+
+
+@pytest.mark.parametrize('name, allowed', [
+    ('content-type', True), ('ETAG', True), ('X-Object-Meta-A', True),
+    ('x-zerovm-execute', True), ('Access-Control-Allow-Origin', False),
+    ('Access-Control-Allow-Credentials', False), ('Set-Cookie', False),
+    ('X-Object-Meta-', False), ('Status', False), ('X-Nexe-Error', False)])
+def test_program_may_set(name, allowed):
+    assert program_may_set(name) is allowed

@@ -1,6 +1,8 @@
 """Swift's CORS rules as zerocloud.proxy.cors applies them to job answers
 (the functional tests run them through a real proxy)."""
 
+from swift.common.swob import Request
+
 from zerocloud.proxy import cors
 
 ANSWER = [('Content-Type', 'text/plain'), ('X-Nexe-Status', 'ok'),
@@ -37,3 +39,19 @@ def test_wildcard_container_answers_star_without_vary():
                                      {'allow_origin': '*'}, 'http://z', []))
     assert headers['Access-Control-Allow-Origin'] == '*'
     assert 'Vary' not in headers
+
+
+def test_answers_without_a_container_carry_no_cors_at_all():
+    """Issue 15 item 8: an account-level (or chained) job's answer loses
+    every Access-Control-* header, with or without Origin."""
+    for headers in ({'Origin': 'https://evil.example'}, {}):
+        req = Request.blank('/v1/AUTH_a', method='POST', headers=headers)
+        sent = []
+        start = cors.cors_start_response(
+            req, None, lambda status, answer, exc_info=None:
+            sent.append(answer))
+        start('200 OK', ANSWER + [
+            ('Access-Control-Allow-Credentials', 'true')])
+        assert [k for k, _ in sent[0]] == [
+            'Content-Type', 'X-Nexe-Status', 'X-Object-Meta-Color',
+            'X-Other', 'Vary']

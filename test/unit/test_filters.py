@@ -21,16 +21,20 @@ from zerocloud.runtime.report import Report
 
 
 def test_request_problem():
+    def refusal(*args):
+        resp = request_problem(*args)
+        return resp and (resp.status_int, resp.body.decode())
     assert request_problem('job', 'POST', 'a', None, None) is None
-    assert request_problem('job', 'GET', 'a', None, None) == (
-        501, 'Jobs are run with POST')
-    assert request_problem('job', 'POST', None, None, None) == (
-        412, 'Bad URL')
-    assert request_problem('open', 'GET', 'a', 'c', None) == (412, 'Bad URL')
+    assert refusal('job', 'GET', 'a', None, None) == (
+        405, 'Jobs are run with POST, not GET')
+    assert request_problem('job', 'GET', 'a', None, None).headers[
+        'Allow'] == 'POST'
+    assert refusal('job', 'POST', None, None, None) == (412, 'Bad URL')
+    assert refusal('open', 'GET', 'a', 'c', None) == (412, 'Bad URL')
     assert request_problem('open', 'DELETE', 'a', 'c', 'o') is None
-    assert request_problem('api', 'PUT', 'a', None, None) == (412, 'Bad URL')
+    assert refusal('api', 'PUT', 'a', None, None) == (412, 'Bad URL')
     assert request_problem('api', 'PUT', 'a', 'c', None) is None
-    assert request_problem('queue', 'GET', 'a', 'c', None) == (
+    assert refusal('queue', 'GET', 'a', 'c', None) == (
         412, 'Unknown X-Zerovm-Execute version queue')
 
 
@@ -122,24 +126,27 @@ def read_frame(frame):
 def test_cgi_output_is_split_into_headers_and_body(tmp_path):
     path = tmp_path / 'out'
     path.write_bytes(b'Status: 201 Created\r\nContent-Type: text/html\r\n'
-                     b'X-Object-Meta-Color: red\r\nX-Custom: 1\r\n\r\n<p>hi')
+                     b'X-Object-Meta-Color: red\r\nLocation: /x\r\n'
+                     b'X-Custom: 1\r\n\r\n<p>hi')
     output = Output('stdout', str(path), 'message/cgi', {}, 0, None)
     member, body = read_frame(frame_output(output))
     assert body == b'<p>hi'
     assert member.pax['content_type'] == 'text/html'
     assert member.pax['status'] == '201 Created'
     assert member.pax['meta.Color'] == 'red'
-    assert member.pax['header.X-Custom'] == '1'
+    assert member.pax['header.Location'] == '/x'
+    # Not a header a program may set (issue 15 item 8).
+    assert 'header.X-Custom' not in member.pax
 
 
 def test_cgi_output_never_carries_framing_headers(tmp_path):
     path = tmp_path / 'out'
-    path.write_bytes(b'Transfer-Encoding: chunked\r\nX-Name: \xe9\r\n\r\n0')
+    path.write_bytes(b'Transfer-Encoding: chunked\r\nLocation: \xe9\r\n\r\n0')
     output = Output('stdout', str(path), 'message/cgi', {}, 0, None)
     member, body = read_frame(frame_output(output))
     assert body == b'0'
     assert member.pax == {'content_type': 'message/cgi', 'status': '200 OK',
-                          'header.X-Name': '%E9'}
+                          'header.Location': '%E9'}
 
 
 def test_invalid_cgi_output_is_refused(tmp_path):

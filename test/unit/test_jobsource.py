@@ -45,7 +45,10 @@ def spooled(tmp_path, data):
     ('application/json', 'json'), ('application/json; charset=utf-8', 'json'),
     ('application/x-tar', 'tar'), ('application/x-gzip', 'tar'),
     ('application/x-gtar', 'tar'), ('application/python', 'script'),
-    ('text/plain', 'script')])
+    ('text/plain', 'script'), ('APPLICATION/JSON', 'json'),
+    # Issue 15 item 16: parts of "application/json" are other media types.
+    ('application', 'script'), ('/', 'script'), ('json', 'script'),
+    ('application/js', 'script'), ('n', 'script'), ('', 'script')])
 def test_body_kind(ctype, kind):
     assert jobsource.body_kind(ctype) == kind
 

@@ -84,7 +84,8 @@ def test_job_post_to_the_account_is_parsed_as_a_job(pipeline):
 
 
 @pytest.mark.parametrize('path, method, headers, status, text', [
-    ('/v1/AUTH_a', 'GET', EXECUTE, 501, 'Jobs are run with POST'),
+    ('/v1/AUTH_a', 'GET', EXECUTE, 405, 'Jobs are run with POST, not GET'),
+    ('/v1/AUTH_a/c', 'PUT', EXECUTE, 405, 'Jobs are run with POST, not PUT'),
     ('/v1/AUTH_a', 'POST', {'X-Zerovm-Execute': 'queue/1.0'}, 412,
      'Unknown X-Zerovm-Execute version queue'),
     ('/open/AUTH_a/c', 'GET', {}, 412, 'Bad URL'),
@@ -95,6 +96,8 @@ def test_requests_refused_from_their_url_and_header(
     resp = pipeline.send(path, method, **headers)
     assert (resp.status_int, resp.body.decode()) == (status, text)
     assert pipeline.swift.calls == []
+    if status == 405:
+        assert resp.headers['Allow'] == 'POST'
 
 
 def test_open_path_is_recognised_without_header_and_reads_as_user(pipeline):
@@ -110,6 +113,15 @@ def test_open_path_is_recognised_without_header_and_reads_as_user(pipeline):
         pipeline.app.authorize
     assert heads[0].environ['swift.source'] == 'ZC'
     assert '/v1/AUTH_a/.zvm/text/plain/config' in pipeline.swift.paths('GET')
+
+
+def test_open_with_another_method_than_get_is_405(pipeline):
+    pipeline.swift.register('GET', '/v1/AUTH_a/c/notes.txt', 200,
+                            {'Content-Type': 'text/plain'}, b'hello')
+    resp = pipeline.send('/open/AUTH_a/c/notes.txt', 'PUT', b'x')
+    assert (resp.status_int, resp.body.decode()) == (
+        405, 'swift://AUTH_a/c/notes.txt is not a zapp; only GET can open it')
+    assert resp.headers['Allow'] == 'GET'
 
 
 def test_api_path_needs_the_containers_rest_endpoint(pipeline):
@@ -138,6 +150,22 @@ def test_anonymous_caller_gets_tempauths_401():
     resp = Pipeline(user=None).send('/v1/AUTH_a', body=b'[]', **EXECUTE,
                                     **JSON)
     assert resp.status_int == 401
+
+
+@pytest.mark.parametrize('listing, status', [(503, 503), (500, 503),
+                                             (403, 403), (404, 404)])
+def test_a_failed_listing_is_the_fault_of_whoever_failed(
+        pipeline, listing, status):
+    """Issue 15 item 18: a listing the servers could not give is a ``5xx``,
+    one the caller may not have stays the caller's ``4xx``."""
+    pipeline.swift.register('GET', '/v1/AUTH_a/c', listing)
+    job = [{'name': 'n', 'exec': {'path': 'swift://AUTH_a/c/prog'},
+            'devices': [{'name': 'stdin', 'path': 'swift://AUTH_a/c/in*'}]}]
+    resp = pipeline.send('/v1/AUTH_a', body=json.dumps(job).encode(),
+                         **EXECUTE, **JSON)
+    assert resp.status_int == status
+    assert resp.body.decode().startswith('Error %d ' % listing)
+    assert resp.body.decode().endswith(' listing swift://AUTH_a/c')
 
 
 def test_a_bug_is_a_logged_500_without_its_traceback(pipeline, monkeypatch):

@@ -1,6 +1,7 @@
 """The client's answer: X-Nexe-* items, stored outputs, bodies, CGI headers."""
 
 import io
+import json
 import logging
 import os
 
@@ -171,12 +172,28 @@ def test_printed_headers_never_frame_the_response():
         'status': '200 OK', 'content_type': 'text/plain',
         'header.Transfer-Encoding': 'chunked', 'header.Content-Length': '1',
         'header.Connection': 'close', 'header.Keep-Alive': 'timeout=1',
-        'header.X-Split': 'a\r\nSet-Cookie: x', 'header.X-Kept': 'yes',
-        'meta.Color': 'red'}), True, None, LOGGER)
+        'header.Location': 'a\r\nSet-Cookie: x', 'header.ETag': '"e"',
+        'meta.Color': 'red', 'meta.Split': 'a\r\nSet-Cookie: x'}), True,
+        None, LOGGER)
     assert result.status == 200
-    assert result.body.headers == {'X-Kept': 'yes',
+    assert result.body.headers == {'ETag': '"e"',
                                    'X-Object-Meta-Color': 'red'}
     assert b''.join(result.body.chunks) == b'body'
+
+
+def test_only_headers_a_program_may_set_reach_the_client():
+    """Issue 15 item 8: even when an object server passes them on."""
+    [only] = nodes('only')
+    result = NodeResult(only)
+    read_answer(result, answer_with({
+        'status': '200 OK', 'content_type': 'text/plain',
+        'header.Access-Control-Allow-Origin': 'https://evil.example',
+        'header.Access-Control-Allow-Credentials': 'true',
+        'header.Set-Cookie': 's=1', 'header.X-Nexe-Status': 'forged',
+        'header.Content-Disposition': 'attachment',
+        'header.X-Zerovm-Execute': '1.0'}), True, None, LOGGER)
+    assert result.body.headers == {'Content-Disposition': 'attachment',
+                                   'X-Zerovm-Execute': '1.0'}
 
 
 def test_an_informational_status_is_a_bad_answer():
@@ -187,3 +204,72 @@ def test_an_informational_status_is_a_bad_answer():
     assert result.status == 503
     assert result.error == 'Bad answer from storage server: status 101'
     assert result.body is None
+
+
+# -- deferred results (issue 15 item 17) -------------------------------------
+
+CHUNK = 65536
+CHUNKS = 64
+
+
+class DeferredSwift(StoringSwift):
+    """Records how far the nodes' output had been produced while Swift
+    read each chunk of the deferred result."""
+
+    def __init__(self, produced):
+        super().__init__()
+        self.produced = produced
+        self.ahead = []
+        self.result = None
+
+    def store_deferred(self, path, body, size, content_type, headers_json):
+        assert not isinstance(body, (bytes, bytearray))
+        read = 0
+        while True:
+            chunk = body.read(CHUNK)
+            if not chunk:
+                break
+            read += len(chunk)
+            self.ahead.append(self.produced[0] * CHUNK - read)
+        self.result = (path.url, size, read, content_type,
+                       json.loads(headers_json))
+
+
+class Finished:
+    """An eventlet greenthread that is done."""
+
+    def __init__(self, results):
+        self.results = results
+
+    def wait(self):
+        return self.results
+
+
+def test_a_deferred_result_is_streamed_to_swift_not_joined():
+    """Its body goes to Swift as the nodes' spooled outputs are read:
+    never more than one chunk ahead of what Swift took."""
+    produced = [0]
+    discarded = []
+
+    def output():
+        try:
+            for _ in range(CHUNKS):
+                produced[0] += 1
+                yield b'x' * CHUNK
+        finally:
+            discarded.append(True)
+
+    [only] = nodes('only')
+    result = NodeResult(only, headers={'X-Nexe-Status': 'ok'},
+                        body=Body(CHUNK * CHUNKS, 'text/plain', output()))
+    swift = DeferredSwift(produced)
+    JobResponse(swift, Grants(), None, LOGGER, 'job', 'a', 0.0)\
+        ._store_deferred(Finished([result]), SwiftPath('a', '.zvm', 'job-1'))
+    size = CHUNK * CHUNKS
+    url, declared, read, ctype, headers = swift.result
+    assert (url, declared, read, ctype) == (
+        'swift://a/.zvm/job-1', size, size, 'text/plain')
+    assert headers['Status'] == '200 OK'
+    assert len(swift.ahead) == CHUNKS
+    assert max(swift.ahead) == 0
+    assert discarded == [True]

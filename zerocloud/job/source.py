@@ -62,10 +62,11 @@ class Spooled:
 
 
 def body_kind(content_type: str) -> str:
+    """``json``, ``tar`` or ``script``, by the media type alone (exact)."""
     ctype = content_type.split(';')[0].strip().lower()
     if ctype in TAR_TYPES:
         return 'tar'
-    if ctype and ctype in JSON_TYPE:
+    if ctype == JSON_TYPE:
         return 'json'
     return 'script'
 

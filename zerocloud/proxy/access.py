@@ -14,10 +14,13 @@ on top (README "Security model"):
   is wrapped so that only paths in a lending container get the suid ACL, and
   a symlink or manifest there is followed to other paths with the caller's
   own rights.
-* **foreign origin** — a job whose description was stored in an account the
-  caller does not own may write only its response, where a lending container
-  grants writing, and under the prefixes the caller lists in
-  ``X-Zerovm-Allow-Write``.
+* **foreign origin** — a job whose description, or any code it executes
+  (:func:`code_paths`: a program, a user image, a script), is stored in an
+  account the caller does not own may write only its response, where a
+  lending container grants writing, and under the prefixes the caller lists
+  in ``X-Zerovm-Allow-Write``; so may every job it chains.  What runs
+  decides, not only where the description was found: a user's own job
+  running another account's public code runs that account's code.
 """
 
 from dataclasses import dataclass
@@ -25,8 +28,11 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from swift.common.swob import Request, wsgi_to_str
 
-from zerocloud.job.model import JobError, SwiftPath
+from zerocloud.job.model import JobError, Node, SwiftPath
 
+#: Devices whose content runs as code: the user image and a script (a
+#: system image's device takes no Swift path).
+CODE_DEVICES = ('image', 'script')
 #: Request header: ``swift://`` prefixes a foreign job may write under.
 ALLOW_WRITE_HEADER = 'X-Zerovm-Allow-Write'
 #: Methods that only read; every other method of a sub-request writes.
@@ -105,6 +111,14 @@ class Grants:
         return authorize_with_grants
 
 
+def code_paths(node: Node) -> List[SwiftPath]:
+    """The stored objects whose content ``node`` runs as code."""
+    paths = [node.exe] if isinstance(node.exe, SwiftPath) else []
+    paths += [ch.path for ch in node.channels
+              if isinstance(ch.path, SwiftPath) and ch.device in CODE_DEVICES]
+    return paths
+
+
 def parse_allowed_writes(value: Optional[str], account: str) -> List[str]:
     """``X-Zerovm-Allow-Write`` → path prefixes (``/account/...``).
 
@@ -140,18 +154,29 @@ def foreign_write_refusal(path: SwiftPath, origin: str) -> JobError:
         'you list in %s' % (origin, path.url, ALLOW_WRITE_HEADER), 403)
 
 
+#: environ keys only an auth middleware sets once it established who the
+#: caller is: tempauth's and keystoneauth's ``REMOTE_USER`` (tempurl's too),
+#: and keystoneauth's ``keystone.identity``.  Request headers (``HTTP_*``,
+#: such as ``X-Identity-Status``) are not among them: tempauth passes a
+#: client's own headers on unchanged.
+IDENTITY_KEYS = ('REMOTE_USER', 'keystone.identity')
+
+
 def is_anonymous(environ: dict) -> bool:
     """No identity was established for the request (no valid token)."""
-    return not environ.get('REMOTE_USER') and \
-        environ.get('HTTP_X_IDENTITY_STATUS') != 'Confirmed'
+    return not any(environ.get(key) for key in IDENTITY_KEYS)
 
 
 def caller_account_candidates(environ: dict) -> List[str]:
     """Accounts the caller may own, as the auth middleware told us.
 
     tempauth lists an account admin's storage account among the groups in
-    ``REMOTE_USER``; other auth systems give nothing here.
+    ``REMOTE_USER``; other auth systems give nothing here (keystoneauth's
+    ``REMOTE_USER`` is a (project id, name) pair, not a list of groups).
     """
-    groups = (environ.get('REMOTE_USER') or '').split(',')
+    remote_user = environ.get('REMOTE_USER')
+    if not isinstance(remote_user, str):
+        return []
+    groups = remote_user.split(',')
     return [g for g in groups[1:] if g and ':' not in g
             and not g.startswith('.')]

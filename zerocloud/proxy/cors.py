@@ -20,9 +20,11 @@ path names:
   ``X-Object-Meta-*``/``X-Container-Meta-*`` and, the job's own answer,
   its ``X-Nexe-*`` headers.
 
-``Access-Control-*`` headers a program printed (CGI output) are dropped
-whenever ``Origin`` is present: who may read an answer across origins is
-the container owner's decision, not the program's.
+A program cannot print ``Access-Control-*`` headers (CGI output passes an
+allow-list, :func:`zerocloud.cgi.program_may_set`), and any that reach this
+point anyway are dropped from every job answer, account-level and chained
+ones included: who may read an answer across origins is the container
+owner's decision, not the program's.
 
 Preflight ``OPTIONS`` requests carry no ``X-Zerovm-Execute`` and reach
 Swift's own controllers for ``/v1/`` paths; :func:`preflight` answers them
@@ -65,10 +67,15 @@ def origin_allowed(cors: Dict[str, str], origin: str,
     return origin in allowed or '*' in allowed
 
 
+def _without_cors(headers: Headers) -> Headers:
+    return [(k, v) for k, v in headers
+            if not k.lower().startswith(CORS_PREFIX)]
+
+
 def cors_headers(answer: Headers, cors: Dict[str, str], origin: str,
                  proxy_expose: List[str]) -> Headers:
     """The answer's headers with the CORS headers Swift would add."""
-    kept = [(k, v) for k, v in answer if not k.lower().startswith(CORS_PREFIX)]
+    kept = _without_cors(answer)
     exposed = set(SWIFT_EXPOSED) | {h.lower() for h in proxy_expose}
     exposed |= {k.lower() for k, _ in kept
                 if k.lower().startswith(EXPOSED_PREFIXES)}
@@ -95,7 +102,9 @@ def cors_start_response(req: Request, app, start_response: Callable
     origin = req.headers.get('Origin')
     path = origin and _v1_path(req, container_only=True)
     if not path:
-        return start_response
+        def without_cors(status: str, headers: Headers, exc_info=None):
+            return start_response(status, _without_cors(headers), exc_info)
+        return without_cors
     info = get_container_info(dict(req.environ, PATH_INFO=path), app,
                               swift_source=SWIFT_SOURCE)
     cors = info.get('cors') or {}
@@ -109,8 +118,7 @@ def cors_start_response(req: Request, app, start_response: Callable
             headers = cors_headers(headers, cors, origin,
                                    getattr(proxy, 'cors_expose_headers', []))
         else:
-            headers = [(k, v) for k, v in headers
-                       if not k.lower().startswith(CORS_PREFIX)]
+            headers = _without_cors(headers)
         return start_response(status, headers, exc_info)
     return with_cors
 

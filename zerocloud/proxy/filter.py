@@ -101,6 +101,7 @@ from swift.common.registry import register_swift_info
 from swift.common.swob import HTTPException, Request, Response
 from swift.common.utils import get_logger
 
+from zerocloud.headers import header_value
 from zerocloud.job.model import JobError
 from zerocloud.protocol import ANSWER_SLACK, EXECUTE_HEADER
 from zerocloud.proxy import cors
@@ -115,16 +116,27 @@ from zerocloud.proxy.swiftaccess import SwiftAccess
 
 def request_problem(kind: str, method: str, account: Optional[str],
                     container: Optional[str], obj: Optional[str]
-                    ) -> Optional[Tuple[int, str]]:
-    """Why an execution request cannot be served, as (status, text)."""
+                    ) -> Optional[Response]:
+    """Why an execution request cannot be served: the refusal, or None.
+
+    A job sent with another method than ``POST`` is the client's mistake:
+    ``405`` naming the method, with ``Allow: POST`` (ZeroCloud's original
+    answered ``501``, which says the server is lacking).
+    """
     if not account or (kind == OPEN and not obj) or (
             kind == API and not container):
-        return 412, 'Bad URL'
+        return _refusal(412, 'Bad URL')
     if kind not in (JOB, OPEN, API):
-        return 412, 'Unknown X-Zerovm-Execute version %s' % kind
+        return _refusal(412, 'Unknown X-Zerovm-Execute version %s' % kind)
     if kind == JOB and method != 'POST':
-        return 501, 'Jobs are run with POST'
+        return _refusal(405, 'Jobs are run with POST, not %s'
+                        % header_value(method), Allow='POST')
     return None
+
+
+def _refusal(status: int, text: str, **headers: str) -> Response:
+    return Response(status=status, body=text, content_type='text/plain',
+                    headers=headers)
 
 
 class ProxyQueryMiddleware:
@@ -173,10 +185,10 @@ class ProxyQueryMiddleware:
         start_response = cors.cors_start_response(req, self.app,
                                                   start_response)
         kind = execute.split('/', 1)[0] if '/' in execute else JOB
-        problem = request_problem(kind, req.method, account, container, obj)
-        if problem:
-            return Response(status=problem[0], body=problem[1],
-                            content_type='text/plain')(env, start_response)
+        refusal = request_problem(kind, req.method, account, container,
+                                  obj)
+        if refusal:
+            return refusal(env, start_response)
         swift = SwiftAccess(self.app, req, self.logger)
         request = JobRequest(swift, self.config, req, account, container,
                              obj, kind)

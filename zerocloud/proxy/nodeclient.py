@@ -454,19 +454,22 @@ def body_headers(pax: Dict[str, str], meta: Dict[str, str]
                  ) -> Dict[str, str]:
     """Headers a CGI program printed for its immediate output.
 
-    The object server already dropped framing and hop-by-hop headers and
-    refused control characters; checked again here so that an answer
-    altered on its way cannot set them either.
+    Only those a program may set (:func:`zerocloud.cgi.program_may_set`;
+    ``Content-Type`` and ``X-Object-Meta-*`` come as the member's type and
+    ``meta``).  The object server already dropped the others and refused
+    control characters; checked again here, the last gate before the
+    client, so that an answer altered on its way cannot set them either.
     """
     headers = {'X-Object-Meta-' + k: v for k, v in meta.items()}
     prefix = protocol.PAX_HEADER_PREFIX
+    given_apart = ('content-type', cgi.META_PREFIX)
     for key, value in pax.items():
         name = key[len(prefix):]
-        if key.startswith(prefix) and not name.lower().startswith(
-                ('x-nexe-', 'content-', 'x-object-meta-', 'status')) \
-                and cgi.forwardable_header(name, value):
+        if key.startswith(prefix) and cgi.program_may_set(name) and \
+                not name.lower().startswith(given_apart):
             headers[name] = value
-    return headers
+    return {name: value for name, value in headers.items()
+            if cgi.forwardable_header(name, value)}
 
 
 def _member_chunks(reader: protocol.MemberReader) -> Iterator[bytes]:

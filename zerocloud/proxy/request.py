@@ -26,7 +26,7 @@ from hashlib import md5
 from typing import Callable, Dict, Iterable, List, Optional, Set
 
 from eventlet import tpool
-from swift.common.swob import HTTPException, Request
+from swift.common.swob import HTTPException, HTTPMethodNotAllowed, Request
 from swift.common.utils import unquote
 
 from zerocloud import cgi
@@ -67,8 +67,8 @@ class Provenance:
     """Where a job description came from, as a chain hands it on.
 
     ``source_url``: the stored job or zapp (its container's setuid may lend
-    to the chain); ``origin``: the account the description was stored in,
-    when the caller does not own it (the job is foreign).
+    to the chain); ``origin``: the account the description or code it ran
+    was stored in, when the caller does not own it (the job is foreign).
     """
     source_url: Optional[str]
     origin: Optional[str]
@@ -111,8 +111,9 @@ class JobRequest:
         #: chained job inherits the one that started its chain).
         self.source_url: Optional[str] = \
             self.inherited and self.inherited.source_url
-        #: The account a foreign job description came from (see
-        #: :mod:`zerocloud.proxy.access`); None when the caller owns it.
+        #: The account foreign code or a foreign job description came from
+        #: (see :mod:`zerocloud.proxy.access`); None when the caller owns
+        #: everything the job runs.
         self.origin: Optional[str] = self.inherited and self.inherited.origin
         #: Containers whose setuid lends to this job.
         self.grants = access.Grants()
@@ -151,6 +152,7 @@ class JobRequest:
                         sysimages=self.config.sysimages,
                         lister=self.swift.list_names,
                         default_content_type=self.config.default_content_type)
+        self._note_code_origins(job.nodes)
         self._authorize_objects(job.nodes)
         if any(node.wants_stream for node in job.nodes):
             self.stream = self._data_stream(self.source_url is not None)
@@ -239,8 +241,9 @@ class JobRequest:
                 self.remove_inputs()
                 self.source_url = None
         if self.req.method != 'GET':
-            raise JobError('%s is not a zapp; only GET can open it'
-                           % path.url, 501)
+            raise HTTPMethodNotAllowed(
+                body='%s is not a zapp; only GET can open it' % path.url,
+                content_type='text/plain', headers={'Allow': 'GET'})
         self.authorize('POST', path, None)
         self._note_origin(self.account)
         template = self.swift.open_template(self.account, ctype,
@@ -338,9 +341,17 @@ class JobRequest:
                 close()
 
     def _note_origin(self, account: str) -> None:
-        """The job's description is stored in ``account``: is it foreign?"""
+        """The job's description or code is stored in ``account``: is it
+        foreign?"""
         if self.origin is None and not self.swift.is_owner(account):
             self.origin = account
+
+    def _note_code_origins(self, nodes: List[Node]) -> None:
+        """A job is foreign when any code it runs is: judged by what runs,
+        not only by where its description was found."""
+        for account in sorted({path.account for node in nodes
+                               for path in access.code_paths(node)}):
+            self._note_origin(account)
 
     def _authorize_foreign_write(self, path: SwiftPath) -> None:
         """A foreign job writes outside the caller's prefixes: setuid only.

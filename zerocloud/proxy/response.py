@@ -14,6 +14,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 import eventlet
 from swift.common.swob import Response
+from swift.common.utils import FileLikeIter, close_if_possible
 
 from zerocloud import cgi
 from zerocloud.headers import header_value
@@ -172,14 +173,20 @@ class JobResponse:
         return self.respond(results)
 
     def _store_deferred(self, runner, result_path: SwiftPath) -> None:
+        """Write the response where the client was told: its body streamed
+        from the nodes' spooled outputs, never held whole in memory."""
         try:
             resp = self.respond(runner.wait())
-            body = b''.join(resp.app_iter)
-            headers = {k: v for k, v in resp.headers.items()
-                       if k.startswith('X-Nexe-')}
-            headers['Status'] = resp.status
-            self.swift.store_deferred(result_path, body, resp.content_type,
-                                      json.dumps(headers).encode('utf-8'))
+            try:
+                headers = {k: v for k, v in resp.headers.items()
+                           if k.startswith('X-Nexe-')}
+                headers['Status'] = resp.status
+                self.swift.store_deferred(
+                    result_path, FileLikeIter(resp.app_iter),
+                    resp.content_length, resp.content_type,
+                    json.dumps(headers).encode('utf-8'))
+            finally:
+                close_if_possible(resp.app_iter)
         except Exception:
             self.logger.exception('zerocloud: deferred job %s failed',
                                   self.job_id)

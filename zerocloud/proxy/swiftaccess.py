@@ -9,7 +9,7 @@ symlinks, versioning, encryption) treats them as the user's own requests.
 
 import io
 import json
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import BinaryIO, Callable, Dict, List, Optional, Tuple
 
 from swift.common.http import is_success
 from swift.common.middleware.crypto.crypto_utils import CRYPTO_KEY_CALLBACK
@@ -27,6 +27,15 @@ from zerocloud.proxy.nodeclient import NodeError, PendingPut, Upload
 SWIFT_SOURCE = 'ZC'
 #: Container of the templates that ``/open/`` uses, per content type.
 OPEN_REGISTRY = '.zvm'
+
+
+def listing_error(status: str, path: SwiftPath) -> JobError:
+    """A listing Swift refused: the caller's fault (``4xx``: no right to
+    list, no such container) keeps its status; a server's fault is ``503``.
+    """
+    code = int(status.split()[0])
+    return JobError('Error %s listing %s' % (status, path.url),
+                    code if 400 <= code < 500 else 503)
 
 
 class SwiftAccess:
@@ -110,9 +119,7 @@ class SwiftAccess:
                 'GET', path, query='format=json&marker=' + quote(marker)
             ).get_response(self.app)
             if not is_success(resp.status_int):
-                raise JobError('Error querying object server for %s: %s' % (
-                    'container' if container else 'account',
-                    container or account))
+                raise listing_error(resp.status, path)
             page = [item['name'] for item in json.loads(resp.body or b'[]')]
             if not page:
                 return names
@@ -234,17 +241,18 @@ class SwiftAccess:
         return resp.status_int, 'Status %s when putting %s' % (
             resp.status, put.path.path_info)
 
-    def store_deferred(self, path: SwiftPath, body: bytes,
+    def store_deferred(self, path: SwiftPath, body: BinaryIO, size: int,
                        content_type: str, headers_json: bytes) -> None:
-        """Write a deferred job's response and ``<object>.headers``."""
+        """Write a deferred job's response (``size`` bytes read from
+        ``body`` as Swift takes them) and ``<object>.headers``."""
         self._subrequest('PUT', SwiftPath(path.account, path.container, None)
                          ).get_response(self.app)
-        for target, data, ctype in (
-                (path, body, content_type),
+        for target, data, length, ctype in (
+                (path, body, size, content_type),
                 (SwiftPath(path.account, path.container, path.obj +
-                           '.headers'), headers_json, 'application/json')):
-            resp = self.put(target, io.BytesIO(data), len(data),
-                            {'Content-Type': ctype})
+                           '.headers'), io.BytesIO(headers_json),
+                 len(headers_json), 'application/json')):
+            resp = self.put(target, data, length, {'Content-Type': ctype})
             if not is_success(resp.status_int):
                 self.logger.error('zerocloud: deferred result %s: %s',
                                   target.url, resp.status)
