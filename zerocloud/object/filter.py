@@ -77,6 +77,14 @@ Options (``[filter:object_query]``), with defaults:
     did not compile it for these settings) is compiled by a worker in the
     background meanwhile, and the run is answered busy with ``Retry-After:
     30``.
+``zerovm_account_maxpool`` (half of ``zerovm_maxpool``, rounded up),
+``zerovm_account_maxqueue`` (half of ``zerovm_maxqueue``, rounded up)
+    of those sandboxes and waiting places, what the nodes of one account
+    may hold at once: the account the job runs for (``X-Zerocloud-Account``
+    from the proxy, else the one in the node's path).  Its further nodes
+    are answered busy (``503`` with ``Retry-After``; the proxy waits and
+    sends them again) while other accounts' nodes still find a sandbox, so
+    one tenant cannot starve the others.  Per worker process, as the pool.
 ``zerovm_maxinput = 1073741824``, ``zerovm_maxoutput = 1073741824``
     bytes a node may read (request body, local object) and write per
     output channel.
@@ -241,6 +249,13 @@ def deterministic_clock(value: Optional[str]) -> Optional[int]:
     return None
 
 
+def job_account(req: Request) -> str:
+    """The account whose share of the sandboxes a node takes: the one the
+    job runs for, else the one in the node's (checked) path."""
+    return req.headers.get(protocol.ACCOUNT_HEADER) or \
+        req.split_path(3, 5, True)[2]
+
+
 def busy(req: Request) -> HTTPException:
     """The answer of a busy sandbox pool, which the proxy does not count
     as a failure of this server (:mod:`zerocloud.protocol`)."""
@@ -347,7 +362,10 @@ class ObjectQueryMiddleware:
                                      self.config.max_queue,
                                      self.config.kill_timeout,
                                      cache_dir=self.config.cache_dir,
-                                     logger=self.logger)
+                                     logger=self.logger,
+                                     account_size=self.config.account_max_pool,
+                                     account_queue=(
+                                         self.config.account_max_queue))
         return self._pool
 
     def _remove_orphans(self) -> None:
@@ -428,7 +446,7 @@ class ObjectQueryMiddleware:
         except ValueError:   # not a directory, or not mounted
             raise HTTPInsufficientStorage(drive=dev, request=req)
         access = req.headers.get(protocol.ACCESS_HEADER, '').upper()
-        if self._pool is not None and self._pool.full:
+        if self._pool is not None and self._pool.refuses(job_account(req)):
             # Refuse before the body is sent (eventlet answers 100 Continue
             # only when the body is first read, below): the proxy tries
             # another server, and does not count this one as failed.
@@ -691,7 +709,8 @@ class ObjectQueryMiddleware:
             # A bounded wait in the queue, so that this server answers
             # within the time the proxy gives it (protocol.ANSWER_SLACK).
             result = self.pool.run(session.manifest_path, limits.timeout,
-                                   queue_wait=protocol.QUEUE_WAIT)
+                                   queue_wait=protocol.QUEUE_WAIT,
+                                   account=job_account(req))
         except PoolFull:
             raise busy(req)
         if result.report.status == STATUS_NOT_COMPILED:

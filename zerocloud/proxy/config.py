@@ -30,6 +30,11 @@ DEFAULT_JOB_DEADLINE = 60.0
 DEFAULT_MAX_WAITING_NODES = 64
 #: Nodes of one job in progress at once.
 DEFAULT_JOB_CONCURRENCY = 16
+#: Deferred jobs of one account running at once in one proxy worker process.
+DEFAULT_ACCOUNT_DEFERRED = 4
+#: Connections (``connect`` and ``zvm://`` edges) of one job: each is a
+#: spooled stream in the proxy and a member of two node requests.
+DEFAULT_MAX_CONNECTIONS = 4096
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ class ProxyConfig:
     job_deadline: float
     max_waiting_nodes: int
     job_concurrency: int
+    account_deferred: int
+    max_connections: int
 
     @classmethod
     def from_conf(cls, conf: Conf) -> 'ProxyConfig':
@@ -84,6 +91,11 @@ class ProxyConfig:
             job_concurrency=options.integer(
                 conf, 'zerovm_job_concurrency', DEFAULT_JOB_CONCURRENCY,
                 minimum=1),
+            account_deferred=options.integer(
+                conf, 'zerovm_account_deferred', DEFAULT_ACCOUNT_DEFERRED,
+                minimum=1),
+            max_connections=options.integer(
+                conf, 'zerovm_max_connections', DEFAULT_MAX_CONNECTIONS),
         )
 
 

@@ -17,12 +17,15 @@ object raw (encrypted, a manifest, a symlink) goes where
 At most ``zerovm_job_concurrency`` nodes (copies) of a job are in progress
 at once: connecting, running, or waiting for busy servers.  When every
 candidate's sandbox pool is full (``503`` with ``Retry-After``; the object
-servers queue up to ``zerovm_maxqueue`` nodes before they say so), the node
-waits and is sent again, with a jittered backoff that starts at what the
-servers asked (:func:`busy_backoff`), as long as the job's deadline
+servers queue up to ``zerovm_maxqueue`` nodes before they say so, and give
+one account at most its share: ``zerovm_account_maxpool``), the node waits
+and is sent again, with a jittered backoff that starts at what the servers
+asked (:func:`busy_backoff`), as long as the job's deadline
 (``zerovm_job_deadline`` seconds from its start) allows and fewer than
-``zerovm_max_waiting_nodes`` nodes of this proxy process wait; otherwise the
-node fails at once with ``503``, which the client gets with ``Retry-After``.
+``zerovm_max_waiting_nodes`` nodes of this proxy process wait, half as many
+(rounded up) of the job's account; otherwise the node fails at once with
+``503``, which the client gets with ``Retry-After``.  Every node request
+names the job's account (``X-Zerocloud-Account``) for those shares.
 Once a node of the job failed, its other nodes stop waiting (they are
 reported as not run): the job's answer is known.
 """
@@ -188,6 +191,7 @@ class Scheduler:
             protocol.JOB_ID_HEADER: self.job_id,
             protocol.TIMEOUT_HEADER: str(self.config.timeout),
             protocol.ACCESS_HEADER: target.access,
+            protocol.ACCOUNT_HEADER: self.request.account,
             'X-Backend-Storage-Policy-Index': str(target.policy_index),
             'Content-Type': protocol.TAR_CONTENT_TYPE,
             'X-Trans-Id': req.environ.get('swift.trans_id', ''),
@@ -448,7 +452,8 @@ class Scheduler:
                 % (node.name, self.config.job_deadline)))
         self.logger.info('zerocloud: node %s waits %.1f s for busy servers',
                          node.name, delay)
-        if not self.client.wait_for_busy(delay, self.failed):
+        if not self.client.wait_for_busy(delay, self.failed,
+                                         self.request.account):
             return NodeResult(node, status=503, error=(
                 'Node %s: every storage server that can run it is busy and '
                 'too many nodes wait already; try again later' % node.name))
