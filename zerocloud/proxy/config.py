@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import FrozenSet, Optional
 
 from zerocloud import options
+from zerocloud.job.model import MAX_CONNECTIONS
 from zerocloud.options import Conf
 from zerocloud.tarscan import ScanBounds
 
@@ -32,9 +33,7 @@ DEFAULT_MAX_WAITING_NODES = 64
 DEFAULT_JOB_CONCURRENCY = 16
 #: Deferred jobs of one account running at once in one proxy worker process.
 DEFAULT_ACCOUNT_DEFERRED = 4
-#: Connections (``connect`` and ``zvm://`` edges) of one job: each is a
-#: spooled stream in the proxy and a member of two node requests.
-DEFAULT_MAX_CONNECTIONS = 4096
+DEFAULT_MAX_CONNECTIONS = MAX_CONNECTIONS
 
 
 @dataclass(frozen=True)

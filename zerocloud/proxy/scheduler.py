@@ -75,6 +75,23 @@ def busy_backoff(tries: int, retry_after: float, jitter: float) -> float:
     return max(retry_after, min(BACKOFF_CAP, grown)) * (1 + jitter / 2)
 
 
+def _collect(pile: GreenPile, done: Dict[str, NodeResult]) -> None:
+    """Every result of a stage into ``done``; a node that raised is raised
+    again once the others ended, so that none is left running unseen."""
+    raised: Optional[BaseException] = None
+    while True:
+        try:
+            result = next(pile)
+        except StopIteration:
+            break
+        except Exception as err:
+            raised = raised or err
+            continue
+        done[result.node.name] = result
+    if raised is not None:
+        raise raised
+
+
 class Scheduler:
     """Runs one job (made per request)."""
 
@@ -112,8 +129,12 @@ class Scheduler:
                 for node in stage:
                     pile.spawn(self._run_replicated if node.replicate > 1
                                else self._run_node, node, stream, done)
-                for result in pile:
-                    done[result.node.name] = result
+                _collect(pile, done)
+        except BaseException:
+            # Nobody will answer with these: remove what they spooled.
+            for result in done.values():
+                result.discard()
+            raise
         finally:
             self.request.remove_inputs()
         return [done.get(node.name) or NodeResult(node) for node in job.nodes]
