@@ -1,13 +1,13 @@
 """One tenant cannot starve the others (issue 15, item 12).
 
-A private cluster with small shares: each object server runs 2 sandboxes
-(``zerovm_maxpool``) of which one account may hold 1 and have 1 more
-waiting (``zerovm_account_maxpool``, ``zerovm_account_maxqueue``); the proxy
-runs at most 2 deferred jobs of one account (``zerovm_account_deferred``).
+A private cluster with small shares: each of the 4 object servers runs 2
+sandboxes without a queue (``zerovm_maxpool``, ``zerovm_maxqueue``), of
+which one account may hold 1 (``zerovm_account_maxpool``); the proxy runs
+at most 2 deferred jobs of one account (``zerovm_account_deferred``).
 
-One account floods it: two deferred jobs of 8 nodes that sleep 20 s each
-(16 nodes, as many as the servers' sandboxes and queues hold together),
-and a third deferred job, which is refused.  Another account's hello then
+One account floods it: two deferred jobs of 5 nodes that sleep 20 s each
+(10 nodes, more than the cluster's 8 sandboxes), and a third deferred job,
+which is refused.  Another account's hello then
 answers at once, on the sandbox the flood may not take: its node never
 waited, while the flood's nodes were answered busy and wait in the proxy.
 Busy answers never make Swift error-limit a server, and the flood's own
@@ -26,9 +26,9 @@ from .helpers import (
 
 #: Seconds each flood node sleeps (in the host: no CPU used).
 SLEEP_SECONDS = 20
-#: Nodes of each flood job: with two of them, as many as the servers'
-#: sandboxes and queues hold together (4 × (2 + 2)).
-FLOOD_NODES = 8
+#: Nodes of each flood job: with two of them, more than the cluster's
+#: sandboxes (4 × 2), so that without shares every one would be taken.
+FLOOD_NODES = 5
 #: A generous bound for the hello: a tenth of a second when it runs at once,
 #: ``SLEEP_SECONDS`` or more when the flood holds every sandbox.
 HELLO_BOUND = 10
@@ -62,8 +62,8 @@ HELLO = '''(module
 def small_shares(cluster) -> None:
     for number in range(1, 5):
         configure(cluster, 'object-server-%d' % number, 'filter:object_query',
-                  zerovm_maxpool='2', zerovm_maxqueue='2',
-                  zerovm_account_maxpool='1', zerovm_account_maxqueue='1')
+                  zerovm_maxpool='2', zerovm_maxqueue='0',
+                  zerovm_account_maxpool='1')
     configure(cluster, 'proxy-server', 'filter:proxy_query',
               zerovm_account_deferred='2', zerovm_job_deadline='300')
 
@@ -101,7 +101,8 @@ def wait_for_busy_flood(log: ProxyLog) -> str:
 
 def wait_for_result(account: Account, path: str) -> requests.Response:
     """A deferred result, once stored: the flood runs one node per server
-    at a time, so it takes 4 rounds of ``SLEEP_SECONDS``."""
+    at a time, so it takes 3 rounds of ``SLEEP_SECONDS``, and its waiting
+    nodes come back after a backoff of up to 15 s."""
     deadline = time.monotonic() + 6 * SLEEP_SECONDS
     while time.monotonic() < deadline:
         resp = account.get(path)
