@@ -23,16 +23,26 @@ through :func:`header_value`:
 through the object server and the proxy.  Clients decode with
 ``urllib.parse.unquote`` (``errors='surrogateescape'`` keeps bytes that were
 not UTF-8).
+
+Every header line we send (``Name: value``) stays under
+:data:`MAX_HEADER_LINE` bytes, which common clients and proxies accept
+(Python's ``http.client`` refuses lines over 64 KiB): per-node lists of a
+wide job keep their first items and end in one marker item,
+``...(<n> more)``, at the same place in every list
+(:func:`fit_item_lists`); a long text ends in :data:`TRUNCATED`
+(:func:`fit_text`).
 """
 
 import re
 import unicodedata
-from typing import Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 #: Characters of one header item (e.g. one node's ``X-Nexe-Error``) after
 #: encoding; bounds what a program's stderr or a user's names can add to a
 #: response.
 MAX_ITEM_LENGTH = 512
+#: Bytes of one response header line, CRLF included, that we stay under.
+MAX_HEADER_LINE = 8192
 TRUNCATED = '...'
 ITEM_SEPARATOR = ','
 _SPACE_CONTROLS = '\t\r\n'
@@ -78,6 +88,63 @@ def header_value(text: str,
         kept.append(piece)
         size += len(piece)
     return ''.join(kept) + TRUNCATED
+
+
+def value_room(name: str) -> int:
+    """Characters a value of header ``name`` may have: the line
+    ``name: value`` and its CRLF stay under :data:`MAX_HEADER_LINE`."""
+    return MAX_HEADER_LINE - 1 - len(name) - len(': \r\n')
+
+
+def more_items(count: int) -> str:
+    """The last item of a list that left ``count`` items out."""
+    return '...(%d more)' % count
+
+
+def fit_item_lists(lists: Dict[str, List[str]],
+                   heads: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """Header values of per-node item lists (each as long as the others),
+    joined by commas after the fixed text ``heads[name]``, if any.
+
+    When one would not fit its line, every list keeps only as many leading
+    items as all of them can, and ends in :func:`more_items`: item *i* of
+    one list still belongs to item *i* of the others.
+    """
+    heads = heads or {}
+    total = max((len(items) for items in lists.values()), default=0)
+    rooms = {name: value_room(name) - len(heads.get(name, ''))
+             for name in lists}
+    keep = total
+    if any(len(ITEM_SEPARATOR.join(items)) > rooms[name]
+           for name, items in lists.items()):
+        marker = len(ITEM_SEPARATOR + more_items(total))
+        keep = min(_leading_items(items, rooms[name] - marker)
+                   for name, items in lists.items())
+    values = {}
+    for name, items in lists.items():
+        kept = items[:keep] + ([more_items(total - keep)]
+                               if keep < total else [])
+        values[name] = heads.get(name, '') + ITEM_SEPARATOR.join(kept)
+    return values
+
+
+def _leading_items(items: List[str], room: int) -> int:
+    """How many of the first ``items``, comma-joined, fit in ``room``."""
+    size = -len(ITEM_SEPARATOR)
+    for count, item in enumerate(items):
+        size += len(ITEM_SEPARATOR) + len(item)
+        if size > room:
+            return count
+    return len(items)
+
+
+def fit_text(name: str, value: str) -> str:
+    """``value`` cut to fit the line of header ``name``, ending in
+    :data:`TRUNCATED` when cut."""
+    room = value_room(name)
+    if len(value) <= room:
+        return value
+    return value[:room - len(TRUNCATED)] + TRUNCATED
 
 
 def _is_printable_ascii(value: str) -> bool:

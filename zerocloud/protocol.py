@@ -66,6 +66,10 @@ COLOCATED_HEADER = 'X-Nexe-Colocated'
 #: the node given the container's database unscrubbed.
 OWNER_HEADER = 'X-Zerocloud-Container-Owner'
 OWNER_HEADER_VALUE = 'yes'
+#: The account the job runs for (the client's request path): the object
+#: server's sandbox share (``zerovm_account_maxpool``) is per account.  A
+#: node's own path may name another account's object it runs next to.
+ACCOUNT_HEADER = 'X-Zerocloud-Account'
 #: The only body type of both directions.
 TAR_CONTENT_TYPE = 'application/x-tar'
 #: With ``ACCESS_HEADER: GET``: the ``swift://`` URL of the channel the

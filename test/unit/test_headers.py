@@ -5,7 +5,8 @@ from urllib.parse import unquote
 import pytest
 
 from zerocloud.headers import (
-    MAX_ITEM_LENGTH, TRUNCATED, guard_headers, header_value)
+    MAX_HEADER_LINE, MAX_ITEM_LENGTH, TRUNCATED, fit_item_lists, fit_text,
+    guard_headers, header_value)
 
 ODD_TEXTS = [
     'plain text: ok',
@@ -94,3 +95,46 @@ def test_guard_leaves_plain_values_and_encodes_the_rest():
         ('Content-Type', 'text/plain; charset=UTF-8'),
         ('X-Nexe-Status', 'ok,ok'),
         ('X-Nexe-Error', '%E2%98%83 Injected: 1')]
+
+
+# -- header lines under MAX_HEADER_LINE -------------------------------------
+
+def line_length(name: str, value: str) -> int:
+    return len('%s: %s\r\n' % (name, value))
+
+
+def test_item_lists_that_fit_are_joined_whole():
+    assert fit_item_lists({'X-A': ['1', '2'], 'X-B': ['x', 'y']},
+                          {'X-B': 'head, '}) == {'X-A': '1,2',
+                                                 'X-B': 'head, x,y'}
+
+
+def test_long_lists_keep_the_same_leading_items_and_a_marker():
+    names = ['node-%04d-%s' % (n, 'n' * 40) for n in range(1000)]
+    statuses = ['ok'] * 1000
+    values = fit_item_lists({'X-Nexe-System': names,
+                             'X-Nexe-Status': statuses},
+                            {'X-Nexe-Status': '0.1, '})
+    system = values['X-Nexe-System'].split(',')
+    status = values['X-Nexe-Status'][len('0.1, '):].split(',')
+    assert len(system) == len(status) < 1000
+    kept = len(system) - 1
+    assert system[:kept] == names[:kept]
+    assert system[-1] == status[-1] == '...(%d more)' % (1000 - kept)
+    for name, value in values.items():
+        assert line_length(name, value) < MAX_HEADER_LINE
+    # As many as fit: one more would not.
+    longer = ','.join(names[:kept + 1] + [system[-1]])
+    assert line_length('X-Nexe-System', longer) >= MAX_HEADER_LINE - 2
+
+
+def test_one_huge_item_leaves_only_the_marker():
+    values = fit_item_lists({'X-A': ['a' * 9000, 'b'], 'X-B': ['1', '2']})
+    assert values == {'X-A': '...(2 more)', 'X-B': '...(2 more)'}
+
+
+def test_long_text_is_cut_to_its_line_with_a_marker():
+    assert fit_text('X-Nexe-Error', 'short') == 'short'
+    cut = fit_text('X-Nexe-Error', 'e' * 20000)
+    assert cut.endswith(TRUNCATED)
+    assert line_length('X-Nexe-Error', cut) == MAX_HEADER_LINE - 1

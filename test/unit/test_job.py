@@ -766,6 +766,32 @@ def test_connect_to_instance_name():
     assert job.node('a').connect == ['b-2']
 
 
+def test_connections_are_bounded_before_any_is_made():
+    mappers, reducers = node('map', count=300, connect=['red']), \
+        node('red', count=300)
+    err = error_of(mappers, reducers)
+    assert (err.status, err.message) == (
+        400, 'Too many connections in job: 90000 (this server allows 4096: '
+             'zerovm_max_connections)')
+    # Exactly at the bound is fine; one more is not.
+    job = parse(node('map', count=4, connect=['red']), node('red', count=3),
+                max_connections=12)
+    assert sum(len(n.edges) for n in job.nodes) == 2 * 12
+    assert '13 (this server allows 12' in message(
+        node('map', count=4, connect=['red']), node('red', count=3),
+        node('src', devices=[{'name': 'stdout',
+                              'path': 'zvm://red-1:/dev/src'}]),
+        max_connections=12)
+
+
+def test_connections_to_the_own_group_count_without_the_node_itself():
+    # map-1 -> map-2 would be a cycle: count only, checked first.
+    assert message(node('map', count=3, connect=['map']),
+                   max_connections=5) == (
+        'Too many connections in job: 6 (this server allows 5: '
+        'zerovm_max_connections)')
+
+
 def test_stages_three_levels():
     job = parse(node('merge'), node('sort', connect=['merge']),
                 node('src', connect=['sort', 'merge']))

@@ -118,6 +118,33 @@ def test_full_pool_is_503_with_retry_after_unread(server):
     assert resp.headers['Retry-After'] == '1'
 
 
+def test_an_account_over_its_share_is_503_unread_others_pass(server):
+    mw = object_query(server, zerovm_maxpool='2', zerovm_maxqueue='0',
+                      zerovm_account_maxpool='1')
+    mw.pool._share('AUTH_flood').slots.acquire()   # its one sandbox
+    mw.pool._slots.acquire()
+    flood = execution(**{protocol.ACCOUNT_HEADER: 'AUTH_flood',
+                         protocol.ACCESS_HEADER: 'GET'})
+    resp = flood.get_response(mw)
+    assert (resp.status_int, resp.headers['Retry-After']) == (503, '1')
+    # The job's account counts, not the account of the object in the path
+    # (AUTH_a); without the header, the path's account.
+    other = execution(**{protocol.ACCOUNT_HEADER: 'AUTH_other',
+                         protocol.ACCESS_HEADER: 'GET'})
+    assert other.get_response(mw).status_int == 404   # passed the pool
+    on_flood = execution('/%s/7/AUTH_flood/c/o' % DEVICE,
+                         **{protocol.ACCESS_HEADER: 'GET'})
+    assert on_flood.get_response(mw).status_int == 503
+
+
+def test_account_shares_default_to_half_the_pool_and_queue(server):
+    config = object_query(server, zerovm_maxpool='5',
+                          zerovm_maxqueue='3').config
+    assert (config.account_max_pool, config.account_max_queue) == (3, 2)
+    with pytest.raises(ConfigError, match='zerovm_account_maxpool'):
+        object_query(server, zerovm_account_maxpool='0')
+
+
 def test_a_bug_is_a_logged_500_without_its_traceback(server, monkeypatch):
     mw = object_query(server)
 

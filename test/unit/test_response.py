@@ -273,3 +273,66 @@ def test_a_deferred_result_is_streamed_to_swift_not_joined():
     assert len(swift.ahead) == CHUNKS
     assert max(swift.ahead) == 0
     assert discarded == [True]
+
+
+def test_every_header_line_of_a_wide_failing_job_fits(tmp_path):
+    names = ['n%03d-%s' % (n, 'x' * 56) for n in range(300)]
+    doc = [{'name': name, 'exec': {'path': 'file://python:python'},
+            'devices': [{'name': 'stdout'}]} for name in names]
+    results = [
+        NodeResult(node, status=422,
+                   error='Node %s failed: bad return code: %s'
+                   % (node.name, 'E' * 250),
+                   headers={'X-Nexe-Status': 'ok', 'X-Nexe-Retcode': '1',
+                            'X-Nexe-Etag': ' '.join(['stdout ' + 'f' * 32]
+                                                    * 40),
+                            'X-Nexe-Cdr-Line': '0.100, 0.00 0.01 1 2 3 4 '
+                                               '5 6 7 8'})
+        for node in parse_job(doc, account='a',
+                              sysimages={'python'}).nodes]
+    resp = respond(results)
+    assert resp.status_int == 422
+    for name, value in resp.headers.items():
+        assert len('%s: %s\r\n' % (name, value)) < 8192, name
+    systems = resp.headers['X-Nexe-System'].split(',')
+    assert systems[-1] == resp.headers['X-Nexe-Status'].split(',')[-1]
+    assert systems[-1].startswith('...(') and systems[0] == names[0]
+    assert resp.headers['X-Nexe-Error'].endswith('...')
+    # The body has every error.
+    assert resp.body.decode().count('bad return code') == 300
+
+
+def test_a_program_header_too_long_for_a_line_is_left_out():
+    [only] = nodes('only')
+    answer = body(b'hi', 'text/plain')
+    answer.headers = {'X-Short': 'kept', 'X-Huge': 'h' * 9000}
+    resp = respond([NodeResult(only, headers={'X-Nexe-Status': 'ok'},
+                               body=answer)])
+    assert resp.headers['X-Short'] == 'kept'
+    assert 'X-Huge' not in resp.headers
+
+
+def test_spooled_bodies_are_removed_when_the_client_leaves_unread(tmp_path):
+    first, second = nodes('first', 'second')
+    files = [spooled(tmp_path, name, b'data') for name in ('b1', 'b2')]
+    results = [NodeResult(node, headers={'X-Nexe-Status': 'ok'},
+                          body=Body(4, 'text/plain', data.chunks(), {}, data))
+               for node, data in zip((first, second), files)]
+    resp = respond(results)
+    resp.app_iter.close()   # what the server does when the client is gone
+    assert not any(os.path.exists(data.path) for data in files)
+
+
+def test_results_are_removed_when_answering_fails(tmp_path):
+    [only] = nodes('only')
+    data = spooled(tmp_path, 'out', b'result')
+    put = PendingPut(SwiftPath('a', 'c', 'o'), data, 'text/plain', {})
+    edge = spooled(tmp_path, 'edge', b'to a peer')
+
+    class BrokenSwift(StoringSwift):
+        def store(self, put, grants=None):
+            raise OSError('the disk went away')
+    with pytest.raises(OSError):
+        respond([NodeResult(only, puts=[put], edges={'out/x': edge})],
+                BrokenSwift())
+    assert not os.path.exists(data.path) and not os.path.exists(edge.path)

@@ -16,6 +16,7 @@ from swift.common.swob import Request
 
 from zerocloud import protocol
 from zerocloud.job.model import parse_job
+from zerocloud.job.source import Spooled
 from zerocloud.options import ConfigError
 from zerocloud.proxy.config import (
     DEFAULT_JOB_CONCURRENCY, DEFAULT_JOB_DEADLINE, DEFAULT_MAX_WAITING_NODES,
@@ -326,3 +327,23 @@ def test_bad_scheduling_options_are_named(name, raw):
     with pytest.raises(ConfigError) as err:
         ProxyConfig.from_conf({name: raw})
     assert str(err.value).startswith(name + ' must be')
+
+
+def test_a_node_that_raises_leaves_no_spooled_file_of_the_others(
+        cluster, tmp_path, monkeypatch):
+    """The stage's other nodes end and their files are removed before
+    the error goes on (it answers 500)."""
+    servers = cluster(runs)
+    spooled = tmp_path / 'edge-of-good'
+
+    def run_node(scheduler, node, stream, done, copy=0, target=None):
+        if node.name == 'bad':
+            raise OSError('too many open files')
+        eventlet.sleep(0.05)   # ends after the bad one raised
+        spooled.write_bytes(b'for a downstream node')
+        return NodeResult(node, edges={'out/x': Spooled(str(spooled), 21)})
+    monkeypatch.setattr(Scheduler, '_run_node', run_node)
+    with pytest.raises(OSError):
+        servers.run([free_node('bad'), free_node('good')])
+    eventlet.sleep(0.2)   # a node left running would have written by now
+    assert not spooled.exists()

@@ -436,6 +436,17 @@ def test_summary_shows_bytes_that_were_not_utf8_as_replacement():
     assert (node.name, node.status) == ('n\ufffd', 'image: member /\ufffd')
 
 
+def test_summary_of_lists_the_server_cut_short_is_no_failure():
+    total, nodes = summary.node_summaries({
+        'X-Nexe-System': 'map-1,...(299 more)',
+        'X-Nexe-Status': 'ok,...(299 more)',
+        'X-Nexe-Retcode': '0,...(299 more)',
+        'X-Nexe-Cdr-Line': '9.5, 0.2, 0 0 1 10 0 0 0 0 0 0,...(299 more)'})
+    assert total == '9.5'
+    assert [(n.name, n.failed) for n in nodes] == [
+        ('map-1', False), ('...(299 more)', False)]
+
+
 def test_summary_of_five_nodes_with_failures_and_an_unrun_node():
     cdr = ('1.5, 0.2, 0 0 1 10 0 0 0 0 0 0,0.3, 0 0 2 20 0 0 0 0 0 0,'
            '0.0 0.0 0 0 0 0 0 0 0 0,0.4, 0 0 4 40 1 1 0 0 0 0,'

@@ -54,7 +54,8 @@ Rules users see (all errors are :class:`JobError`, status 400 unless noted):
   ``/dev/in/<this instance>``; a device path ``zvm://merge:/dev/stdin``
   sends that device's bytes to merge's ``stdin`` instead.  Connections form
   a DAG that runs in stages; a cycle (including a node connected to itself)
-  is rejected.
+  is rejected, and so is a job of more connections than the server allows
+  (``zerovm_max_connections``), before any are made.
 * ``replicate`` (1 to 3) runs that many identical copies of each instance.
 * ``attach`` names the device whose object decides where an instance runs;
   by default the first readable Swift device as listed, else the ``image``
@@ -88,6 +89,10 @@ CHANNEL_MODES = ('file', 'char', 'pipe', 'block')
 #: proxy build millions of nodes.
 MAX_INSTANCES = 1000
 MAX_REPLICATE = 3
+#: Upper bound on connections (``connect`` and ``zvm://`` edges) per job by
+#: default: each is a spooled stream and a member of two node requests, and
+#: ``connect`` makes them quadratically (300 × 300 nodes: 90 000).
+MAX_CONNECTIONS = 4096
 #: Node names end up in ``X-Nexe-*`` headers (comma-separated per node),
 #: ``/dev/in/<name>`` device paths and log lines: plain ASCII only, and
 #: short enough that a wide job's headers stay readable.
@@ -815,8 +820,10 @@ def _fill_wildcards(path: SwiftPath, values: Optional[Sequence[str]],
 
 # ------------------------------------------------------------ connections
 
-def _connect(specs: List[_NodeSpec], nodes: List[Node]) -> None:
-    """Add edges for ``connect`` lists and ``zvm://`` devices (spec 2.7)."""
+def _connect(specs: List[_NodeSpec], nodes: List[Node],
+             max_connections: int) -> None:
+    """Add edges for ``connect`` lists and ``zvm://`` devices (spec 2.7),
+    once their number is known to be at most ``max_connections``."""
     by_group: Dict[str, List[Node]] = {}
     by_name = {node.name: node for node in nodes}
     for node in nodes:
@@ -832,6 +839,20 @@ def _connect(specs: List[_NodeSpec], nodes: List[Node]) -> None:
             raise JobError('Cannot bind to itself: %s' % target)
         return found
 
+    count = 0
+    for spec in specs:
+        sources = by_group[spec.name]
+        for target in spec.connect + [device.path.node
+                                      for device in spec.devices
+                                      if isinstance(device.path, ZvmPath)]:
+            peers = targets(spec.name, target)
+            # Every source to every peer, but never to itself.
+            count += len(sources) * len(peers) - sum(
+                1 for peer in peers if peer.group == spec.name)
+    if count > max_connections:
+        raise JobError('Too many connections in job: %d (this server allows '
+                       '%d: zerovm_max_connections)'
+                       % (count, max_connections))
     received: Dict[Tuple[str, str], str] = {}
     for spec in specs:
         for source in by_group[spec.name]:
@@ -937,7 +958,8 @@ def parse_job(doc: Union[bytes, str, list], *, account: str,
               sysimages: Collection[str] = (),
               lister: Optional[Lister] = None,
               default_content_type: str = 'application/octet-stream',
-              max_instances: int = MAX_INSTANCES) -> Job:
+              max_instances: int = MAX_INSTANCES,
+              max_connections: int = MAX_CONNECTIONS) -> Job:
     """Validate a job description and expand it into instances.
 
     ``lister(account, container)`` returns object names of a container, or
@@ -969,7 +991,7 @@ def parse_job(doc: Union[bytes, str, list], *, account: str,
                            % max_instances)
     if not nodes:
         raise JobError('Config parser cannot resolve any job nodes')
-    _connect(specs, nodes)
+    _connect(specs, nodes, max_connections)
     _check_cycles(nodes)
     _check_writers(nodes)
     return Job(nodes)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Dict, Optional
 
 from zerocloud import options
+from zerocloud.fairshare import half
 from zerocloud.options import Conf
 from zerocloud.paths import module_cache_dir
 from zerocloud.tarscan import ScanBounds
@@ -41,6 +42,9 @@ class ObjectConfig:
     kill_timeout: float
     max_pool: int
     max_queue: int
+    #: Of those, what one account may hold and have waiting.
+    account_max_pool: int
+    account_max_queue: int
     max_input: int
     max_output: int
     max_iops: int
@@ -59,16 +63,22 @@ class ObjectConfig:
     def from_conf(cls, conf: Conf) -> 'ObjectConfig':
         """Every option, checked; :class:`~zerocloud.options.ConfigError`
         names the first bad one."""
+        max_pool = options.integer(conf, 'zerovm_maxpool', DEFAULT_MAXPOOL,
+                                   minimum=1)
+        max_queue = options.integer(conf, 'zerovm_maxqueue',
+                                    DEFAULT_MAXQUEUE)
         return cls(
             sysimages=options.sysimage_devices(conf),
             timeout=options.integer(conf, 'zerovm_timeout', DEFAULT_TIMEOUT,
                                     minimum=1),
             kill_timeout=options.number(conf, 'zerovm_kill_timeout',
                                         DEFAULT_KILL_TIMEOUT),
-            max_pool=options.integer(conf, 'zerovm_maxpool', DEFAULT_MAXPOOL,
-                                     minimum=1),
-            max_queue=options.integer(conf, 'zerovm_maxqueue',
-                                      DEFAULT_MAXQUEUE),
+            max_pool=max_pool,
+            max_queue=max_queue,
+            account_max_pool=options.integer(
+                conf, 'zerovm_account_maxpool', half(max_pool), minimum=1),
+            account_max_queue=options.integer(
+                conf, 'zerovm_account_maxqueue', half(max_queue)),
             max_input=options.integer(conf, 'zerovm_maxinput',
                                       DEFAULT_MAXINPUT, minimum=1),
             max_output=options.integer(conf, 'zerovm_maxoutput',

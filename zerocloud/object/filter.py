@@ -83,6 +83,14 @@ Options (``[filter:object_query]``), with defaults:
     did not compile it for these settings) is compiled by a worker in the
     background meanwhile, and the run is answered busy with ``Retry-After:
     30``.
+``zerovm_account_maxpool`` (half of ``zerovm_maxpool``, rounded up),
+``zerovm_account_maxqueue`` (half of ``zerovm_maxqueue``, rounded up)
+    of those sandboxes and waiting places, what the nodes of one account
+    may hold at once: the account the job runs for (``X-Zerocloud-Account``
+    from the proxy, else the one in the node's path).  Its further nodes
+    are answered busy (``503`` with ``Retry-After``; the proxy waits and
+    sends them again) while other accounts' nodes still find a sandbox, so
+    one tenant cannot starve the others.  Per worker process, as the pool.
 ``zerovm_maxinput = 1073741824``, ``zerovm_maxoutput = 1073741824``
     bytes a node may read (request body, local object) and write per
     output channel.
@@ -145,7 +153,7 @@ from zerocloud.object.hostmemory import (
     not_in_ram_warning, orphaned_node_dirs, overcommit_warning,
     process_alive, server_processes, visible_memory)
 from zerocloud.object.node import (
-    NodeRequest, Placement, busy, over_ram_limit)
+    NodeRequest, job_account, Placement, busy, over_ram_limit)
 from zerocloud.runtime.pool import PoolFull, SandboxPool, SandboxWorkerError
 
 
@@ -182,7 +190,10 @@ class ObjectQueryMiddleware:
                                      self.config.max_queue,
                                      self.config.kill_timeout,
                                      cache_dir=self.config.cache_dir,
-                                     logger=self.logger)
+                                     logger=self.logger,
+                                     account_size=self.config.account_max_pool,
+                                     account_queue=(
+                                         self.config.account_max_queue))
         return self._pool
 
     def _remove_orphans(self) -> None:
@@ -254,7 +265,7 @@ class ObjectQueryMiddleware:
             check_drive(devices, dev, self.config.mount_check)
         except ValueError:   # not a directory, or not mounted
             raise HTTPInsufficientStorage(drive=dev, request=req)
-        if self._pool is not None and self._pool.full:
+        if self._pool is not None and self._pool.refuses(job_account(req)):
             # Refuse before the body is sent (eventlet answers 100 Continue
             # only when the body is first read): the proxy tries another
             # server, and does not count this one as failed.

@@ -119,6 +119,13 @@ def busy(req: Request) -> HTTPException:
                                   headers={protocol.RETRY_AFTER_HEADER: '1'})
 
 
+def job_account(req: Request) -> str:
+    """The account whose share of the sandboxes a node takes: the one the
+    job runs for, else the one in the node's (checked) path."""
+    return req.headers.get(protocol.ACCOUNT_HEADER) or \
+        req.split_path(3, 5, True)[2]
+
+
 def request_limits(limits: Limits, req: Request) -> Limits:
     """The node's limits: the server's, with a timeout the request may
     only shorten."""
@@ -527,7 +534,8 @@ class NodeRequest:
             # A bounded wait in the queue, so that this server answers
             # within the time the proxy gives it (protocol.ANSWER_SLACK).
             result = self.pool.run(session.manifest_path, limits.timeout,
-                                   queue_wait=protocol.QUEUE_WAIT)
+                                   queue_wait=protocol.QUEUE_WAIT,
+                                   account=job_account(req))
         except PoolFull:
             raise busy(req)
         if result.report.status == STATUS_NOT_COMPILED:

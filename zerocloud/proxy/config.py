@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import FrozenSet, Optional
 
 from zerocloud import options
+from zerocloud.job.model import MAX_CONNECTIONS
 from zerocloud.options import Conf
 from zerocloud.tarscan import ScanBounds
 
@@ -30,6 +31,9 @@ DEFAULT_JOB_DEADLINE = 60.0
 DEFAULT_MAX_WAITING_NODES = 64
 #: Nodes of one job in progress at once.
 DEFAULT_JOB_CONCURRENCY = 16
+#: Deferred jobs of one account running at once in one proxy worker process.
+DEFAULT_ACCOUNT_DEFERRED = 4
+DEFAULT_MAX_CONNECTIONS = MAX_CONNECTIONS
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class ProxyConfig:
     job_deadline: float
     max_waiting_nodes: int
     job_concurrency: int
+    account_deferred: int
+    max_connections: int
 
     @classmethod
     def from_conf(cls, conf: Conf) -> 'ProxyConfig':
@@ -84,6 +90,11 @@ class ProxyConfig:
             job_concurrency=options.integer(
                 conf, 'zerovm_job_concurrency', DEFAULT_JOB_CONCURRENCY,
                 minimum=1),
+            account_deferred=options.integer(
+                conf, 'zerovm_account_deferred', DEFAULT_ACCOUNT_DEFERRED,
+                minimum=1),
+            max_connections=options.integer(
+                conf, 'zerovm_max_connections', DEFAULT_MAX_CONNECTIONS),
         )
 
 

@@ -81,9 +81,20 @@ Options (``[filter:proxy_query]``), with defaults:
     (0: at once).
 ``zerovm_max_waiting_nodes = 64``
     nodes of this proxy worker process that may wait for busy servers at
-    once; a node beyond that fails at once, so a saturated cluster answers
-    ``503`` with ``Retry-After`` quickly instead of piling up waiters (0: no
-    node waits).
+    once, and half as many (rounded up) of one account; a node beyond that
+    fails at once, so a saturated cluster answers ``503`` with
+    ``Retry-After`` quickly instead of piling up waiters (0: no node
+    waits).
+``zerovm_account_deferred = 4``
+    deferred jobs (``X-Zerovm-Deferred``) of one account that run at once in
+    this proxy worker process; the next one is answered ``503`` with
+    ``Retry-After`` before anything runs, so one tenant's backlog never
+    delays the others' jobs.  The object servers keep each account to its
+    share of their sandboxes as well (``zerovm_account_maxpool``).
+``zerovm_max_connections = 4096``
+    connections (``connect`` and ``zvm://`` edges) one job may declare; a
+    job with more is refused with ``400`` naming this option before
+    anything runs (each connection is a spooled stream here).
 ``zerovm_spool_dir`` (system temp dir)
     where uploaded images and outputs are spooled; it must exist.
 ``zerovm_accounting_enabled = false``
@@ -101,6 +112,7 @@ from swift.common.registry import register_swift_info
 from swift.common.swob import HTTPException, Request, Response
 from swift.common.utils import get_logger
 
+from zerocloud.fairshare import AccountShare
 from zerocloud.headers import header_value
 from zerocloud.job.model import JobError
 from zerocloud.protocol import ANSWER_SLACK, EXECUTE_HEADER
@@ -147,6 +159,7 @@ class ProxyQueryMiddleware:
         self.accounting = Accounting(app, self.config.stats_account,
                                      self.logger) \
             if self.config.accounting else None
+        self.deferred_jobs = AccountShare(self.config.account_deferred)
         self._placer: Optional[Placer] = None
         self._client: Optional[NodeClient] = None
 
@@ -195,7 +208,7 @@ class ProxyQueryMiddleware:
         placer, client = self._servers()
         try:
             resp = JobRun(request, swift, placer, client, self.accounting,
-                          self.logger).respond()
+                          self.logger, self.deferred_jobs).respond()
         except HTTPException as err:
             resp = err
         except JobError as err:

@@ -37,6 +37,7 @@ from swift.common.http import is_success
 from swift.common.request_helpers import get_ip_port
 
 from zerocloud import cgi, protocol
+from zerocloud.fairshare import AccountShare, half
 from zerocloud.job.model import JobError, Node, SwiftPath
 from zerocloud.job.source import Spooled, spool_file
 
@@ -407,7 +408,7 @@ class NodeClient:
     A server that fails is reported to the proxy's error limiter
     (``error_occurred``), so later requests avoid it.  It also counts the
     nodes of this process that wait for busy servers, at most
-    ``max_waiting`` at once.
+    ``max_waiting`` at once and half as many (rounded up) of one account.
     """
 
     def __init__(self, timeouts: Timeouts, max_waiting: int,
@@ -415,6 +416,8 @@ class NodeClient:
         self.timeouts = timeouts
         self.max_waiting = max_waiting
         self.waiting = 0
+        #: One account's nodes hold at most half of the places.
+        self.waiting_share = AccountShare(half(max_waiting))
         self.error_occurred = error_occurred
 
     def send(self, candidates: List[dict], partition: int, path_info: str,
@@ -423,17 +426,20 @@ class NodeClient:
         return dispatch(candidates, partition, path_info, headers, uploads,
                         self.timeouts, self.error_occurred)
 
-    def wait_for_busy(self, seconds: float, until: Event) -> bool:
+    def wait_for_busy(self, seconds: float, until: Event,
+                      account: str) -> bool:
         """Wait ``seconds`` (less if ``until`` is sent) as one of the nodes
-        waiting for busy servers; False at once when ``max_waiting`` nodes
-        wait already."""
-        if self.waiting >= self.max_waiting:
+        waiting for busy servers; False at once when ``max_waiting`` nodes,
+        or half as many of ``account``'s, wait already."""
+        if self.waiting >= self.max_waiting or \
+                not self.waiting_share.take(account):
             return False
         self.waiting += 1
         try:
             until.wait(seconds)
         finally:
             self.waiting -= 1
+            self.waiting_share.give_back(account)
         return True
 
 

@@ -151,7 +151,8 @@ class JobRequest:
         job = parse_job(doc, account=self.account,
                         sysimages=self.config.sysimages,
                         lister=self.swift.list_names,
-                        default_content_type=self.config.default_content_type)
+                        default_content_type=self.config.default_content_type,
+                        max_connections=self.config.max_connections)
         self._note_code_origins(job.nodes)
         self._authorize_objects(job.nodes)
         if any(node.wants_stream for node in job.nodes):

@@ -17,7 +17,8 @@ from swift.common.swob import Response
 from swift.common.utils import FileLikeIter, close_if_possible
 
 from zerocloud import cgi
-from zerocloud.headers import header_value
+from zerocloud.headers import (
+    fit_item_lists, fit_text, header_value, value_room)
 from zerocloud.job.model import SwiftPath
 from zerocloud.proxy.access import Grants
 from zerocloud.proxy.accounting import (
@@ -48,36 +49,58 @@ def nexe_headers(results: List[NodeResult], elapsed: float
     Items of text (names, statuses, errors) are encoded
     (:mod:`zerocloud.headers`): errors quote users' paths and programs'
     stderr.  Items object servers sent are encoded already; encoding them
-    again changes nothing.
+    again changes nothing.  A wide job's lists keep their first items and
+    a ``...(<n> more)`` item, so that every header line stays under 8 KiB
+    (:func:`~zerocloud.headers.fit_item_lists`); ``X-Nexe-Error`` is cut
+    (its errors are all in the body).
     """
-    headers: Dict[str, str] = {}
+    lists: Dict[str, List[str]] = {}
     for key, default in NEXE_DEFAULTS:
         items = [r.headers.get(key, r.node.name if default is None
                                else default) for r in results]
-        if key in NEXE_TEXT_HEADERS:
+        if key in NEXE_TEXT_HEADERS or key == 'X-Nexe-Etag':
+            # An etag item lists every output channel of its node.
             items = [header_value(item) for item in items]
-        headers[key] = ','.join(items)
+        lists[key] = items
     fuel = [r.headers.get('X-Nexe-Fuel') for r in results]
     if any(fuel):
-        headers['X-Nexe-Fuel'] = ','.join(f or '0' for f in fuel)
+        lists['X-Nexe-Fuel'] = [f or '0' for f in fuel]
+    headers = fit_item_lists(lists, {'X-Nexe-Cdr-Line': '%.3f, ' % elapsed})
     errors = [r.error for r in results if r.error] or [
         r.headers['X-Nexe-Error'] for r in results
         if 'X-Nexe-Error' in r.headers]
     if errors:
-        headers['X-Nexe-Error'] = ' '.join(header_value(e) for e in errors)
-    headers['X-Nexe-Cdr-Line'] = '%.3f, %s' % (elapsed,
-                                               headers['X-Nexe-Cdr-Line'])
+        headers['X-Nexe-Error'] = fit_text('X-Nexe-Error', ' '.join(
+            header_value(e) for e in errors))
     return headers
 
 
-def _body_iter(results: List[NodeResult], bodies: List[Body]
-               ) -> Iterator[bytes]:
-    try:
-        for body in bodies:
-            yield from body.chunks
-    finally:
+class _ResultBody:
+    """The bodies of a job's answer, in node order; every result's files
+    are removed at the end, also when the client leaves before the first
+    byte (the server then only closes this)."""
+
+    def __init__(self, results: List[NodeResult], bodies: List[Body]):
+        self.results = results
+        self.bodies = bodies
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for body in self.bodies:
+                yield from body.chunks
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        results, self.results = self.results, []
         for result in results:
             result.discard()
+
+
+def discard_all(results: List[NodeResult]) -> None:
+    """Remove every file the results hold (each may already be gone)."""
+    for result in results:
+        result.discard()
 
 
 class JobResponse:
@@ -110,14 +133,20 @@ class JobResponse:
             result.edges = {}
 
     def respond(self, results: List[NodeResult]) -> Response:
+        try:
+            return self._respond(results)
+        except BaseException:
+            discard_all(results)
+            raise
+
+    def _respond(self, results: List[NodeResult]) -> Response:
         self.store_outputs(results)
         headers = nexe_headers(results, time.time() - self.started)
         status = max(r.status for r in results)
         errors = [r.error for r in results if r.error]
         self._account_for(results, status, headers)
         if errors:
-            for result in results:
-                result.discard()
+            discard_all(results)
             if status == 503:
                 headers['Retry-After'] = '1'
             text = ''.join(e if e.endswith('\n') else e + '\n'
@@ -126,16 +155,18 @@ class JobResponse:
                             content_type='text/plain')
         bodies = [r.body for r in results if r.body is not None]
         for body in bodies:
-            headers.update(body.headers)
+            # A printed header too long for one line is left out, not cut.
+            headers.update((name, value) for name, value in
+                           body.headers.items()
+                           if len(value) <= value_room(name))
         content_type = bodies[0].content_type if bodies else 'text/plain'
         if status in cgi.BODILESS_STATUSES:
             # A client reads no body after 204 or 304: bytes a program
             # printed there would be taken for the next response.
-            for result in results:
-                result.discard()
+            discard_all(results)
             bodies = []
         resp = Response(status=status, headers=headers,
-                        app_iter=_body_iter(results, bodies))
+                        app_iter=_ResultBody(results, bodies))
         resp.content_type = content_type
         resp.content_length = sum(b.size for b in bodies)
         return resp

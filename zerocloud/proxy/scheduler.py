@@ -17,12 +17,15 @@ object raw (encrypted, a manifest, a symlink) goes where
 At most ``zerovm_job_concurrency`` nodes (copies) of a job are in progress
 at once: connecting, running, or waiting for busy servers.  When every
 candidate's sandbox pool is full (``503`` with ``Retry-After``; the object
-servers queue up to ``zerovm_maxqueue`` nodes before they say so), the node
-waits and is sent again, with a jittered backoff that starts at what the
-servers asked (:func:`busy_backoff`), as long as the job's deadline
+servers queue up to ``zerovm_maxqueue`` nodes before they say so, and give
+one account at most its share: ``zerovm_account_maxpool``), the node waits
+and is sent again, with a jittered backoff that starts at what the servers
+asked (:func:`busy_backoff`), as long as the job's deadline
 (``zerovm_job_deadline`` seconds from its start) allows and fewer than
-``zerovm_max_waiting_nodes`` nodes of this proxy process wait; otherwise the
-node fails at once with ``503``, which the client gets with ``Retry-After``.
+``zerovm_max_waiting_nodes`` nodes of this proxy process wait, half as many
+(rounded up) of the job's account; otherwise the node fails at once with
+``503``, which the client gets with ``Retry-After``.  Every node request
+names the job's account (``X-Zerocloud-Account``) for those shares.
 Once a node of the job failed, its other nodes stop waiting (they are
 reported as not run): the job's answer is known.
 """
@@ -72,6 +75,23 @@ def busy_backoff(tries: int, retry_after: float, jitter: float) -> float:
     return max(retry_after, min(BACKOFF_CAP, grown)) * (1 + jitter / 2)
 
 
+def _collect(pile: GreenPile, done: Dict[str, NodeResult]) -> None:
+    """Every result of a stage into ``done``; a node that raised is raised
+    again once the others ended, so that none is left running unseen."""
+    raised: Optional[BaseException] = None
+    while True:
+        try:
+            result = next(pile)
+        except StopIteration:
+            break
+        except Exception as err:
+            raised = raised or err
+            continue
+        done[result.node.name] = result
+    if raised is not None:
+        raise raised
+
+
 class Scheduler:
     """Runs one job (made per request)."""
 
@@ -109,8 +129,12 @@ class Scheduler:
                 for node in stage:
                     pile.spawn(self._run_replicated if node.replicate > 1
                                else self._run_node, node, stream, done)
-                for result in pile:
-                    done[result.node.name] = result
+                _collect(pile, done)
+        except BaseException:
+            # Nobody will answer with these: remove what they spooled.
+            for result in done.values():
+                result.discard()
+            raise
         finally:
             self.request.remove_inputs()
         return [done.get(node.name) or NodeResult(node) for node in job.nodes]
@@ -188,6 +212,7 @@ class Scheduler:
             protocol.JOB_ID_HEADER: self.job_id,
             protocol.TIMEOUT_HEADER: str(self.config.timeout),
             protocol.ACCESS_HEADER: target.access,
+            protocol.ACCOUNT_HEADER: self.request.account,
             'X-Backend-Storage-Policy-Index': str(target.policy_index),
             'Content-Type': protocol.TAR_CONTENT_TYPE,
             'X-Trans-Id': req.environ.get('swift.trans_id', ''),
@@ -448,7 +473,8 @@ class Scheduler:
                 % (node.name, self.config.job_deadline)))
         self.logger.info('zerocloud: node %s waits %.1f s for busy servers',
                          node.name, delay)
-        if not self.client.wait_for_busy(delay, self.failed):
+        if not self.client.wait_for_busy(delay, self.failed,
+                                         self.request.account):
             return NodeResult(node, status=503, error=(
                 'Node %s: every storage server that can run it is busy and '
                 'too many nodes wait already; try again later' % node.name))

@@ -19,6 +19,12 @@ Behaviour an operator sees:
   the filter answers with 503 and ``Retry-After``.  A caller may bound its
   wait (``queue_wait``): when no worker frees up in time it gets
   :class:`PoolFull` too.
+* Accounts share the pool (``account_size``, ``account_queue``): one
+  account's runs hold at most ``account_size`` workers at once and at most
+  ``account_queue`` of its runs wait for more; beyond that its next run gets
+  :class:`PoolFull` at once, while other accounts' runs still find workers.
+  Runs waiting because their account holds its share count against the
+  pool's ``queue`` as well, so the waiting of all accounts stays bounded.
 * The runtime stops a session at its manifest ``Timeout`` by itself, in one
   of two ways (``wall_clock``, see :mod:`zerocloud.runtime.limits`).  With
   ``exit`` (the default) workers run guests compiled without epoch checks,
@@ -65,6 +71,7 @@ import errno
 import logging
 import os
 import sys
+import time
 from typing import Any, Dict, List, Optional
 
 import eventlet
@@ -96,6 +103,20 @@ class PoolFull(Exception):
 
     The object filter answers 503 with ``Retry-After``.
     """
+
+
+class _Share:
+    """One account's part of the pool: its slots, and its runs waiting
+    because it holds them all."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.slots = Semaphore(size)
+        self.waiting = 0
+
+    @property
+    def idle(self) -> bool:
+        return self.slots.balance >= self.size and self.waiting == 0
 
 
 class SandboxWorkerError(Exception):
@@ -204,6 +225,11 @@ def _failure(status: str, exit_status: int = EXIT_WORKER_FAILED
                          fuel=None)
 
 
+def _left(deadline: Optional[float]) -> Optional[float]:
+    """Seconds until ``deadline`` (monotonic; None: no bound)."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
 class SandboxPool:
     """Bounded, lazily started set of warm sandbox worker processes."""
 
@@ -211,18 +237,32 @@ class SandboxPool:
                  cache_dir: Optional[str] = None,
                  logger: Optional[logging.Logger] = None,
                  python: str = sys.executable,
-                 wall_clock: str = WALL_CLOCK_EXIT):
+                 wall_clock: str = WALL_CLOCK_EXIT,
+                 account_size: Optional[int] = None,
+                 account_queue: Optional[int] = None):
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError('pool size must be a positive integer, got %r'
                              % (size,))
         if isinstance(queue, bool) or not isinstance(queue, int) or queue < 0:
             raise ValueError('pool queue must be a non-negative integer, '
                              'got %r' % (queue,))
+        account_size = size if account_size is None else account_size
+        account_queue = queue if account_queue is None else account_queue
+        if isinstance(account_size, bool) or \
+                not isinstance(account_size, int) or account_size < 1:
+            raise ValueError('account share must be a positive integer, '
+                             'got %r' % (account_size,))
+        if isinstance(account_queue, bool) or \
+                not isinstance(account_queue, int) or account_queue < 0:
+            raise ValueError('account queue must be a non-negative integer, '
+                             'got %r' % (account_queue,))
         if kill_timeout < 0:
             raise ValueError('kill timeout must not be negative, got %r'
                              % (kill_timeout,))
         self.size = size
         self.queue = queue
+        self.account_size = min(account_size, size)
+        self.account_queue = min(account_queue, queue)
         self.kill_timeout = float(kill_timeout)
         self.logger = logger or logging.getLogger(__name__)
         self._argv = [python, '-m', protocol.MODULE,
@@ -231,21 +271,25 @@ class SandboxPool:
             self._argv += ['--cache-dir', cache_dir]
         self._slots = Semaphore(size)
         self._waiting = 0
+        #: Accounts that hold workers or wait; the others are forgotten.
+        self._shares: Dict[str, _Share] = {}
         self._idle: List[_Worker] = []
         self._workers: List[_Worker] = []
 
     def run(self, manifest_path: str, timeout: float, *,
             skip_validation: bool = False,
             validate_only: bool = False,
-            queue_wait: Optional[float] = None) -> SessionResult:
-        """Run one session in a worker; raises PoolFull when none is free
-        (within ``queue_wait`` seconds, if given)."""
+            queue_wait: Optional[float] = None,
+            account: str = '') -> SessionResult:
+        """Run one session in a worker for ``account``; raises PoolFull
+        when none is free for it (within ``queue_wait`` seconds, if
+        given)."""
         request = {'manifest': manifest_path,
                    'skip_validation': skip_validation,
                    'validate_only': validate_only}
         try:
             reply = self._exchange(request, timeout + self.kill_timeout,
-                                   queue_wait)
+                                   queue_wait, account)
         except _WorkerNotStarted as exc:
             self.logger.error('sandbox worker did not start: %s', exc)
             return _failure(STATUS_WORKER_NOT_STARTED)
@@ -294,30 +338,102 @@ class SandboxPool:
         for worker in idle:  # busy ones are closed by the run that holds them
             worker.close_pipes()
 
-    def _admit(self, queue_wait: Optional[float] = None) -> None:
-        if self._slots.balance <= 0:
+    def refuses(self, account: str) -> bool:
+        """A run for ``account`` would be refused at once: its share is
+        held and its queue full, or every worker busy and the queue full."""
+        share = self._shares.get(account)
+        if share is not None and share.slots.balance <= 0 and (
+                share.waiting >= self.account_queue or
+                self._waiting >= self.queue):
+            return True
+        return self.full
+
+    def _share(self, account: str) -> _Share:
+        share = self._shares.get(account)
+        if share is None:
+            share = self._shares[account] = _Share(self.account_size)
+        return share
+
+    def _forget_if_idle(self, account: str) -> None:
+        share = self._shares.get(account)
+        if share is not None and share.idle:
+            del self._shares[account]
+
+    def _admit(self, account: str, queue_wait: Optional[float] = None
+               ) -> None:
+        """Take a worker slot within ``account``'s share (both released by
+        :meth:`_release`); PoolFull when the account's share or the pool
+        is taken and its queue full, or nothing freed up in time."""
+        deadline = None if queue_wait is None else \
+            time.monotonic() + queue_wait
+        share = self._share(account)
+        queued = False
+        try:
+            if share.slots.balance <= 0:
+                if share.waiting >= self.account_queue or \
+                        self._waiting >= self.queue:
+                    raise PoolFull('account %s holds its %d sandbox workers '
+                                   'and %d of its requests are waiting'
+                                   % (account, self.account_size,
+                                      share.waiting))
+                queued = True
+                self._waiting += 1
+                share.waiting += 1
+                try:
+                    admitted = share.slots.acquire(
+                        timeout=_left(deadline))
+                finally:
+                    share.waiting -= 1
+                if not admitted:
+                    raise PoolFull('no sandbox worker became free within '
+                                   '%g s' % queue_wait)
+            else:
+                share.slots.acquire()
+            try:
+                self._take_slot(queued, deadline, queue_wait)
+            except BaseException:
+                share.slots.release()
+                raise
+        finally:
+            if queued:
+                self._waiting -= 1
+            self._forget_if_idle(account)
+
+    def _take_slot(self, queued: bool, deadline: Optional[float],
+                   queue_wait: Optional[float]) -> None:
+        """One of the pool's ``size`` slots; a run already queued (for its
+        account's share) keeps its place in the queue."""
+        if self._slots.balance > 0:
+            self._slots.acquire()
+            return
+        if not queued:
             if self._waiting >= self.queue:
                 raise PoolFull('all %d sandbox workers are busy and %d '
                                'requests are waiting' % (self.size,
                                                          self._waiting))
             self._waiting += 1
-            try:
-                admitted = self._slots.acquire(timeout=queue_wait)
-            finally:
+        try:
+            admitted = self._slots.acquire(timeout=_left(deadline))
+        finally:
+            if not queued:
                 self._waiting -= 1
-            if not admitted:
-                raise PoolFull('no sandbox worker became free within '
-                               '%g s' % queue_wait)
-        else:
-            self._slots.acquire()
+        if not admitted:
+            raise PoolFull('no sandbox worker became free within '
+                           '%g s' % queue_wait)
+
+    def _release(self, account: str) -> None:
+        self._slots.release()
+        self._shares[account].slots.release()
+        self._forget_if_idle(account)
 
     def _exchange(self, request: Dict[str, Any], limit: float,
-                  queue_wait: Optional[float] = None) -> Dict[str, Any]:
+                  queue_wait: Optional[float] = None,
+                  account: str = '') -> Dict[str, Any]:
         """Send one request to a free worker and return its reply.
 
         A worker that times out or breaks down is killed and reaped here.
         """
-        self._admit(queue_wait)
+        self._admit(account, queue_wait)
         try:
             worker = self._checkout()
             try:
@@ -331,7 +447,7 @@ class SandboxPool:
                 self._idle.append(worker)
             return reply
         finally:
-            self._slots.release()
+            self._release(account)
 
     def _result_from(self, reply: Dict[str, Any]) -> SessionResult:
         if protocol.ERROR in reply:

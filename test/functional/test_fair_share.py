@@ -1,0 +1,151 @@
+"""One tenant cannot starve the others (issue 15, item 12).
+
+A private cluster with small shares: each of the 4 object servers runs 2
+sandboxes without a queue (``zerovm_maxpool``, ``zerovm_maxqueue``), of
+which one account may hold 1 (``zerovm_account_maxpool``); the proxy runs
+at most 2 deferred jobs of one account (``zerovm_account_deferred``).
+
+One account floods it: two deferred jobs of 5 nodes that sleep 20 s each
+(10 nodes, more than the cluster's 8 sandboxes), and a third deferred job,
+which is refused.  Another account's hello then
+answers at once, on the sandbox the flood may not take: its node never
+waited, while the flood's nodes were answered busy and wait in the proxy.
+Busy answers never make Swift error-limit a server, and the flood's own
+jobs end well, later.
+"""
+
+import time
+
+import pytest
+import requests
+import wasmtime
+
+from .helpers import (
+    Account, ProxyLog, assert_all_ok, configure,
+    started_cluster, unique)
+
+#: Seconds each flood node sleeps (in the host: no CPU used).
+SLEEP_SECONDS = 20
+#: Nodes of each flood job: with two of them, more than the cluster's
+#: sandboxes (4 × 2), so that without shares every one would be taken.
+FLOOD_NODES = 5
+#: A generous bound for the hello: a tenth of a second when it runs at once,
+#: ``SLEEP_SECONDS`` or more when the flood holds every sandbox.
+HELLO_BOUND = 10
+#: Seconds the flood may take to fill the servers.
+FLOOD_START_WAIT = 60
+
+SLEEPER = '''(module
+  (import "wasi_snapshot_preview1" "poll_oneoff"
+    (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const %d))
+    (drop (call $poll_oneoff (i32.const 0) (i32.const 64) (i32.const 1)
+                             (i32.const 128)))))
+''' % (SLEEP_SECONDS * 10 ** 9)
+
+HELLO = '''(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "hello\\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 6))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)
+                          (i32.const 8)))))
+'''
+
+
+def small_shares(cluster) -> None:
+    for number in range(1, 5):
+        configure(cluster, 'object-server-%d' % number, 'filter:object_query',
+                  zerovm_maxpool='2', zerovm_maxqueue='0',
+                  zerovm_account_maxpool='1')
+    configure(cluster, 'proxy-server', 'filter:proxy_query',
+              zerovm_account_deferred='2', zerovm_job_deadline='300')
+
+
+@pytest.fixture(scope='module')
+def shared_cluster():
+    with started_cluster('zerocloud-fair-', small_shares) as cluster:
+        yield cluster
+
+
+def store_program(account: Account, container: str, wat: str) -> str:
+    name = unique('program') + '.wasm'
+    account.put_object(container, name, wasmtime.wat2wasm(wat),
+                       'application/wasm')
+    return 'swift://~/%s/%s' % (container, name)
+
+
+def deferred_flood(account: Account, program: str) -> requests.Response:
+    return account.post_job([{
+        'name': 'flood', 'exec': {'path': program}, 'count': FLOOD_NODES,
+        'devices': [{'name': 'stdout'}]}],
+        headers={'X-Zerovm-Deferred': 'always'})
+
+
+def wait_for_busy_flood(log: ProxyLog) -> str:
+    """The proxy's log once a flood node waits for busy servers."""
+    deadline = time.monotonic() + FLOOD_START_WAIT
+    while time.monotonic() < deadline:
+        text = log.new_text()
+        if 'node flood-' in text and 'waits' in text:
+            return text
+        time.sleep(0.2)
+    pytest.fail('no flood node waited for busy servers:\n' + log.new_text())
+
+
+def wait_for_result(account: Account, path: str) -> requests.Response:
+    """A deferred result, once stored: the flood runs one node per server
+    at a time, so it takes 3 rounds of ``SLEEP_SECONDS``, and its waiting
+    nodes come back after a backoff of up to 15 s."""
+    deadline = time.monotonic() + 6 * SLEEP_SECONDS
+    while time.monotonic() < deadline:
+        resp = account.get(path)
+        if resp.status_code == 200:
+            return resp
+        time.sleep(1)
+    pytest.fail('no deferred result at %s' % path)
+
+
+def test_a_flooding_account_does_not_delay_another_accounts_job(
+        shared_cluster):
+    flooder = Account(shared_cluster, 'tester')
+    other = Account(shared_cluster, 'tester2')
+    container = unique('flood')
+    flooder.put_container(container)
+    other.put_container(container)
+    sleeper = store_program(flooder, container, SLEEPER)
+    hello = store_program(other, container, HELLO)
+    log = ProxyLog(shared_cluster)
+
+    started = [deferred_flood(flooder, sleeper) for _ in range(2)]
+    assert [resp.status_code for resp in started] == [200, 200], \
+        [resp.text for resp in started]
+    refused = deferred_flood(flooder, sleeper)
+    assert refused.status_code == 503, refused.text
+    assert 'zerovm_account_deferred' in refused.text
+    assert 'Retry-After' in refused.headers
+
+    wait_for_busy_flood(log)
+    began = time.monotonic()
+    resp = other.post_job([{'name': 'hello', 'exec': {'path': hello},
+                            'devices': [{'name': 'stdout'}]}])
+    took = time.monotonic() - began
+    assert resp.status_code == 200, resp.text
+    assert resp.text == 'hello\n'
+    assert_all_ok(resp, 1)
+    assert took < HELLO_BOUND, 'the hello took %.1f s' % took
+    text = log.new_text()
+    assert 'node hello waits' not in text
+    assert 'node flood-' in text
+    assert 'error limited' not in text
+    # The flood's own work is delayed, not lost.
+    for resp in started:
+        result = resp.text.strip().split('/', 3)[3]
+        recorded = wait_for_result(flooder, result + '.headers').json()
+        assert recorded['X-Nexe-Status'].split(',') == ['ok'] * FLOOD_NODES
