@@ -35,7 +35,12 @@ Behaviour an operator sees:
   (exit status 4, EINTR as in ZeroVM).  Its slot starts
   a fresh worker next time.  The deadline covers the whole request, including
   a first compile of the program when the module cache is cold (seconds for a
-  large image), so warm the cache at start (:meth:`SandboxPool.warm`).  A new
+  large image), so warm the cache at start (:meth:`SandboxPool.warm`).  A
+  run gives a user program's compile at most its own timeout; one that
+  needs longer is answered ``program is being compiled; retry later`` and
+  left to :meth:`SandboxPool.warm`, which allows
+  ``cache_limits.compile_seconds``
+  (:class:`~zerocloud.runtime.limits.CacheLimits`, handed to the workers).  A new
   worker's start-up (loading the runtime) is not counted: it has its own
   limit of ``STARTUP_TIMEOUT`` seconds.
 * A worker that dies during a session (OOM killer, crash) gives status
@@ -72,7 +77,8 @@ from eventlet.green import subprocess as green_subprocess
 from eventlet.semaphore import Semaphore
 
 from zerocloud.runtime import worker as protocol
-from zerocloud.runtime.limits import WALL_CLOCK_EXIT, check_wall_clock
+from zerocloud.runtime.limits import (WALL_CLOCK_EXIT, CacheLimits,
+                                      check_wall_clock)
 from zerocloud.runtime.report import Report, ReportError, parse_report
 from zerocloud.runtime.session import SessionResult
 
@@ -211,7 +217,8 @@ class SandboxPool:
                  cache_dir: Optional[str] = None,
                  logger: Optional[logging.Logger] = None,
                  python: str = sys.executable,
-                 wall_clock: str = WALL_CLOCK_EXIT):
+                 wall_clock: str = WALL_CLOCK_EXIT,
+                 cache_limits: CacheLimits = CacheLimits()):
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError('pool size must be a positive integer, got %r'
                              % (size,))
@@ -226,7 +233,8 @@ class SandboxPool:
         self.kill_timeout = float(kill_timeout)
         self.logger = logger or logging.getLogger(__name__)
         self._argv = [python, '-m', protocol.MODULE,
-                      '--wall-clock', check_wall_clock(wall_clock)]
+                      '--wall-clock', check_wall_clock(wall_clock),
+                      '--cache-limits', cache_limits.to_json()]
         if cache_dir:
             self._argv += ['--cache-dir', cache_dir]
         self._slots = Semaphore(size)
