@@ -7,7 +7,7 @@ by the operator) are kept apart and never evicted by user work.
 """
 
 from collections import OrderedDict
-from typing import Dict, Generic, Hashable, Optional, Tuple, TypeVar
+from typing import Dict, Generic, Hashable, List, Optional, Tuple, TypeVar
 
 K = TypeVar('K', bound=Hashable)
 V = TypeVar('V')
@@ -30,6 +30,10 @@ class BoundedLru(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._entries) + len(self._pinned)
+
+    def keys(self) -> List[K]:
+        """Pinned keys, then the others from least recently used."""
+        return list(self._pinned) + list(self._entries)
 
     def get(self, key: K) -> Optional[V]:
         if key in self._pinned:
