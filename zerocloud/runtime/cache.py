@@ -43,8 +43,9 @@ A runtime may refuse to compile large modules inside a run
 ``in_run_compile_bytes`` that is in neither cache is then not compiled but
 answered ``program is being compiled; retry later`` (EAGAIN 11), as is a
 user program whose compile does not end within the run's timeout
-(``compile_budget``), and the object server compiles it in the background (``SandboxPool.warm``) from a
-copy that outlives the request (``keep_source``) and answers ``503`` with
+(``compile_budget``), and the object server compiles it in the
+background (``SandboxPool.warm``) from a copy that outlives the request
+(``keep_source``) and answers ``503`` with
 ``Retry-After``.  Compiling the Python image takes a minute or more, far
 beyond a run's time limit.
 
@@ -226,8 +227,8 @@ class ModuleCache:
                 except OSError:
                     pass
         for digest in gone:
-            shutil.rmtree(os.path.join(self.cache_dir, reactor.TREES_DIR, digest),
-                          ignore_errors=True)
+            shutil.rmtree(os.path.join(self.cache_dir, reactor.TREES_DIR,
+                                       digest), ignore_errors=True)
         return removed
 
     def load(self, engine: wasmtime.Engine, settings: EngineSettings,

@@ -40,9 +40,9 @@ Behaviour an operator sees:
   needs longer is answered ``program is being compiled; retry later`` and
   left to :meth:`SandboxPool.warm`, which allows
   ``cache_limits.compile_seconds``
-  (:class:`~zerocloud.runtime.limits.CacheLimits`, handed to the workers).  A new
-  worker's start-up (loading the runtime) is not counted: it has its own
-  limit of ``STARTUP_TIMEOUT`` seconds.
+  (:class:`~zerocloud.runtime.limits.CacheLimits`, handed to the
+  workers).  A new worker's start-up (loading the runtime) is not counted:
+  it has its own limit of ``STARTUP_TIMEOUT`` seconds.
 * A worker that dies during a session (OOM killer, crash) gives status
   ``sandbox worker died``; one that cannot start gives ``sandbox worker did
   not start``; an unexpected exception inside the worker gives ``sandbox

@@ -317,8 +317,8 @@ class _Session:
         self.manifest: Optional[Manifest] = None
         self.thread_id = threading.get_native_id()
         self.start_cpu = _thread_cpu()
-        #: Wall-clock seconds spent loading (maybe compiling) the program:
-        #: the guest gets what is left of ``Timeout``.
+        #: Wall-clock seconds a pool worker spent loading (maybe compiling)
+        #: the program: the guest gets what is left of ``Timeout``.
         self.load_seconds = 0.0
 
     def close(self) -> None:
@@ -336,7 +336,8 @@ class _Session:
             compile_large=not self.runtime.defer_large_compiles,
             compile_budget=(manifest.timeout
                             if self.runtime.defer_large_compiles else None))
-        self.load_seconds = time.monotonic() - started
+        if self.runtime.defer_large_compiles:
+            self.load_seconds = time.monotonic() - started
         self.report.validation = 2 if self.skip_validation else 0
         program = warm.programs.get(loaded.sha256)
         if program is None:
