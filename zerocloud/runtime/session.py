@@ -56,7 +56,10 @@ Exit status (ZeroVM A.9) and status texts:
 * 8: ENOEXEC: ``program is not a WebAssembly module``, ``program failed
   validation: <reason>`` (report line 1 = 1), ``program is not a WASI
   command: <reason>`` (e.g. ``no _start or run function``), ``program is
-  not a tar image``
+  not a tar image``, ``program cannot be compiled within the server's
+  limits`` (``zerocloud.runtime.compiler``)
+* 11: EAGAIN: ``program is being compiled; retry later`` (a pool worker's
+  run, ``zerocloud.runtime.cache``)
 * 12: ENOMEM: ``MANIFEST <n>: invalid memory size``, ``memory limit
   exceeded: the module needs more than <n> bytes at start``, ``table
   limit exceeded: the module needs more than 1 table of <n> entries at
