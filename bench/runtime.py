@@ -193,7 +193,7 @@ def main():
 
         settings = runtime.settings()
         warm = runtime._warm_for(settings)
-        for digest in warm.programs:
+        for digest in warm.programs.keys():
             cwasm = runtime.cache.cache_path(settings, digest)
             load = median_ms(lambda: wasmtime.Module.deserialize_file(
                 warm.engine, cwasm), repeat)

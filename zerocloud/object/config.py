@@ -12,6 +12,8 @@ from zerocloud import options
 from zerocloud.fairshare import half
 from zerocloud.options import Conf
 from zerocloud.paths import module_cache_dir
+from zerocloud.runtime.limits import CacheLimits
+from zerocloud.runtime.pool import WARM_TIMEOUT
 from zerocloud.tarscan import ScanBounds
 
 DEFAULT_TIMEOUT = 10
@@ -33,6 +35,8 @@ DEFAULT_RAM_DIR = '/dev/shm'
 #: ``workers`` × ``zerovm_maxpool`` nodes at once; size it so that their sum
 #: fits the tmpfs (half the machine's RAM by default).
 DEFAULT_RAM_LIMIT = 256 << 20
+#: Compiling and caching user programs: ``CacheLimits``'s defaults.
+DEFAULT_CACHE_LIMITS = CacheLimits()
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class ObjectConfig:
     cache_dir: str
     ram_dir: str
     ram_limit: int
+    cache_limits: CacheLimits
     #: The server's ``workers`` setting, for the memory check at start.
     workers: Optional[str]
 
@@ -99,4 +104,33 @@ class ObjectConfig:
                                       DEFAULT_RAM_DIR),
             ram_limit=options.integer(conf, 'zerovm_ram_limit',
                                       DEFAULT_RAM_LIMIT, minimum=1),
+            cache_limits=cache_limits(conf),
         )
+
+
+def cache_limits(conf: Conf) -> CacheLimits:
+    """The ``zerovm_compile_*``, ``zerovm_module_cache_*`` and
+    ``zerovm_worker_module*`` options."""
+    default = DEFAULT_CACHE_LIMITS
+    seconds = options.number(conf, 'zerovm_compile_timeout',
+                             default.compile_seconds, minimum=1)
+    if seconds > WARM_TIMEOUT - 10:
+        raise options.ConfigError(
+            'zerovm_compile_timeout must be at most %d, not %g'
+            % (WARM_TIMEOUT - 10, seconds))
+    return CacheLimits(
+        compile_memory=options.integer(conf, 'zerovm_compile_memory',
+                                       default.compile_memory,
+                                       minimum=128 << 20),
+        compile_seconds=seconds,
+        in_run_compile_bytes=options.integer(
+            conf, 'zerovm_compile_in_run', default.in_run_compile_bytes,
+            minimum=1),
+        disk_bytes=options.integer(conf, 'zerovm_module_cache_bytes',
+                                   default.disk_bytes, minimum=1),
+        disk_files=options.integer(conf, 'zerovm_module_cache_files',
+                                   default.disk_files, minimum=1),
+        worker_modules=options.integer(conf, 'zerovm_worker_modules',
+                                       default.worker_modules, minimum=1),
+        worker_bytes=options.integer(conf, 'zerovm_worker_module_bytes',
+                                     default.worker_bytes, minimum=1))

@@ -83,6 +83,24 @@ Options (``[filter:object_query]``), with defaults:
     did not compile it for these settings) is compiled by a worker in the
     background meanwhile, and the run is answered busy with ``Retry-After:
     30``.
+``zerovm_compile_memory = 1073741824``, ``zerovm_compile_timeout = 60``
+    a user program is compiled in a process of its own with at most this
+    much address space and these CPU and wall-clock seconds (at most 590).
+    One that is invalid or needs more is answered ``422`` (``program
+    cannot be compiled within the server's limits``), and that answer is
+    remembered by the module's sha256 and given at once from then on.
+``zerovm_compile_in_run = 67108864``
+    a user program up to this size is compiled within its first run (in at
+    most the run's timeout); a larger one, or one that needs longer, is
+    compiled in the background from a copy in ``zerovm_module_cache`` and
+    its runs are answered busy as above until it is ready.
+``zerovm_module_cache_bytes = 536870912``, ``zerovm_module_cache_files = 4096``
+    compiled user programs (and remembered failures) kept on disk, least
+    recently used removed first.  System images are never removed for
+    them.
+``zerovm_worker_modules = 16``, ``zerovm_worker_module_bytes = 268435456``
+    compiled user programs each sandbox worker keeps loaded, least recently
+    used dropped first (system images stay loaded).
 ``zerovm_account_maxpool`` (half of ``zerovm_maxpool``, rounded up),
 ``zerovm_account_maxqueue`` (half of ``zerovm_maxqueue``, rounded up)
     of those sandboxes and waiting places, what the nodes of one account
@@ -102,7 +120,9 @@ Options (``[filter:object_query]``), with defaults:
     looking for it (:mod:`zerocloud.tarscan`).  The program itself may be
     up to ``zerovm_maxinput`` bytes.
 ``zerovm_maxnexemem = 1073741824``
-    guest memory cap in bytes.  A server runs ``workers`` processes of
+    guest memory cap in bytes: the one linear memory a program may have
+    (multi-memory is off), beside one table of at most 1 048 576 entries
+    (8 MiB).  A server runs ``workers`` processes of
     ``zerovm_maxpool`` sandboxes each, and every sandbox may grow to this
     cap: on a small storage node (2 CPUs, 4 GiB of RAM, ``workers =
     auto``) that is 2 × 2 × 1 GiB = 4 GiB, the node's RAM (the former
@@ -137,6 +157,7 @@ import shutil
 from typing import Dict, Optional, Set, Tuple
 
 import eventlet
+from eventlet import tpool
 from swift.common.constraints import check_drive
 from swift.common.request_helpers import get_name_and_placement
 from swift.common.swob import (
@@ -154,6 +175,7 @@ from zerocloud.object.hostmemory import (
     process_alive, server_processes, visible_memory)
 from zerocloud.object.node import (
     NodeRequest, job_account, Placement, busy, over_ram_limit)
+from zerocloud.runtime.cache import keep_source
 from zerocloud.runtime.pool import PoolFull, SandboxPool, SandboxWorkerError
 
 
@@ -170,6 +192,7 @@ class ObjectQueryMiddleware:
             max_iops=config.max_iops, scratch=config.scratch,
             fuel=config.fuel, image_scan=config.image_scan)
         self._pool: Optional[SandboxPool] = None
+        #: (program digest or image path, member, fuel, deterministic)
         self._compiling: Set[Tuple[str, Optional[str], bool, bool]] = set()
         overcommit = overcommit_warning(
             self.config.max_pool,
@@ -193,7 +216,8 @@ class ObjectQueryMiddleware:
                                      logger=self.logger,
                                      account_size=self.config.account_max_pool,
                                      account_queue=(
-                                         self.config.account_max_queue))
+                                         self.config.account_max_queue),
+                                     cache_limits=self.config.cache_limits)
         return self._pool
 
     def _remove_orphans(self) -> None:
@@ -276,20 +300,37 @@ class ObjectQueryMiddleware:
     def compile_in_background(self, session: Session, fuel: bool,
                               deterministic: bool) -> None:
         """Have a pool worker compile a large program for these settings,
-        once at a time per program and settings."""
-        key = (session.program, session.member, fuel, deterministic)
+        once at a time per program and settings: a system image's member,
+        or a user program from a copy that outlives the request, both
+        known by their module's digest."""
+        program = session.program
+        if session.member is None:
+            try:
+                digest, program = tpool.execute(
+                    keep_source, self.config.cache_dir, session.program)
+            except OSError as err:
+                self.logger.warning('cannot keep a program to compile: %s',
+                                    err)
+                return
+            key = (digest, None, fuel, deterministic)
+        else:
+            key = (session.program, session.member, fuel, deterministic)
         if key in self._compiling:
+            if program != session.program:
+                os.unlink(program)
             return
         self._compiling.add(key)
 
         def compile_program() -> None:
             try:
-                self.pool.warm(session.program, session.member, fuel=fuel,
+                self.pool.warm(program, session.member, fuel=fuel,
                                deterministic=deterministic)
             except (PoolFull, SandboxWorkerError) as err:
                 self.logger.warning('background compile failed: %s', err)
             finally:
                 self._compiling.discard(key)
+                if program != session.program:
+                    os.unlink(program)
         eventlet.spawn_n(compile_program)
 
 

@@ -12,7 +12,15 @@ keys) of their own:
 * deterministic mode (NaN canonicalisation, deterministic relaxed SIMD).
 
 Threads and shared memory stay off: a guest is single-threaded, as under
-ZeroVM.
+ZeroVM.  Proposals no WASI toolchain we serve emits are off too
+(``DISABLED_PROPOSALS``): a module using one fails validation.  Multi-memory
+above all, so the one linear memory a run may grow to ``Memory`` bytes is
+the guest's whole memory (``zerocloud.runtime.session`` caps it, the table
+and the instance count per store); memory64, GC, typed function
+references, custom page sizes, wide arithmetic, stack switching and the
+component model with it.  Kept: SIMD, relaxed SIMD, tail calls, reference
+types, bulk memory, multi-value and exception handling (the CPython 3.15
+image uses ``exnref``).  The list is part of the cache key.
 """
 
 from dataclasses import dataclass
@@ -21,6 +29,11 @@ from importlib import metadata
 import wasmtime
 
 WASMTIME_VERSION = metadata.version('wasmtime')
+#: ``wasmtime.Config`` switches turned off for every engine.
+DISABLED_PROPOSALS = ('wasm_multi_memory', 'wasm_memory64', 'wasm_gc',
+                      'wasm_function_references', 'wasm_custom_page_sizes',
+                      'wasm_wide_arithmetic', 'wasm_stack_switching',
+                      'wasm_component_model')
 
 
 @dataclass(frozen=True)
@@ -31,8 +44,9 @@ class EngineSettings:
 
     def cache_key(self) -> str:
         """Text that changes whenever compiled code would differ."""
-        return 'wasmtime=%s;epoch=%d;fuel=%d;deterministic=%d' % (
-            WASMTIME_VERSION, self.epoch, self.fuel, self.deterministic)
+        return 'wasmtime=%s;epoch=%d;fuel=%d;deterministic=%d;off=%s' % (
+            WASMTIME_VERSION, self.epoch, self.fuel, self.deterministic,
+            ','.join(DISABLED_PROPOSALS))
 
     def build(self) -> wasmtime.Engine:
         config = wasmtime.Config()
@@ -40,6 +54,8 @@ class EngineSettings:
         config.consume_fuel = self.fuel
         config.wasm_threads = False
         config.shared_memory = False
+        for proposal in DISABLED_PROPOSALS:
+            setattr(config, proposal, False)
         if self.deterministic:
             config.cranelift_nan_canonicalization = True
             config.wasm_relaxed_simd_deterministic = True

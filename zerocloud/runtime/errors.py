@@ -11,6 +11,7 @@ host paths behind them.
 """
 
 import errno
+import re
 
 
 class SessionFailure(Exception):
@@ -30,3 +31,16 @@ def reason(err: Exception) -> str:
     if isinstance(err, OSError):
         return err.strerror or type(err).__name__
     return str(err)
+
+
+def error_text(err: Exception) -> str:
+    """The most specific line of a wasmtime error (its last cause); of an
+    OSError, its reason without the host path."""
+    if isinstance(err, OSError):
+        return reason(err)
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if 'Caused by:' in lines:
+        causes = lines[lines.index('Caused by:') + 1:]
+        if causes:
+            return re.sub(r'^\d+: ', '', causes[-1])
+    return lines[0] if lines else type(err).__name__

@@ -1,4 +1,5 @@
-"""Limits enforced while the guest runs: wall clock and file size.
+"""Limits enforced while the guest runs (wall clock and file size), and
+the bounds of compiling and caching programs (``CacheLimits``).
 
 Wall clock, two modes (``Runtime(wall_clock=...)``):
 
@@ -34,12 +35,15 @@ Wall clock, two modes (``Runtime(wall_clock=...)``):
 
 import contextlib
 import ctypes
+import dataclasses
 import errno
+import json
 import os
 import resource
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
 if TYPE_CHECKING:  # the worker imports the mode names before wasmtime
@@ -154,3 +158,45 @@ def file_size_limit(limit: int) -> Iterator[int]:
         yield cap
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@dataclass(frozen=True)
+class CacheLimits:
+    """How programs are compiled and how many compiled ones are kept.
+
+    A user program is compiled in a child process of at most
+    ``compile_memory`` bytes of address space and ``compile_seconds`` CPU
+    and wall-clock seconds (``zerocloud.runtime.compiler``); a run compiles
+    one of at most ``in_run_compile_bytes`` itself, a larger one is
+    compiled in the background.  On disk, compiled user programs (and the
+    remembered failures) are kept least-recently-used within
+    ``disk_bytes`` and ``disk_files``; in a worker, loaded user modules
+    within ``worker_modules`` and ``worker_bytes``.  System images are
+    outside these bounds.  The object filter's options set them.
+    """
+    compile_memory: int = 1 << 30
+    compile_seconds: float = 60.0
+    in_run_compile_bytes: int = 64 << 20
+    disk_bytes: int = 512 << 20
+    disk_files: int = 4096
+    worker_modules: int = 16
+    worker_bytes: int = 256 << 20
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> 'CacheLimits':
+        """Parsed and checked; ValueError names what is wrong."""
+        try:
+            values = json.loads(text)
+            limits = cls(**values)
+        except (ValueError, TypeError) as exc:
+            raise ValueError('bad cache limits %r: %s' % (text, exc))
+        for field in dataclasses.fields(cls):
+            value = getattr(limits, field.name)
+            if isinstance(value, bool) or not isinstance(
+                    value, (int, float)) or value <= 0:
+                raise ValueError('cache limit %s must be a positive number,'
+                                 ' got %r' % (field.name, value))
+        return limits

@@ -41,9 +41,14 @@ Behaviour an operator sees:
   (exit status 4, EINTR as in ZeroVM).  Its slot starts
   a fresh worker next time.  The deadline covers the whole request, including
   a first compile of the program when the module cache is cold (seconds for a
-  large image), so warm the cache at start (:meth:`SandboxPool.warm`).  A new
-  worker's start-up (loading the runtime) is not counted: it has its own
-  limit of ``STARTUP_TIMEOUT`` seconds.
+  large image), so warm the cache at start (:meth:`SandboxPool.warm`).  A
+  run gives a user program's compile at most its own timeout; one that
+  needs longer is answered ``program is being compiled; retry later`` and
+  left to :meth:`SandboxPool.warm`, which allows
+  ``cache_limits.compile_seconds``
+  (:class:`~zerocloud.runtime.limits.CacheLimits`, handed to the
+  workers).  A new worker's start-up (loading the runtime) is not counted:
+  it has its own limit of ``STARTUP_TIMEOUT`` seconds.
 * A worker that dies during a session (OOM killer, crash) gives status
   ``sandbox worker died``; one that cannot start gives ``sandbox worker did
   not start``; an unexpected exception inside the worker gives ``sandbox
@@ -79,7 +84,8 @@ from eventlet.green import subprocess as green_subprocess
 from eventlet.semaphore import Semaphore
 
 from zerocloud.runtime import worker as protocol
-from zerocloud.runtime.limits import WALL_CLOCK_EXIT, check_wall_clock
+from zerocloud.runtime.limits import (WALL_CLOCK_EXIT, CacheLimits,
+                                      check_wall_clock)
 from zerocloud.runtime.report import Report, ReportError, parse_report
 from zerocloud.runtime.session import SessionResult
 
@@ -239,7 +245,8 @@ class SandboxPool:
                  python: str = sys.executable,
                  wall_clock: str = WALL_CLOCK_EXIT,
                  account_size: Optional[int] = None,
-                 account_queue: Optional[int] = None):
+                 account_queue: Optional[int] = None,
+                 cache_limits: CacheLimits = CacheLimits()):
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError('pool size must be a positive integer, got %r'
                              % (size,))
@@ -266,7 +273,8 @@ class SandboxPool:
         self.kill_timeout = float(kill_timeout)
         self.logger = logger or logging.getLogger(__name__)
         self._argv = [python, '-m', protocol.MODULE,
-                      '--wall-clock', check_wall_clock(wall_clock)]
+                      '--wall-clock', check_wall_clock(wall_clock),
+                      '--cache-limits', cache_limits.to_json()]
         if cache_dir:
             self._argv += ['--cache-dir', cache_dir]
         self._slots = Semaphore(size)

@@ -12,7 +12,9 @@ compiles without epoch checks (about 20 % faster CPU-bound guests, a
 separate compiled-module cache key) and, at ``Timeout``, calls
 ``callback(result)`` on a watchdog thread and ends the whole process with
 status 4: for sandbox workers, never for a process that must survive its
-runs.  That timeout result has exit status 4, the status ``session
+runs.  A program a pool worker's run compiles (``defer_large_compiles``)
+gets at most ``Timeout`` seconds for that, and the guest what is left.
+That timeout result has exit status 4, the status ``session
 timeout``, report line 1 as far as the run got, retcode 0, no etags, no
 fuel, and as accounting the CPU seconds of the running thread so far
 (clock-tick resolution) and the current size of the write channels.
@@ -54,9 +56,14 @@ Exit status (ZeroVM A.9) and status texts:
 * 8: ENOEXEC: ``program is not a WebAssembly module``, ``program failed
   validation: <reason>`` (report line 1 = 1), ``program is not a WASI
   command: <reason>`` (e.g. ``no _start or run function``), ``program is
-  not a tar image``
+  not a tar image``, ``program cannot be compiled within the server's
+  limits`` (``zerocloud.runtime.compiler``)
+* 11: EAGAIN: ``program is being compiled; retry later`` (a pool worker's
+  run, ``zerocloud.runtime.cache``)
 * 12: ENOMEM: ``MANIFEST <n>: invalid memory size``, ``memory limit
-  exceeded: the module needs more than <n> bytes at start``
+  exceeded: the module needs more than <n> bytes at start``, ``table
+  limit exceeded: the module needs more than 1 table of <n> entries at
+  start`` (a ``table.grow`` beyond the cap returns -1 to the guest)
 * 14: EFAULT: ``MANIFEST <n>: <message>``, ``MANIFEST: <Key> not
   specified``, ``MANIFEST: not enough channels``, ``MANIFEST: missing
   standard channels``, ``nvram <n>: <message>``, ``image <alias>:
@@ -94,10 +101,10 @@ RLIMIT_FSIZE (the largest putsize or Scratch) bounds every file meanwhile.
 import errno
 import hashlib
 import os
-import re
 import resource
 import stat
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -107,12 +114,13 @@ from zerocloud import paths
 from zerocloud.runtime import image, nvram, reactor
 from zerocloud.runtime.cache import ModuleCache
 from zerocloud.runtime.engine import EngineSettings
-from zerocloud.runtime.errors import SessionFailure, reason
+from zerocloud.runtime.errors import SessionFailure, error_text
 from zerocloud.runtime.guard import (RunGuard, base_linker, guarded_linker,
                                      shim_module)
-from zerocloud.runtime.limits import (WALL_CLOCK_EPOCH, ExitWatchdog,
-                                      WallClock, check_wall_clock,
-                                      file_size_limit)
+from zerocloud.runtime.limits import (WALL_CLOCK_EPOCH, CacheLimits,
+                                      ExitWatchdog, WallClock,
+                                      check_wall_clock, file_size_limit)
+from zerocloud.runtime.lru import BoundedLru
 from zerocloud.runtime.manifest import Manifest, load_manifest
 from zerocloud.runtime.report import Report
 from zerocloud.runtime.sandbox import Workspace, prepare_host_channel
@@ -120,6 +128,15 @@ from zerocloud.runtime.sandbox import Workspace, prepare_host_channel
 NVRAM_ALIAS = '/dev/nvram'
 RESERVED_MOUNTPOINTS = ('/dev', '/tmp')
 MEMORY_SLACK = 1 << 20  # a trap this close to Memory is blamed on it
+#: Caps of a run's store beside ``Memory`` (``Store.set_limits``), so that
+#: ``Memory`` bounds the whole sandbox, not each of its parts: one linear
+#: memory, one table of at most ``TABLE_ELEMENTS`` entries (8 bytes each:
+#: 8 MiB; the CPython 3.15 image has 47 157), and two instances (the
+#: program and the guard's shim, which imports the program's memory).
+TABLE_ELEMENTS = 1 << 20
+STORE_TABLES = 1
+STORE_MEMORIES = 1
+STORE_INSTANCES = 2
 TRAP_TEXT = {
     wasmtime.TrapCode.STACK_OVERFLOW: 'call stack exhausted',
     wasmtime.TrapCode.MEMORY_OUT_OF_BOUNDS: 'out of bounds memory access',
@@ -159,7 +176,8 @@ TimeoutExitCallback = Callable[[SessionResult], None]
 class _Warm:
     """Engine, linkers and pre-instantiated modules of one setting."""
 
-    def __init__(self, settings: EngineSettings, current_guard):
+    def __init__(self, settings: EngineSettings, current_guard,
+                 limits: CacheLimits):
         self.settings = settings
         self.engine = settings.build()
         self.base = base_linker(self.engine)
@@ -167,20 +185,10 @@ class _Warm:
                                      current_guard)
         reactor.define_host_call(self.linker)
         self.shim = shim_module(self.engine)
-        self.programs: Dict[str, _Program] = {}
-
-
-def error_text(err: Exception) -> str:
-    """The most specific line of a wasmtime error (its last cause); of an
-    OSError, its reason without the host path."""
-    if isinstance(err, OSError):
-        return reason(err)
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    if 'Caused by:' in lines:
-        causes = lines[lines.index('Caused by:') + 1:]
-        if causes:
-            return re.sub(r'^\d+: ', '', causes[-1])
-    return lines[0] if lines else type(err).__name__
+        #: Ready programs by module digest, bounded as the loaded modules
+        #: they hold (``zerocloud.runtime.cache``).
+        self.programs: BoundedLru[str, _Program] = BoundedLru(
+            limits.worker_modules, limits.worker_bytes)
 
 
 def _md5_of(path: str) -> str:
@@ -231,14 +239,17 @@ class Runtime:
     def __init__(self, cache_dir: Optional[str] = None, *,
                  wall_clock: str = WALL_CLOCK_EPOCH,
                  on_timeout_exit: Optional[TimeoutExitCallback] = None,
-                 defer_large_compiles: bool = False):
+                 defer_large_compiles: bool = False,
+                 cache_limits: CacheLimits = CacheLimits()):
         """``on_timeout_exit`` is only called in the ``exit`` mode; with
         ``defer_large_compiles`` a run never compiles a large module (see
-        ``zerocloud.runtime.cache``), only ``warm`` does."""
+        ``zerocloud.runtime.cache``), only ``warm`` does; ``cache_limits``
+        bound compiles and the caches."""
         self.wall_clock = check_wall_clock(wall_clock)
         self.defer_large_compiles = defer_large_compiles
         self.on_timeout_exit = on_timeout_exit
-        self.cache = ModuleCache(cache_dir or paths.module_cache_dir())
+        self.cache = ModuleCache(cache_dir or paths.module_cache_dir(),
+                                 cache_limits)
         self._warm: Dict[EngineSettings, _Warm] = {}
         self._local = threading.local()
 
@@ -248,7 +259,8 @@ class Runtime:
     def _warm_for(self, settings: EngineSettings) -> _Warm:
         warm = self._warm.get(settings)
         if warm is None:
-            warm = self._warm[settings] = _Warm(settings, self._current_guard)
+            warm = self._warm[settings] = _Warm(settings, self._current_guard,
+                                                self.cache.limits)
         return warm
 
     def settings(self, fuel: bool = False,
@@ -308,6 +320,9 @@ class _Session:
         self.manifest: Optional[Manifest] = None
         self.thread_id = threading.get_native_id()
         self.start_cpu = _thread_cpu()
+        #: Wall-clock seconds a pool worker spent loading (maybe compiling)
+        #: the program: the guest gets what is left of ``Timeout``.
+        self.load_seconds = 0.0
 
     def close(self) -> None:
         self.runtime._local.guard = None
@@ -317,10 +332,15 @@ class _Session:
     # -- program -------------------------------------------------------------
 
     def _load_program(self, manifest: Manifest, warm: _Warm):
+        started = time.monotonic()
         loaded = self.runtime.cache.load(
             warm.engine, warm.settings, manifest.program,
             manifest.program_member,
-            compile_large=not self.runtime.defer_large_compiles)
+            compile_large=not self.runtime.defer_large_compiles,
+            compile_budget=(manifest.timeout
+                            if self.runtime.defer_large_compiles else None))
+        if self.runtime.defer_large_compiles:
+            self.load_seconds = time.monotonic() - started
         self.report.validation = 2 if self.skip_validation else 0
         program = warm.programs.get(loaded.sha256)
         if program is None:
@@ -342,8 +362,9 @@ class _Session:
                 support = reactor.support_tree(
                     self.runtime.cache.cache_dir, manifest.program,
                     loaded.sha256)
-            program = warm.programs[loaded.sha256] = _Program(pre, entry,
-                                                              support)
+            program = _Program(pre, entry, support)
+            warm.programs.put(loaded.sha256, program, loaded.size,
+                              pinned=loaded.system)
         return program
 
     # -- channels, nvram, filesystem ------------------------------------------
@@ -435,7 +456,9 @@ class _Session:
         except wasmtime.WasmtimeError as err:
             raise SessionFailure('cannot open stdio channels: %s'
                                  % error_text(err), errno.EIO)
-        store.set_limits(memory_size=manifest.memory)
+        store.set_limits(memory_size=manifest.memory,
+                         table_elements=TABLE_ELEMENTS, tables=STORE_TABLES,
+                         memories=STORE_MEMORIES, instances=STORE_INSTANCES)
         if settings.fuel:
             store.set_fuel(manifest.fuel)
         if settings.epoch:
@@ -455,6 +478,12 @@ class _Session:
                 raise SessionFailure(
                     'memory limit exceeded: the module needs more than %d '
                     'bytes at start' % manifest.memory, errno.ENOMEM)
+            if 'table' in text and 'limit' in text:
+                raise SessionFailure(
+                    'table limit exceeded: the module needs more than %d '
+                    'table of %d entries at start' % (STORE_TABLES,
+                                                      TABLE_ELEMENTS),
+                    errno.ENOMEM)
             raise SessionFailure('program is not a WASI command: %s' % text,
                                  errno.ENOEXEC)
         guard.bind(warm.shim, warm.base, store,
@@ -480,7 +509,8 @@ class _Session:
         # a file that reaches the cap went past it.
         with file_size_limit(limit + 1) as cap:
             self.fsize_cap = cap
-            with self._wall_clock(warm, manifest.timeout) as clock:
+            with self._wall_clock(warm, max(
+                    0.0, manifest.timeout - self.load_seconds)) as clock:
                 try:
                     self.report.retcode = self._enter(store, exports, entry)
                 except wasmtime.ExitTrap as done:

@@ -1,7 +1,7 @@
 """Sandbox worker process: runs sessions for the object-server pool.
 
 ``python -m zerocloud.runtime.worker [--cache-dir DIR] [--parent-pid PID]
-[--wall-clock epoch|exit]``
+[--wall-clock epoch|exit] [--cache-limits JSON]``
 
 The object-server filter never runs WebAssembly inside its own (eventlet)
 process: the runtime's wall-clock timer is a real OS thread, and wasm would
@@ -16,7 +16,8 @@ between sessions, so compiled modules stay mapped.
 and the worker lives on; ``exit`` runs guests compiled without epoch checks
 (about 20 % faster when CPU-bound) and the worker *exits* when a session
 overruns, after answering it (below).  The pool starts its workers with
-``exit`` by default.
+``exit`` by default.  ``--cache-limits`` (``CacheLimits.to_json()``) bounds
+compiles and the module caches (``zerocloud.runtime.cache``).
 
 Protocol: one JSON object per line, worker stdin = requests, stdout = replies.
 
@@ -36,7 +37,9 @@ Protocol: one JSON object per line, worker stdin = requests, stdout = replies.
   for those engine settings and answers ``{"warmed": true}``.  Runs never
   compile a large module themselves (``Runtime(defer_large_compiles=True)``,
   see ``zerocloud.runtime.cache``): they answer ``program is being compiled;
-  retry later`` and the pool is asked to warm it.
+  retry later`` and the pool is asked to warm it.  A user program is
+  compiled in a child process with its own limits
+  (``zerocloud.runtime.compiler``), for a run as for a warm request.
 * Any request that fails for another reason (bad JSON, bad fields, an
   unexpected exception in the runtime) answers ``{"error": "<type>: <text>"}``;
   the worker keeps serving.
@@ -63,7 +66,8 @@ import signal
 import sys
 from typing import Any, BinaryIO, Callable, Dict, List, Optional, Tuple
 
-from zerocloud.runtime.limits import WALL_CLOCK_EPOCH, WALL_CLOCKS
+from zerocloud.runtime.limits import (WALL_CLOCK_EPOCH, WALL_CLOCKS,
+                                      CacheLimits)
 
 MODULE = 'zerocloud.runtime.worker'
 READY = 'ready'
@@ -175,14 +179,17 @@ def reply_before_exit(replies: BinaryIO) -> Callable[[Any], None]:
 
 
 def load_runtime(cache_dir: Optional[str], wall_clock: str,
-                 on_timeout_exit: Callable[[Any], None]) -> Any:
+                 on_timeout_exit: Callable[[Any], None],
+                 cache_limits: CacheLimits) -> Any:
     """The real runtime, imported late so a broken one is reported."""
     from zerocloud.runtime.session import Runtime
     return Runtime(cache_dir=cache_dir, wall_clock=wall_clock,
-                   on_timeout_exit=on_timeout_exit, defer_large_compiles=True)
+                   on_timeout_exit=on_timeout_exit, defer_large_compiles=True,
+                   cache_limits=cache_limits)
 
 
-RuntimeFactory = Callable[[Optional[str], str, Callable[[Any], None]], Any]
+RuntimeFactory = Callable[
+    [Optional[str], str, Callable[[Any], None], CacheLimits], Any]
 
 
 def main(argv: Optional[List[str]] = None,
@@ -198,13 +205,17 @@ def main(argv: Optional[List[str]] = None,
                         default=WALL_CLOCK_EPOCH,
                         help='interrupt an overrunning guest (epoch) or '
                         'answer and exit the worker (exit, faster guests)')
+    parser.add_argument('--cache-limits', type=CacheLimits.from_json,
+                        default=CacheLimits(),
+                        help='compile and module-cache bounds (JSON)')
     args = parser.parse_args(argv)
     die_with_parent(args.parent_pid)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     requests, replies = claim_protocol_pipes()
     try:
         runtime = runtime_factory(args.cache_dir, args.wall_clock,
-                                  reply_before_exit(replies))
+                                  reply_before_exit(replies),
+                                  args.cache_limits)
     except Exception as exc:
         replies.write(encode_message(
             {ERROR: 'cannot load the runtime: %s: %s'

@@ -10,6 +10,7 @@ import pytest
 
 from zerocloud.runtime import guard, sandbox
 from zerocloud.runtime.engine import EngineSettings
+from zerocloud.runtime.limits import CacheLimits
 from zerocloud.runtime.report import parse_report
 from zerocloud.runtime.session import Runtime
 from test.unit.runtime.helpers import (output, read_channel, write_channel,
@@ -273,11 +274,11 @@ def test_run_with_wrong_signature_is_no_entry(runtime, tmp_path, wat):
 
 
 def test_deferring_runtime_leaves_large_modules_to_warm(
-        wat_programs, tmp_path, monkeypatch):
+        wat_programs, tmp_path):
     from zerocloud.runtime import cache
-    monkeypatch.setattr(cache, 'LARGE_MODULE_BYTES', 10)
     runtime = Runtime(cache_dir=str(tmp_path / 'cache'),
-                      defer_large_compiles=True)
+                      defer_large_compiles=True,
+                      cache_limits=CacheLimits(in_run_compile_bytes=10))
     manifest = write_manifest(tmp_path, wat_programs['hello'])
     result = runtime.run(manifest)
     assert (result.exit_status, result.report.status) == (
@@ -322,8 +323,8 @@ def test_compiled_module_cache(wat_programs, tmp_path):
     first = Runtime(str(cache_dir))
     loaded = load(first)
     assert not loaded.from_disk_cache
-    assert os.listdir(cache_dir) == [os.path.basename(
-        first.cache.cache_path(EngineSettings(), loaded.sha256))]
+    assert os.listdir(cache_dir / 'user') == [os.path.basename(
+        first.cache.cache_path(EngineSettings(), loaded.sha256, user=True))]
     second = Runtime(str(cache_dir))
     again = load(second)
     assert again.from_disk_cache and again.sha256 == loaded.sha256

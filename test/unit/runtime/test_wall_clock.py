@@ -95,8 +95,9 @@ def test_finished_run_returns_normally_and_cancels_the_watchdog(
     assert announced == []
     with open(wat_programs['hello'], 'rb') as handle:
         digest = hashlib.sha256(handle.read()).hexdigest()
-    assert os.listdir(tmp_path / 'modules') == [os.path.basename(
-        runtime.cache.cache_path(EngineSettings(epoch=False), digest))]
+    assert os.listdir(tmp_path / 'modules' / 'user') == [os.path.basename(
+        runtime.cache.cache_path(EngineSettings(epoch=False), digest,
+                                 user=True))]
 
 
 def test_exit_mode_has_its_own_engine_and_cache_key():

@@ -34,7 +34,8 @@ class FakeResult:
 
 class FakeRuntime:
     def __init__(self, cache_dir: Optional[str], wall_clock: str,
-                 on_timeout_exit: Callable[[FakeResult], None]):
+                 on_timeout_exit: Callable[[FakeResult], None],
+                 cache_limits: object):
         self.cache_dir = cache_dir
         self.wall_clock = wall_clock
         self.on_timeout_exit = on_timeout_exit

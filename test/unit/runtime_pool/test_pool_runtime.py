@@ -7,6 +7,7 @@ import pytest
 import wasmtime
 
 from zerocloud.runtime.pool import EXIT_KILLED, PoolFull, STATUS_KILLED
+from zerocloud.runtime.session import Runtime
 
 from test.unit.runtime_pool.conftest import (
     process_gone, saw_every_worker_busy)
@@ -64,10 +65,18 @@ def manifest(tmp_path):
 
 
 @pytest.fixture
-def real_pool(make_pool, tmp_path):
-    def make(size=1, queue=0, kill_timeout=1.0, wall_clock='exit'):
-        return make_pool(size, queue, kill_timeout,
-                         cache_dir=str(tmp_path / 'modules'),
+def real_pool(make_pool, tmp_path, programs):
+    """A pool of real workers; with ``compiled``, the programs are in its
+    module cache already, so a run's timeout is the guest's alone (a
+    compile in a child process takes seconds on a loaded machine)."""
+    def make(size=1, queue=0, kill_timeout=1.0, wall_clock='exit',
+             compiled=True):
+        cache_dir = str(tmp_path / 'modules')
+        if compiled:
+            runtime = Runtime(cache_dir, wall_clock=wall_clock)
+            for program in programs.values():
+                runtime.warm(program)
+        return make_pool(size, queue, kill_timeout, cache_dir=cache_dir,
                          wall_clock=wall_clock)
     return make
 
@@ -160,7 +169,7 @@ def test_worker_overrunning_the_deadline_is_killed(
 
 def test_warm_then_run_and_close_leaves_no_processes(
         real_pool, programs, manifest, tmp_path):
-    pool = real_pool(size=2)
+    pool = real_pool(size=2, compiled=False)
     pool.warm(programs['hello'])
     assert any((tmp_path / 'modules').rglob('*.cwasm'))
     runs = [eventlet.spawn(pool.run, manifest(programs['hello'])[0], 5)
