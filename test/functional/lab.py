@@ -1,6 +1,6 @@
 """What the sandbox attack suites share: a lab container and WAT pieces
-(the small whole programs, :func:`hello_wat` and :func:`sleeper_wat`,
-serve other suites too).
+(the small whole programs, :func:`hello_wat`, :data:`CAT_WAT` and
+:func:`sleeper_wat`, serve other suites too).
 
 A :class:`Lab` is a container holding one stored object the attacks target
 (``precious.txt``) and every attack program, stored as it is run: a Python
@@ -57,6 +57,27 @@ def hello_wat(text: str) -> str:
                           (i32.const 8)))))''' % (WASI_FD_WRITE, data,
                                                   len(text))
 
+
+#: A WASI command copying stdin to stdout (64000 bytes a read).
+CAT_WAT = '''(module
+  (import "wasi_snapshot_preview1" "fd_read"
+    (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  %s
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (loop $copy
+      (i32.store (i32.const 0) (i32.const 64))
+      (i32.store (i32.const 4) (i32.const 64000))
+      (i32.store (i32.const 8) (i32.const 0))
+      (drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1)
+                           (i32.const 8)))
+      (if (i32.load (i32.const 8))
+        (then
+          (i32.store (i32.const 16) (i32.const 64))
+          (i32.store (i32.const 20) (i32.load (i32.const 8)))
+          (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1)
+                                (i32.const 24)))
+          (br $copy))))))''' % WASI_FD_WRITE
 
 def sleeper_wat(seconds: int) -> str:
     """A WASI command that sleeps ``seconds`` in one host call

@@ -34,9 +34,9 @@ from zerocloud.saio import ZEROVM_MAXPOOL
 
 from .helpers import (
     INPUT_PROBE, REQUEST_TIMEOUT, Account, ProxyLog, assert_all_ok,
-    kill_server, primary_servers, probe_in_place, probe_input, read_input,
+    kill_server, primary_servers, probe_in_place, probe_input,
     started_cluster, store_zapp, unique)
-from .lab import sleeper_wat
+from .lab import CAT_WAT, sleeper_wat
 
 #: Seconds each node holding the sandboxes sleeps: far more than an
 #: overwrite and a delete take, far less than the node timeout (30 s).
@@ -166,19 +166,23 @@ def test_queued_node_reads_its_input_as_accepted(plain_cluster, account,
     first = primary_servers(plain_cluster, account.name, container, name)[0]
     tmp_dir = os.path.join(
         plain_cluster.device_path(int(first.rsplit('-', 1)[1])), 'tmp')
-    account.put_object(container, 'sleeper.wasm',
-                       wasmtime.wat2wasm(sleeper_wat(HOLD_SECONDS)),
-                       'application/wasm')
+    for program, wat in (('sleeper.wasm', sleeper_wat(HOLD_SECONDS)),
+                         ('cat.wasm', CAT_WAT)):
+        account.put_object(container, program, wasmtime.wat2wasm(wat),
+                           'application/wasm')
     sleepers = [{'name': 'sleeper%d' % number,
                  'exec': {'path': 'swift://~/%s/sleeper.wasm' % container},
                  'devices': [{'name': 'stdout'},
                              {'name': 'input', 'path': 'swift://~/' + path}]}
                 for number in range(ZEROVM_MAXPOOL)]
+    reader = [{'name': 'reader',
+               'exec': {'path': 'swift://~/%s/cat.wasm' % container},
+               'devices': [{'name': 'stdin', 'path': 'swift://~/' + path},
+                           {'name': 'stdout'}]}]
     with ThreadPoolExecutor(2) as threads:
         asleep = threads.submit(account.post_job, sleepers)
         wait_for_prepared(tmp_dir, ZEROVM_MAXPOOL)
-        reader = threads.submit(read_input, account,
-                                'swift://~/%s/probe.tar' % container, path)
+        reading = threads.submit(account.post_job, reader)
         wait_for_prepared(tmp_dir, ZEROVM_MAXPOOL + 1)
         account.put_object(container, name, b'overwritten\n')
         deleted = requests.delete('%s/%s' % (account.url, path),
@@ -186,15 +190,13 @@ def test_queued_node_reads_its_input_as_accepted(plain_cluster, account,
                                   timeout=REQUEST_TIMEOUT)
         assert deleted.status_code == 204, deleted.text
         # Every sandbox still sleeps: the reader has not opened its input.
-        assert not asleep.done() and not reader.done()
-        resp = reader.result()
+        assert not asleep.done() and not reading.done()
+        resp = reading.result()
         slept = asleep.result()
         assert slept.status_code == 200, slept.text
     assert resp.status_code == 200, resp.text
     assert_all_ok(resp, 1)
-    seen = json.loads(resp.text)
-    assert (seen['md5'], seen['size']) == (hashlib.md5(original).hexdigest(),
-                                           len(original))
+    assert resp.content == original
     assert account.get(path).status_code == 404
     # The hold ends with the request: its work directory goes.
     deadline = time.monotonic() + ACCEPT_WAIT
