@@ -60,6 +60,8 @@ Work directory (default: a new temporary directory; ``make run`` uses
            keymaster.conf (the encryption root secret, mode 0600)
     srv/   srv/<n>/node/sdb<n>: the devices (object server n uses sdb<n>;
            account and container servers use sdb1)
+    srv.xfs  the XFS image mounted on srv/, where the work directory's
+           filesystem cannot hold Swift's metadata (e.g. ext4)
     log/   one file per server (plus memcached.log)
     run/   memcached.pid and the lock that keeps a second launcher out
 
@@ -68,9 +70,11 @@ and data; only addresses that changed (ports no longer free, or the single
 127.0.0.1 of older launchers) are updated in the rings, in place (partitions
 stay); a missing ``ec`` policy, ``object-1`` ring or secret is added.
 Backend ports are free ports chosen at start, distinct over the whole
-cluster; ``--port 0`` picks a free proxy port too.  Swift needs user
-extended attributes on the devices: tmpfs (e.g. /dev/shm), ext4 and xfs
-work.
+cluster; ``--port 0`` picks a free proxy port too.  Swift keeps metadata in
+user extended attributes of up to 64 KiB, which tmpfs and XFS hold and ext4
+does not: where ``srv/`` cannot, the launcher (as root) loop-mounts an XFS
+image file ``srv.xfs`` on it for as long as it runs, or says why it cannot
+(:mod:`zerocloud.devices`).
 
 Every server runs with ``swift_dir = <workdir>/etc`` and logs to its file
 through :mod:`zerocloud.logfile`.  Nothing is written outside the work
@@ -111,11 +115,17 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import urlsplit
 
-from swift.common.ring import RingBuilder
-from swift.common.storage_policy import reload_storage_policies
-from swift.common.utils import set_swift_dir
+from zerocloud import warnfilter
 
-from zerocloud import paths
+# Before Swift (eventlet, dnspython) is imported: this module is the
+# launcher and, through --serve, every server it starts.
+warnfilter.hide_third_party_deprecations()
+
+from swift.common.ring import RingBuilder  # noqa: E402
+from swift.common.storage_policy import reload_storage_policies  # noqa: E402
+from swift.common.utils import set_swift_dir  # noqa: E402
+
+from zerocloud import devices, paths  # noqa: E402
 
 PROG = 'zerocloud-saio'
 DEFAULT_PORT = 8080
@@ -321,16 +331,6 @@ def _group_has_live_member(pgid: int) -> bool:
     return False
 
 
-def supports_user_xattrs(directory: str) -> bool:
-    """Whether files in ``directory`` accept ``user.*`` extended attributes."""
-    try:
-        with tempfile.NamedTemporaryFile(dir=directory) as probe:
-            os.setxattr(probe.name, 'user.zerocloud.probe', b'1')
-    except OSError:
-        return False
-    return True
-
-
 def free_ports(count: int, ip: str = BACKEND_IP,
                exclude: frozenset = frozenset()) -> list[int]:
     """Ports nobody listens on now; held together so they are distinct."""
@@ -430,6 +430,7 @@ class Cluster:
         self._auth_cache: dict[str, tuple[str, str]] = {}
         self._interrupted = False
         self._lock_file = None
+        self._image_mounted = False
 
     # -- layout ------------------------------------------------------------
 
@@ -445,9 +446,15 @@ class Cluster:
     def run_dir(self) -> str:
         return os.path.join(self.workdir, 'run')
 
+    @property
+    def devices_root(self) -> str:
+        """Every storage node's devices, on storage that holds Swift's
+        metadata (see :mod:`zerocloud.devices`)."""
+        return os.path.join(self.workdir, 'srv')
+
     def devices_dir(self, node: int) -> str:
         """The ``devices`` directory of storage node ``node`` (1-based)."""
-        return os.path.join(self.workdir, 'srv', str(node), 'node')
+        return os.path.join(self.devices_root, str(node), 'node')
 
     def device_path(self, node: int) -> str:
         return os.path.join(self.devices_dir(node), device_name(node))
@@ -564,6 +571,7 @@ class Cluster:
             _check_server_entry_points()
             self._proxy_port = self._choose_proxy_port()
             ports = self._choose_backend_ports()
+            self._prepare_devices()
             try:
                 self._write_swift_conf()
                 self._write_keymaster_conf()
@@ -607,6 +615,9 @@ class Cluster:
         self._children = []
         self._prepared = None
         self._auth_cache.clear()
+        if self._image_mounted:
+            devices.detach(self.devices_root)
+            self._image_mounted = False
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
@@ -642,19 +653,28 @@ class Cluster:
         try:
             for directory in (self.etc_dir, self.log_dir, self.run_dir):
                 os.makedirs(directory, exist_ok=True)
-            for node in range(1, OBJECT_SERVER_COUNT + 1):
-                os.makedirs(self.device_path(node), exist_ok=True)
             with tempfile.TemporaryFile(dir=self.workdir):
                 pass
         except OSError as err:
             raise LaunchError('cannot use work directory %s: %s'
                               % (self.workdir, err.strerror or err)) from None
         self._lock_workdir()
-        if not supports_user_xattrs(self.device_path(1)):
-            raise LaunchError(
-                'work directory %s does not support user extended attributes,'
-                ' which Swift needs; use a directory on tmpfs, ext4 or xfs'
-                % self.workdir)
+
+    def _prepare_devices(self) -> None:
+        """Devices on storage that holds an object with the most metadata
+        Swift allows (a loop-mounted XFS image where the work directory's
+        filesystem cannot), after the cheap checks: a busy port costs no
+        mkfs."""
+        try:
+            self._image_mounted = devices.attach(self.devices_root)
+            for node in range(1, OBJECT_SERVER_COUNT + 1):
+                os.makedirs(self.device_path(node), exist_ok=True)
+        except devices.StorageError as err:
+            raise LaunchError(str(err)) from None
+        except OSError as err:
+            raise LaunchError('cannot prepare the devices in %s: %s'
+                              % (self.devices_root, err.strerror or err)
+                              ) from None
 
     def _lock_workdir(self) -> None:
         lock_path = os.path.join(self.run_dir, 'saio.lock')
@@ -1166,7 +1186,7 @@ def _ensure_sysimage() -> None:
     # not load the sandbox runtime for it.
     from zerocloud.runtime import sysimage
     try:
-        sysimage.install_all()
+        sysimage.install_all(announce=False)
     except sysimage.SysimageError as err:
         raise LaunchError('Python system image: %s' % err) from None
 

@@ -6,10 +6,12 @@ import hashlib
 import os
 import re
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -18,13 +20,16 @@ import requests
 
 from swift.common.ring import RingBuilder
 
-from zerocloud import saio
+from zerocloud import devices, saio
 from zerocloud.saio import (
     OBJECT_SERVER_COUNT, PART_POWER, Cluster, LaunchError)
 
 from .helpers import cluster_ring, configure, files_holding
 
 LAUNCH_TIMEOUT = 60
+#: The checkout: ``make run``'s work directory is its ``var/saio``.
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 EXPORT_PREFIXES = ('export PATH=', 'export ST_AUTH=', 'export OS_AUTH_TOKEN=',
                    'export OS_STORAGE_URL=')
 
@@ -290,6 +295,9 @@ def test_launcher_prints_exports_stops_on_sigint_and_keeps_data(
         assert len(processes_mentioning(workdir)) >= OBJECT_SERVER_COUNT + 4
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, proc.stderr.read().decode()
+        # --quiet on a warm image cache: nothing on stderr (no third-party
+        # deprecation warnings, no progress lines of the system images).
+        assert proc.stderr.read().decode() == ''
         assert processes_mentioning(workdir) == []
 
         ring_path = os.path.join(workdir, 'etc', 'object.ring.gz')
@@ -467,6 +475,81 @@ def test_launcher_refuses_a_port_in_use(tmp_path):
     assert 'in use' in errors[0]
     assert b'export' not in result.stdout
     assert processes_mentioning(workdir) == []
+
+
+def test_sysimage_prints_one_line_on_a_warm_cache():
+    """What ``make sysimage`` (part of ``make run``) shows once the images
+    are built and compiled: one line, not one per compiled variant."""
+    command = [sys.executable, '-m', 'zerocloud.runtime.sysimage']
+    # The first call warms the cache if a test before us has not.
+    warm = subprocess.run(command, capture_output=True, text=True,
+                          timeout=1800)
+    assert warm.returncode == 0, warm.stderr
+    result = subprocess.run(command, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith('zerocloud-sysimage: system images ready in')
+    assert [os.path.basename(path) for path in result.stdout.split()] == \
+        ['python315.tar', 'python311.tar']
+
+
+def most_metadata(limits):
+    """X-Object-Meta-* headers of exactly ``max_meta_overall_size`` (name
+    and value lengths, as Swift counts them), in values as long as Swift
+    allows: few enough headers for a client to read them back (Python's
+    http.client refuses a response of more than 100)."""
+    headers = {}
+    remaining = limits['max_meta_overall_size']
+    while remaining:
+        name = 'key%05d' % len(headers)
+        size = min(limits['max_meta_value_length'], remaining - len(name))
+        assert size > 0
+        headers['X-Object-Meta-' + name] = (uuid.uuid4().hex * 8)[:size]
+        remaining -= len(name) + size
+    assert len(headers) <= limits['max_meta_count']
+    return headers
+
+
+def test_an_object_with_the_most_metadata_fits_the_default_work_dir(
+        tmp_path):
+    """``make run``'s storage (under the checkout's var/, whatever its
+    filesystem) holds an object with the most metadata Swift allows,
+    encrypted at rest: on ext4 its xattrs would not fit (507, then 503)."""
+    var = os.path.join(CHECKOUT, 'var')
+    os.makedirs(var, exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix='test-most-metadata-', dir=var)
+    srv = os.path.join(workdir, 'srv')
+    short_filesystem = devices.xattr_shortfall(workdir) is not None
+    proc = launch(workdir, free_port(), tmp_path)
+    try:
+        env = exported(read_exports(proc))
+        limits = requests.get(env['ST_AUTH'].replace('/auth/v1.0', '/info'),
+                              timeout=10).json()['swift']
+        metadata = most_metadata(limits)
+        headers = {'X-Auth-Token': env['OS_AUTH_TOKEN']}
+        container = env['OS_STORAGE_URL'] + '/meta'
+        assert requests.put(container, headers=headers,
+                            timeout=10).status_code in (201, 202)
+        resp = requests.put(container + '/full', data=b'payload',
+                            headers=dict(headers, **metadata), timeout=30)
+        assert resp.status_code == 201, (resp.status_code, resp.text)
+        resp = requests.get(container + '/full', headers=headers, timeout=30)
+        assert resp.status_code == 200 and resp.content == b'payload'
+        for name, value in metadata.items():
+            assert resp.headers.get(name) == value, name
+        # Where the checkout's filesystem is short (ext4), the devices are
+        # the launcher's XFS image, mounted while it runs.
+        assert os.path.ismount(srv) == short_filesystem
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read().decode()
+        assert not os.path.ismount(srv)
+    finally:
+        stop_and_read_stderr(proc)
+        if os.path.ismount(srv):
+            subprocess.run(['umount', srv])
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 # -- faults at start ---------------------------------------------------------
