@@ -14,19 +14,20 @@ replicas on the 4 devices, like Swift's SAIO) and ``ec`` (erasure coded,
 ``liberasurecode_rs_vand``, 2 data + 1 parity fragments on the same devices,
 ring ``object-1``; a container uses it when created with
 ``X-Storage-Policy: ec``).  The proxy pipeline follows Swift's
-``proxy-server.conf-sample``::
+``proxy-server.conf-sample`` (``staticweb`` where Swift's SAIO has it)::
 
     catch_errors gatekeeper healthcheck proxy-logging cache listing_formats
-    tempauth job_chain proxy_query copy slo dlo versioned_writes symlink
+    bulk tempurl ratelimit tempauth staticweb job_chain proxy_query copy
+    container-quotas account-quotas slo dlo versioned_writes symlink
     keymaster encryption proxy-logging proxy-server
 
 ``job_chain`` and ``proxy_query`` sit right after auth, so every request a
-job makes through the proxy passes through copy, SLO, DLO, versioning,
-symlinks and encryption as a client's request would.  At-rest encryption is
-on unless ``--no-encryption`` is given (then ``disable_encryption = true``:
-new objects are stored in the clear, objects stored encrypted earlier still
-read back); the keymaster's root secret is made once per work directory, in
-``etc/keymaster.conf`` (mode 0600).
+job makes through the proxy passes through copy, the quotas, SLO, DLO,
+versioning, symlinks and encryption as a client's request would.  At-rest
+encryption is on unless ``--no-encryption`` is given (then
+``disable_encryption = true``: new objects are stored in the clear, objects
+stored encrypted earlier still read back); the keymaster's root secret is
+made once per work directory, in ``etc/keymaster.conf`` (mode 0600).
 
 The launcher waits until every server answers and a test user can
 authenticate, then prints lines to paste into a shell::
@@ -48,10 +49,13 @@ lines (progress, users); the output stays paste-able.
 
 Users (tempauth, tokens valid for a day): ``test:tester``/``testing`` (admin
 of ``AUTH_test``), ``test:tester3``/``testing3`` (``AUTH_test``, not admin),
-``test2:tester2``/``testing2`` (admin of ``AUTH_test2``), and
+``test2:tester2``/``testing2`` (admin of ``AUTH_test2``),
 ``stats:reader``/``reading``, owner of ``AUTH_stats`` where the proxy stores
 one accounting object per job
-(``AUTH_stats/<account>/<YYYY>/<MM>/<DD>/<job id>.log``).
+(``AUTH_stats/<account>/<YYYY>/<MM>/<DD>/<job id>.log``), and as in Swift's
+SAIO ``test5:tester5``/``testing5`` (group ``service``: with
+``reseller_prefix = AUTH, SERVICE`` a ``SERVICE_`` account needs its token
+besides the user's) and ``admin:admin``/``admin`` (``.reseller_admin``).
 
 Work directory (default: a new temporary directory; ``make run`` uses
 ``var/saio``)::
@@ -194,7 +198,8 @@ OBJECT_SERVER_IPS = {server: '127.0.0.%d' % (node + 1)
 #: filters before proxy-logging, as Swift requires.
 PROXY_PIPELINE = (
     'catch_errors gatekeeper healthcheck proxy-logging cache listing_formats '
-    'tempauth job_chain proxy_query copy slo dlo versioned_writes symlink '
+    'bulk tempurl ratelimit tempauth staticweb job_chain proxy_query copy '
+    'container-quotas account-quotas slo dlo versioned_writes symlink '
     'keymaster encryption proxy-logging proxy-server')
 #: Server kind -> pipeline; object_query also serves container jobs.
 BACKEND_PIPELINES = {
@@ -232,6 +237,8 @@ class AuthUser:
     user: str
     key: str
     admin: bool
+    #: Further tempauth groups (``service``, ``.reseller_admin``).
+    groups: tuple[str, ...] = ()
 
     @property
     def login(self) -> str:
@@ -245,7 +252,17 @@ AUTH_USERS = {
     'tester2': AuthUser('test2', 'tester2', 'testing2', admin=True),
     # Owner of the account that receives ZeroCloud's accounting objects.
     'stats': AuthUser('stats', 'reader', 'reading', admin=True),
+    # What Swift's functional tests use for service tokens (a SERVICE_
+    # account needs a token of the service group as well) and for the
+    # reseller admin, who may act on every account.
+    'tester5': AuthUser('test5', 'tester5', 'testing5', admin=False,
+                        groups=('service',)),
+    'admin': AuthUser('admin', 'admin', 'admin', admin=True,
+                      groups=('.reseller_admin',)),
 }
+#: tempauth's account prefixes: AUTH_ for users, SERVICE_ for service data.
+RESELLER_PREFIXES = 'AUTH, SERVICE'
+SERVICE_GROUP = 'service'
 STATS_ACCOUNT = 'AUTH_stats'
 DEFAULT_USER = 'tester'
 
@@ -895,11 +912,14 @@ class Cluster:
                                        self.proxy_port)
         options['log_file_extra_routes'] = 'proxy-access'
         tempauth = {'use': 'egg:swift#tempauth', 'token_life': TOKEN_LIFE,
-                    'allow_overrides': 'true'}
+                    'allow_overrides': 'true',
+                    'reseller_prefix': RESELLER_PREFIXES,
+                    'SERVICE_require_group': SERVICE_GROUP}
         # On a wildcard address tempauth derives the URL from the Host header.
         explicit_url = self.proxy_host == self.bind_ip
         for user in AUTH_USERS.values():
-            value = '%s%s' % (user.key, ' .admin' if user.admin else '')
+            value = ' '.join([user.key] + (['.admin'] if user.admin else [])
+                             + list(user.groups))
             if explicit_url:
                 value += ' %s/v1/AUTH_%s' % (self.proxy_url, user.account)
             tempauth['user_%s_%s' % (user.account, user.user)] = value
@@ -925,6 +945,13 @@ class Cluster:
             ('filter:healthcheck', {'use': 'egg:swift#healthcheck'}),
             ('filter:proxy-logging', {'use': 'egg:swift#proxy_logging'}),
             ('filter:listing_formats', {'use': 'egg:swift#listing_formats'}),
+            ('filter:bulk', {'use': 'egg:swift#bulk'}),
+            ('filter:tempurl', {'use': 'egg:swift#tempurl'}),
+            ('filter:ratelimit', {'use': 'egg:swift#ratelimit'}),
+            ('filter:staticweb', {'use': 'egg:swift#staticweb'}),
+            ('filter:container-quotas', {
+                'use': 'egg:swift#container_quotas'}),
+            ('filter:account-quotas', {'use': 'egg:swift#account_quotas'}),
             ('filter:copy', {'use': 'egg:swift#copy'}),
             ('filter:slo', {'use': 'egg:swift#slo'}),
             ('filter:dlo', {'use': 'egg:swift#dlo'}),

@@ -3,6 +3,8 @@ HTTP) and the ``zerocloud-saio`` launcher run as a separate process."""
 
 import configparser
 import hashlib
+import hmac
+import json
 import os
 import re
 import selectors
@@ -74,8 +76,56 @@ def test_info_lists_both_policies_and_the_filters(cluster):
     assert policies[0].get('default') is True
     # copy, dlo, keymaster and encryption (admin-only) do not register here.
     for name in ('job_chain', 'proxy_query', 'slo', 'symlink',
-                 'versioned_writes', 'object_versioning', 'tempauth'):
+                 'versioned_writes', 'object_versioning', 'tempauth',
+                 # Swift's sample pipeline, for Swift's own tests to run:
+                 'bulk_upload', 'bulk_delete', 'tempurl', 'ratelimit',
+                 'staticweb', 'container_quotas', 'account_quotas'):
         assert name in info, name
+
+
+def temp_url(cluster, method, path, key):
+    expires = int(time.time()) + 600
+    signature = hmac.new(key.encode(), ('%s\n%d\n%s' % (
+        method, expires, path)).encode(), hashlib.sha256).hexdigest()
+    return '%s%s?temp_url_sig=%s&temp_url_expires=%d' % (
+        cluster.proxy_url, path, signature, expires)
+
+
+def test_a_temp_url_reads_its_object_but_never_runs_code(cluster):
+    """tempurl (in the pipeline for Swift's own tests) replaces
+    swift.authorize with "allow everything" for its one request: a job on
+    a temp URL could read every object of the account, so none runs."""
+    headers = auth_headers(cluster)
+    account_url = cluster.storage_url()
+    key = uuid.uuid4().hex
+    assert requests.post(account_url, headers=dict(
+        headers, **{'X-Account-Meta-Temp-URL-Key': key}),
+        timeout=10).status_code == 204
+    for container in ('shared', 'private'):
+        assert requests.put(account_url + '/' + container, headers=headers,
+                            timeout=10).status_code in (201, 202)
+    secret = b'not-for-temp-url-holders-%s' % uuid.uuid4().hex.encode()
+    assert requests.put(account_url + '/private/secret', data=secret,
+                        headers=headers, timeout=10).status_code == 201
+    assert requests.put(account_url + '/shared/doc', data=b'shared',
+                        headers=headers, timeout=10).status_code == 201
+    path = '/v1/AUTH_test/shared/doc'
+    resp = requests.get(temp_url(cluster, 'GET', path, key), timeout=10)
+    assert resp.status_code == 200 and resp.content == b'shared'
+    job = [{'name': 'leak', 'exec': {'path': 'file://python3.11:python'},
+            'file_list': [{'device': 'stdin',
+                           'path': 'swift://AUTH_test/private/secret'},
+                          {'device': 'stdout'}]}]
+    resp = requests.post(temp_url(cluster, 'POST', path, key),
+                         data=json.dumps(job), timeout=30, headers={
+                             'X-Zerovm-Execute': '1.0',
+                             'Content-Type': 'application/json'})
+    assert resp.status_code == 403, (resp.status_code, resp.headers)
+    assert resp.text == 'A temp URL does not grant running code'
+    resp = requests.get(temp_url(cluster, 'GET', path, key), timeout=30,
+                        headers={'X-Zerovm-Execute': 'open/1.0'})
+    assert resp.status_code == 403
+    assert secret.decode() not in resp.text
 
 
 def test_each_request_is_logged_once_to_the_proxy_log(cluster):

@@ -174,6 +174,11 @@ class ProxyQueryMiddleware:
                                                   start_response)
         kind = execute.split('/', 1)[0] if '/' in execute else JOB
         problem = request_problem(kind, req.method, account, container, obj)
+        if problem is None and env.get('swift.authorize_override'):
+            # A temp URL (or container sync) grants one request on one
+            # object by replacing swift.authorize with "allow everything":
+            # a job run on it could read every object of the account.
+            problem = 403, 'A temp URL does not grant running code'
         if problem:
             return Response(status=problem[0], body=problem[1],
                             content_type='text/plain')(env, start_response)
