@@ -16,7 +16,9 @@ and validated (:mod:`zerocloud.job.model`), every object it touches is
 authorized with the deployment's own ``swift.authorize`` (executing needs the
 right to ``POST`` to the request path, reading needs the container's read
 ACL, writing its write ACL; :mod:`zerocloud.proxy.request`,
-:mod:`zerocloud.proxy.access`), each node is placed
+:mod:`zerocloud.proxy.access`; a request a temp URL authorized is refused
+with ``403``: tempurl makes ``swift.authorize`` allow everything), each node
+is placed
 (:mod:`zerocloud.proxy.placement`) and streamed to its object server
 (:mod:`zerocloud.proxy.scheduler`, :mod:`zerocloud.proxy.nodeclient`).
 Outputs with a ``swift://`` path are stored through the normal object path,
