@@ -154,7 +154,10 @@ def run(tree: str, with_zerocloud: bool, pytest_args: list[str]) -> int:
         if os.path.exists(junit_xml):
             os.unlink(junit_xml)
         status = subprocess.run(
+            # Swift's tree is the root (our setup.cfg is not its config):
+            # test ids read test.functional.<module>.<class>::<test>.
             [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+             '--rootdir', tree, '-c', os.devnull,
              '--junitxml', junit_xml, '--ignore', 'test/functional/s3api',
              *pytest_args, 'test/functional'],
             cwd=tree, env=env, timeout=PYTEST_TIMEOUT).returncode
