@@ -31,6 +31,8 @@ import time
 import xml.etree.ElementTree as ElementTree
 from typing import Dict
 
+import requests
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
@@ -101,6 +103,19 @@ def write_test_conf(cluster: Cluster, path: str) -> None:
             '%s = %s\n' % item for item in options.items()))
 
 
+def create_accounts(cluster: Cluster) -> None:
+    """Every test account exists, as in a cluster that has served users:
+    Swift's tests assume it (until something is written to it, an
+    autocreated account answers HEAD with a made-up 200, not 204)."""
+    reseller_token = cluster.token('admin')  # may POST to any account
+    for account in sorted({user.account for user in AUTH_USERS.values()}):
+        url = '%s/v1/AUTH_%s' % (cluster.proxy_url, account)
+        resp = requests.post(url, headers={'X-Auth-Token': reseller_token},
+                             timeout=30)
+        if resp.status_code != 204:
+            raise LaunchError('POST %s answered %d' % (url, resp.status_code))
+
+
 def outcomes(junit_xml: str) -> Dict[str, str]:
     """Test id -> passed, failed or skipped, from pytest's JUnit XML."""
     results = {}
@@ -147,6 +162,7 @@ def run(tree: str, with_zerocloud: bool, pytest_args: list[str]) -> int:
         if not with_zerocloud:
             without_zerocloud(cluster)
         cluster.start()
+        create_accounts(cluster)
         test_conf = os.path.join(workdir, 'test.conf')
         write_test_conf(cluster, test_conf)
         env = dict(os.environ, SWIFT_TEST_CONFIG_FILE=test_conf)
