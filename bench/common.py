@@ -26,8 +26,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from zerocloud.saio import (  # noqa: E402
-    Cluster, LaunchError, supports_user_xattrs)
+from zerocloud.devices import holds_swift_metadata  # noqa: E402
+from zerocloud.saio import Cluster, LaunchError  # noqa: E402
 
 #: Preferred place for throwaway clusters: Swift keeps object metadata in
 #: user xattrs, which tmpfs supports, and it takes the disk out of the numbers.
@@ -55,7 +55,7 @@ class BenchError(Exception):
 def fast_tmp_dir() -> str:
     """tmpfs when it is writable and keeps user xattrs, else the usual tmp."""
     if os.path.isdir(PREFERRED_TMP) and os.access(PREFERRED_TMP, os.W_OK) \
-            and supports_user_xattrs(PREFERRED_TMP):
+            and holds_swift_metadata(PREFERRED_TMP):
         return PREFERRED_TMP
     return tempfile.gettempdir()
 

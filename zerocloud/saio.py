@@ -14,19 +14,20 @@ replicas on the 4 devices, like Swift's SAIO) and ``ec`` (erasure coded,
 ``liberasurecode_rs_vand``, 2 data + 1 parity fragments on the same devices,
 ring ``object-1``; a container uses it when created with
 ``X-Storage-Policy: ec``).  The proxy pipeline follows Swift's
-``proxy-server.conf-sample``::
+``proxy-server.conf-sample`` (``staticweb`` where Swift's SAIO has it)::
 
     catch_errors gatekeeper healthcheck proxy-logging cache listing_formats
-    tempauth job_chain proxy_query copy slo dlo versioned_writes symlink
+    bulk tempurl ratelimit tempauth staticweb job_chain proxy_query copy
+    container-quotas account-quotas slo dlo versioned_writes symlink
     keymaster encryption proxy-logging proxy-server
 
 ``job_chain`` and ``proxy_query`` sit right after auth, so every request a
-job makes through the proxy passes through copy, SLO, DLO, versioning,
-symlinks and encryption as a client's request would.  At-rest encryption is
-on unless ``--no-encryption`` is given (then ``disable_encryption = true``:
-new objects are stored in the clear, objects stored encrypted earlier still
-read back); the keymaster's root secret is made once per work directory, in
-``etc/keymaster.conf`` (mode 0600).
+job makes through the proxy passes through copy, the quotas, SLO, DLO,
+versioning, symlinks and encryption as a client's request would.  At-rest
+encryption is on unless ``--no-encryption`` is given (then
+``disable_encryption = true``: new objects are stored in the clear, objects
+stored encrypted earlier still read back); the keymaster's root secret is
+made once per work directory, in ``etc/keymaster.conf`` (mode 0600).
 
 The launcher waits until every server answers and a test user can
 authenticate, then prints lines to paste into a shell::
@@ -48,10 +49,13 @@ lines (progress, users); the output stays paste-able.
 
 Users (tempauth, tokens valid for a day): ``test:tester``/``testing`` (admin
 of ``AUTH_test``), ``test:tester3``/``testing3`` (``AUTH_test``, not admin),
-``test2:tester2``/``testing2`` (admin of ``AUTH_test2``), and
+``test2:tester2``/``testing2`` (admin of ``AUTH_test2``),
 ``stats:reader``/``reading``, owner of ``AUTH_stats`` where the proxy stores
 one accounting object per job
-(``AUTH_stats/<account>/<YYYY>/<MM>/<DD>/<job id>.log``).
+(``AUTH_stats/<account>/<YYYY>/<MM>/<DD>/<job id>.log``), and as in Swift's
+SAIO ``test5:tester5``/``testing5`` (group ``service``: with
+``reseller_prefix = AUTH, SERVICE`` a ``SERVICE_`` account needs its token
+besides the user's) and ``admin:admin``/``admin`` (``.reseller_admin``).
 
 Work directory (default: a new temporary directory; ``make run`` uses
 ``var/saio``)::
@@ -60,6 +64,8 @@ Work directory (default: a new temporary directory; ``make run`` uses
            keymaster.conf (the encryption root secret, mode 0600)
     srv/   srv/<n>/node/sdb<n>: the devices (object server n uses sdb<n>;
            account and container servers use sdb1)
+    srv.xfs  the XFS image mounted on srv/, where the work directory's
+           filesystem cannot hold Swift's metadata (e.g. ext4)
     log/   one file per server (plus memcached.log)
     run/   memcached.pid and the lock that keeps a second launcher out
 
@@ -68,9 +74,11 @@ and data; only addresses that changed (ports no longer free, or the single
 127.0.0.1 of older launchers) are updated in the rings, in place (partitions
 stay); a missing ``ec`` policy, ``object-1`` ring or secret is added.
 Backend ports are free ports chosen at start, distinct over the whole
-cluster; ``--port 0`` picks a free proxy port too.  Swift needs user
-extended attributes on the devices: tmpfs (e.g. /dev/shm), ext4 and xfs
-work.
+cluster; ``--port 0`` picks a free proxy port too.  Swift keeps metadata in
+user extended attributes of up to 64 KiB, which tmpfs and XFS hold and ext4
+does not: where ``srv/`` cannot, the launcher (as root) loop-mounts an XFS
+image file ``srv.xfs`` on it for as long as it runs, or says why it cannot
+(:mod:`zerocloud.devices`).
 
 Every server runs with ``swift_dir = <workdir>/etc`` and logs to its file
 through :mod:`zerocloud.logfile`.  Nothing is written outside the work
@@ -111,11 +119,17 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import urlsplit
 
-from swift.common.ring import RingBuilder
-from swift.common.storage_policy import reload_storage_policies
-from swift.common.utils import set_swift_dir
+from zerocloud import warnfilter
 
-from zerocloud import paths
+# Before Swift (eventlet, dnspython) is imported: this module is the
+# launcher and, through --serve, every server it starts.
+warnfilter.hide_third_party_deprecations()
+
+from swift.common.ring import RingBuilder  # noqa: E402
+from swift.common.storage_policy import reload_storage_policies  # noqa: E402
+from swift.common.utils import set_swift_dir  # noqa: E402
+
+from zerocloud import devices, paths  # noqa: E402
 
 PROG = 'zerocloud-saio'
 DEFAULT_PORT = 8080
@@ -184,7 +198,8 @@ OBJECT_SERVER_IPS = {server: '127.0.0.%d' % (node + 1)
 #: filters before proxy-logging, as Swift requires.
 PROXY_PIPELINE = (
     'catch_errors gatekeeper healthcheck proxy-logging cache listing_formats '
-    'tempauth job_chain proxy_query copy slo dlo versioned_writes symlink '
+    'bulk tempurl ratelimit tempauth staticweb job_chain proxy_query copy '
+    'container-quotas account-quotas slo dlo versioned_writes symlink '
     'keymaster encryption proxy-logging proxy-server')
 #: Server kind -> pipeline; object_query also serves container jobs.
 BACKEND_PIPELINES = {
@@ -222,6 +237,8 @@ class AuthUser:
     user: str
     key: str
     admin: bool
+    #: Further tempauth groups (``service``, ``.reseller_admin``).
+    groups: tuple[str, ...] = ()
 
     @property
     def login(self) -> str:
@@ -235,7 +252,17 @@ AUTH_USERS = {
     'tester2': AuthUser('test2', 'tester2', 'testing2', admin=True),
     # Owner of the account that receives ZeroCloud's accounting objects.
     'stats': AuthUser('stats', 'reader', 'reading', admin=True),
+    # What Swift's functional tests use for service tokens (a SERVICE_
+    # account needs a token of the service group as well) and for the
+    # reseller admin, who may act on every account.
+    'tester5': AuthUser('test5', 'tester5', 'testing5', admin=False,
+                        groups=('service',)),
+    'admin': AuthUser('admin', 'admin', 'admin', admin=True,
+                      groups=('.reseller_admin',)),
 }
+#: tempauth's account prefixes: AUTH_ for users, SERVICE_ for service data.
+RESELLER_PREFIXES = 'AUTH, SERVICE'
+SERVICE_GROUP = 'service'
 STATS_ACCOUNT = 'AUTH_stats'
 DEFAULT_USER = 'tester'
 
@@ -319,16 +346,6 @@ def _group_has_live_member(pgid: int) -> bool:
         if int(fields[2]) == pgid and fields[0] != 'Z':
             return True
     return False
-
-
-def supports_user_xattrs(directory: str) -> bool:
-    """Whether files in ``directory`` accept ``user.*`` extended attributes."""
-    try:
-        with tempfile.NamedTemporaryFile(dir=directory) as probe:
-            os.setxattr(probe.name, 'user.zerocloud.probe', b'1')
-    except OSError:
-        return False
-    return True
 
 
 def free_ports(count: int, ip: str = BACKEND_IP,
@@ -430,6 +447,7 @@ class Cluster:
         self._auth_cache: dict[str, tuple[str, str]] = {}
         self._interrupted = False
         self._lock_file = None
+        self._image_mounted = False
 
     # -- layout ------------------------------------------------------------
 
@@ -445,9 +463,15 @@ class Cluster:
     def run_dir(self) -> str:
         return os.path.join(self.workdir, 'run')
 
+    @property
+    def devices_root(self) -> str:
+        """Every storage node's devices, on storage that holds Swift's
+        metadata (see :mod:`zerocloud.devices`)."""
+        return os.path.join(self.workdir, 'srv')
+
     def devices_dir(self, node: int) -> str:
         """The ``devices`` directory of storage node ``node`` (1-based)."""
-        return os.path.join(self.workdir, 'srv', str(node), 'node')
+        return os.path.join(self.devices_root, str(node), 'node')
 
     def device_path(self, node: int) -> str:
         return os.path.join(self.devices_dir(node), device_name(node))
@@ -564,6 +588,7 @@ class Cluster:
             _check_server_entry_points()
             self._proxy_port = self._choose_proxy_port()
             ports = self._choose_backend_ports()
+            self._prepare_devices()
             try:
                 self._write_swift_conf()
                 self._write_keymaster_conf()
@@ -607,6 +632,9 @@ class Cluster:
         self._children = []
         self._prepared = None
         self._auth_cache.clear()
+        if self._image_mounted:
+            devices.detach(self.devices_root)
+            self._image_mounted = False
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
@@ -642,19 +670,28 @@ class Cluster:
         try:
             for directory in (self.etc_dir, self.log_dir, self.run_dir):
                 os.makedirs(directory, exist_ok=True)
-            for node in range(1, OBJECT_SERVER_COUNT + 1):
-                os.makedirs(self.device_path(node), exist_ok=True)
             with tempfile.TemporaryFile(dir=self.workdir):
                 pass
         except OSError as err:
             raise LaunchError('cannot use work directory %s: %s'
                               % (self.workdir, err.strerror or err)) from None
         self._lock_workdir()
-        if not supports_user_xattrs(self.device_path(1)):
-            raise LaunchError(
-                'work directory %s does not support user extended attributes,'
-                ' which Swift needs; use a directory on tmpfs, ext4 or xfs'
-                % self.workdir)
+
+    def _prepare_devices(self) -> None:
+        """Devices on storage that holds an object with the most metadata
+        Swift allows (a loop-mounted XFS image where the work directory's
+        filesystem cannot), after the cheap checks: a busy port costs no
+        mkfs."""
+        try:
+            self._image_mounted = devices.attach(self.devices_root)
+            for node in range(1, OBJECT_SERVER_COUNT + 1):
+                os.makedirs(self.device_path(node), exist_ok=True)
+        except devices.StorageError as err:
+            raise LaunchError(str(err)) from None
+        except OSError as err:
+            raise LaunchError('cannot prepare the devices in %s: %s'
+                              % (self.devices_root, err.strerror or err)
+                              ) from None
 
     def _lock_workdir(self) -> None:
         lock_path = os.path.join(self.run_dir, 'saio.lock')
@@ -875,11 +912,14 @@ class Cluster:
                                        self.proxy_port)
         options['log_file_extra_routes'] = 'proxy-access'
         tempauth = {'use': 'egg:swift#tempauth', 'token_life': TOKEN_LIFE,
-                    'allow_overrides': 'true'}
+                    'allow_overrides': 'true',
+                    'reseller_prefix': RESELLER_PREFIXES,
+                    'SERVICE_require_group': SERVICE_GROUP}
         # On a wildcard address tempauth derives the URL from the Host header.
         explicit_url = self.proxy_host == self.bind_ip
         for user in AUTH_USERS.values():
-            value = '%s%s' % (user.key, ' .admin' if user.admin else '')
+            value = ' '.join([user.key] + (['.admin'] if user.admin else [])
+                             + list(user.groups))
             if explicit_url:
                 value += ' %s/v1/AUTH_%s' % (self.proxy_url, user.account)
             tempauth['user_%s_%s' % (user.account, user.user)] = value
@@ -905,6 +945,13 @@ class Cluster:
             ('filter:healthcheck', {'use': 'egg:swift#healthcheck'}),
             ('filter:proxy-logging', {'use': 'egg:swift#proxy_logging'}),
             ('filter:listing_formats', {'use': 'egg:swift#listing_formats'}),
+            ('filter:bulk', {'use': 'egg:swift#bulk'}),
+            ('filter:tempurl', {'use': 'egg:swift#tempurl'}),
+            ('filter:ratelimit', {'use': 'egg:swift#ratelimit'}),
+            ('filter:staticweb', {'use': 'egg:swift#staticweb'}),
+            ('filter:container-quotas', {
+                'use': 'egg:swift#container_quotas'}),
+            ('filter:account-quotas', {'use': 'egg:swift#account_quotas'}),
             ('filter:copy', {'use': 'egg:swift#copy'}),
             ('filter:slo', {'use': 'egg:swift#slo'}),
             ('filter:dlo', {'use': 'egg:swift#dlo'}),
@@ -1166,7 +1213,7 @@ def _ensure_sysimage() -> None:
     # not load the sandbox runtime for it.
     from zerocloud.runtime import sysimage
     try:
-        sysimage.install_all()
+        sysimage.install_all(announce=False)
     except sysimage.SysimageError as err:
         raise LaunchError('Python system image: %s' % err) from None
 

@@ -26,8 +26,8 @@ import requests
 from swift.common.ring import Ring
 from swift.common.utils import quote, set_swift_dir
 
-from zerocloud.saio import (
-    OBJECT_SERVER_COUNT, Cluster, LaunchError, supports_user_xattrs)
+from zerocloud.devices import holds_swift_metadata
+from zerocloud.saio import OBJECT_SERVER_COUNT, Cluster, LaunchError
 
 #: tmpfs first: Swift keeps object metadata in user xattrs, which tmpfs
 #: holds without ext4's one-block limit, and it is fast.
@@ -37,7 +37,7 @@ PREFERRED_TMP = '/dev/shm'
 def fast_tmp_dir() -> str:
     """A directory for throwaway clusters: tmpfs when usable."""
     if os.path.isdir(PREFERRED_TMP) and os.access(PREFERRED_TMP, os.W_OK) \
-            and supports_user_xattrs(PREFERRED_TMP):
+            and holds_swift_metadata(PREFERRED_TMP):
         return PREFERRED_TMP
     return tempfile.gettempdir()
 

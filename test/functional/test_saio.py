@@ -3,13 +3,17 @@ HTTP) and the ``zerocloud-saio`` launcher run as a separate process."""
 
 import configparser
 import hashlib
+import hmac
+import json
 import os
 import re
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -18,13 +22,16 @@ import requests
 
 from swift.common.ring import RingBuilder
 
-from zerocloud import saio
+from zerocloud import devices, saio
 from zerocloud.saio import (
     OBJECT_SERVER_COUNT, PART_POWER, Cluster, LaunchError)
 
 from .helpers import cluster_ring, configure, files_holding
 
 LAUNCH_TIMEOUT = 60
+#: The checkout: ``make run``'s work directory is its ``var/saio``.
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 EXPORT_PREFIXES = ('export PATH=', 'export ST_AUTH=', 'export OS_AUTH_TOKEN=',
                    'export OS_STORAGE_URL=')
 
@@ -69,8 +76,56 @@ def test_info_lists_both_policies_and_the_filters(cluster):
     assert policies[0].get('default') is True
     # copy, dlo, keymaster and encryption (admin-only) do not register here.
     for name in ('job_chain', 'proxy_query', 'slo', 'symlink',
-                 'versioned_writes', 'object_versioning', 'tempauth'):
+                 'versioned_writes', 'object_versioning', 'tempauth',
+                 # Swift's sample pipeline, for Swift's own tests to run:
+                 'bulk_upload', 'bulk_delete', 'tempurl', 'ratelimit',
+                 'staticweb', 'container_quotas', 'account_quotas'):
         assert name in info, name
+
+
+def temp_url(cluster, method, path, key):
+    expires = int(time.time()) + 600
+    signature = hmac.new(key.encode(), ('%s\n%d\n%s' % (
+        method, expires, path)).encode(), hashlib.sha256).hexdigest()
+    return '%s%s?temp_url_sig=%s&temp_url_expires=%d' % (
+        cluster.proxy_url, path, signature, expires)
+
+
+def test_a_temp_url_reads_its_object_but_never_runs_code(cluster):
+    """tempurl (in the pipeline for Swift's own tests) replaces
+    swift.authorize with "allow everything" for its one request: a job on
+    a temp URL could read every object of the account, so none runs."""
+    headers = auth_headers(cluster)
+    account_url = cluster.storage_url()
+    key = uuid.uuid4().hex
+    assert requests.post(account_url, headers=dict(
+        headers, **{'X-Account-Meta-Temp-URL-Key': key}),
+        timeout=10).status_code == 204
+    for container in ('shared', 'private'):
+        assert requests.put(account_url + '/' + container, headers=headers,
+                            timeout=10).status_code in (201, 202)
+    secret = b'not-for-temp-url-holders-%s' % uuid.uuid4().hex.encode()
+    assert requests.put(account_url + '/private/secret', data=secret,
+                        headers=headers, timeout=10).status_code == 201
+    assert requests.put(account_url + '/shared/doc', data=b'shared',
+                        headers=headers, timeout=10).status_code == 201
+    path = '/v1/AUTH_test/shared/doc'
+    resp = requests.get(temp_url(cluster, 'GET', path, key), timeout=10)
+    assert resp.status_code == 200 and resp.content == b'shared'
+    job = [{'name': 'leak', 'exec': {'path': 'file://python3.11:python'},
+            'file_list': [{'device': 'stdin',
+                           'path': 'swift://AUTH_test/private/secret'},
+                          {'device': 'stdout'}]}]
+    resp = requests.post(temp_url(cluster, 'POST', path, key),
+                         data=json.dumps(job), timeout=30, headers={
+                             'X-Zerovm-Execute': '1.0',
+                             'Content-Type': 'application/json'})
+    assert resp.status_code == 403, (resp.status_code, resp.headers)
+    assert resp.text == 'A temp URL does not grant running code'
+    resp = requests.get(temp_url(cluster, 'GET', path, key), timeout=30,
+                        headers={'X-Zerovm-Execute': 'open/1.0'})
+    assert resp.status_code == 403
+    assert secret.decode() not in resp.text
 
 
 def test_each_request_is_logged_once_to_the_proxy_log(cluster):
@@ -290,6 +345,9 @@ def test_launcher_prints_exports_stops_on_sigint_and_keeps_data(
         assert len(processes_mentioning(workdir)) >= OBJECT_SERVER_COUNT + 4
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, proc.stderr.read().decode()
+        # --quiet on a warm image cache: nothing on stderr (no third-party
+        # deprecation warnings, no progress lines of the system images).
+        assert proc.stderr.read().decode() == ''
         assert processes_mentioning(workdir) == []
 
         ring_path = os.path.join(workdir, 'etc', 'object.ring.gz')
@@ -467,6 +525,81 @@ def test_launcher_refuses_a_port_in_use(tmp_path):
     assert 'in use' in errors[0]
     assert b'export' not in result.stdout
     assert processes_mentioning(workdir) == []
+
+
+def test_sysimage_prints_one_line_on_a_warm_cache():
+    """What ``make sysimage`` (part of ``make run``) shows once the images
+    are built and compiled: one line, not one per compiled variant."""
+    command = [sys.executable, '-m', 'zerocloud.runtime.sysimage']
+    # The first call warms the cache if a test before us has not.
+    warm = subprocess.run(command, capture_output=True, text=True,
+                          timeout=1800)
+    assert warm.returncode == 0, warm.stderr
+    result = subprocess.run(command, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith('zerocloud-sysimage: system images ready in')
+    assert [os.path.basename(path) for path in result.stdout.split()] == \
+        ['python315.tar', 'python311.tar']
+
+
+def most_metadata(limits):
+    """X-Object-Meta-* headers of exactly ``max_meta_overall_size`` (name
+    and value lengths, as Swift counts them), in values as long as Swift
+    allows: few enough headers for a client to read them back (Python's
+    http.client refuses a response of more than 100)."""
+    headers = {}
+    remaining = limits['max_meta_overall_size']
+    while remaining:
+        name = 'key%05d' % len(headers)
+        size = min(limits['max_meta_value_length'], remaining - len(name))
+        assert size > 0
+        headers['X-Object-Meta-' + name] = (uuid.uuid4().hex * 8)[:size]
+        remaining -= len(name) + size
+    assert len(headers) <= limits['max_meta_count']
+    return headers
+
+
+def test_an_object_with_the_most_metadata_fits_the_default_work_dir(
+        tmp_path):
+    """``make run``'s storage (under the checkout's var/, whatever its
+    filesystem) holds an object with the most metadata Swift allows,
+    encrypted at rest: on ext4 its xattrs would not fit (507, then 503)."""
+    var = os.path.join(CHECKOUT, 'var')
+    os.makedirs(var, exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix='test-most-metadata-', dir=var)
+    srv = os.path.join(workdir, 'srv')
+    short_filesystem = devices.xattr_shortfall(workdir) is not None
+    proc = launch(workdir, free_port(), tmp_path)
+    try:
+        env = exported(read_exports(proc))
+        limits = requests.get(env['ST_AUTH'].replace('/auth/v1.0', '/info'),
+                              timeout=10).json()['swift']
+        metadata = most_metadata(limits)
+        headers = {'X-Auth-Token': env['OS_AUTH_TOKEN']}
+        container = env['OS_STORAGE_URL'] + '/meta'
+        assert requests.put(container, headers=headers,
+                            timeout=10).status_code in (201, 202)
+        resp = requests.put(container + '/full', data=b'payload',
+                            headers=dict(headers, **metadata), timeout=30)
+        assert resp.status_code == 201, (resp.status_code, resp.text)
+        resp = requests.get(container + '/full', headers=headers, timeout=30)
+        assert resp.status_code == 200 and resp.content == b'payload'
+        for name, value in metadata.items():
+            assert resp.headers.get(name) == value, name
+        # Where the checkout's filesystem is short (ext4), the devices are
+        # the launcher's XFS image, mounted while it runs.
+        assert os.path.ismount(srv) == short_filesystem
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read().decode()
+        assert not os.path.ismount(srv)
+    finally:
+        stop_and_read_stderr(proc)
+        if os.path.ismount(srv):
+            subprocess.run(['umount', srv])
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 # -- faults at start ---------------------------------------------------------

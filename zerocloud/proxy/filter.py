@@ -16,7 +16,9 @@ and validated (:mod:`zerocloud.job.model`), every object it touches is
 authorized with the deployment's own ``swift.authorize`` (executing needs the
 right to ``POST`` to the request path, reading needs the container's read
 ACL, writing its write ACL; :mod:`zerocloud.proxy.request`,
-:mod:`zerocloud.proxy.access`), each node is placed
+:mod:`zerocloud.proxy.access`; a request a temp URL authorized is refused
+with ``403``: tempurl makes ``swift.authorize`` allow everything), each node
+is placed
 (:mod:`zerocloud.proxy.placement`) and streamed to its object server
 (:mod:`zerocloud.proxy.scheduler`, :mod:`zerocloud.proxy.nodeclient`).
 Outputs with a ``swift://`` path are stored through the normal object path,
@@ -200,6 +202,11 @@ class ProxyQueryMiddleware:
         kind = execute.split('/', 1)[0] if '/' in execute else JOB
         refusal = request_problem(kind, req.method, account, container,
                                   obj)
+        if refusal is None and env.get('swift.authorize_override'):
+            # A temp URL (or container sync) grants one request on one
+            # object by replacing swift.authorize with "allow everything":
+            # a job run on it could read every object of the account.
+            refusal = _refusal(403, 'A temp URL does not grant running code')
         if refusal:
             return refusal(env, start_response)
         swift = SwiftAccess(self.app, req, self.logger)

@@ -34,7 +34,10 @@ cache: the pool workers' (``exit`` wall clock) plain and deterministic
 variants and the ``zerovm`` command's plain one; ``--fuel`` adds the
 metered variants a server with ``zerovm_fuel`` needs.  Compiled modules of
 replaced images and of other wasmtime versions are evicted
-(``ModuleCache.evict``).  One progress line per step, then the total time.
+(``ModuleCache.evict``).  One progress line per step that does work (a
+download, a snapshot, a compile), then one line with the total time: on a
+warm cache that line is all it prints on stderr; stdout gets the images'
+paths.
 """
 
 import argparse
@@ -55,7 +58,7 @@ from dataclasses import dataclass
 from typing import (BinaryIO, Callable, Dict, Iterator, List, Optional,
                     Sequence, Tuple)
 
-from zerocloud import paths
+from zerocloud import paths, warnfilter
 from zerocloud.runtime import image, snapshot
 from zerocloud.runtime.cache import ModuleCache
 from zerocloud.runtime.engine import EngineSettings
@@ -359,17 +362,29 @@ def compile_variants(fuel: bool) -> List[Tuple[str, EngineSettings]]:
 
 
 def warm_images(images: Sequence[str], fuel: bool = False) -> None:
-    """Compile every variant of every image's program into the cache."""
+    """Compile every variant of every image's program into the cache.
+
+    A variant already in the cache is only loaded (which also unpacks the
+    image's support files), without a progress line: on a warm cache the
+    whole call prints nothing."""
     runtimes = {}
     for tar in images:
+        digest = _program_digest(tar)
         for wall_clock, settings in compile_variants(fuel):
             runtime = runtimes.get(wall_clock)
             if runtime is None:
                 runtime = runtimes[wall_clock] = Runtime(wall_clock=wall_clock)
-            label = 'compiling %s (%s)' % (os.path.basename(tar),
-                                           settings.cache_key())
-            step(label, runtime.warm, tar, IMAGE_MEMBER, settings.fuel,
-                 settings.deterministic)
+            args = (tar, IMAGE_MEMBER, settings.fuel, settings.deterministic)
+            cached = digest is not None and os.path.exists(
+                runtime.cache.cache_path(
+                    runtime.settings(settings.fuel, settings.deterministic),
+                    digest))
+            if cached:
+                runtime.warm(*args)
+            else:
+                step('compiling %s (%s)' % (os.path.basename(tar),
+                                            settings.cache_key()),
+                     runtime.warm, *args)
 
 
 def evict_stale(replaced: Sequence[str] = ()) -> int:
@@ -407,16 +422,22 @@ def _exclusive(folder: str) -> Iterator[None]:
         yield
 
 
-def install_all(fuel: bool = False, warm: bool = True) -> List[str]:
-    """Both images in place (and compiled, with ``warm``); their paths."""
+def install_all(fuel: bool = False, warm: bool = True,
+                announce: bool = True) -> List[str]:
+    """Both images in place (and compiled, with ``warm``); their paths.
+
+    Progress lines appear only for work actually done; ``announce`` adds
+    one closing line (the launcher, which has its own, leaves it out)."""
     started = time.monotonic()
     with _exclusive(paths.sysimage_dir()):
         images = [ensure_python_image(), ensure_python311_image()]
         evict_stale()
         if warm:
             warm_images(images, fuel)
-    print('zerocloud-sysimage: ready in %.1f s'
-          % (time.monotonic() - started), file=sys.stderr, flush=True)
+    if announce:
+        print('zerocloud-sysimage: system images ready in %.1f s (%s)'
+              % (time.monotonic() - started, paths.sysimage_dir()),
+              file=sys.stderr, flush=True)
     return images
 
 
@@ -430,6 +451,7 @@ def main(argv=None) -> int:
     parser.add_argument('--no-compile', action='store_true',
                         help='only fetch and build the images')
     args = parser.parse_args(argv)
+    warnfilter.hide_third_party_deprecations()
     try:
         for path in install_all(args.fuel, warm=not args.no_compile):
             print(path)
