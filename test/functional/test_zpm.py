@@ -256,6 +256,19 @@ def test_deploy_stores_zapp_job_and_page(cluster, tmp_path):
     assert (out.returncode, out.stdout) == (0, '[]\n'), out.stderr
 
 
+def test_execute_container_ignores_a_zapp_named_too(cluster, tmp_path):
+    """zpm 0.3 required the positional with ``--container`` and ignored
+    it: its scripts still run the deployed job."""
+    env = cluster.env_for('tester')
+    root = new_project(env, str(tmp_path / 'old'), ARGV_PY)
+    container = unique('zpm-old')
+    assert run_zpm(env, 'deploy', container, bundle(env, root)).returncode \
+        == 0
+    out = run_zpm(env, 'execute', '--container', container,
+                  str(tmp_path / 'not-there.zapp'))
+    assert (out.returncode, out.stdout) == (0, '[]\n'), out.stderr
+
+
 def test_deploy_refuses_a_non_empty_target_without_force(cluster,
                                                          tmp_path):
     env = cluster.env_for('tester')

@@ -509,6 +509,21 @@ def test_bundle_outside_a_project_is_one_line(tmp_path, monkeypatch,
     assert 'Traceback' not in err
 
 
-def test_execute_needs_exactly_one_of_zapp_and_container(capsys):
-    assert cli.main(['execute', 'a.zapp', '--container', 'c']) == 1
+def test_execute_needs_a_zapp_or_container(capsys):
+    assert cli.main(['execute']) == 1
     assert 'name a .zapp file or --container' in capsys.readouterr().err
+
+
+def test_execute_with_container_ignores_the_zapp_as_zpm_0_3(monkeypatch):
+    """``zpm execute --container C app.zapp`` (zpm 0.3 scripts) runs the
+    deployed job and never reads ``app.zapp``."""
+    conn = object()
+    posted = []
+    monkeypatch.setattr(cli.auth, 'connect', lambda args: conn)
+    monkeypatch.setattr(cli.execute, 'post_stored',
+                        lambda c, target: posted.append((c, target)) or 'r')
+    monkeypatch.setattr(cli.execute, 'post_zapp', lambda c, path: pytest.fail(
+        'read the zapp %s' % path))
+    monkeypatch.setattr(cli.execute, 'show_answer', lambda resp, s: 0)
+    assert cli.main(['execute', '--container', 'c/v2', 'missing.zapp']) == 0
+    assert posted == [(conn, 'c/v2')]
