@@ -233,8 +233,11 @@ def test_deploy_stores_zapp_job_and_page(cluster, tmp_path):
     container = unique('zpm-deploy')
     out = run_zpm(env, 'deploy', container, zapp)
     assert out.returncode == 0, out.stderr
-    page_url = '%s/%s/index.html' % (account.url, container)
+    # On the account's own host, where the page signs in.
+    page_url = 'http://auth-test.localhost:%d/v1/%s/%s/index.html' % (
+        cluster.proxy_port, account.name, container)
     assert out.stdout == 'app deployed to\n  %s\n' % page_url
+    assert 'own host' not in out.stderr
     assert "swift post -r '.r:*' %s" % container in out.stderr
     assert account.listing(container) == [
         'boot/system.map', 'index.html', 'site.zapp', 'style.css',
