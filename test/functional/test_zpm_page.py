@@ -233,12 +233,16 @@ def test_another_tenants_page_gets_no_credentials(cluster, deployed_page,
         popup.set_default_timeout(PAGE_TIMEOUT)
         frame = evil.frame_locator('iframe')
         # The user signs in in both, with the other page watching.
-        sign_in(popup, login, key)
-        sign_in(frame, login, key)
+        for page in (popup, frame):
+            sign_in(page, login, key)
+            assert page.locator('#login-status').inner_text() == \
+                'Signed in to %s/v1/AUTH_test' % own_host(cluster)
+            assert page.locator('#auth-key').input_value() == ''
         evil.wait_for_function(
             'loot.attempts.popup > 50 && loot.attempts.frame > 50')
         loot = evil.evaluate('loot')
         os.makedirs(ARTIFACTS, exist_ok=True)
+        evil.bring_to_front()   # a background tab's frames are not redrawn
         evil.screenshot(path=os.path.join(ARTIFACTS,
                                           'zpm-page-framed-by-another.png'))
     # Only the blank document a new window or frame starts with, before
