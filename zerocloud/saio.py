@@ -198,9 +198,10 @@ OBJECT_SERVER_IPS = {server: '127.0.0.%d' % (node + 1)
 #: filters before proxy-logging, as Swift requires.
 PROXY_PIPELINE = (
     'catch_errors gatekeeper healthcheck proxy-logging cache listing_formats '
-    'bulk tempurl ratelimit tempauth staticweb job_chain proxy_query copy '
-    'container-quotas account-quotas slo dlo versioned_writes symlink '
-    'keymaster encryption proxy-logging proxy-server')
+    'account_hosts bulk tempurl ratelimit tempauth staticweb job_chain '
+    'proxy_query copy container-quotas account-quotas slo dlo '
+    'versioned_writes symlink keymaster encryption proxy-logging '
+    'proxy-server')
 #: Server kind -> pipeline; object_query also serves container jobs.
 BACKEND_PIPELINES = {
     'account': 'account-server',
@@ -264,6 +265,9 @@ AUTH_USERS = {
 RESELLER_PREFIXES = 'AUTH, SERVICE'
 SERVICE_GROUP = 'service'
 STATS_ACCOUNT = 'AUTH_stats'
+#: Zapp pages' own origins: http://auth-test.localhost:PORT/v1/AUTH_test/...
+#: (browsers resolve *.localhost to this machine).
+ACCOUNT_HOST_DOMAIN = 'localhost'
 DEFAULT_USER = 'tester'
 
 
@@ -931,6 +935,12 @@ class Cluster:
                                   'allow_account_management': 'true'}),
             ('filter:tempauth', tempauth),
             ('filter:job_chain', {'use': 'egg:zerocloud#job_chain'}),
+            # By module: an editable install that predates the filter's
+            # entry point loads it too.
+            ('filter:account_hosts', {
+                'paste.filter_factory':
+                    'zerocloud.proxy.account_hosts:filter_factory',
+                'account_host_domain': ACCOUNT_HOST_DOMAIN}),
             ('filter:proxy_query', {
                 'use': 'egg:zerocloud#proxy_query',
                 'zerovm_sysimage_devices': paths.default_sysimage_devices(),

@@ -233,8 +233,11 @@ def test_deploy_stores_zapp_job_and_page(cluster, tmp_path):
     container = unique('zpm-deploy')
     out = run_zpm(env, 'deploy', container, zapp)
     assert out.returncode == 0, out.stderr
-    page_url = '%s/%s/index.html' % (account.url, container)
+    # On the account's own host, where the page signs in.
+    page_url = 'http://auth-test.localhost:%d/v1/%s/%s/index.html' % (
+        cluster.proxy_port, account.name, container)
     assert out.stdout == 'app deployed to\n  %s\n' % page_url
+    assert 'own host' not in out.stderr
     assert "swift post -r '.r:*' %s" % container in out.stderr
     assert account.listing(container) == [
         'boot/system.map', 'index.html', 'site.zapp', 'style.css',
@@ -253,6 +256,19 @@ def test_deploy_stores_zapp_job_and_page(cluster, tmp_path):
         assert secret not in page.text
     # The deployed job runs; --container names it.
     out = run_zpm(env, 'execute', '--container', container)
+    assert (out.returncode, out.stdout) == (0, '[]\n'), out.stderr
+
+
+def test_execute_container_ignores_a_zapp_named_too(cluster, tmp_path):
+    """zpm 0.3 required the positional with ``--container`` and ignored
+    it: its scripts still run the deployed job."""
+    env = cluster.env_for('tester')
+    root = new_project(env, str(tmp_path / 'old'), ARGV_PY)
+    container = unique('zpm-old')
+    assert run_zpm(env, 'deploy', container, bundle(env, root)).returncode \
+        == 0
+    out = run_zpm(env, 'execute', '--container', container,
+                  str(tmp_path / 'not-there.zapp'))
     assert (out.returncode, out.stdout) == (0, '[]\n'), out.stderr
 
 

@@ -12,8 +12,10 @@ from zerocloud import options
 from zerocloud.object import filter as object_filter
 from zerocloud.object.config import ObjectConfig
 from zerocloud.options import ConfigError
+from zerocloud.proxy import account_hosts
 from zerocloud.proxy import chain as proxy_chain
 from zerocloud.proxy import filter as proxy_filter
+from zerocloud.proxy.account_hosts import AccountHostsConfig
 from zerocloud.proxy.config import ChainConfig, ProxyConfig
 from zerocloud.tarscan import ScanBounds
 
@@ -108,7 +110,10 @@ class RecordingConf(dict):
 
 def options_read(config_class) -> Set[str]:
     conf = RecordingConf()
-    config_class.from_conf(conf)
+    try:
+        config_class.from_conf(conf)
+    except ConfigError:
+        pass   # a required option: every option was read before the check
     return conf.read
 
 
@@ -127,6 +132,8 @@ def section(text: str, name: str) -> str:
      [section(sample('proxy-server.conf-sample'), 'filter:proxy_query')]),
     (ChainConfig, 'chain_timeout', proxy_chain.__doc__,
      [section(sample('proxy-server.conf-sample'), 'filter:job_chain')]),
+    (AccountHostsConfig, 'account_host_domain', account_hosts.__doc__,
+     [section(sample('proxy-server.conf-sample'), 'filter:account_hosts')]),
     (ObjectConfig, 'zerovm_maxpool', object_filter.__doc__,
      [sample('object-server.conf-sample'),
       sample('container-server.conf-sample')]),

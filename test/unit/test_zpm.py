@@ -7,6 +7,7 @@ import os
 import tarfile
 
 import pytest
+from swiftclient.exceptions import ClientException
 
 from test.wheels import offline_pip_env, pure_wheel
 from zerocloud.runtime import nvram
@@ -520,6 +521,50 @@ def test_bundle_outside_a_project_is_one_line(tmp_path, monkeypatch,
     assert 'Traceback' not in err
 
 
-def test_execute_needs_exactly_one_of_zapp_and_container(capsys):
-    assert cli.main(['execute', 'a.zapp', '--container', 'c']) == 1
+def test_execute_needs_a_zapp_or_container(capsys):
+    assert cli.main(['execute']) == 1
     assert 'name a .zapp file or --container' in capsys.readouterr().err
+
+
+def test_execute_with_container_ignores_the_zapp_as_zpm_0_3(monkeypatch):
+    """``zpm execute --container C app.zapp`` (zpm 0.3 scripts) runs the
+    deployed job and never reads ``app.zapp``."""
+    conn = object()
+    posted = []
+    monkeypatch.setattr(cli.auth, 'connect', lambda args: conn)
+    monkeypatch.setattr(cli.execute, 'post_stored',
+                        lambda c, target: posted.append((c, target)) or 'r')
+    monkeypatch.setattr(cli.execute, 'post_zapp', lambda c, path: pytest.fail(
+        'read the zapp %s' % path))
+    monkeypatch.setattr(cli.execute, 'show_answer', lambda resp, s: 0)
+    assert cli.main(['execute', '--container', 'c/v2', 'missing.zapp']) == 0
+    assert posted == [(conn, 'c/v2')]
+
+
+class CapabilitiesConn:
+    """What ``deploy.page_url`` asks of a swiftclient connection."""
+    url = 'http://127.0.0.1:8080/v1/AUTH_test'
+
+    def __init__(self, info):
+        self.info = info
+
+    def get_capabilities(self):
+        if isinstance(self.info, Exception):
+            raise self.info
+        return self.info
+
+
+def test_page_url_is_on_the_accounts_own_host():
+    conn = CapabilitiesConn({'account_hosts': {'domain': 'localhost'}})
+    assert deploy.page_url(conn, conn.url + '/app/index.html') == \
+        'http://auth-test.localhost:8080/v1/AUTH_test/app/index.html'
+
+
+@pytest.mark.parametrize('info', [
+    {'swift': {}}, {'account_hosts': {}},
+    ClientException('no /info', http_status=404)])
+def test_page_url_without_account_hosts_warns(info, caplog):
+    conn = CapabilitiesConn(info)
+    url = conn.url + '/app/index.html'
+    assert deploy.page_url(conn, url) == url
+    assert "signs in only on its account's own host" in caplog.text

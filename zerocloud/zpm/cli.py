@@ -5,7 +5,7 @@
     zpm new [DIR] [--with-ui]        a project: zapp.yaml, main.py (+ page)
     zpm bundle [--refresh-deps]      DIR/<meta.name>.zapp
     zpm deploy TARGET ZAPP [--force] [--execute] [--summary]
-    zpm execute [ZAPP] [--container TARGET] [--summary]
+    zpm execute ZAPP | --container TARGET [ZAPP] [--summary]
     zpm auth                         print a token and the storage URL
     zpm version | zpm --version
     zpm help [COMMAND]
@@ -30,6 +30,7 @@ from zerocloud.zpm import auth, bundle, deploy, execute, project
 from zerocloud.zpm.auth import CredentialsError
 from zerocloud.zpm.project import ProjectError
 
+LOG = logging.getLogger('zpm')
 LOG_LEVELS = ('debug', 'info', 'warning', 'error', 'critical')
 
 
@@ -92,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     execute_cmd = command('execute', 'run a zapp, or a deployed job, and '
                           'print its output')
     execute_cmd.add_argument('zapp', nargs='?',
-                             help='a local .zapp file (not with --container)')
+                             help='a local .zapp file (ignored with '
+                                  '--container, as zpm 0.3 did)')
     execute_cmd.add_argument('--container', metavar='TARGET',
                              help='run the job deployed to '
                                   'container[/folder]')
@@ -135,11 +137,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_execute(args: argparse.Namespace) -> int:
-    if (args.zapp is None) == (args.container is None):
-        raise ProjectError('name a .zapp file or --container TARGET (one of '
-                           'them)')
+    if args.zapp is None and args.container is None:
+        raise ProjectError('name a .zapp file or --container TARGET')
     conn = auth.connect(args)
     if args.container is not None:
+        # zpm 0.3 required the positional even then; its scripts pass one.
+        if args.zapp is not None:
+            LOG.info('running the job deployed to %s; %s is not read',
+                     args.container, args.zapp)
         resp = execute.post_stored(conn, args.container)
     else:
         resp = execute.post_zapp(conn, args.zapp)

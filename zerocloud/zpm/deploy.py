@@ -13,7 +13,9 @@ given) is refused unless ``--force``.  Uploads, in order:
    ``auth_opts`` (only the storage URL: a page never holds credentials).
 
 The page loads in a browser once the container is readable without a
-token: ``swift post -r '.r:*' CONTAINER`` (no listing rights needed).
+token: ``swift post -r '.r:*' CONTAINER`` (no listing rights needed).  It
+signs in only on its account's own host (``account_hosts`` in the
+cluster's ``/info``): the URL printed is the page's there.
 """
 
 import fnmatch
@@ -25,13 +27,14 @@ import os
 import shutil
 import tarfile
 import tempfile
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import jinja2
 from markupsafe import Markup
 from swiftclient.client import Connection
 from swiftclient.exceptions import ClientException
 
+from zerocloud.account_host import account_url
 from zerocloud.zpm import project, progress
 from zerocloud.zpm.bundle import SYSTEM_MAP
 from zerocloud.zpm.execute import account_of, split_target
@@ -154,6 +157,30 @@ def _upload_tar(conn: Connection, container: str, name: str,
                         content_type='application/x-tar')
 
 
+def account_host_domain(conn: Connection) -> Optional[str]:
+    """The cluster's account host domain, None when it has none."""
+    try:
+        info = conn.get_capabilities()
+    except (ClientException, ValueError):   # no /info, or not JSON
+        return None
+    domain = (info.get('account_hosts') or {}).get('domain')
+    return domain if isinstance(domain, str) and domain else None
+
+
+def page_url(conn: Connection, url: str) -> str:
+    """``url`` of a page on its account's own host, the only place it
+    signs in; ``url`` itself, with a warning, where there is none."""
+    domain = account_host_domain(conn)
+    there = domain and account_url(url, account_of(conn.url), domain)
+    if there:
+        return there
+    LOG.warning('the page signs in only on its account\'s own host, which '
+                'this cluster does not give %s (its operator adds the '
+                'account_hosts filter; see the README, "The zapp page")',
+                account_of(conn.url)[:100])
+    return url
+
+
 def deploy(conn: Connection, target: str, zapp_path: str,
            force: bool) -> str:
     """Deploy; returns the URL to show (the page, else the target)."""
@@ -183,5 +210,6 @@ def deploy(conn: Connection, target: str, zapp_path: str,
             LOG.warning("browsers load the page once the container is "
                         "public-read: swift post -r '%s' %s", PUBLIC_READ,
                         container)
-        return '%s/%s/%s%s' % (conn.url, container, prefix, pages[0])
+        return page_url(conn, '%s/%s/%s%s' % (conn.url, container, prefix,
+                                              pages[0]))
     return '%s/%s/%s' % (conn.url, container, prefix)

@@ -1,13 +1,18 @@
 // The zapp page: sign in, run the zapp's job with the arguments and paths
 // typed in, show its output and per-node summary.
 //
-// Credentials live in the `session` object of this closure and nowhere
-// else: never in sessionStorage, localStorage or cookies, which every page
-// served by this Swift (any account's) could read.
+// A page can script every page of its origin.  Swift serves every account
+// under one host, so this page signs in only on its account's own host
+// (the `account_hosts` proxy filter: `auth-test.<domain>` serves AUTH_test
+// only), and talks to that origin only.  Credentials live in the `session`
+// object of this closure and nowhere else: never in sessionStorage,
+// localStorage or cookies.
 'use strict';
 
 (function () {
-  const session = { token: null, storageUrl: null };
+  const session = { token: null };
+  // `/v1/AUTH_x` and `AUTH_x` of this page's own path: jobs run there.
+  const page = { accountPath: null, account: null };
 
   const $ = (id) => document.getElementById(id);
 
@@ -72,6 +77,54 @@
     $('total-time').textContent = cdr.total ? 'Total time: ' + cdr.total + ' s' : '';
   }
 
+  // AUTH_test -> auth-test, as zerocloud/account_host.py names hosts.
+  function hostLabel(account) {
+    const hosted = /^[A-Z][A-Z0-9]*_[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+    if (account.length > 63 || !hosted.test(account)) {
+      return null;
+    }
+    return account.toLowerCase().replace('_', '-');
+  }
+
+  // Whether this page is on its account's own host; says why not.
+  async function onOwnHost() {
+    const status = $('origin-status');
+    let domain = null;
+    try {
+      const resp = await fetch('/info', { cache: 'no-store',
+                                          credentials: 'omit' });
+      const info = resp.ok ? await resp.json() : {};
+      domain = info.account_hosts ? info.account_hosts.domain : null;
+    } catch (err) {
+      domain = null;
+    }
+    const label = hostLabel(page.account);
+    if (!domain || !label) {
+      status.textContent = domain
+        ? 'Account ' + page.account + ' has no host of its own (its name ' +
+          'is not a host name), so this page does not sign in.'
+        : 'This Swift serves every account\'s pages on one origin (its ' +
+          'operator has not set up account hosts), so any of them could ' +
+          'read what you type here: this page does not sign in.';
+      return false;
+    }
+    const home = label + '.' + domain;
+    if (window.location.hostname === home) {
+      status.textContent = 'Signing in on ' + window.location.origin +
+        ', which serves account ' + page.account + ' only.';
+      return true;
+    }
+    const there = new URL(window.location.href);
+    there.hostname = home;
+    const link = document.createElement('a');
+    link.href = there.href;
+    link.textContent = there.href;
+    status.replaceChildren(
+      'Other accounts\' pages share this host and could read what you ' +
+      'type here. Sign in on this page\'s own host: ', link);
+    return false;
+  }
+
   async function signIn(event) {
     event.preventDefault();
     const status = $('login-status');
@@ -79,11 +132,8 @@
     session.token = null;
     $('run').disabled = true;
     try {
-      const token = $('auth-token').value.trim();
-      if (token) {
-        session.token = token;
-        session.storageUrl = $('storage-url').value.trim();
-      } else {
+      let token = $('auth-token').value.trim();
+      if (!token) {
         const resp = await fetch($('auth-url').value.trim(), {
           headers: { 'X-Auth-User': $('auth-user').value.trim(),
                      'X-Auth-Key': $('auth-key').value },
@@ -92,20 +142,26 @@
           throw new Error('authentication failed: ' + resp.status + ' ' +
                           resp.statusText);
         }
-        session.token = resp.headers.get('X-Auth-Token');
-        session.storageUrl = resp.headers.get('X-Storage-Url');
+        token = resp.headers.get('X-Auth-Token');
       }
       $('auth-key').value = '';
       $('auth-token').value = '';
-      status.textContent = 'Signed in to ' + session.storageUrl;
+      // Jobs run in this page's account: the sign-in must act there.
+      const head = await fetch(page.accountPath, {
+        method: 'HEAD', headers: { 'X-Auth-Token': token },
+        cache: 'no-store', credentials: 'omit' });
+      if (!head.ok) {
+        throw new Error('this page runs jobs in account ' + page.account +
+                        ', which your sign-in cannot use: ' + head.status +
+                        ' ' + head.statusText);
+      }
+      session.token = token;
+      status.textContent = 'Signed in to ' + window.location.origin +
+        page.accountPath;
       $('run').disabled = false;
     } catch (err) {
       status.textContent = String(err.message || err);
     }
-  }
-
-  function accountOf(storageUrl) {
-    return new URL(storageUrl).pathname.replace(/\/+$/, '').split('/').pop();
   }
 
   async function run(event) {
@@ -128,17 +184,16 @@
         const stanza = job[0].exec;
         stanza.args = [stanza.args || ''].concat(extra).join(' ').trim();
       }
-      const account = accountOf(session.storageUrl);
       document.querySelectorAll('.zapp-path').forEach((field) => {
         const group = job[Number(field.dataset.group)];
         (group.devices || []).forEach((device) => {
           if (device.name === field.dataset.device) {
-            device.path = 'swift://' + account + '/' +
+            device.path = 'swift://' + page.account + '/' +
               field.value.trim().replace(/^\/+/, '');
           }
         });
       });
-      const resp = await fetch(session.storageUrl, {
+      const resp = await fetch(page.accountPath, {
         method: 'POST', body: JSON.stringify(job), credentials: 'omit',
         headers: Object.assign({ 'X-Zerovm-Execute': '1.0',
                                  'Content-Type': 'application/json' }, auth) });
@@ -160,12 +215,13 @@
     }
   }
 
-  document.addEventListener('DOMContentLoaded', () => {
-    const page = new URL(window.location.href);
-    const parts = page.pathname.split('/');
-    $('auth-url').value = page.origin + '/auth/v1.0';
-    $('storage-url').value = page.origin + parts.slice(0, 3).join('/');
+  document.addEventListener('DOMContentLoaded', async () => {
+    const parts = window.location.pathname.split('/');
+    page.accountPath = parts.slice(0, 3).join('/');
+    page.account = decodeURIComponent(parts[2] || '');
+    $('auth-url').value = window.location.origin + '/auth/v1.0';
     $('login').addEventListener('submit', signIn);
     $('run-form').addEventListener('submit', run);
+    $('sign-in-fields').disabled = !(await onOwnHost());
   });
 }());
