@@ -783,11 +783,11 @@ class Cluster:
     def _ring_ports(self) -> dict[str, int]:
         """Server name -> port, read from the builders of a reused workdir."""
         ports = {}
-        for ring, (_replicas, devices) in RING_LAYOUT.items():
+        for ring, (_replicas, ring_devices) in RING_LAYOUT.items():
             builder = self._load_builder(ring)
             if builder is not None:
                 for dev in builder.devs:
-                    ports[devices[dev['id']][0]] = dev['port']
+                    ports[ring_devices[dev['id']][0]] = dev['port']
         return ports
 
     def _write_swift_conf(self) -> None:
@@ -839,13 +839,13 @@ class Cluster:
         Keeping device ids and partitions keeps existing data reachable
         (what ``swift-ring-builder set_info`` does, without a rebalance).
         """
-        for ring, (replicas, devices) in RING_LAYOUT.items():
+        for ring, (replicas, ring_devices) in RING_LAYOUT.items():
             ring_path = os.path.join(self.etc_dir, '%s.ring.gz' % ring)
             builder = self._load_builder(ring)
             changed = builder is None
             if builder is None:
                 builder = RingBuilder(PART_POWER, replicas, 1)
-                for dev_id, (server, node) in enumerate(devices):
+                for dev_id, (server, node) in enumerate(ring_devices):
                     builder.add_dev({'id': dev_id, 'region': 1,
                                      'zone': dev_id + 1,
                                      'ip': backend_ip(server),
@@ -855,7 +855,7 @@ class Cluster:
                 builder.rebalance(seed=1)
             else:
                 for dev in builder.devs:
-                    server = devices[dev['id']][0]
+                    server = ring_devices[dev['id']][0]
                     ip, port = backend_ip(server), ports[server]
                     if (dev['ip'], dev['port']) != (ip, port):
                         dev.update(ip=ip, port=port, replication_ip=ip,
