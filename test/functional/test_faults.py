@@ -38,7 +38,10 @@ from .helpers import (
 FROZEN_JOBS = 4
 #: Objects created to find enough whose first replica is on one server.
 CANDIDATE_OBJECTS = 40
-OVERLOAD_CLIENTS = 4
+#: One account's overload: its nodes may hold half of each sandbox pool and
+#: of the proxy's waiting places (the fair share), so two clients of one
+#: account overload that half as four overloaded the whole.
+OVERLOAD_CLIENTS = 2
 OVERLOAD_WIDTH = 30
 GET_COUNT = 24
 CAT = 'import sys\nsys.stdout.write(sys.stdin.read())\n'
