@@ -23,6 +23,7 @@ import wasmtime
 from .helpers import (
     Account, ProxyLog, assert_all_ok, configure,
     started_cluster, unique)
+from .lab import hello_wat, sleeper_wat
 
 #: Seconds each flood node sleeps (in the host: no CPU used).
 SLEEP_SECONDS = 20
@@ -34,29 +35,6 @@ FLOOD_NODES = 5
 HELLO_BOUND = 10
 #: Seconds the flood may take to fill the servers.
 FLOOD_START_WAIT = 60
-
-SLEEPER = '''(module
-  (import "wasi_snapshot_preview1" "poll_oneoff"
-    (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "_start")
-    (i32.store (i32.const 16) (i32.const 1))
-    (i64.store (i32.const 24) (i64.const %d))
-    (drop (call $poll_oneoff (i32.const 0) (i32.const 64) (i32.const 1)
-                             (i32.const 128)))))
-''' % (SLEEP_SECONDS * 10 ** 9)
-
-HELLO = '''(module
-  (import "wasi_snapshot_preview1" "fd_write"
-    (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 16) "hello\\n")
-  (func (export "_start")
-    (i32.store (i32.const 0) (i32.const 16))
-    (i32.store (i32.const 4) (i32.const 6))
-    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1)
-                          (i32.const 8)))))
-'''
 
 
 def small_shares(cluster) -> None:
@@ -119,8 +97,8 @@ def test_a_flooding_account_does_not_delay_another_accounts_job(
     container = unique('flood')
     flooder.put_container(container)
     other.put_container(container)
-    sleeper = store_program(flooder, container, SLEEPER)
-    hello = store_program(other, container, HELLO)
+    sleeper = store_program(flooder, container, sleeper_wat(SLEEP_SECONDS))
+    hello = store_program(other, container, hello_wat('hello\n'))
     log = ProxyLog(shared_cluster)
 
     started = [deferred_flood(flooder, sleeper) for _ in range(2)]
