@@ -17,9 +17,9 @@ ring ``object-1``; a container uses it when created with
 ``proxy-server.conf-sample`` (``staticweb`` where Swift's SAIO has it)::
 
     catch_errors gatekeeper healthcheck proxy-logging cache listing_formats
-    bulk tempurl ratelimit tempauth staticweb job_chain proxy_query copy
-    container-quotas account-quotas slo dlo versioned_writes symlink
-    keymaster encryption proxy-logging proxy-server
+    account_hosts bulk tempurl ratelimit tempauth staticweb job_chain
+    proxy_query copy container-quotas account-quotas slo dlo
+    versioned_writes symlink keymaster encryption proxy-logging proxy-server
 
 ``job_chain`` and ``proxy_query`` sit right after auth, so every request a
 job makes through the proxy passes through copy, the quotas, SLO, DLO,

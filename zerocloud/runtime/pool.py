@@ -231,6 +231,15 @@ def _failure(status: str, exit_status: int = EXIT_WORKER_FAILED
                          fuel=None)
 
 
+def _check_count(what: str, value: Any, minimum: int) -> None:
+    """Refuse a count that is not an integer of at least ``minimum`` (0 or
+    1; a bool is no count)."""
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            value < minimum:
+        raise ValueError('%s must be a %s integer, got %r' % (
+            what, 'positive' if minimum else 'non-negative', value))
+
+
 def _left(deadline: Optional[float]) -> Optional[float]:
     """Seconds until ``deadline`` (monotonic; None: no bound)."""
     return None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -247,22 +256,12 @@ class SandboxPool:
                  account_size: Optional[int] = None,
                  account_queue: Optional[int] = None,
                  cache_limits: CacheLimits = CacheLimits()):
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError('pool size must be a positive integer, got %r'
-                             % (size,))
-        if isinstance(queue, bool) or not isinstance(queue, int) or queue < 0:
-            raise ValueError('pool queue must be a non-negative integer, '
-                             'got %r' % (queue,))
+        _check_count('pool size', size, 1)
+        _check_count('pool queue', queue, 0)
         account_size = size if account_size is None else account_size
         account_queue = queue if account_queue is None else account_queue
-        if isinstance(account_size, bool) or \
-                not isinstance(account_size, int) or account_size < 1:
-            raise ValueError('account share must be a positive integer, '
-                             'got %r' % (account_size,))
-        if isinstance(account_queue, bool) or \
-                not isinstance(account_queue, int) or account_queue < 0:
-            raise ValueError('account queue must be a non-negative integer, '
-                             'got %r' % (account_queue,))
+        _check_count('account share', account_size, 1)
+        _check_count('account queue', account_queue, 0)
         if kill_timeout < 0:
             raise ValueError('kill timeout must not be negative, got %r'
                              % (kill_timeout,))
