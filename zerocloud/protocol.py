@@ -7,7 +7,8 @@ each direction (DESIGN.md §3.17):
   tar stream of members ``sysmap`` (the node description, JSON), then the data
   the node needs that does not live on that server: ``image`` (the user image),
   ``boot`` (an executable fetched from Swift) and one member per remote input
-  channel, named after its device.  ``Content-Length`` is exact.
+  channel, named after its device; the largest input last, maybe read while
+  the node runs (``STREAMED_LENGTH_HEADER``).  ``Content-Length`` is exact.
 * object server → proxy: ``200`` with the ``X-Nexe-*`` headers and a tar stream
   with one member per returned output channel (named after its device).  Each
   member is preceded by a PAX extended header carrying the output's
@@ -80,6 +81,13 @@ LOCAL_ALIAS_HEADER = 'X-Zerocloud-Local-Alias'
 #: decrypt the etags at-rest encryption stored in its listing, so the node's
 #: copy of the database holds the etags a client's listing shows.
 LISTING_KEYS_HEADER = 'X-Zerocloud-Listing-Keys'
+#: The wire length of the body's last member when it is an input the
+#: server may hand to the program as a stream, read as the program reads it
+#: (the largest of the node's inputs, sent last).  A server whose node's
+#: inputs do not all fit in its RAM limit does so: that input becomes a
+#: FIFO, fed from the request body while the node runs; the others are
+#: stored first.  The proxy writes that member at the program's pace.
+STREAMED_LENGTH_HEADER = 'X-Zerocloud-Streamed-Length'
 
 
 def listing_keys_value(keys: Dict[str, bytes]) -> str:

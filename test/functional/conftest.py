@@ -4,7 +4,9 @@ The session-scoped ``cluster`` fixture runs the all-in-one launcher's own code
 (:class:`zerocloud.saio.Cluster`) once per test session, on free ports, in a
 temporary directory, and stops every process at the end: storage policies
 ``Policy-0`` (default, 3 replicas) and ``ec`` (2 data + 1 parity), the full
-proxy pipeline, at-rest encryption on (as in production).  It yields the
+proxy pipeline, at-rest encryption on (as in production), and a small
+``zerovm_ram_limit`` (:data:`SHARED_RAM_LIMIT`), so that inputs a few
+times that size show what streams and what would need RAM.  It yields the
 ``Cluster``; what tests use:
 
 - ``proxy_url``, ``auth_url``, ``proxy_port``, ``ports`` (name -> port,
@@ -30,11 +32,14 @@ import tempfile
 
 import pytest
 
-from .helpers import fast_tmp_dir, started_cluster
+from .helpers import configure_object_query, fast_tmp_dir, started_cluster
 
 #: Seconds a node may run in the shared test cluster: short, so the test of
 #: a runaway program is quick, and ample for every other job.
 FUNCTIONAL_NODE_TIMEOUT = 10
+#: Bytes of a node's inputs its server may hold in RAM, in the shared
+#: cluster (the default is 256 MiB).
+SHARED_RAM_LIMIT = 8 << 20
 
 
 @pytest.fixture
@@ -55,6 +60,8 @@ def private_cluster():
 
 @pytest.fixture(scope='session')
 def cluster():
-    with started_cluster('zerocloud-functest-',
+    def small_ram(shared):
+        configure_object_query(shared, zerovm_ram_limit=str(SHARED_RAM_LIMIT))
+    with started_cluster('zerocloud-functest-', small_ram,
                          zerovm_timeout=FUNCTIONAL_NODE_TIMEOUT) as shared:
         yield shared

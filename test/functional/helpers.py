@@ -307,6 +307,19 @@ def configure(cluster, server: str, section: str, **options: str) -> None:
         conf.write(fp)
 
 
+def configure_object_query(cluster, **options: str) -> None:
+    """Set ``object_query`` options on every server that runs the filter
+    (object and container servers) of a prepared cluster."""
+    for name in sorted(os.listdir(cluster.etc_dir)):
+        if not name.endswith('.conf'):
+            continue
+        conf = configparser.RawConfigParser()
+        conf.read(os.path.join(cluster.etc_dir, name))
+        if conf.has_section('filter:object_query'):
+            configure(cluster, name[:-len('.conf')], 'filter:object_query',
+                      **options)
+
+
 def server_pids(cluster, server: str) -> List[int]:
     """Processes of one server of ``cluster``, found by its config path."""
     conf = os.path.join(cluster.etc_dir, '%s.conf' % server).encode()

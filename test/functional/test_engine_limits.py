@@ -21,7 +21,6 @@ stays fast:
 Run with ``-s`` to see the measured numbers.
 """
 
-import configparser
 import hashlib
 import os
 import threading
@@ -37,7 +36,9 @@ from zerocloud.runtime.compiler import STATUS_CANNOT_COMPILE
 from test.wasm_bombs import (FOUR_MEMORIES, TABLE_GROWER, compile_bomb,
                              distinct_program, table_grow_answers)
 
-from .helpers import Account, configure, started_cluster, unique, with_stdout
+from .helpers import (
+    Account, configure, configure_object_query, started_cluster, unique,
+    with_stdout)
 
 MiB = 1 << 20
 MAX_MEMORY = 256 * MiB
@@ -62,21 +63,14 @@ def module_cache(tmp_path_factory) -> str:
 @pytest.fixture(scope='module')
 def cluster(module_cache):
     def bound(cluster):
-        for name in sorted(os.listdir(cluster.etc_dir)):
-            if not name.endswith('.conf'):
-                continue
-            conf = configparser.RawConfigParser()
-            conf.read(os.path.join(cluster.etc_dir, name))
-            if conf.has_section('filter:object_query'):
-                configure(cluster, name[:-len('.conf')], 'filter:object_query',
-                          zerovm_module_cache=module_cache,
-                          zerovm_maxnexemem=str(MAX_MEMORY),
-                          zerovm_compile_memory=str(COMPILE_MEMORY),
-                          zerovm_compile_in_run=str(IN_RUN),
-                          zerovm_module_cache_files=str(CACHE_FILES),
-                          zerovm_module_cache_bytes=str(CACHE_BYTES),
-                          zerovm_worker_modules=str(WORKER_MODULES),
-                          zerovm_worker_module_bytes=str(WORKER_BYTES))
+        configure_object_query(cluster, zerovm_module_cache=module_cache,
+                               zerovm_maxnexemem=str(MAX_MEMORY),
+                               zerovm_compile_memory=str(COMPILE_MEMORY),
+                               zerovm_compile_in_run=str(IN_RUN),
+                               zerovm_module_cache_files=str(CACHE_FILES),
+                               zerovm_module_cache_bytes=str(CACHE_BYTES),
+                               zerovm_worker_modules=str(WORKER_MODULES),
+                               zerovm_worker_module_bytes=str(WORKER_BYTES))
         # the busy answer of a compiling server reaches the client at once
         configure(cluster, 'proxy-server', 'filter:proxy_query',
                   zerovm_job_deadline='0')

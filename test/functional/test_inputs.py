@@ -5,11 +5,12 @@ On the shared cluster, which encrypts at rest like production:
 - an encrypted object (also behind a symlink, or as a versioned object's
   current version) is read in place: the node runs on a server holding it,
   which decrypts it with the body key the proxy sends for that request,
-  and the proxy never GETs it;
-- the object server reads in place only with the key that matches its
-  ``.data`` file (timestamp, key id, IV, and the plaintext's etag); any
-  other answer is the refusal that makes the proxy stream the object
-  instead; the key never shows up in the servers' logs, spools or files;
+  and the proxy never GETs it; the sandbox decrypts what the program reads;
+- the object server reads in place only with a key made for its ``.data``
+  file (its timestamp, key id and IV; the key's value itself can only be
+  checked by reading the object, which the program does); any other
+  answer is the refusal that makes the proxy stream the object instead;
+  the key never shows up in the servers' logs, spools or files;
 - for each kind of object (encrypted replicated, erasure-coded, SLO, DLO,
   symlink, a versioned object's current version, a symlink into an
   erasure-coded container) the md5 and size of what the program read from
@@ -20,8 +21,10 @@ On the shared cluster, which encrypts at rest like production:
 - a job over a container's database sees the etags a listing shows, not the
   ciphertext Swift stores there;
 - plaintext of an input never reaches a device: not in any ``.data`` file,
-  nor in the device's ``tmp/`` while the node runs (it is in RAM, under
-  ``zerovm_ram_dir``, during the run, and gone afterwards);
+  nor in the device's ``tmp/`` while the node runs; an encrypted object
+  read in place is not in any file at all (the sandbox decrypts what the
+  program reads), a streamed (erasure-coded) one is in RAM, under
+  ``zerovm_ram_dir``, during the run, and gone afterwards;
 - inputs the caller cannot read as a client: a symlink into an account the
   caller may not read is 403 naming the symlink, an SLO with a missing
   segment is an error naming the object; nothing is stored.
@@ -36,7 +39,8 @@ import os
 import threading
 import time
 from dataclasses import replace
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import (
+    Callable, Dict, Iterable, List, Optional, Tuple, TypeVar)
 
 import pytest
 import requests
@@ -211,12 +215,11 @@ def test_object_server_reads_in_place_only_with_the_matching_key(cluster,
     resp = _post_to_replica(cluster, account, path, right)
     assert (resp.status_code, resp.text) == (
         400, 'No system map found in request')
-    other_key = bytes(b ^ 1 for b in right.key)
     stale = '%.5f' % (float(right.timestamp) - 1)
     for wrong in (None, replace(right, timestamp=stale),
                   replace(right, key_id=dict(right.key_id, path='/x/y/z')),
                   replace(right, iv=bytes(16)),
-                  replace(right, key=other_key)):
+                  replace(right, key=right.key[:16])):
         resp = _post_to_replica(cluster, account, path, wrong)
         assert resp.status_code == 409, resp.text
         reason, _, details = resp.headers[
@@ -225,15 +228,30 @@ def test_object_server_reads_in_place_only_with_the_matching_key(cluster,
         assert 'timestamp=%s' % right.timestamp in details
 
 
-def _while_lingering(box: Box, path: str, marker: bytes,
-                     look: Callable[[], List[str]]
-                     ) -> Tuple[List[str], List[str],
-                                Optional[requests.Response]]:
-    """Run the lingerer on ``path``; once ``marker`` shows up in RAM (or
-    after WATCH_TIMEOUT), ``look()`` while the node still holds it.
+Found = TypeVar('Found')
 
-    Returns (the RAM files that held ``marker``, what ``look`` found, the
-    job's answer).
+
+def _node_running() -> bool:
+    """Is a sandbox running on this machine (its run directory exists, in
+    a node's directory under the RAM dir)?"""
+    for entry in os.scandir(DEFAULT_RAM_DIR):
+        if entry.name.startswith(NODE_DIR_PREFIX) and entry.is_dir():
+            try:
+                if any(name.startswith('.zvm-run-')
+                       for name in os.listdir(entry.path)):
+                    return True
+            except OSError:
+                pass   # gone meanwhile
+    return False
+
+
+def _while_lingering(box: Box, path: str, look: Callable[[], Found]
+                     ) -> Tuple[bool, Found, Optional[requests.Response]]:
+    """Run the lingerer on ``path``; once its sandbox runs (or after
+    WATCH_TIMEOUT), ``look()`` while the node still holds its input.
+
+    Returns (whether the sandbox was seen running, what ``look`` found,
+    the job's answer).
     """
     answer: Dict[str, requests.Response] = {}
     runner = threading.Thread(target=lambda: answer.update(
@@ -241,17 +259,14 @@ def _while_lingering(box: Box, path: str, marker: bytes,
     runner.start()
     try:
         deadline = time.monotonic() + WATCH_TIMEOUT
-        in_ram: List[str] = []
-        while time.monotonic() < deadline:
-            in_ram = files_holding(DEFAULT_RAM_DIR, marker,
-                                   prefix=NODE_DIR_PREFIX)
-            if in_ram:
-                break
+        running = False
+        while not running and time.monotonic() < deadline:
+            running = _node_running()
             time.sleep(0.02)   # the lingerer spins on the same cores
         found = look()
     finally:
         runner.join()
-    return in_ram, found, answer.get('resp')
+    return running, found, answer.get('resp')
 
 
 def _key_forms(key: protocol.BodyKey) -> List[bytes]:
@@ -269,11 +284,11 @@ def test_body_key_never_reaches_logs_spools_or_files(cluster, box):
     key = _body_key(cluster, metadata)
     key = protocol.BodyKey(key.key, key.iv, key.timestamp, key.key_id,
                            hashlib.md5(marker).hexdigest())
-    in_ram, during, resp = _while_lingering(box, path, marker, lambda: [
+    running, during, resp = _while_lingering(box, path, lambda: [
         found for form in _key_forms(key)
         for found in device_files_holding(cluster, form) +
         files_holding(DEFAULT_RAM_DIR, form, prefix=NODE_DIR_PREFIX)])
-    assert in_ram, 'the decrypted input never showed up in RAM'
+    assert running, 'the node was never seen running'
     assert during == []
     assert resp.status_code == 200, resp.text
     assert resp.text.strip() == hashlib.md5(marker).hexdigest()
@@ -419,11 +434,16 @@ def test_plaintext_never_reaches_a_device(cluster, box, ec):
     path = '%s/%s' % (box.ec_container if ec else box.container,
                       unique('secret'))
     box.put(path, marker * 500)
-    # Looked at while the node holds the plaintext.
-    in_ram, on_devices, resp = _while_lingering(
-        box, path, marker, lambda: device_files_holding(cluster, marker))
-    assert in_ram, 'the input never showed up in %s' % DEFAULT_RAM_DIR
+    # Looked at while the node reads the object.  An encrypted object read
+    # in place is decrypted in the sandbox's memory only; a streamed one
+    # (erasure-coded) is held in RAM.
+    running, during, resp = _while_lingering(box, path, lambda: (
+        device_files_holding(cluster, marker),
+        files_holding(DEFAULT_RAM_DIR, marker, prefix=NODE_DIR_PREFIX)))
+    assert running, 'the node was never seen running'
+    on_devices, in_ram = during
     assert on_devices == []
+    assert bool(in_ram) == ec, in_ram
     assert resp.status_code == 200, resp.text
     assert resp.text.strip() == hashlib.md5(marker * 500).hexdigest()
     assert device_files_holding(cluster, marker) == []

@@ -26,7 +26,8 @@ from zerocloud import devices, saio
 from zerocloud.saio import (
     OBJECT_SERVER_COUNT, PART_POWER, Cluster, LaunchError)
 
-from .helpers import cluster_ring, configure, files_holding
+from .helpers import (
+    REQUEST_TIMEOUT, cluster_ring, configure, files_holding)
 
 LAUNCH_TIMEOUT = 60
 #: The checkout: ``make run``'s work directory is its ``var/saio``.
@@ -70,7 +71,8 @@ def test_curl_with_os_token_and_storage_url(cluster):
 
 
 def test_info_lists_both_policies_and_the_filters(cluster):
-    info = requests.get(cluster.proxy_url + '/info', timeout=10).json()
+    info = requests.get(cluster.proxy_url + '/info',
+                        timeout=REQUEST_TIMEOUT).json()
     policies = info['swift']['policies']
     assert [p['name'] for p in policies] == ['Policy-0', 'ec']
     assert policies[0].get('default') is True
@@ -100,17 +102,20 @@ def test_a_temp_url_reads_its_object_but_never_runs_code(cluster):
     key = uuid.uuid4().hex
     assert requests.post(account_url, headers=dict(
         headers, **{'X-Account-Meta-Temp-URL-Key': key}),
-        timeout=10).status_code == 204
+        timeout=REQUEST_TIMEOUT).status_code == 204
     for container in ('shared', 'private'):
         assert requests.put(account_url + '/' + container, headers=headers,
-                            timeout=10).status_code in (201, 202)
+                            timeout=REQUEST_TIMEOUT).status_code in (201, 202)
     secret = b'not-for-temp-url-holders-%s' % uuid.uuid4().hex.encode()
     assert requests.put(account_url + '/private/secret', data=secret,
-                        headers=headers, timeout=10).status_code == 201
+                        headers=headers,
+                        timeout=REQUEST_TIMEOUT).status_code == 201
     assert requests.put(account_url + '/shared/doc', data=b'shared',
-                        headers=headers, timeout=10).status_code == 201
+                        headers=headers,
+                        timeout=REQUEST_TIMEOUT).status_code == 201
     path = '/v1/AUTH_test/shared/doc'
-    resp = requests.get(temp_url(cluster, 'GET', path, key), timeout=10)
+    resp = requests.get(temp_url(cluster, 'GET', path, key),
+                        timeout=REQUEST_TIMEOUT)
     assert resp.status_code == 200 and resp.content == b'shared'
     job = [{'name': 'leak', 'exec': {'path': 'file://python3.11:python'},
             'file_list': [{'device': 'stdin',
@@ -131,7 +136,7 @@ def test_a_temp_url_reads_its_object_but_never_runs_code(cluster):
 def test_each_request_is_logged_once_to_the_proxy_log(cluster):
     marker = uuid.uuid4().hex
     requests.get(cluster.proxy_url + '/info', params={'probe': marker},
-                 timeout=10)
+                 timeout=REQUEST_TIMEOUT)
     deadline = time.monotonic() + 5
     while True:
         with open(cluster.log_path('proxy-server')) as log:
@@ -175,9 +180,9 @@ def data_files(cluster, object_dir):
 def test_object_put_lands_on_three_of_four_object_servers(cluster):
     url = cluster.storage_url() + '/placement'
     assert requests.put(url, headers=auth_headers(cluster),
-                        timeout=10).status_code in (201, 202)
+                        timeout=REQUEST_TIMEOUT).status_code in (201, 202)
     resp = requests.put(url + '/obj', data=b'replicated',
-                        headers=auth_headers(cluster), timeout=10)
+                        headers=auth_headers(cluster), timeout=REQUEST_TIMEOUT)
     assert resp.status_code == 201
     object_dir = expected_object_dir(cluster, 'AUTH_test', 'placement', 'obj')
     holders = data_files(cluster, object_dir)
@@ -188,7 +193,7 @@ def test_ec_object_is_stored_as_three_fragments_and_reads_back(cluster):
     url = cluster.storage_url() + '/erasure'
     resp = requests.put(url, headers=dict(auth_headers(cluster),
                                           **{'X-Storage-Policy': 'ec'}),
-                        timeout=10)
+                        timeout=REQUEST_TIMEOUT)
     assert resp.status_code in (201, 202)
     assert requests.head(url, headers=auth_headers(cluster), timeout=10
                          ).headers['X-Storage-Policy'] == 'ec'
@@ -219,7 +224,8 @@ def test_object_servers_are_four_hosts_in_both_object_rings(cluster):
     assert [ip for ip, _port in addresses] == [
         '127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5']
     for ip, port in addresses:
-        resp = requests.options('http://%s:%d/' % (ip, port), timeout=10)
+        resp = requests.options('http://%s:%d/' % (ip, port),
+                                timeout=REQUEST_TIMEOUT)
         assert resp.status_code == 200
         assert resp.headers['Server'].startswith('object-server/')
         # Bound to its own address only, not to 127.0.0.1 or a wildcard.
@@ -234,20 +240,21 @@ def test_object_servers_are_four_hosts_in_both_object_rings(cluster):
 def test_non_admin_is_denied_and_accounts_are_separate(cluster):
     url = cluster.storage_url('tester') + '/private'
     assert requests.put(url, headers=auth_headers(cluster),
-                        timeout=10).status_code in (201, 202)
+                        timeout=REQUEST_TIMEOUT).status_code in (201, 202)
     assert requests.put(url + '/secret', data=b'x',
                         headers=auth_headers(cluster),
-                        timeout=10).status_code == 201
+                        timeout=REQUEST_TIMEOUT).status_code == 201
     for target in (url, url + '/secret'):
         resp = requests.get(target, headers=auth_headers(cluster, 'tester3'),
-                            timeout=10)
+                            timeout=REQUEST_TIMEOUT)
         assert resp.status_code == 403, target
     assert cluster.storage_url('tester2').endswith('/v1/AUTH_test2')
     resp = requests.get(url, headers=auth_headers(cluster, 'tester2'),
-                        timeout=10)
+                        timeout=REQUEST_TIMEOUT)
     assert resp.status_code == 403
     own = requests.get(cluster.storage_url('tester2'),
-                       headers=auth_headers(cluster, 'tester2'), timeout=10)
+                       headers=auth_headers(cluster, 'tester2'),
+                       timeout=REQUEST_TIMEOUT)
     assert own.status_code in (200, 204)
     assert 'private' not in own.text.split()
 
@@ -339,9 +346,9 @@ def test_launcher_prints_exports_stops_on_sigint_and_keeps_data(
         obj_url = env['OS_STORAGE_URL'] + '/kept/obj'
         headers = {'X-Auth-Token': env['OS_AUTH_TOKEN']}
         assert requests.put(env['OS_STORAGE_URL'] + '/kept', headers=headers,
-                            timeout=10).status_code in (201, 202)
+                            timeout=REQUEST_TIMEOUT).status_code in (201, 202)
         assert requests.put(obj_url, data=b'survives', headers=headers,
-                            timeout=10).status_code == 201
+                            timeout=REQUEST_TIMEOUT).status_code == 201
         assert len(processes_mentioning(workdir)) >= OBJECT_SERVER_COUNT + 4
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0, proc.stderr.read().decode()
@@ -356,7 +363,7 @@ def test_launcher_prints_exports_stops_on_sigint_and_keeps_data(
         with Cluster(workdir, port=0) as again:
             resp = requests.get(again.storage_url() + '/kept/obj',
                                 headers={'X-Auth-Token': again.token()},
-                                timeout=10)
+                                timeout=REQUEST_TIMEOUT)
             assert resp.content == b'survives'
         with open(ring_path, 'rb') as ring:
             assert ring.read() == ring_bytes
@@ -386,11 +393,12 @@ def test_encryption_at_rest_and_its_secret_survive_a_restart(
         headers = {'X-Auth-Token': env['OS_AUTH_TOKEN']}
         container = env['OS_STORAGE_URL'] + '/vault'
         assert requests.put(container, headers=headers,
-                            timeout=10).status_code in (201, 202)
+                            timeout=REQUEST_TIMEOUT).status_code in (201, 202)
         assert requests.put(container + '/secret', data=secret_text * 100,
-                            headers=headers, timeout=10).status_code == 201
+                            headers=headers,
+                            timeout=REQUEST_TIMEOUT).status_code == 201
         resp = requests.get(container + '/secret', headers=headers,
-                            timeout=10)
+                            timeout=REQUEST_TIMEOUT)
         assert resp.content == secret_text * 100
         stored = [path for path in files_under(devices)
                   if path.endswith('.data') and '/objects/' in path]
@@ -409,11 +417,12 @@ def test_encryption_at_rest_and_its_secret_survive_a_restart(
         headers = {'X-Auth-Token': again.token()}
         container = again.storage_url() + '/vault'
         resp = requests.get(container + '/secret', headers=headers,
-                            timeout=10)
+                            timeout=REQUEST_TIMEOUT)
         assert resp.status_code == 200
         assert resp.content == secret_text * 100
         assert requests.put(container + '/open', data=clear_text,
-                            headers=headers, timeout=10).status_code == 201
+                            headers=headers,
+                            timeout=REQUEST_TIMEOUT).status_code == 201
         assert len(files_holding(devices, clear_text)) == 3
         assert files_holding(devices, secret_text) == []
     assert os.stat(secret_path).st_mode & 0o777 == 0o600
@@ -458,9 +467,10 @@ def test_a_workdir_of_the_single_host_launcher_is_upgraded_in_place(
         headers = {'X-Auth-Token': old.token()}
         container = old.storage_url() + '/kept'
         assert requests.put(container, headers=headers,
-                            timeout=10).status_code in (201, 202)
+                            timeout=REQUEST_TIMEOUT).status_code in (201, 202)
         assert requests.put(container + '/obj', data=b'from before',
-                            headers=headers, timeout=10).status_code == 201
+                            headers=headers,
+                            timeout=REQUEST_TIMEOUT).status_code == 201
     etc_dir = os.path.join(workdir, 'etc')
     downgrade_to_single_host_layout(etc_dir)
     old_ring = cluster_ring(etc_dir, 'object')
@@ -470,19 +480,21 @@ def test_a_workdir_of_the_single_host_launcher_is_upgraded_in_place(
     with Cluster(workdir, port=0) as upgraded:
         headers = {'X-Auth-Token': upgraded.token()}
         resp = requests.get(upgraded.storage_url() + '/kept/obj',
-                            headers=headers, timeout=10)
+                            headers=headers, timeout=REQUEST_TIMEOUT)
         assert resp.content == b'from before'
-        info = requests.get(upgraded.proxy_url + '/info', timeout=10).json()
+        info = requests.get(upgraded.proxy_url + '/info',
+                            timeout=REQUEST_TIMEOUT).json()
         assert [p['name'] for p in info['swift']['policies']] == \
             ['Policy-0', 'ec']
         ec_url = upgraded.storage_url() + '/ec-after'
         assert requests.put(ec_url, headers=dict(
             headers, **{'X-Storage-Policy': 'ec'}),
-            timeout=10).status_code in (201, 202)
+            timeout=REQUEST_TIMEOUT).status_code in (201, 202)
         assert requests.put(ec_url + '/obj', data=b'fragments',
-                            headers=headers, timeout=10).status_code == 201
+                            headers=headers,
+                            timeout=REQUEST_TIMEOUT).status_code == 201
         assert requests.get(ec_url + '/obj', headers=headers,
-                            timeout=10).content == b'fragments'
+                            timeout=REQUEST_TIMEOUT).content == b'fragments'
     new_ring = cluster_ring(etc_dir, 'object')
     assert {dev['ip'] for dev in new_ring.devs} == {
         '127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'}
@@ -576,12 +588,12 @@ def test_an_object_with_the_most_metadata_fits_the_default_work_dir(
     try:
         env = exported(read_exports(proc))
         limits = requests.get(env['ST_AUTH'].replace('/auth/v1.0', '/info'),
-                              timeout=10).json()['swift']
+                              timeout=REQUEST_TIMEOUT).json()['swift']
         metadata = most_metadata(limits)
         headers = {'X-Auth-Token': env['OS_AUTH_TOKEN']}
         container = env['OS_STORAGE_URL'] + '/meta'
         assert requests.put(container, headers=headers,
-                            timeout=10).status_code in (201, 202)
+                            timeout=REQUEST_TIMEOUT).status_code in (201, 202)
         resp = requests.put(container + '/full', data=b'payload',
                             headers=dict(headers, **metadata), timeout=30)
         assert resp.status_code == 201, (resp.status_code, resp.text)

@@ -12,11 +12,13 @@ plaintext's etag.
 
 :func:`mismatch` compares them before the request body is read: any
 difference (the object was overwritten meanwhile, another key) and the
-server refuses, so the proxy streams the object instead.  :func:`decrypt`
-writes the plaintext to a file in RAM (``zerovm_ram_dir``), never to a
-device, and checks its md5 against the etag.  The key lives in this
-request's memory only: it is never written, logged or put in the node's
-system map.
+server refuses, so the proxy streams the object instead.  The program
+then reads the ``.data`` file itself, decrypted as it reads
+(:func:`cipher_key`, :mod:`zerocloud.runtime.served`).  Only an image
+the host unpacks is decrypted whole, by :func:`decrypt`: into a file in
+RAM (``zerovm_ram_dir``), never on a device, its md5 checked against the
+etag.  The key lives in this request's memory and the sandbox worker's
+only: it is never written, logged or put in the node's system map.
 """
 
 from hashlib import md5
@@ -28,6 +30,7 @@ from swift.common.middleware.crypto.crypto_utils import (
 from swift.common.utils import Timestamp
 
 from zerocloud.protocol import BodyKey
+from zerocloud.runtime.served import CipherKey
 
 BODY_META = 'X-Object-Sysmeta-Crypto-Body-Meta'
 CHUNK = 1 << 20
@@ -72,6 +75,11 @@ def mismatch(key: BodyKey, metadata: Mapping[str, str]) -> Optional[str]:
     return None
 
 
+def cipher_key(key: BodyKey) -> CipherKey:
+    """What the runtime needs to decrypt the body as it is read."""
+    return CipherKey(key.key, key.iv)
+
+
 def decrypt(data_file: str, dest: str, key: BodyKey) -> bool:
     """Decrypt ``data_file`` into ``dest``; whether its md5 is the etag.
     Blocking: run it in a real thread."""
@@ -86,4 +94,3 @@ def decrypt(data_file: str, dest: str, key: BodyKey) -> bool:
             digest.update(clear)
             plain.write(clear)
     return digest.hexdigest() == key.etag
-

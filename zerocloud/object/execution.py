@@ -10,7 +10,9 @@ Channel files:
 * a member the proxy sent under the device's name (remote input, ``image``);
 * the local object's ``.data`` file (or a container's database) when the
   channel's ``swift://`` path is the object this server was asked to run next
-  to — bound in place, never copied;
+  to — bound in place, never copied; when it is stored encrypted, the
+  session names it with its key (``Session.ciphers``) and the runtime
+  decrypts what the program reads (:mod:`zerocloud.runtime.served`);
 * a configured system image (``zerovm_sysimage_devices``) for a device of that
   name;
 * ``/dev/null`` for a path-less ``stdin`` with no streamed data;
@@ -37,6 +39,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 from zerocloud import cgi, protocol, tarscan
 from zerocloud.job.model import FilePath, JobError, Node, SwiftPath
 from zerocloud.runtime import image, manifest, nvram
+from zerocloud.runtime.served import CipherKey
 
 USER_IMAGE = protocol.IMAGE_MEMBER
 EXECUTABLE_MEMBER = protocol.EXECUTABLE_MEMBER
@@ -55,8 +58,11 @@ class LocalObject:
     size: int
     content_type: Optional[str] = None
     metadata: Dict[str, str] = field(default_factory=dict)
-    #: A copy in RAM (decrypted): it counts against ``zerovm_ram_limit``.
+    #: A copy in RAM (a container database with decrypted etags): it
+    #: counts against ``zerovm_ram_limit``.
     ram_copy: bool = False
+    #: The key of a ``.data`` file stored encrypted, decrypted as read.
+    key: Optional[CipherKey] = None
     #: Its ``LOCAL_*`` variables come from ``metadata``; else the proxy
     #: sent them with the node (the metadata here is ciphertext).
     described: bool = True
@@ -108,6 +114,8 @@ class Session:
     #: The program file (or system image) and its tar member, if any.
     program: str = ''
     member: Optional[str] = None
+    #: Read channels stored encrypted, by alias, with their keys.
+    ciphers: Dict[str, CipherKey] = field(default_factory=dict)
 
 
 def _copy_program(image_path: str, member: str, dest: str,
@@ -244,6 +252,7 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
                                       limits)
     channels: List[BoundChannel] = []
     outputs: List[Output] = []
+    ciphers: Dict[str, CipherKey] = {}
     local_env: Dict[str, str] = {}
     fstab = []
     for ch in node.channels:
@@ -260,6 +269,8 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
             host = members[dev]
         elif local is not None and path is not None and path == local.path:
             host = local.data_file
+            if local.key is not None:
+                ciphers['/dev/' + dev] = local.key
             if local.described:
                 local_env = cgi.local_object_environ(
                     dev, local.path.path_info, local.metadata, local.size,
@@ -318,4 +329,5 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
             program, member, channels, limits, nvram_path,
             deterministic=deterministic_clock is not None, seed=seed),
             node.id))
-    return Session(manifest_path, outputs, stderr_path, program, member)
+    return Session(manifest_path, outputs, stderr_path, program, member,
+                   ciphers)

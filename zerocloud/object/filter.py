@@ -35,8 +35,9 @@ refused before the body is sent: ``409`` with ``X-Zerocloud-Stream-Input:
 sends the node again with the object streamed
 (:mod:`zerocloud.proxy.inputs`).  An encrypted object is read in place
 when the request carries its body key (``X-Zerocloud-Body-Key``) and
-the key matches the ``.data`` file: it is decrypted into RAM
-(:mod:`zerocloud.object.decryption`).  With
+the key matches the ``.data`` file: the sandbox decrypts what the program
+reads, in the program's memory (:mod:`zerocloud.object.decryption`,
+:mod:`zerocloud.runtime.served`).  With
 ``X-Zerocloud-Local-Alias`` the object in the path is a symlink's target,
 bound under the symlink's name.  Next to a container, the proxy may send
 the keys of the etags encryption stored in its listing
@@ -44,12 +45,12 @@ the keys of the etags encryption stored in its listing
 (:mod:`zerocloud.object.containerdb`), in RAM.
 
 Where a node's files go: everything the proxy streams (members: the
-system map, user image, fetched inputs, data of upstream nodes), a
-decrypted local object, the program taken out of an image, the manifest
-and the sandbox's run directory are kept in RAM (``zerovm_ram_dir``, at
-most ``zerovm_ram_limit`` bytes of inputs per node; a full one is ``503``
-with ``Retry-After``), so that plaintext of a decrypted or decoded object
-never lands on a device disk.  A node's directory there is removed when
+system map, user image, fetched inputs, data of upstream nodes), the
+program taken out of an image, the manifest and the sandbox's run
+directory are kept in RAM (``zerovm_ram_dir``, at most ``zerovm_ram_limit``
+bytes of inputs per node, beyond which the largest input is fed live; a
+full one is ``503`` with ``Retry-After``), so that plaintext of a decrypted
+or decoded object never lands on a device disk.  A node's directory there is removed when
 its request ends; those of server processes that died (killed mid-run)
 are removed by the next process that starts a sandbox pool.  The node's
 outputs are the program's own bytes: they are written under the device's
@@ -140,8 +141,10 @@ Options (``[filter:object_query]``), with defaults:
     where a node's inputs are kept during its run (see above); must exist.
     A warning is logged at start when it is not a RAM filesystem (tmpfs).
 ``zerovm_ram_limit = 268435456``
-    bytes of inputs one node may keep there; a larger request is refused
-    with ``413`` before its body is sent.  Up to ``workers`` ×
+    bytes of inputs one node may keep there.  Beyond it, the largest
+    input (sent last by the proxy) is fed to the program while it runs,
+    through a FIFO (:mod:`zerocloud.object.members`), and the others must
+    fit: else ``413`` before the body is sent.  Up to ``workers`` ×
     ``zerovm_maxpool`` nodes run at once: size it so that they fit the
     tmpfs (by default half of the machine's RAM).
 
@@ -173,8 +176,8 @@ from zerocloud.object.execution import Limits, Session
 from zerocloud.object.hostmemory import (
     not_in_ram_warning, orphaned_node_dirs, overcommit_warning,
     process_alive, server_processes, visible_memory)
-from zerocloud.object.node import (
-    NodeRequest, job_account, Placement, busy, over_ram_limit)
+from zerocloud.object.members import bytes_in_ram, over_ram_limit
+from zerocloud.object.node import NodeRequest, job_account, Placement, busy
 from zerocloud.runtime.cache import keep_source
 from zerocloud.runtime.pool import PoolFull, SandboxPool, SandboxWorkerError
 
@@ -275,10 +278,9 @@ class ObjectQueryMiddleware:
                 req.content_length > self.config.max_input:
             raise HTTPRequestEntityTooLarge(body='RPC request too large',
                                             request=req)
-        if req.content_length is not None and \
-                req.content_length > self.config.ram_limit:
-            raise over_ram_limit(req, req.content_length,
-                                 self.config.ram_limit)
+        in_ram = bytes_in_ram(req, self.config.ram_limit)
+        if in_ram > self.config.ram_limit:
+            raise over_ram_limit(req, in_ram, self.config.ram_limit)
         ctype = req.headers.get('Content-Type', '').split(';')[0].strip()
         if not ctype:
             raise HTTPBadRequest(body='No content type', request=req)

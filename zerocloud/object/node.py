@@ -28,9 +28,9 @@ from swift.common.exceptions import (
     DiskFileDeviceUnavailable, DiskFileNotExist, DiskFileQuarantined)
 from swift.common.storage_policy import EC_POLICY, BaseStoragePolicy
 from swift.common.swob import (
-    HTTPBadRequest, HTTPClientDisconnect, HTTPConflict, HTTPException,
-    HTTPInsufficientStorage, HTTPNotFound, HTTPOk, HTTPRequestEntityTooLarge,
-    HTTPServiceUnavailable, HTTPUnprocessableEntity, Request, Response)
+    HTTPBadRequest, HTTPConflict, HTTPException, HTTPInsufficientStorage,
+    HTTPNotFound, HTTPOk, HTTPRequestEntityTooLarge, HTTPServiceUnavailable,
+    HTTPUnprocessableEntity, Request, Response)
 from swift.common.utils import config_true_value, unquote
 
 from zerocloud import cgi, protocol
@@ -40,8 +40,9 @@ from zerocloud.object import decryption, swiftdisk
 from zerocloud.object.config import ObjectConfig
 from zerocloud.object.containerdb import decrypt_etags, snapshot_database
 from zerocloud.object.execution import (
-    ExecutionError, Limits, LocalObject, Output, prepare_session)
+    USER_IMAGE, ExecutionError, Limits, LocalObject, Output, prepare_session)
 from zerocloud.object.hostmemory import node_dir_prefix
+from zerocloud.object.members import LiveInput, RequestBody, over_ram_limit
 from zerocloud.runtime.cache import STATUS_NOT_COMPILED
 from zerocloud.runtime.pool import PoolFull, SandboxPool
 from zerocloud.runtime.report import Report
@@ -103,13 +104,6 @@ def stream_refusal(req: Request, reason: str,
     return HTTPConflict(
         body='The local object is not plain (%s): stream it' % reason,
         headers={protocol.STREAM_INPUT_HEADER: value}, request=req)
-
-
-def over_ram_limit(req: Request, size: int, limit: int) -> HTTPException:
-    return HTTPRequestEntityTooLarge(
-        body='The node needs %d bytes of inputs in memory; this server '
-             'keeps at most %d per node (zerovm_ram_limit)'
-             % (size, limit), request=req)
 
 
 def busy(req: Request) -> HTTPException:
@@ -290,6 +284,10 @@ class NodeRequest:
         self.workdir = ''
         self.ramdir = ''
         self.local: Optional[LocalObject] = None
+        #: The proxy's key of an encrypted local object.
+        self.body_key: Optional[protocol.BodyKey] = None
+        #: The input fed to the program while it runs, if any.
+        self.live: Optional[LiveInput] = None
 
     @property
     def pool(self) -> SandboxPool:
@@ -308,6 +306,9 @@ class NodeRequest:
             node = self._read_sysmap(members)
             return self._run(node, members)
         except BaseException:
+            if self.live is not None:
+                # Refused before the run: the proxy is still sending.
+                self.live.drop()
             self.stack.close()
             raise
 
@@ -375,11 +376,11 @@ class NodeRequest:
 
     def _decrypt_local(self, path: SwiftPath,
                        stored: swiftdisk.StoredObject) -> LocalObject:
-        """The local encrypted object, decrypted into RAM with the body key
-        the proxy sent (:mod:`zerocloud.object.decryption`); refused (to be
-        streamed) unless the key matches this ``.data`` file and opens it.
-        Its ``LOCAL_*`` variables come with the system map: its metadata
-        here is ciphertext."""
+        """The local encrypted object, read in place with the body key the
+        proxy sent (:mod:`zerocloud.object.decryption`): the runtime
+        decrypts what the program reads.  Refused (to be streamed) unless
+        the key matches this ``.data`` file.  Its ``LOCAL_*`` variables
+        come with the system map: its metadata here is ciphertext."""
         req, meta = self.req, stored.metadata
         try:
             key = protocol.BodyKey.decode(
@@ -389,15 +390,30 @@ class NodeRequest:
                                  request=req)
         if decryption.mismatch(key, meta) is not None:
             raise stream_refusal(req, protocol.STREAM_ENCRYPTED, meta)
-        needed = stored.size + (req.content_length or 0)
+        self.body_key = key
+        return LocalObject(path, stored.data_file, stored.size,
+                           described=False, key=decryption.cipher_key(key))
+
+    def _plain_image(self, node: Node) -> None:
+        """A local encrypted object the node mounts as its image is
+        unpacked on the host, not read by the program: it is decrypted
+        into RAM first (at most ``zerovm_ram_limit`` bytes with the
+        members)."""
+        local, req = self.local, self.req
+        if local is None or local.key is None or not any(
+                ch.device == USER_IMAGE and ch.path == local.path
+                for ch in node.channels):
+            return
+        needed = local.size + (req.content_length or 0)
         if needed > self.config.ram_limit:
             raise over_ram_limit(req, needed, self.config.ram_limit)
         plain = os.path.join(self.ramdir, 'local')
-        if not tpool.execute(decryption.decrypt, stored.data_file, plain,
-                             key):
-            raise stream_refusal(req, protocol.STREAM_ENCRYPTED, meta)
-        return LocalObject(path, plain, stored.size, ram_copy=True,
-                           described=False)
+        if not tpool.execute(decryption.decrypt, local.data_file, plain,
+                             self.body_key):
+            raise HTTPUnprocessableEntity(
+                body='The image does not match its etag', request=req)
+        self.local = replace(local, data_file=plain, key=None,
+                             ram_copy=True)
 
     def _snapshot_container(self, path: SwiftPath) -> LocalObject:
         """A copy of the container's database for the node.
@@ -446,53 +462,12 @@ class NodeRequest:
 
     def _receive(self, in_ram: int) -> Dict[str, str]:
         """Store the streamed members as files in the RAM directory, which
-        holds ``in_ram`` bytes already."""
-        req = self.req
-        wsgi_input = req.environ['wsgi.input']
-        total = [0]
-        expected = req.content_length
-        #: The body ended before its Content-Length: the client went away.
-        cut_short = [False]
-
-        def read(size: int) -> bytes:
-            chunk = wsgi_input.read(size)
-            total[0] += len(chunk)
-            if not chunk and expected is not None and total[0] < expected:
-                cut_short[0] = True
-            if total[0] > self.config.max_input:
-                raise HTTPRequestEntityTooLarge(body='RPC request too large',
-                                                request=req)
-            if in_ram + total[0] > self.config.ram_limit:
-                raise over_ram_limit(req, in_ram + total[0],
-                                     self.config.ram_limit)
-            if expected is not None and total[0] > expected:
-                raise HTTPBadRequest(
-                    body="Actual content length is greater than the "
-                         "'Content-Length' header", request=req)
-            return chunk
-
-        reader = protocol.MemberReader(read)
-        members: Dict[str, str] = {}
-        try:
-            while True:
-                member = reader.next_member()
-                if member is None:
-                    break
-                name = member.name
-                if not MEMBER_NAME.match(name) or name in members:
-                    raise HTTPBadRequest(body='Bad member name %r' % name,
-                                         request=req)
-                dest = os.path.join(self.ramdir, 'in.%d' % len(members))
-                with open(dest, 'wb') as fp:
-                    reader.copy_to(fp)
-                members[name] = dest
-        except protocol.FramingError as err:
-            if cut_short[0]:
-                raise HTTPClientDisconnect(request=req)
-            raise HTTPBadRequest(body='Bad request body: %s' % err,
-                                 request=req)
-        if expected is not None and total[0] < expected:
-            raise HTTPClientDisconnect(request=req)
+        holds ``in_ram`` bytes already; the last may be fed live
+        (:mod:`zerocloud.object.members`)."""
+        body = RequestBody(self.req, self.config.max_input,
+                           self.config.ram_limit, in_ram,
+                           lambda name: bool(MEMBER_NAME.match(name)))
+        members, self.live = body.receive(self.ramdir)
         return members
 
     def _read_sysmap(self, members: Dict[str, str]) -> Node:
@@ -513,6 +488,7 @@ class NodeRequest:
     # -- the run ----------------------------------------------------------
 
     def _run(self, node: Node, members: Dict[str, str]) -> Response:
+        self._plain_image(node)
         req, local = self.req, self.local
         started = time.time()
         limits = request_limits(self.server.limits, req)
@@ -530,14 +506,20 @@ class NodeRequest:
         except ExecutionError as err:
             raise HTTPException(status=err.status, body=err.message,
                                 request=req)
+        if self.live is not None:
+            self.live.start()
         try:
             # A bounded wait in the queue, so that this server answers
             # within the time the proxy gives it (protocol.ANSWER_SLACK).
             result = self.pool.run(session.manifest_path, limits.timeout,
                                    queue_wait=protocol.QUEUE_WAIT,
-                                   account=job_account(req))
+                                   account=job_account(req),
+                                   ciphers=session.ciphers)
         except PoolFull:
             raise busy(req)
+        finally:
+            if self.live is not None:
+                self.live.finish()
         if result.report.status == STATUS_NOT_COMPILED:
             self.server.compile_in_background(session, limits.fuel > 0,
                                               clock is not None)
@@ -561,8 +543,11 @@ class NodeRequest:
             headers['X-Nexe-Error'] = header_value(
                 'bad return code: ' + line if line else 'bad return code')
         self.server.logger.info(
-            'node: %s, status: %s, retcode: %s, cdr: %s', node.name,
-            report.status, report.retcode, headers['X-Nexe-Cdr-Line'])
+            'node: %s, status: %s, retcode: %s, cdr: %s%s', node.name,
+            report.status, report.retcode, headers['X-Nexe-Cdr-Line'],
+            ', fed %s: %d of %d bytes' % (self.live.name, self.live.fed,
+                                          self.live.size)
+            if self.live is not None else '')
         frames: List[Tuple[int, Iterator[bytes]]] = []
         # Stored outputs first, the immediate response last: the proxy
         # writes the objects, then streams the body straight to the client.

@@ -87,6 +87,9 @@ class Upload:
     #: What the data is, for errors: a ``swift://`` URL, "the request
     #: body"...; the member's name when empty.
     source: str = ''
+    #: An input the program may read as it arrives (a remote input, the
+    #: request body, an upstream node's data), not the map or a program.
+    streamable: bool = False
 
     @property
     def length(self) -> int:
@@ -325,10 +328,28 @@ def _expect(server: dict, partition: int, path_info: str,
     return None
 
 
-def _send_body(conn, uploads: List[Upload], timeout: float) -> None:
+def streaming_order(uploads: List[Upload]) -> Optional[Upload]:
+    """Move the largest streamable input to the end of ``uploads`` and
+    return it (``None``: nothing to stream).  Its server may feed it to
+    the program as it arrives (:data:`zerocloud.protocol.
+    STREAMED_LENGTH_HEADER`)."""
+    inputs = [upload for upload in uploads if upload.streamable]
+    if not inputs:
+        return None
+    largest = max(inputs, key=lambda upload: upload.size)
+    uploads.remove(largest)
+    uploads.append(largest)
+    return largest
+
+
+def _send_body(conn, uploads: List[Upload], timeouts: Timeouts,
+               streamed: Optional[Upload]) -> None:
     """Stream the members; :class:`InputFailed` when an input breaks,
-    anything else is the connection's."""
+    anything else is the connection's.  The ``streamed`` member goes at
+    the program's pace: each of its chunks may wait as long as the answer
+    does."""
     for upload in uploads:
+        timeout = timeouts.answer if upload is streamed else timeouts.node
         frames = protocol.iter_member(upload.name, upload.size,
                                       upload.chunks)
         while True:
@@ -352,6 +373,9 @@ def dispatch(servers: List[dict], partition: int, path_info: str,
     headers = dict(headers)
     headers['Content-Length'] = str(sum(u.length for u in uploads))
     headers['Expect'] = '100-continue'
+    streamed = streaming_order(uploads)
+    if streamed is not None:
+        headers[protocol.STREAMED_LENGTH_HEADER] = str(streamed.length)
     attempts = Attempts()
     try:
         for server in servers:
@@ -362,7 +386,7 @@ def dispatch(servers: List[dict], partition: int, path_info: str,
                     break
                 continue
             try:
-                _send_body(conn, uploads, timeouts.node)
+                _send_body(conn, uploads, timeouts, streamed)
                 with ResponseTimeout(timeouts.answer):
                     final = conn.getresponse()
             except InputFailed:

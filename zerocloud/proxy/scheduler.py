@@ -174,6 +174,7 @@ class Scheduler:
                                     'object reference' % ch.path.url)
                 upload, got = self.swift.fetch_input(ch.path, ch.device,
                                                      grants)
+                upload.streamable = True
                 uploads.append(upload)
                 if ch is streamed_anchor:
                     description['env'].update(
@@ -181,13 +182,14 @@ class Scheduler:
             stream = self.request.stream
             if node.wants_stream and stream is not None:
                 uploads.append(Upload('stdin', stream.size, stream.chunks(),
-                                      'the request body'))
+                                      'the request body', streamable=True))
             for edge in node.edges:
                 if edge.direction == 'in':
                     data = self._edge_data(done[edge.peer], node.name)
                     uploads.append(Upload(edge.device, data.size,
                                           data.chunks(),
-                                          'the output of %s' % edge.peer))
+                                          'the output of %s' % edge.peer,
+                                          streamable=True))
         except BaseException:
             for upload in uploads:
                 upload.close()

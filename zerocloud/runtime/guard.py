@@ -33,6 +33,11 @@ refused too.  Writes through a descriptor opened without write rights are
 already refused by wasmtime.  ``/tmp`` is left alone.  This is the first
 wall; ``zerocloud.runtime.sandbox`` adds an OS-level one.
 
+Runs with a served channel (an object stored encrypted, read in place; a
+named device on a FIFO) also shadow ``fd_read``, ``fd_pread``, ``fd_seek``,
+``fd_tell``, ``fd_close`` and ``fd_renumber``, and follow what
+``path_open`` opened: see ``zerocloud.runtime.served``.
+
 Deterministic mode replaces ``clock_time_get`` (always the nvram time, never
 advancing), ``random_get`` (a PRNG seeded from the manifest ``Seed``) and
 ``poll_oneoff`` (every subscription is reported ready at once: clocks never
@@ -44,6 +49,8 @@ import struct
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
 import wasmtime
+
+from zerocloud.runtime.served import ServedFile, ServedReads
 
 WASI = 'wasi_snapshot_preview1'
 
@@ -95,6 +102,16 @@ HELPER_CALLS = {
     'path_filestat_get': 'iiiii',
     'fd_filestat_get': 'ii',
 }
+#: Shadowed in runs with a served channel (:mod:`zerocloud.runtime.
+#: served`); ``path_open`` is guarded anyway.
+SERVED_CALLS = {
+    'fd_read': 'iiii',
+    'fd_pread': 'iiiIi',
+    'fd_seek': 'iIii',
+    'fd_tell': 'ii',
+    'fd_close': 'i',
+    'fd_renumber': 'ii',
+}
 
 
 class RunGuard:
@@ -102,10 +119,16 @@ class RunGuard:
 
     def __init__(self, read_only: List[str], dev_folders: List[str],
                  dev_fd: int, deterministic: bool, clock_seconds: int = 0,
-                 seed: int = 0):
-        """``read_only`` and ``dev_folders`` are paths relative to ``/dev``
-        (``.`` is ``/dev`` itself)."""
+                 seed: int = 0,
+                 served: Optional[Dict[str, ServedFile]] = None,
+                 served_stdin: Optional[ServedFile] = None):
+        """``read_only``, ``dev_folders`` and the keys of ``served`` are
+        paths relative to ``/dev`` (``.`` is ``/dev`` itself)."""
         self.read_only = read_only
+        self.served = served or {}
+        self.served_stdin = served_stdin
+        #: The reads the host serves, in a run with served channels.
+        self.reads: Optional[ServedReads] = None
         self.dev_folders = dev_folders
         self.dev_fd = dev_fd
         self.protected: Set[Inode] = set()
@@ -132,6 +155,18 @@ class RunGuard:
             self.protected.add(self._identify(store, memory, relative))
         for relative in self.dev_folders:
             self.fixed_folders.add(self._identify(store, memory, relative))
+        if self.served or self.served_stdin:
+            self.reads = ServedReads(
+                {self._identify(store, memory, relative): file
+                 for relative, file in self.served.items()},
+                self._call_original, self._fd_inode, self.served_stdin)
+
+    def _call_original(self, caller, name: str, *args) -> int:
+        return self.original[name](caller, *args)
+
+    def _fd_inode(self, caller, fd: int) -> Optional[Inode]:
+        return self._stat_inode(caller, caller.get('memory'),
+                                'fd_filestat_get', (fd,), (0, 0))
 
     def _identify(self, store: wasmtime.Store, memory: wasmtime.Memory,
                   relative: str) -> Inode:
@@ -233,9 +268,12 @@ class RunGuard:
             if oflags & OFLAGS_CREAT and target is None and \
                     self._entry_in_dev(caller, fd, path, path_len):
                 return ERRNO_ACCES
-        return self.original['path_open'](
+        status = self.original['path_open'](
             caller, fd, dirflags, path, path_len, oflags, rights_base,
             rights_inheriting, fdflags, opened)
+        if status == ERRNO_SUCCESS and self.reads is not None:
+            self.reads.opened(caller, opened)
+        return status
 
     def path_unlink_file(self, caller, fd, path, path_len):
         if self._entry_in_dev(caller, fd, path, path_len):
@@ -316,7 +354,7 @@ class RunGuard:
         return ERRNO_SUCCESS
 
 
-SHIM_CALLS = dict(GUARDED_CALLS, **HELPER_CALLS)
+SHIM_CALLS = dict(GUARDED_CALLS, **HELPER_CALLS, **SERVED_CALLS)
 
 
 def shim_module(engine: wasmtime.Engine) -> wasmtime.Module:
@@ -341,7 +379,7 @@ def shim_module(engine: wasmtime.Engine) -> wasmtime.Module:
     return wasmtime.Module(engine, wasmtime.wat2wasm('\n'.join(parts)))
 
 
-def _dispatch(name: str, current: Callable[[], RunGuard]) -> Callable:
+def _dispatch(name: str, current: Callable[[], object]) -> Callable:
     def call(caller, *args):
         try:
             return getattr(current(), name)(caller, *args)
@@ -351,8 +389,10 @@ def _dispatch(name: str, current: Callable[[], RunGuard]) -> Callable:
 
 
 def guarded_linker(engine: wasmtime.Engine, deterministic: bool,
-                   current: Callable[[], RunGuard]) -> wasmtime.Linker:
-    """A WASI linker whose shadowed calls go to ``current()``'s guard.
+                   current: Callable[[], RunGuard],
+                   served: bool = False) -> wasmtime.Linker:
+    """A WASI linker whose shadowed calls go to ``current()``'s guard (and,
+    when ``served``, its reads to the guard's :class:`ServedReads`).
 
     The linker holds no per-run state, so one is built per engine and mode
     and reused for every run.
@@ -366,6 +406,11 @@ def guarded_linker(engine: wasmtime.Engine, deterministic: bool,
     for name, params in calls.items():
         linker.define_func(WASI, name, _functype(params),
                            _dispatch(name, current), access_caller=True)
+    if served:
+        for name, params in SERVED_CALLS.items():
+            linker.define_func(WASI, name, _functype(params),
+                               _dispatch(name, lambda: current().reads),
+                               access_caller=True)
     return linker
 
 

@@ -84,6 +84,7 @@ from eventlet.green import subprocess as green_subprocess
 from eventlet.semaphore import Semaphore
 
 from zerocloud.runtime import worker as protocol
+from zerocloud.runtime.served import CipherKey
 from zerocloud.runtime.limits import (WALL_CLOCK_EXIT, CacheLimits,
                                       check_wall_clock)
 from zerocloud.runtime.report import Report, ReportError, parse_report
@@ -287,13 +288,17 @@ class SandboxPool:
             skip_validation: bool = False,
             validate_only: bool = False,
             queue_wait: Optional[float] = None,
-            account: str = '') -> SessionResult:
+            account: str = '',
+            ciphers: Optional[Dict[str, CipherKey]] = None
+            ) -> SessionResult:
         """Run one session in a worker for ``account``; raises PoolFull
         when none is free for it (within ``queue_wait`` seconds, if
-        given)."""
+        given).  ``ciphers``: keys of read channels stored encrypted."""
         request = {'manifest': manifest_path,
                    'skip_validation': skip_validation,
-                   'validate_only': validate_only}
+                   'validate_only': validate_only,
+                   'ciphers': {alias: key.to_json()
+                               for alias, key in (ciphers or {}).items()}}
         try:
             reply = self._exchange(request, timeout + self.kill_timeout,
                                    queue_wait, account)

@@ -113,6 +113,8 @@ import wasmtime
 from zerocloud import paths
 from zerocloud.runtime import image, nvram, reactor
 from zerocloud.runtime.cache import ModuleCache
+from zerocloud.runtime.served import (CipheredFile, CipherKey, ServedFile,
+                                      StreamedFile)
 from zerocloud.runtime.engine import EngineSettings
 from zerocloud.runtime.errors import SessionFailure, error_text
 from zerocloud.runtime.guard import (RunGuard, base_linker, guarded_linker,
@@ -126,6 +128,7 @@ from zerocloud.runtime.report import Report
 from zerocloud.runtime.sandbox import Workspace, prepare_host_channel
 
 NVRAM_ALIAS = '/dev/nvram'
+STDIN_ALIAS = '/dev/stdin'
 RESERVED_MOUNTPOINTS = ('/dev', '/tmp')
 MEMORY_SLACK = 1 << 20  # a trap this close to Memory is blamed on it
 #: Caps of a run's store beside ``Memory`` (``Store.set_limits``), so that
@@ -181,13 +184,18 @@ class _Warm:
         self.settings = settings
         self.engine = settings.build()
         self.base = base_linker(self.engine)
-        self.linker = guarded_linker(self.engine, settings.deterministic,
-                                     current_guard)
-        reactor.define_host_call(self.linker)
+        #: By whether runs have served channels: only those pay for reads
+        #: served by the host (``zerocloud.runtime.served``).
+        self.linkers = {}
+        for served in (False, True):
+            linker = guarded_linker(self.engine, settings.deterministic,
+                                    current_guard, served)
+            reactor.define_host_call(linker)
+            self.linkers[served] = linker
         self.shim = shim_module(self.engine)
-        #: Ready programs by module digest, bounded as the loaded modules
-        #: they hold (``zerocloud.runtime.cache``).
-        self.programs: BoundedLru[str, _Program] = BoundedLru(
+        #: Ready programs by module digest and linker, bounded as the
+        #: loaded modules they hold (``zerocloud.runtime.cache``).
+        self.programs: BoundedLru[Tuple[str, bool], _Program] = BoundedLru(
             limits.worker_modules, limits.worker_bytes)
 
 
@@ -225,6 +233,26 @@ def _cpu_of_thread(native_id: int) -> Tuple[float, float]:
                 int(fields[11]) / _CLOCK_TICKS)
     except (OSError, IndexError, ValueError):
         return 0.0, 0.0
+
+
+def _streamed_device(channel) -> bool:
+    """A read channel under ``/dev`` the guest opens by name (stdin is
+    wasmtime's own stream, nvram and images are read by the host)."""
+    return not channel.writable and not channel.standard and \
+        channel.alias != NVRAM_ALIAS
+
+
+def _has_streams(manifest: Manifest) -> bool:
+    """Does a named read channel lie on a FIFO (a stream the host serves,
+    ``zerocloud.runtime.served``)?"""
+    for channel in manifest.channels:
+        if _streamed_device(channel):
+            try:
+                if stat.S_ISFIFO(os.stat(channel.uri).st_mode):
+                    return True
+            except OSError:
+                pass   # reported when the channels are opened
+    return False
 
 
 def _written_bytes(manifest: Manifest) -> int:
@@ -281,10 +309,13 @@ class Runtime:
                                  loaded.sha256)
 
     def run(self, manifest_path: str, *, skip_validation: bool = False,
-            validate_only: bool = False) -> SessionResult:
+            validate_only: bool = False,
+            ciphers: Optional[Dict[str, CipherKey]] = None) -> SessionResult:
+        """Run one session; ``ciphers`` maps the aliases of read channels
+        stored encrypted to their keys (``zerocloud.runtime.served``)."""
         report = Report(validation=2)
         session = _Session(self, manifest_path, report, skip_validation,
-                           validate_only)
+                           validate_only, ciphers or {})
         try:
             exit_status = session.execute()
         except SessionFailure as failure:
@@ -307,8 +338,12 @@ class _Session:
     """The steps of one run; ``Runtime.run`` turns failures into reports."""
 
     def __init__(self, runtime: Runtime, manifest_path: str, report: Report,
-                 skip_validation: bool, validate_only: bool):
+                 skip_validation: bool, validate_only: bool,
+                 ciphers: Dict[str, CipherKey]):
         self.runtime = runtime
+        self.ciphers = ciphers
+        #: The served channels' host files, by alias, open for the run.
+        self.served: Dict[str, ServedFile] = {}
         self.manifest_path = manifest_path
         self.report = report
         self.skip_validation = skip_validation
@@ -326,6 +361,8 @@ class _Session:
 
     def close(self) -> None:
         self.runtime._local.guard = None
+        for file in self.served.values():
+            file.close()
         if self.workspace is not None:
             self.workspace.close()
 
@@ -342,7 +379,8 @@ class _Session:
         if self.runtime.defer_large_compiles:
             self.load_seconds = time.monotonic() - started
         self.report.validation = 2 if self.skip_validation else 0
-        program = warm.programs.get(loaded.sha256)
+        served = bool(self.ciphers) or _has_streams(manifest)
+        program = warm.programs.get((loaded.sha256, served))
         if program is None:
             exports = {e.name: e.type for e in loaded.module.exports}
             entry = reactor.entry_points(exports)
@@ -353,7 +391,7 @@ class _Session:
                 raise SessionFailure('program is not a WASI command: no '
                                      'exported memory', errno.ENOEXEC)
             try:
-                pre = warm.linker.instantiate_pre(loaded.module)
+                pre = warm.linkers[served].instantiate_pre(loaded.module)
             except wasmtime.WasmtimeError as err:
                 raise SessionFailure('program is not a WASI command: %s'
                                      % error_text(err), errno.ENOEXEC)
@@ -363,8 +401,8 @@ class _Session:
                     self.runtime.cache.cache_dir, manifest.program,
                     loaded.sha256)
             program = _Program(pre, entry, support)
-            warm.programs.put(loaded.sha256, program, loaded.size,
-                              pinned=loaded.system)
+            warm.programs.put((loaded.sha256, served), program,
+                              loaded.size, pinned=loaded.system)
         return program
 
     # -- channels, nvram, filesystem ------------------------------------------
@@ -372,6 +410,26 @@ class _Session:
     def _open_channels(self, manifest: Manifest) -> None:
         for channel in manifest.channels:
             self.kinds[channel.alias] = prepare_host_channel(channel)
+        for alias in self.ciphers:
+            channel = manifest.channel(alias)
+            if channel is None or channel.writable or \
+                    self.kinds[alias] != 'file' or alias == NVRAM_ALIAS:
+                raise SessionFailure('channel %s: only a read channel on a '
+                                     'file can be ciphered' % alias,
+                                     errno.EINVAL)
+            self._serve(alias, lambda uri: CipheredFile(
+                uri, self.ciphers[alias]), channel)
+        for channel in manifest.channels:
+            if self.kinds[channel.alias] == 'fifo' and \
+                    _streamed_device(channel):
+                self._serve(channel.alias, StreamedFile, channel)
+
+    def _serve(self, alias: str, opener, channel) -> None:
+        try:
+            self.served[alias] = opener(channel.uri)
+        except OSError as err:
+            raise SessionFailure('channel %s: cannot open: %s'
+                                 % (alias, err.strerror))
 
     def _read_nvram(self, manifest: Manifest) -> nvram.Nvram:
         channel = manifest.channel(NVRAM_ALIAS)
@@ -467,7 +525,11 @@ class _Session:
         guard = RunGuard(self.workspace.read_only,
                          self.workspace.dev_folders(), dev_fd,
                          settings.deterministic, config.time or 0,
-                         manifest.seed)
+                         manifest.seed,
+                         served={alias[len('/dev/'):]: file
+                                 for alias, file in self.served.items()
+                                 if alias != STDIN_ALIAS},
+                         served_stdin=self.served.get(STDIN_ALIAS))
         self.runtime._local.guard = guard
         try:
             instance = program.pre.instantiate(store)

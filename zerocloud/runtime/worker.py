@@ -23,9 +23,12 @@ Protocol: one JSON object per line, worker stdin = requests, stdout = replies.
 
 * On start the worker writes ``{"ready": <pid>}`` once the runtime is loaded,
   or ``{"error": "..."}`` and exits when it cannot be loaded.
-* ``{"manifest": "<path>", "skip_validation": false, "validate_only": false}``
-  runs one session and answers ``{"exit_status": <int>, "report": "<six-line
-  report text>", "fuel": <int or null>}``.
+* ``{"manifest": "<path>", "skip_validation": false, "validate_only": false,
+  "ciphers": {"<alias>": {"key": "<base64>", "iv": "<base64>"}}}`` runs one
+  session and answers ``{"exit_status": <int>, "report": "<six-line report
+  text>", "fuel": <int or null>}``.  ``ciphers`` (optional) names the read
+  channels stored encrypted and their keys (``zerocloud.runtime.served``):
+  keys travel on this pipe only, never in a file.
 * With ``--wall-clock exit``, a session still running at its ``Timeout``
   answers ``{"exit_status": 4, "report": "<report with status session
   timeout>", "fuel": null, "exiting": true}`` from the watchdog thread; the
@@ -66,6 +69,7 @@ import signal
 import sys
 from typing import Any, BinaryIO, Callable, Dict, List, Optional, Tuple
 
+from zerocloud.runtime.served import CipherKey
 from zerocloud.runtime.limits import (WALL_CLOCK_EPOCH, WALL_CLOCKS,
                                       CacheLimits)
 
@@ -114,6 +118,17 @@ def _text(request: Dict[str, Any], name: str, required: bool) -> Optional[str]:
     return value
 
 
+def _ciphers(request: Dict[str, Any]) -> Dict[str, CipherKey]:
+    value = request.get('ciphers', {})
+    if not isinstance(value, dict):
+        raise RequestError("'ciphers' must be an object")
+    try:
+        return {alias: CipherKey.from_json(key)
+                for alias, key in value.items()}
+    except ValueError as exc:
+        raise RequestError(str(exc))
+
+
 def session_reply(result: Any) -> Dict[str, Any]:
     """The reply to a manifest request, from a SessionResult."""
     return {'exit_status': int(result.exit_status),
@@ -133,7 +148,8 @@ def handle(runtime: Any, line: bytes) -> Dict[str, Any]:
             return {WARMED: True}
         result = runtime.run(_text(request, 'manifest', True),
                              skip_validation=_flag(request, 'skip_validation'),
-                             validate_only=_flag(request, 'validate_only'))
+                             validate_only=_flag(request, 'validate_only'),
+                             ciphers=_ciphers(request))
         return session_reply(result)
     except Exception as exc:
         return {ERROR: '%s: %s' % (type(exc).__name__, exc)}

@@ -16,6 +16,7 @@ argv the pool gives its ``python``).  The "manifest" is a one-line command:
 """
 
 import dataclasses
+import hashlib
 import os
 import sys
 import time
@@ -46,7 +47,8 @@ class FakeRuntime:
             raise FileNotFoundError(program_path)
 
     def run(self, manifest_path: str, *, skip_validation: bool = False,
-            validate_only: bool = False) -> FakeResult:
+            validate_only: bool = False,
+            ciphers: Optional[dict] = None) -> FakeResult:
         with open(manifest_path) as manifest:
             command, _, argument = manifest.read().strip().partition(' ')
         if command == 'sleep':
@@ -71,6 +73,10 @@ class FakeRuntime:
         status = 'ok' if not validate_only else 'validated only'
         if command == 'wall-clock':
             status = self.wall_clock
+        if command == 'ciphers':   # what reached the worker, keys hashed
+            status = ' '.join('%s=%s' % (alias, hashlib.sha256(
+                key.key + key.iv).hexdigest()[:8])
+                for alias, key in sorted((ciphers or {}).items()))
         return FakeResult(0, Report(validation=0, retcode=retcode,
                                     status=status), 7)
 

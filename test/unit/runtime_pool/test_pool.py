@@ -1,5 +1,6 @@
 """SandboxPool admission, reuse, kill and reaping, against a fake worker."""
 
+import hashlib
 import logging
 import os
 import signal
@@ -11,6 +12,7 @@ import eventlet
 import pytest
 
 from zerocloud.runtime import pool as pool_module
+from zerocloud.runtime.served import CipherKey
 from zerocloud.runtime.pool import PoolFull, SandboxPool, SandboxWorkerError
 
 from test.unit.runtime_pool.conftest import (
@@ -33,6 +35,18 @@ def test_run_returns_the_workers_report_and_reuses_the_worker(
     assert second.report.retcode == 4
     assert second.report.status == 'validated only'
     assert pool.worker_pids() == [pid]
+
+
+def test_cipher_keys_reach_the_worker_with_the_run(
+        make_pool, fake_python, command):
+    pool = make_pool(1, 0, 1.0, python=fake_python)
+    key = CipherKey(b'k' * 32, b'i' * 16)
+    result = pool.run(command('ciphers'), 5,
+                      ciphers={'/dev/input': key, '/dev/stdin': key})
+    digest = hashlib.sha256(key.key + key.iv).hexdigest()[:8]
+    assert result.report.status == '/dev/input=%s /dev/stdin=%s' % (
+        digest, digest)
+    assert pool.run(command('ciphers'), 5).report.status == ''
 
 
 def test_concurrent_green_runs_use_separate_workers(

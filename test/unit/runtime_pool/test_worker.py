@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from zerocloud.runtime import worker
+from zerocloud.runtime.served import CipherKey
 from zerocloud.runtime.report import Report, parse_report
 
 from test.unit.runtime_pool.conftest import FAKE_WORKER
@@ -16,9 +17,9 @@ class RecordingRuntime:
         self.calls = []
 
     def run(self, manifest_path, *, skip_validation=False,
-            validate_only=False):
+            validate_only=False, ciphers=None):
         self.calls.append(('run', manifest_path, skip_validation,
-                           validate_only))
+                           validate_only, ciphers))
 
         class Result:
             exit_status = 0
@@ -39,11 +40,20 @@ def test_run_request_answers_rendered_report():
     runtime = RecordingRuntime()
     reply = worker.handle(runtime, worker.encode_message(
         {'manifest': '/m', 'skip_validation': True}))
-    assert runtime.calls == [('run', '/m', True, False)]
+    assert runtime.calls == [('run', '/m', True, False, {})]
     assert reply['exit_status'] == 0 and reply['fuel'] is None
     report = parse_report(reply['report'])
     assert report.retcode == 3
     assert report.etags == [('/dev/stdout', 'a' * 32)]
+
+
+def test_run_request_carries_cipher_keys():
+    runtime = RecordingRuntime()
+    key = CipherKey(b'k' * 32, b'i' * 16)
+    worker.handle(runtime, worker.encode_message(
+        {'manifest': '/m', 'ciphers': {'/dev/input': key.to_json()}}))
+    assert runtime.calls == [('run', '/m', False, False,
+                              {'/dev/input': key})]
 
 
 def test_warm_request_and_its_failure():
@@ -68,6 +78,9 @@ def test_bad_requests_get_error_replies():
         b'{"manifest": "/m", "validate_only": "yes"}':
             "'validate_only' must be true or false",
         b'{"warm": ""}': "'warm' must be a non-empty string",
+        b'{"manifest": "/m", "ciphers": []}': "'ciphers' must be an object",
+        b'{"manifest": "/m", "ciphers": {"/dev/input": {"key": "AA=="}}}':
+            'bad cipher key',
     }
     for line, message in cases.items():
         reply = worker.handle(runtime, line)

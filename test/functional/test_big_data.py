@@ -1,0 +1,215 @@
+"""Inputs many times a node's RAM (issue 16), on the shared cluster, whose
+object servers keep at most ``SHARED_RAM_LIMIT`` (8 MiB) of a node's
+inputs in RAM and encrypt at rest.
+
+- An encrypted object six times that limit is read in place as
+  ``/dev/input``, sequentially and at random offsets (``seek`` and
+  ``pread``), and as ``stdin``: the md5 of every byte, and of each range,
+  is that of a client's GET.  Nothing is decrypted into a file: the
+  sandbox decrypts what the program reads, in its own memory.
+- Inputs the proxy streams, beyond that limit: an SLO of six 8 MiB
+  segments as ``/dev/input`` and an erasure-coded object as ``stdin``
+  reach the program whole, fed as it reads; a program that reads only
+  their first bytes ends well (the rest is dropped); a seek on one is a
+  clear error (Python: not seekable; ``ESPIPE``), while a small streamed
+  input, which fits in RAM, can still be read at random.  A node that
+  fails half-way through such an input stores nothing, and its server
+  logs how much of the input it fed.
+"""
+
+import hashlib
+import json
+import random
+import re
+
+import pytest
+
+from .conftest import SHARED_RAM_LIMIT
+from .helpers import (
+    Account, LogWatch, assert_all_ok, nexe_list, python_node, store_zapp,
+    unique)
+
+BIG = 6 * SHARED_RAM_LIMIT
+CHUNK = 1 << 20
+#: (offset, size) of the ranges read at random (one across the end).
+RANGES = [(BIG - 100, 1000), (12345, 3 * CHUNK), (BIG // 2 + 7, 70000),
+          (0, 1), (CHUNK - 1, 2)]
+#: Hashes its input (``/dev/input``, or ``stdin`` with argument ``stdin``)
+#: a MiB at a time, then (unless given ``whole``) the ``RANGES`` of
+#: ``/dev/input``; one JSON line.
+READER = '''import hashlib, json, os, sys
+ranges = %r
+def whole(f):
+    digest = hashlib.md5()
+    for chunk in iter(lambda: f.read(%d), b''):
+        digest.update(chunk)
+    return digest.hexdigest()
+if sys.argv[1:] == ['stdin']:
+    print(json.dumps({'md5': whole(sys.stdin.buffer)}))
+elif sys.argv[1:] == ['whole']:
+    print(json.dumps({'md5': whole(open('/dev/input', 'rb'))}))
+else:
+    with open('/dev/input', 'rb') as f:
+        seen = {'md5': whole(f), 'ranges': []}
+        for offset, size in ranges:
+            f.seek(offset)
+            seen['ranges'].append(hashlib.md5(f.read(size)).hexdigest())
+        seen['pread'] = hashlib.md5(
+            os.pread(f.fileno(), size, BIG // 3)).hexdigest()
+    print(json.dumps(seen))
+'''.replace('BIG', str(BIG)) % (RANGES, CHUNK)
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+@pytest.fixture(scope='module')
+def big(cluster):
+    """(account, container, the object's bytes, the reader zapp)."""
+    account = Account(cluster)
+    container = unique('big')
+    account.put_container(container)
+    data = random.Random(16).randbytes(BIG)
+    account.put_object(container, 'object', data)
+    image = store_zapp(account, container, {'main.py': READER,
+                                            'head.py': HEAD,
+                                            'seek.py': SEEKER,
+                                            'fail.py': FAILER})
+    return account, container, data, image
+
+
+#: Prints the md5 of the first MiB of ``/dev/input`` and stops there.
+HEAD = '''import hashlib
+print(hashlib.md5(open('/dev/input', 'rb').read(%d)).hexdigest())
+''' % CHUNK
+#: Reads ``/dev/input`` from byte 10 (a seek first).
+SEEKER = '''import hashlib
+with open('/dev/input', 'rb') as f:
+    f.seek(10)
+    print(hashlib.md5(f.read()).hexdigest())
+'''
+
+#: Copies 2 MiB of ``/dev/input`` to ``/dev/output``, then fails.
+FAILER = '''import sys
+data = open('/dev/input', 'rb').read(%d)
+open('/dev/output', 'wb').write(data)
+sys.exit(3)
+''' % (2 * CHUNK)
+
+
+@pytest.fixture(scope='module')
+def slo(big):
+    """The object's bytes again, as an SLO of ``SHARED_RAM_LIMIT``
+    segments; its path."""
+    account, container, data, _image = big
+    segments = []
+    for number in range(BIG // SHARED_RAM_LIMIT):
+        name = 'segment-%02d' % number
+        account.put_object(container, name, data[
+            number * SHARED_RAM_LIMIT:(number + 1) * SHARED_RAM_LIMIT])
+        segments.append({'path': '%s/%s' % (container, name)})
+    resp = account.put('%s/slo?multipart-manifest=put' % container,
+                       json.dumps(segments).encode())
+    assert resp.status_code == 201, resp.text
+    return '%s/slo' % container
+
+
+def run_on(account: Account, image: str, path: str, device: str = 'input',
+           script: str = 'main.py'):
+    return account.post_job([python_node(
+        'reader', image, script=script, devices=[
+            {'name': 'stdout'},
+            {'name': device, 'path': 'swift://~/' + path}])])
+
+
+def test_an_encrypted_object_larger_than_ram_is_read_at_random(big):
+    account, container, data, image = big
+    resp = account.post_job([python_node('reader', image, devices=[
+        {'name': 'stdout'},
+        {'name': 'input', 'path': 'swift://~/%s/object' % container}])])
+    assert resp.status_code == 200, resp.text
+    assert_all_ok(resp, 1)
+    last = RANGES[-1][1]
+    assert json.loads(resp.text) == {
+        'md5': md5(data),
+        'ranges': [md5(data[offset:offset + size])
+                   for offset, size in RANGES],
+        'pread': md5(data[BIG // 3:BIG // 3 + last])}
+
+
+def test_an_encrypted_object_larger_than_ram_is_stdin(big):
+    account, container, data, image = big
+    resp = account.post_job([python_node(
+        'reader', image, script='main.py stdin', devices=[
+            {'name': 'stdout'},
+            {'name': 'stdin', 'path': 'swift://~/%s/object' % container}])])
+    assert resp.status_code == 200, resp.text
+    assert_all_ok(resp, 1)
+    assert json.loads(resp.text) == {'md5': md5(data)}
+
+
+def test_an_slo_larger_than_ram_is_fed_as_it_is_read(big, slo):
+    account, _container, data, image = big
+    for device, script in (('input', 'main.py whole'),
+                           ('stdin', 'main.py stdin')):
+        resp = run_on(account, image, slo, device, script)
+        assert resp.status_code == 200, resp.text
+        assert nexe_list(resp, 'X-Nexe-Retcode') == ['0'], (
+            resp.headers.get('X-Nexe-Error'), device)
+        assert_all_ok(resp, 1)
+        assert json.loads(resp.text) == {'md5': md5(data)}, device
+    resp = run_on(account, image, slo, script='head.py')
+    assert resp.status_code == 200, resp.text
+    assert_all_ok(resp, 1)
+    assert resp.text.strip() == md5(data[:CHUNK])
+
+
+def test_an_erasure_coded_object_larger_than_ram_is_stdin(big):
+    account, _container, data, image = big
+    container = unique('big-ec')
+    account.put_container(container, **{'X-Storage-Policy': 'ec'})
+    account.put_object(container, 'object', data[:4 * SHARED_RAM_LIMIT])
+    resp = run_on(account, image, '%s/object' % container, device='stdin',
+                  script='main.py stdin')
+    assert resp.status_code == 200, resp.text
+    assert_all_ok(resp, 1)
+    assert json.loads(resp.text) == {'md5': md5(data[:4 * SHARED_RAM_LIMIT])}
+
+
+def test_a_seek_on_a_streamed_input_is_a_clear_error(big, slo):
+    account, container, data, image = big
+    resp = run_on(account, image, slo, script='seek.py')
+    assert nexe_list(resp, 'X-Nexe-Retcode') == ['1'], resp.text
+    assert resp.headers['X-Nexe-Error'] == 'bad return code: ' \
+        'io.UnsupportedOperation: File or stream is not seekable.'
+    # A streamed input that fits in RAM is a file: seeks work.
+    small = '%s/small-slo' % container
+    account.put_object(container, 'small-0', data[:CHUNK])
+    account.put_object(container, 'small-1', data[CHUNK:CHUNK + 99])
+    assert account.put(small + '?multipart-manifest=put', json.dumps([
+        {'path': '%s/small-%d' % (container, number)}
+        for number in range(2)]).encode()).status_code == 201
+    resp = run_on(account, image, small, script='seek.py')
+    assert resp.status_code == 200, resp.text
+    assert nexe_list(resp, 'X-Nexe-Status') == ['ok']
+    assert resp.text.strip() == md5(data[10:CHUNK + 99])
+
+
+def test_a_node_failing_inside_a_streamed_input_stores_nothing(
+        cluster, big, slo):
+    account, container, _data, image = big
+    watch = LogWatch(cluster)
+    resp = account.post_job([python_node(
+        'failer', image, script='fail.py', devices=[
+            {'name': 'stdout'},
+            {'name': 'input', 'path': 'swift://~/' + slo},
+            {'name': 'output',
+             'path': 'swift://~/%s/failed-output' % container}])])
+    assert nexe_list(resp, 'X-Nexe-Retcode') == ['3'], resp.text
+    assert account.get('%s/failed-output' % container).status_code == 404
+    logged = ''.join(watch.new_text(name) for name in watch.paths)
+    [line] = [line for line in logged.splitlines() if 'node: failer' in line]
+    fed, size = re.search(r'fed input: (\d+) of (\d+) bytes', line).groups()
+    assert int(size) == BIG
+    assert 2 * CHUNK <= int(fed) < BIG

@@ -1,0 +1,151 @@
+"""Read channels the host serves: files stored encrypted (Swift's
+AES-256-CTR), decrypted as read, and FIFOs read in order."""
+
+import hashlib
+import os
+import random
+import threading
+
+import pytest
+from swift.common.middleware.crypto.crypto_utils import Crypto
+
+from test.unit.runtime.helpers import output, read_channel, write_manifest
+from zerocloud.runtime.served import CipherKey, KeyStream
+
+KEY = bytes(range(32))
+
+
+def encrypt(plain: bytes, iv: bytes) -> bytes:
+    """What Swift's encrypter stores for ``plain``."""
+    return Crypto().create_encryption_ctxt(KEY, iv).update(plain)
+
+
+@pytest.mark.parametrize('iv', [bytes(16), b'\xff' * 15 + b'\xf0',
+                                os.urandom(16)])
+def test_key_stream_decrypts_any_range(iv):
+    plain = random.Random(1).randbytes(70000)
+    stored = encrypt(plain, iv)
+    stream = KeyStream(CipherKey(KEY, iv))
+    rng = random.Random(2)
+    offset = 0
+    for _ in range(200):
+        if rng.random() < 0.5:   # a seek somewhere, else go on reading
+            offset = rng.randrange(len(plain))
+        size = rng.randrange(1, 5000)
+        assert stream.decrypt(offset, stored[offset:offset + size]) == \
+            plain[offset:offset + size], (offset, size)
+        offset = min(offset + size, len(plain))
+
+
+def test_cipher_key_travels_as_json_and_refuses_bad_values():
+    key = CipherKey(KEY, b'i' * 16)
+    assert CipherKey.from_json(key.to_json()) == key
+    assert 'key' not in repr(key).replace('CipherKey', '')
+    for bad in ({'iv': key.to_json()['iv']}, {'key': '***', 'iv': 'AA=='},
+                dict(key.to_json(), iv='AAAA'), 'text', None):
+        with pytest.raises(ValueError):
+            CipherKey.from_json(bad)
+
+
+READER = r'''
+import hashlib, os, sys
+print(hashlib.md5(sys.stdin.buffer.read()).hexdigest())
+with open("/dev/input", "rb") as f:
+    print(hashlib.md5(f.read()).hexdigest())
+    for offset, size in %r:
+        f.seek(offset)
+        print(hashlib.md5(f.read(size)).hexdigest())
+    print(hashlib.md5(os.pread(f.fileno(), 5000, 12345)).hexdigest())
+# The descriptor number is used again for a plain file: read as stored.
+with open("/dev/plain", "rb") as g:
+    print(hashlib.md5(g.read()).hexdigest())
+'''
+
+
+def test_a_program_reads_ciphered_channels_as_plaintext(
+        runtime, python_image, tmp_path):
+    plain = random.Random(3).randbytes(300000)
+    iv = os.urandom(16)
+    stored = tmp_path / 'object.data'
+    stored.write_bytes(encrypt(plain, iv))
+    other = tmp_path / 'plain'
+    other.write_bytes(b'not encrypted')
+    seeks = [(299990, 100), (17, 70000), (65535, 3), (0, 1)]
+    manifest = write_manifest(
+        tmp_path, python_image, ProgramMember='python', stdin=str(stored),
+        args=['python', '-c', READER % (seeks,)],
+        channels=[read_channel(str(stored), '/dev/input'),
+                  read_channel(str(other), '/dev/plain')])
+    key = CipherKey(KEY, iv)
+    result = runtime.run(manifest, ciphers={'/dev/stdin': key,
+                                            '/dev/input': key})
+    assert (result.exit_status, result.report.retcode) == (0, 0), \
+        output(tmp_path, 'stderr')
+    md5 = (lambda data: hashlib.md5(data).hexdigest())
+    assert output(tmp_path).decode().split() == [
+        md5(plain), md5(plain)] + [
+        md5(plain[offset:offset + size]) for offset, size in seeks] + [
+        md5(plain[12345:17345]), md5(b'not encrypted')]
+    # The stored file is untouched: still ciphertext.
+    assert stored.read_bytes() == encrypt(plain, iv)
+
+
+def test_only_read_channels_on_files_are_ciphered(runtime, python_image,
+                                                  tmp_path):
+    manifest = write_manifest(tmp_path, python_image,
+                              ProgramMember='python', args=['python'])
+    result = runtime.run(manifest, ciphers={
+        '/dev/stdout': CipherKey(KEY, bytes(16))})
+    assert result.report.status == \
+        'channel /dev/stdout: only a read channel on a file can be ciphered'
+
+
+def feed_fifo(path: str, data: bytes) -> None:
+    """A FIFO at ``path`` that a thread fills with ``data``, then ends."""
+    os.mkfifo(path)
+
+    def feed():
+        with open(path, 'wb') as fifo:
+            try:
+                fifo.write(data)
+            except BrokenPipeError:
+                pass   # the program stopped reading
+    threading.Thread(target=feed, daemon=True).start()
+
+
+STREAM_READER = r'''
+import hashlib, os, sys
+with open("/dev/input", "rb") as f:
+    print(hashlib.md5(f.read(1000)).hexdigest())
+    print(hashlib.md5(f.read()).hexdigest())
+    try:
+        f.seek(0)
+    except OSError as err:   # io.UnsupportedOperation: Python asked
+        print(err)
+    try:
+        os.pread(f.fileno(), 10, 0)
+    except OSError as err:
+        print(err.strerror)
+print(hashlib.md5(sys.stdin.buffer.read()).hexdigest())
+'''
+
+
+def test_a_program_reads_fifos_in_order(runtime, python_image, tmp_path):
+    """A named device on a FIFO is read as it is fed; Python finds it is
+    not seekable, and a positioned read of it is ``ESPIPE``.  stdin on a
+    FIFO is read as well."""
+    plain = random.Random(4).randbytes(300000)
+    feed_fifo(str(tmp_path / 'input'), plain)
+    feed_fifo(str(tmp_path / 'stdin'), plain[:5000])
+    manifest = write_manifest(
+        tmp_path, python_image, ProgramMember='python',
+        stdin=str(tmp_path / 'stdin'),
+        args=['python', '-c', STREAM_READER],
+        channels=[read_channel(str(tmp_path / 'input'), '/dev/input')])
+    result = runtime.run(manifest)
+    assert (result.exit_status, result.report.retcode) == (0, 0), \
+        output(tmp_path, 'stderr')
+    md5 = (lambda data: hashlib.md5(data).hexdigest())
+    assert output(tmp_path).decode().splitlines() == [
+        md5(plain[:1000]), md5(plain[1000:]),
+        'File or stream is not seekable.', 'Invalid seek', md5(plain[:5000])]

@@ -1,0 +1,214 @@
+"""The members of an execution request's body: stored, or fed live.
+
+The proxy streams a node's members (:mod:`zerocloud.protocol`): the system
+map first, then the image, a fetched program and the inputs, the largest
+input last.  :class:`RequestBody` stores them as files in the node's RAM
+directory, at most ``zerovm_ram_limit`` bytes with what the node holds in
+RAM already.  When the node's inputs do not all fit and the proxy marked
+the last one streamable (``X-Zerocloud-Streamed-Length``), that one is not
+stored: it becomes a FIFO (:class:`LiveInput`) that a green thread feeds
+from the request body while the node runs, at the pace the program reads.
+The program sees a sequential device there: a seek fails (``ESPIPE``).
+
+A program that stops reading early leaves the rest of the body unread; it
+is read and dropped after the run, so the proxy, still sending it, gets the
+answer instead of a broken connection.
+"""
+
+import fcntl
+import os
+from typing import Callable, Dict, Optional, Tuple
+
+import eventlet
+from eventlet.hubs import trampoline
+from swift.common.swob import (
+    HTTPBadRequest, HTTPClientDisconnect, HTTPException,
+    HTTPRequestEntityTooLarge, Request)
+
+from zerocloud import protocol
+
+#: Bytes moved per read from the request body.
+CHUNK = 65536
+#: Pipe buffer asked for a live input (Linux allows 1 MiB unprivileged).
+PIPE_SIZE = 1 << 20
+F_SETPIPE_SZ = 1031
+#: Members that are not inputs: never fed live.
+NOT_INPUTS = (protocol.SYSMAP_MEMBER, protocol.IMAGE_MEMBER,
+              protocol.EXECUTABLE_MEMBER)
+
+
+def over_ram_limit(req: Request, size: int, limit: int) -> HTTPException:
+    return HTTPRequestEntityTooLarge(
+        body='The node needs %d bytes of inputs in memory; this server '
+             'keeps at most %d per node (zerovm_ram_limit)'
+             % (size, limit), request=req)
+
+
+def streamed_length(req: Request) -> int:
+    """The wire length of the body's streamable last member (0: none)."""
+    value = req.headers.get(protocol.STREAMED_LENGTH_HEADER, '')
+    length = int(value) if value.isascii() and value.isdigit() else 0
+    return length if 0 < length <= (req.content_length or 0) else 0
+
+
+def bytes_in_ram(req: Request, ram_limit: int, in_ram: int = 0) -> int:
+    """Bytes of the body the node's server must store in RAM: all of it,
+    unless it does not fit and its last member may be fed live."""
+    body = req.content_length or 0
+    if in_ram + body <= ram_limit:
+        return body
+    return body - streamed_length(req)
+
+
+class LiveInput:
+    """One input fed to the program through a FIFO as the body arrives."""
+
+    def __init__(self, name: str, path: str, size: int,
+                 reader: protocol.MemberReader):
+        self.name = name
+        #: The FIFO, in the node's RAM directory.
+        self.path = path
+        self.size = size
+        self._reader = reader
+        os.mkfifo(path, 0o600)
+        # Read and written here: opening never waits for the program, and
+        # the program's reads see the end only when this side closes.
+        self._fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            fcntl.fcntl(self._fd, F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:
+            pass   # the default pipe size works too, in smaller steps
+        self._feeder: Optional[eventlet.greenthread.GreenThread] = None
+        self._dropped = False
+        self.fed = 0
+        #: The body ended (the proxy went away) before the member did.
+        self.broken = False
+
+    def start(self) -> None:
+        self._feeder = eventlet.spawn(self._feed)
+
+    def _feed(self) -> None:
+        try:
+            while True:
+                chunk = self._reader.read(CHUNK)
+                if not chunk:
+                    break
+                view = memoryview(chunk)
+                while view:
+                    try:
+                        view = view[os.write(self._fd, view):]
+                    except BlockingIOError:
+                        trampoline(self._fd, write=True)
+                self.fed += len(chunk)
+        except (protocol.FramingError, HTTPException, OSError):
+            self.broken = True
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def drop(self) -> None:
+        """Stop feeding; read and drop what the program did not read (so
+        the proxy, still sending it, gets the answer).  Once only."""
+        if self._feeder is not None:
+            self._feeder.kill()
+            self._feeder = None
+        self._close()
+        if not self._dropped:
+            self._dropped = True
+            try:
+                self._reader.skip()
+            except (protocol.FramingError, HTTPException, OSError):
+                self.broken = True
+
+    def finish(self) -> None:
+        """After the run: :meth:`drop`, then raise
+        ``HTTPClientDisconnect`` if the body broke off, so that the node's
+        result is not taken for one over its whole input."""
+        self.drop()
+        if self.broken:
+            raise HTTPClientDisconnect(body='The request body ended inside '
+                                       'input %s' % self.name)
+
+
+class RequestBody:
+    """Reads one execution request's members (see the module docstring)."""
+
+    def __init__(self, req: Request, max_input: int, ram_limit: int,
+                 in_ram: int, is_member_name: Callable[[str], bool]):
+        self.req = req
+        self.max_input = max_input
+        self.ram_limit = ram_limit
+        self.in_ram = in_ram
+        self.is_member_name = is_member_name
+        self.expected = req.content_length
+        self.total = 0
+        #: Where a live input's bytes start: RAM is not counted from there.
+        self.live_from: Optional[int] = None
+        #: The body ended before its Content-Length: the client went away.
+        self.cut_short = False
+        self._input = req.environ['wsgi.input']
+        self._streamed = streamed_length(req) if (
+            in_ram + (self.expected or 0) > ram_limit) else 0
+
+    def _read(self, size: int) -> bytes:
+        req = self.req
+        chunk = self._input.read(size)
+        self.total += len(chunk)
+        expected = self.expected
+        if not chunk and expected is not None and self.total < expected:
+            self.cut_short = True
+        if self.total > self.max_input:
+            raise HTTPRequestEntityTooLarge(body='RPC request too large',
+                                            request=req)
+        stored = self.total if self.live_from is None else self.live_from
+        if self.in_ram + stored > self.ram_limit:
+            raise over_ram_limit(req, self.in_ram + stored, self.ram_limit)
+        if expected is not None and self.total > expected:
+            raise HTTPBadRequest(
+                body="Actual content length is greater than the "
+                     "'Content-Length' header", request=req)
+        return chunk
+
+    def _is_live(self, member: protocol.Member) -> bool:
+        """Is ``member`` the streamable last one, to be fed live?"""
+        return bool(self._streamed) and member.name not in NOT_INPUTS and \
+            self.expected - self.total == \
+            member.size + len(protocol.padding(member.size))
+
+    def receive(self, ramdir: str
+                ) -> Tuple[Dict[str, str], Optional[LiveInput]]:
+        """The members by name (their files in ``ramdir``), and the live
+        input if one is fed while the node runs."""
+        req = self.req
+        reader = protocol.MemberReader(self._read)
+        members: Dict[str, str] = {}
+        try:
+            while True:
+                member = reader.next_member()
+                if member is None:
+                    break
+                name = member.name
+                if not self.is_member_name(name) or name in members:
+                    raise HTTPBadRequest(body='Bad member name %r' % name,
+                                         request=req)
+                dest = os.path.join(ramdir, 'in.%d' % len(members))
+                if self._is_live(member):
+                    self.live_from = self.total
+                    members[name] = dest
+                    return members, LiveInput(name, dest, member.size,
+                                              reader)
+                with open(dest, 'wb') as fp:
+                    reader.copy_to(fp)
+                members[name] = dest
+        except protocol.FramingError as err:
+            if self.cut_short:
+                raise HTTPClientDisconnect(request=req)
+            raise HTTPBadRequest(body='Bad request body: %s' % err,
+                                 request=req)
+        if self.expected is not None and self.total < self.expected:
+            raise HTTPClientDisconnect(request=req)
+        return members, None

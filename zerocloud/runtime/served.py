@@ -1,0 +1,313 @@
+"""Read channels whose reads the host serves: encrypted files, and streams.
+
+Two kinds of read channel are not read by wasmtime's own ``fd_read``:
+
+* **Ciphered files.**  Swift's at-rest encryption stores an object's body
+  as AES-256-CTR ciphertext, the same length as the plaintext.  CTR is
+  seekable: the keystream of byte ``n`` depends only on the key, the IV
+  and ``n``.  So a node next to an encrypted object reads the ``.data``
+  file itself, bound like any read channel, and each read the guest makes
+  of it is read here from the host file straight into the guest's buffer
+  and decrypted there.  No plaintext copy exists outside the guest's
+  memory, whatever the object's size, and a random-access read decrypts
+  just the bytes it returns.
+* **Streams.**  A named device on a FIFO (an input the object server feeds
+  while the node runs): wasmtime reads files at a position it keeps, which
+  a pipe refuses, so reads are served here in order.  A seek, ``fd_tell``
+  or ``fd_pread`` on one is ``ESPIPE``.  (``stdin`` on a FIFO is wasmtime's
+  own stream and needs none of this.)
+
+A served channel is known by its file's identity as the guest sees it
+(WASI ``(dev, ino)``, taken as :mod:`zerocloud.runtime.guard` takes those
+of read-only channels).  Which descriptors are open on it is followed
+through the calls that make, move or drop descriptors: ``path_open``
+(checked after the real call), ``fd_renumber`` and ``fd_close``; a
+ciphered stdin is descriptor 0 from the start.  Reads, seeks and
+``fd_tell`` of those descriptors are answered here; wasmtime keeps the
+descriptor itself (its rights, ``fd_filestat_get``, ``fd_close``), and
+every other descriptor's call goes to wasmtime's own implementation.  Only
+runs with a served channel use these shadowed calls at all
+(:func:`zerocloud.runtime.guard.guarded_linker`), so other runs read at
+wasmtime's speed.
+
+Keys reach the sandbox worker over its private request pipe
+(:mod:`zerocloud.runtime.worker`), never in a file.
+"""
+
+import base64
+import binascii
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+ERRNO_SUCCESS = 0
+ERRNO_FAULT = 21
+ERRNO_INVAL = 28
+ERRNO_IO = 29
+ERRNO_SPIPE = 70
+WHENCE_SET, WHENCE_CUR, WHENCE_END = 0, 1, 2
+U32_MASK = (1 << 32) - 1
+U64_MASK = (1 << 64) - 1
+BLOCK = 16
+KEY_BYTES = 32
+COUNTER_SPACE = 1 << 128
+IOVEC = struct.Struct('<II')
+U32 = struct.Struct('<I')
+U64 = struct.Struct('<Q')
+
+Inode = Tuple[int, int]
+
+
+@dataclass(frozen=True)
+class CipherKey:
+    """The body key and IV of one encrypted channel."""
+    key: bytes = field(repr=False)
+    iv: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.key) != KEY_BYTES or len(self.iv) != BLOCK:
+            raise ValueError('an AES-256-CTR key is 32 bytes and its IV 16')
+
+    def to_json(self) -> Dict[str, str]:
+        return {'key': base64.b64encode(self.key).decode('ascii'),
+                'iv': base64.b64encode(self.iv).decode('ascii')}
+
+    @classmethod
+    def from_json(cls, value: Any) -> 'CipherKey':
+        """ValueError unless ``value`` is what :meth:`to_json` makes."""
+        try:
+            return cls(base64.b64decode(value['key'], validate=True),
+                       base64.b64decode(value['iv'], validate=True))
+        except (KeyError, TypeError, binascii.Error) as err:
+            raise ValueError('bad cipher key: %s' % err)
+
+
+class KeyStream:
+    """Decrypts any byte range of one channel; a read that goes on where
+    the last one stopped reuses its cipher context."""
+
+    def __init__(self, key: CipherKey):
+        self.key = key
+        self._context: Any = None
+        self._next = -1
+
+    def _context_at(self, offset: int) -> Any:
+        counter = (int.from_bytes(self.key.iv, 'big') + offset // BLOCK) \
+            % COUNTER_SPACE
+        context = Cipher(algorithms.AES(self.key.key),
+                         modes.CTR(counter.to_bytes(BLOCK, 'big'))
+                         ).decryptor()
+        context.update(bytes(offset % BLOCK))
+        return context
+
+    def decrypt(self, offset: int, data: Any) -> bytes:
+        """The plaintext of ``data`` (bytes-like), stored at ``offset``."""
+        if offset != self._next:
+            self._context = self._context_at(offset)
+        self._next = offset + len(data)
+        return self._context.update(data)
+
+
+class ServedFile:
+    """A served channel's host file, open for the run."""
+
+    #: Reads go anywhere (``True``) or only on, in order (a stream).
+    seekable = True
+
+    def __init__(self, path: str):
+        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self.size = os.fstat(self.fd).st_size
+
+    def read(self, views: List[memoryview], offset: int) -> int:
+        """Fill ``views`` from ``offset`` (ignored by a stream) as far as
+        the data goes; the bytes read.  Raises OSError."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class CipheredFile(ServedFile):
+    """A file stored encrypted: read anywhere, decrypted as read."""
+
+    def __init__(self, path: str, key: CipherKey):
+        super().__init__(path)
+        self.stream = KeyStream(key)
+
+    def read(self, views: List[memoryview], offset: int) -> int:
+        done = 0
+        for view in views:
+            got = os.preadv(self.fd, [view], offset + done)
+            if got:
+                view[:got] = self.stream.decrypt(offset + done, view[:got])
+            done += got
+            if got < len(view):
+                break
+        return done
+
+
+class StreamedFile(ServedFile):
+    """A FIFO: read in order, as its writer feeds it."""
+
+    seekable = False
+
+    def __init__(self, path: str):
+        # Opening a FIFO waits for a writer; the object server holds one
+        # open already, a test's may come later.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        os.set_blocking(fd, True)
+        self.fd = fd
+        self.size = 0
+
+    def read(self, views: List[memoryview], offset: int) -> int:
+        return os.readv(self.fd, views) if views else 0
+
+
+class _Open:
+    """A guest descriptor open on a served channel, and its position."""
+
+    def __init__(self, file: ServedFile):
+        self.file = file
+        self.position = 0
+
+
+#: ``(caller, name, *args) -> errno``: wasmtime's own WASI call.
+OriginalCall = Callable[..., int]
+#: ``(caller, fd) -> inode or None``: the identity of an open descriptor.
+IdentifyFd = Callable[[Any, int], Optional[Inode]]
+
+
+class ServedReads:
+    """Per-run state behind the shadowed read calls of one store."""
+
+    def __init__(self, files: Dict[Inode, ServedFile],
+                 original: OriginalCall, identify_fd: IdentifyFd,
+                 stdin: Optional[ServedFile] = None):
+        self._files = files
+        self._original = original
+        self._identify_fd = identify_fd
+        self._open: Dict[int, _Open] = {}
+        if stdin is not None:
+            self._open[0] = _Open(stdin)
+
+    # -- reading into the guest's memory -----------------------------------
+
+    @staticmethod
+    def _buffers(caller: Any, iovs: int, count: int
+                 ) -> Optional[List[memoryview]]:
+        """Writable views of the guest buffers an iovec array names, or
+        ``None`` when one lies outside the guest's memory."""
+        memory = caller.get('memory')
+        end = memory.data_len(caller)
+        if count < 0 or iovs + count * IOVEC.size > end:
+            return None
+        raw = memory.read(caller, iovs, iovs + count * IOVEC.size)
+        views = []
+        for index in range(count):
+            buf, length = IOVEC.unpack_from(raw, index * IOVEC.size)
+            if buf + length > end:
+                return None
+            if length:
+                views.append(memoryview(memory.get_buffer_ptr(
+                    caller, length, buf)).cast('B'))
+        return views
+
+    @staticmethod
+    def _store(caller: Any, pointer: int, layout: struct.Struct,
+               value: int) -> int:
+        memory = caller.get('memory')
+        if pointer + layout.size > memory.data_len(caller):
+            return ERRNO_FAULT
+        memory.write(caller, layout.pack(value), pointer)
+        return ERRNO_SUCCESS
+
+    def _read(self, caller: Any, file: ServedFile, iovs: int, count: int,
+              offset: int, nread: int) -> Tuple[int, int]:
+        """(errno, bytes read) of a read of ``file`` at ``offset`` into the
+        guest's buffers."""
+        views = self._buffers(caller, iovs, count)
+        if views is None:
+            return ERRNO_FAULT, 0
+        try:
+            done = file.read(views, offset)
+        except OSError:
+            return ERRNO_IO, 0
+        return self._store(caller, nread, U32, done), done
+
+    # -- the shadowed calls (pointers arrive as signed i32) -----------------
+
+    def fd_read(self, caller, fd, iovs, count, nread):
+        state = self._open.get(fd)
+        if state is None:
+            return self._original(caller, 'fd_read', fd, iovs, count, nread)
+        status, done = self._read(caller, state.file, iovs & U32_MASK,
+                                  count, state.position, nread & U32_MASK)
+        if status == ERRNO_SUCCESS:
+            state.position += done
+        return status
+
+    def fd_pread(self, caller, fd, iovs, count, offset, nread):
+        state = self._open.get(fd)
+        if state is None:
+            return self._original(caller, 'fd_pread', fd, iovs, count,
+                                  offset, nread)
+        if not state.file.seekable:
+            return ERRNO_SPIPE
+        return self._read(caller, state.file, iovs & U32_MASK, count,
+                          offset & U64_MASK, nread & U32_MASK)[0]
+
+    def fd_seek(self, caller, fd, delta, whence, new_offset):
+        state = self._open.get(fd)
+        if state is None:
+            return self._original(caller, 'fd_seek', fd, delta, whence,
+                                  new_offset)
+        if not state.file.seekable:
+            return ERRNO_SPIPE
+        base = {WHENCE_SET: 0, WHENCE_CUR: state.position,
+                WHENCE_END: state.file.size}.get(whence & 0xFF)
+        if base is None or base + delta < 0:
+            return ERRNO_INVAL
+        status = self._store(caller, new_offset & U32_MASK, U64,
+                             base + delta)
+        if status == ERRNO_SUCCESS:
+            state.position = base + delta
+        return status
+
+    def fd_tell(self, caller, fd, offset):
+        state = self._open.get(fd)
+        if state is None:
+            return self._original(caller, 'fd_tell', fd, offset)
+        if not state.file.seekable:
+            return ERRNO_SPIPE
+        return self._store(caller, offset & U32_MASK, U64, state.position)
+
+    def opened(self, caller, opened: int) -> None:
+        """After a successful ``path_open``: follow the new descriptor if
+        it is open on a served channel (its number may be a reused one)."""
+        memory, opened = caller.get('memory'), opened & U32_MASK
+        fd = U32.unpack(bytes(memory.read(caller, opened,
+                                          opened + U32.size)))[0]
+        self._open.pop(fd, None)
+        file = self._files.get(self._identify_fd(caller, fd))
+        if file is not None:
+            self._open[fd] = _Open(file)
+
+    def fd_close(self, caller, fd):
+        status = self._original(caller, 'fd_close', fd)
+        if status == ERRNO_SUCCESS:
+            self._open.pop(fd, None)
+        return status
+
+    def fd_renumber(self, caller, fd, to):
+        status = self._original(caller, 'fd_renumber', fd, to)
+        if status == ERRNO_SUCCESS and fd != to:
+            state = self._open.pop(fd, None)
+            self._open.pop(to, None)
+            if state is not None:
+                self._open[to] = state
+        return status
