@@ -38,6 +38,7 @@ import base64
 import binascii
 import os
 import struct
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -111,7 +112,7 @@ class KeyStream:
         return self._context.update(data)
 
 
-class ServedFile:
+class ServedFile(ABC):
     """A served channel's host file, open for the run."""
 
     #: Reads go anywhere (``True``) or only on, in order (a stream).
@@ -121,10 +122,10 @@ class ServedFile:
         self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         self.size = os.fstat(self.fd).st_size
 
+    @abstractmethod
     def read(self, views: List[memoryview], offset: int) -> int:
         """Fill ``views`` from ``offset`` (ignored by a stream) as far as
         the data goes; the bytes read.  Raises OSError."""
-        raise NotImplementedError
 
     def close(self) -> None:
         if self.fd >= 0:
