@@ -14,6 +14,7 @@ import random
 import re
 import shutil
 import signal
+import stat
 import tarfile
 import tempfile
 import time
@@ -374,8 +375,10 @@ def primary_servers(cluster, account: str, container: str,
 
 
 def files_holding(top: str, marker: bytes, prefix: str = '') -> List[str]:
-    """Files under ``top`` (only in its entries named ``prefix*``, when
-    given) whose bytes contain ``marker``."""
+    """Regular files under ``top`` (only in its entries named ``prefix*``,
+    when given) whose bytes contain ``marker``.  (A FIFO a node writes
+    its answer into holds nothing at rest; reading it would take bytes
+    from the server.)"""
     found = []
     for root, dirs, files in os.walk(top):
         if root == top and prefix:
@@ -384,6 +387,8 @@ def files_holding(top: str, marker: bytes, prefix: str = '') -> List[str]:
         for name in files:
             path = os.path.join(root, name)
             try:
+                if not stat.S_ISREG(os.lstat(path).st_mode):
+                    continue
                 with open(path, 'rb') as fp:
                     if marker in fp.read():
                         found.append(path)

@@ -149,3 +149,41 @@ def test_a_program_reads_fifos_in_order(runtime, python_image, tmp_path):
     assert output(tmp_path).decode().splitlines() == [
         md5(plain[:1000]), md5(plain[1000:]),
         'File or stream is not seekable.', 'Invalid seek', md5(plain[:5000])]
+
+
+def test_served_calls_check_guest_pointers_and_follow_descriptors(
+        runtime, wat_programs, tmp_path):
+    """``served_calls.wat``: bad pointers are ``EFAULT``, bad seeks
+    ``EINVAL``; a ``pread`` leaves the position; a ciphered descriptor
+    renumbered stays ciphered, and a number used again for a plain file
+    reads it as stored."""
+    plain = random.Random(5).randbytes(1000)
+    iv = os.urandom(16)
+    stored = tmp_path / 'object.data'
+    stored.write_bytes(encrypt(plain, iv))
+    (tmp_path / 'plain').write_bytes(b'not encrypted')
+    manifest = write_manifest(
+        tmp_path, wat_programs['served_calls'],
+        channels=[read_channel(str(stored), '/dev/input'),
+                  read_channel(str(tmp_path / 'plain'), '/dev/plain')])
+    result = runtime.run(manifest, ciphers={'/dev/input': CipherKey(KEY,
+                                                                     iv)})
+    assert result.report.status == 'ok', result.report.status
+    zeros = bytes(8)
+    ok, fault, inval, badf = b'\x00', b'\x15', b'\x1c', b'\x08'
+    assert output(tmp_path) == b''.join([
+        ok,                          # open /dev/input
+        ok, plain[0:8],              # read
+        ok, ok, plain[100:108],      # seek to 100, read
+        inval, inval,                # seek before 0, bad whence
+        ok, bytes([108]),            # tell
+        fault, zeros,                # an iovec past the end
+        fault, plain[108:116],       # nread past the end: not counted
+        fault, zeros,                # the iovec array past the end
+        ok, plain[200:208],          # pread at 200
+        ok, bytes([108]),            # ... left the position at 108
+        ok, ok,                      # open /dev/plain, renumber onto it
+        ok, plain[108:116],          # the input under its new number
+        badf, zeros,                 # the old number is closed
+        ok, ok, ok, b'not encr',     # close; the number again: plain
+    ])
