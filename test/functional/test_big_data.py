@@ -244,15 +244,21 @@ def test_a_node_failing_inside_a_streamed_input_stores_nothing(
     assert 2 * CHUNK <= int(fed) < BIG
 
 
+def post_job(account: Account, nodes: list) -> requests.Response:
+    """POST a JSON job; the answer read as it arrives."""
+    return requests.post(
+        account.url, stream=True, timeout=REQUEST_TIMEOUT,
+        data=json.dumps(nodes),
+        headers=account.headers(**{'X-Zerovm-Execute': '1.0',
+                                   'Content-Type': 'application/json'}))
+
+
 def test_a_large_answer_streams_while_its_node_runs(cluster, big, slo):
     account, container, data, image = big
     watch = LogWatch(cluster)
-    resp = requests.post(
-        account.url, stream=True, timeout=REQUEST_TIMEOUT,
-        data=json.dumps([python_node('talker', image, script='talk.py 0',
-                                     devices=[{'name': 'stdout'}])]),
-        headers=account.headers(**{'X-Zerovm-Execute': '1.0',
-                                   'Content-Type': 'application/json'}))
+    resp = post_job(account, [python_node('talker', image,
+                                          script='talk.py 0',
+                                          devices=[{'name': 'stdout'}])])
     assert resp.status_code == 200
     assert resp.headers['X-Nexe-Status'] == 'streaming'
     assert resp.headers['Transfer-Encoding'] == 'chunked'
@@ -270,15 +276,11 @@ def test_a_large_answer_streams_while_its_node_runs(cluster, big, slo):
     # of today's form: the proxy reads no answer before it sent the SLO).
     for source, status in (('%s/object' % container, 'streaming'),
                            (slo, 'ok')):
-        passthrough = requests.post(
-            account.url, timeout=REQUEST_TIMEOUT, data=json.dumps([{
-                'name': 'passthrough',
-                'exec': {'path': 'swift://~/%s/passthrough.wasm'
-                                 % container},
-                'devices': [{'name': 'stdin', 'path': 'swift://~/' + source},
-                            {'name': 'stdout'}]}]),
-            headers=account.headers(**{'X-Zerovm-Execute': '1.0',
-                                       'Content-Type': 'application/json'}))
+        passthrough = post_job(account, [{
+            'name': 'passthrough',
+            'exec': {'path': 'swift://~/%s/passthrough.wasm' % container},
+            'devices': [{'name': 'stdin', 'path': 'swift://~/' + source},
+                        {'name': 'stdout'}]}])
         assert passthrough.status_code == 200
         assert passthrough.headers['X-Nexe-Status'] == status
         assert md5(passthrough.content) == md5(data), source
@@ -288,12 +290,9 @@ def test_a_node_failing_after_its_answer_started_cuts_it_short(
         cluster, big):
     account, _container, _data, image = big
     log = ProxyLog(cluster)
-    resp = requests.post(
-        account.url, stream=True, timeout=REQUEST_TIMEOUT,
-        data=json.dumps([python_node('quitter', image, script='talk.py 5',
-                                     devices=[{'name': 'stdout'}])]),
-        headers=account.headers(**{'X-Zerovm-Execute': '1.0',
-                                   'Content-Type': 'application/json'}))
+    resp = post_job(account, [python_node('quitter', image,
+                                          script='talk.py 5',
+                                          devices=[{'name': 'stdout'}])])
     assert resp.headers['X-Nexe-Status'] == 'streaming'
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
         for _ in resp.iter_content(CHUNK):

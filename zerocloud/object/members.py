@@ -15,7 +15,6 @@ is read and dropped after the run, so the proxy, still sending it, gets the
 answer instead of a broken connection.
 """
 
-import fcntl
 import os
 from typing import Callable, Dict, Optional, Tuple
 
@@ -26,12 +25,10 @@ from swift.common.swob import (
     HTTPRequestEntityTooLarge, Request)
 
 from zerocloud import protocol
+from zerocloud.object.fifo import make_fifo
 
 #: Bytes moved per read from the request body.
 CHUNK = 65536
-#: Pipe buffer asked for a live input (Linux allows 1 MiB unprivileged).
-PIPE_SIZE = 1 << 20
-F_SETPIPE_SZ = 1031
 #: Members that are not inputs: never fed live.
 NOT_INPUTS = (protocol.SYSMAP_MEMBER, protocol.IMAGE_MEMBER,
               protocol.EXECUTABLE_MEMBER)
@@ -70,14 +67,9 @@ class LiveInput:
         self.path = path
         self.size = size
         self._reader = reader
-        os.mkfifo(path, 0o600)
-        # Read and written here: opening never waits for the program, and
-        # the program's reads see the end only when this side closes.
-        self._fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            fcntl.fcntl(self._fd, F_SETPIPE_SZ, PIPE_SIZE)
-        except OSError:
-            pass   # the default pipe size works too, in smaller steps
+        # Read and written here: the program's reads see the end only when
+        # this side closes.
+        self._fd = make_fifo(path, os.O_RDWR)
         self._feeder: Optional[eventlet.greenthread.GreenThread] = None
         self._dropped = False
         self.fed = 0

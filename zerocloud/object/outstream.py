@@ -15,7 +15,6 @@ the answer at once (:class:`StreamedAnswer`, :mod:`zerocloud.protocol`):
 the pieces as they come, then the node's final ``X-Nexe-*`` headers.
 """
 
-import fcntl
 import json
 import os
 import time
@@ -27,6 +26,7 @@ from eventlet.hubs import trampoline
 from swift.common.swob import HTTPException
 
 from zerocloud import protocol
+from zerocloud.object.fifo import make_fifo
 
 CHUNK = 1 << 16
 #: Seconds between looks at a FIFO that has no writer (before the program
@@ -37,20 +37,13 @@ NO_WRITER_POLL = 0.01
 IDLE_CHECK = 0.5
 #: Seconds after its run a FIFO may still have a writer.
 WRITER_GRACE = 2.0
-PIPE_SIZE = 1 << 20
-F_SETPIPE_SZ = 1031
 
 
 class OutputStream:
     """The reading end of the FIFO an immediate output is bound to."""
 
     def __init__(self, path: str, limit: int):
-        os.mkfifo(path, 0o600)
-        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            fcntl.fcntl(self.fd, F_SETPIPE_SZ, PIPE_SIZE)
-        except OSError:
-            pass   # the default pipe size works too, in smaller steps
+        self.fd = make_fifo(path, os.O_RDONLY)
         self.limit = limit
         self.size = 0
         self.digest = md5(usedforsecurity=False)

@@ -1,0 +1,27 @@
+"""FIFOs between the object server and a sandbox worker.
+
+An input fed while the node runs (:mod:`zerocloud.object.members`) and an
+answer read while it runs (:mod:`zerocloud.object.outstream`) go through a
+FIFO made in the node's directories: it holds no data at rest, and it
+moves them with backpressure in both directions.
+"""
+
+import fcntl
+import os
+
+#: Pipe buffer asked for (Linux allows 1 MiB unprivileged).
+PIPE_SIZE = 1 << 20
+F_SETPIPE_SZ = 1031
+
+
+def make_fifo(path: str, flags: int) -> int:
+    """Make a FIFO at ``path`` and return this side's non-blocking
+    descriptor on it, opened with ``flags`` (``O_RDONLY`` or ``O_RDWR``:
+    neither waits for the other side)."""
+    os.mkfifo(path, 0o600)
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        pass   # the default pipe size works too, in smaller steps
+    return fd
