@@ -350,8 +350,6 @@ class _Session:
         self.validate_only = validate_only
         self.workspace: Optional[Workspace] = None
         self.store: Optional[wasmtime.Store] = None
-        #: The writing ends of stdout or stderr on a FIFO.
-        self.fifo_fds: List[int] = []
         self.fuel_used: Optional[int] = None
         self.kinds: Dict[str, str] = {}
         self.fsize_cap = 0
@@ -369,9 +367,6 @@ class _Session:
             # traceback lets go of the store.
             self.store.close()
             self.store = None
-        for fd in self.fifo_fds:
-            os.close(fd)
-        self.fifo_fds = []
         for file in self.served.values():
             file.close()
         if self.workspace is not None:
@@ -486,15 +481,11 @@ class _Session:
         stdin = manifest.channel('/dev/stdin')
         if stdin.readable:
             wasi.stdin_file = stdin.uri
-        for alias, stream in (('/dev/stdout', 'stdout'),
-                              ('/dev/stderr', 'stderr')):
+        for alias, setter in (('/dev/stdout', 'stdout_file'),
+                              ('/dev/stderr', 'stderr_file')):
             channel = manifest.channel(alias)
-            if not channel.writable:
-                continue
-            if self.kinds[alias] == 'fifo':
-                setattr(wasi, stream + '_custom', self._fifo_writer(channel))
-            else:
-                setattr(wasi, stream + '_file', channel.uri)
+            if channel.writable:
+                setattr(wasi, setter, channel.uri)
         workspace = self.workspace
         wasi.preopen_dir(workspace.root, '/', False)
         for mountpoint, path in workspace.extra_mounts.items():
@@ -506,26 +497,6 @@ class _Session:
             wasi.preopen_dir(program.support, reactor.SUPPORT_GUEST_PATH,
                              False)
         return wasi
-
-    def _fifo_writer(self, channel) -> Callable[[bytes], int]:
-        """What writes the guest's stdout or stderr into a FIFO (a reader
-        takes it as the program writes: ``zerocloud.object.outstream``).
-        Written here, in the guest's thread, so that each write is in the
-        FIFO when the guest goes on (wasmtime's own writer of a FIFO may
-        still hold the last ones when the run ends) and a full FIFO holds
-        the guest back.  A FIFO its reader closed fails the write."""
-        fd = os.open(channel.uri, os.O_WRONLY | os.O_CLOEXEC)
-        self.fifo_fds.append(fd)
-
-        def write(data: bytes) -> int:
-            view = memoryview(data)
-            try:
-                while view:
-                    view = view[os.write(fd, view):]
-            except OSError as err:
-                return -(err.errno or errno.EIO)
-            return len(data)
-        return write
 
     # -- the run -------------------------------------------------------------
 
