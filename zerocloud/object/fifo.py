@@ -1,9 +1,8 @@
 """FIFOs between the object server and a sandbox worker.
 
-An input fed while the node runs (:mod:`zerocloud.object.members`) and an
-answer read while it runs (:mod:`zerocloud.object.outstream`) go through a
-FIFO made in the node's directories: it holds no data at rest, and it
-moves them with backpressure in both directions.
+An input fed while the node runs (:mod:`zerocloud.object.members`) goes
+through a FIFO made in the node's RAM directory: it holds no data at rest,
+and the program's reads set the pace.
 """
 
 import fcntl
