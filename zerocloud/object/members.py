@@ -48,13 +48,18 @@ def streamed_length(req: Request) -> int:
     return length if 0 < length <= (req.content_length or 0) else 0
 
 
+def live_length(req: Request, ram_limit: int, in_ram: int = 0) -> int:
+    """The wire length of the last member to feed live: the streamable
+    one, when the body does not fit in RAM with ``in_ram``; else 0."""
+    if in_ram + (req.content_length or 0) <= ram_limit:
+        return 0
+    return streamed_length(req)
+
+
 def bytes_in_ram(req: Request, ram_limit: int, in_ram: int = 0) -> int:
-    """Bytes of the body the node's server must store in RAM: all of it,
-    unless it does not fit and its last member may be fed live."""
-    body = req.content_length or 0
-    if in_ram + body <= ram_limit:
-        return body
-    return body - streamed_length(req)
+    """Bytes of the body the node's server must store in RAM: all of it
+    but a member fed live."""
+    return (req.content_length or 0) - live_length(req, ram_limit, in_ram)
 
 
 class LiveInput:
@@ -143,8 +148,7 @@ class RequestBody:
         #: The body ended before its Content-Length: the client went away.
         self.cut_short = False
         self._input = req.environ['wsgi.input']
-        self._streamed = streamed_length(req) if (
-            in_ram + (self.expected or 0) > ram_limit) else 0
+        self._streamed = live_length(req, ram_limit, in_ram)
 
     def _read(self, size: int) -> bytes:
         req = self.req
