@@ -36,6 +36,7 @@ from common import (
     MIB, REQUEST_TIMEOUT, ROOT, Account, BenchError, RssSampler,
     add_encryption_flag, children_of, print_table, running_cluster,
     server_pids)
+from zerocloud.headers import STREAMING_STATUS
 from zerocloud.object.config import DEFAULT_RAM_DIR
 from zerocloud.object.hostmemory import NODE_DIR_PREFIX
 
@@ -177,16 +178,24 @@ class BigData:
             resp = request()
             first_byte: Optional[float] = None
             body = []
-            for chunk in resp.iter_content(MIB):
-                if first_byte is None:
-                    first_byte = time.perf_counter() - started
-                if sum(map(len, body)) < MIB:
-                    body.append(chunk)
+            cut = False
+            try:
+                for chunk in resp.iter_content(MIB):
+                    if first_byte is None:
+                        first_byte = time.perf_counter() - started
+                    if sum(map(len, body)) < MIB:
+                        body.append(chunk)
+            except requests.exceptions.ChunkedEncodingError:
+                cut = True   # a streamed answer whose node failed
             seconds = time.perf_counter() - started
         text = b''.join(body)
-        if resp.status_code != 200:
+        if cut:
+            outcome = 'failed after its answer started streaming'
+        elif resp.status_code != 200:
             outcome = '%d %s' % (resp.status_code,
                                  text[:120].decode('utf-8', 'replace'))
+        elif resp.headers.get('X-Nexe-Status') == STREAMING_STATUS:
+            outcome = check(resp, text) or 'ok (streamed)'
         elif set(resp.headers.get('X-Nexe-Status', 'ok').split(',')) != \
                 {'ok'} or set(resp.headers.get(
                     'X-Nexe-Retcode', '0').split(',')) != {'0'}:

@@ -44,6 +44,8 @@ from typing import Optional
 
 import requests
 
+from zerocloud.headers import STREAMING_STATUS
+
 from common import (
     HELLO_OUTPUT, HELLO_SCRIPT, MIB, REQUEST_TIMEOUT, ROOT, Account,
     BenchError, Cluster, RssSampler, add_encryption_flag, children_of, drain,
@@ -343,7 +345,7 @@ def measure_transfer(bench: Bench, label: str, request) -> Transfer:
     if resp.status_code != 200:
         error = '%d %s' % (resp.status_code, ' '.join(
             resp.headers.get('X-Nexe-Error', status or '').split()))
-    elif status is not None and status != 'ok':
+    elif status is not None and status not in ('ok', STREAMING_STATUS):
         error = 'X-Nexe-Status %s' % status
     elif received != size:
         error = 'got %d bytes, expected %d' % (received, size)

@@ -50,6 +50,15 @@ _SPACES = re.compile('[ %s]+' % _SPACE_CONTROLS)
 #: Lone surrogates ``surrogateescape`` decoding makes of bytes 0x80-0xff.
 _ESCAPED_BYTES = range(0xdc80, 0xdd00)
 
+#: ``X-Nexe-Status`` of an answer whose body streams while its (one) node
+#: runs: the node's final status is known only at the end.  A body that
+#: ends cleanly (the last, empty chunk of ``Transfer-Encoding: chunked``)
+#: comes from a node that succeeded; when the node fails, the body is cut
+#: short (the connection closes without that chunk), which HTTP/1.1
+#: clients report as an error.  The final ``X-Nexe-*`` are in the proxy's
+#: log line of the job and its accounting object.
+STREAMING_STATUS = 'streaming'
+
 
 def _is_plain(char: str) -> bool:
     return ' ' <= char <= '~' and char != ITEM_SEPARATOR

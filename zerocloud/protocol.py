@@ -88,6 +88,9 @@ LISTING_KEYS_HEADER = 'X-Zerocloud-Listing-Keys'
 #: FIFO, fed from the request body while the node runs; the others are
 #: stored first.  The proxy writes that member at the program's pace.
 STREAMED_LENGTH_HEADER = 'X-Zerocloud-Streamed-Length'
+#: The node's immediate output goes straight to the client (a one-node
+#: job): its server may answer while the node runs (``STREAMED_ANSWER``).
+ANSWER_STREAM_HEADER = 'X-Zerocloud-Answer-Stream'
 
 
 def listing_keys_value(keys: Dict[str, bytes]) -> str:
@@ -179,6 +182,19 @@ class BodyKey:
             raise ValueError('bad body key: %s' % err)
 
 
+# -- an answer that streams while the node runs
+#: Answer header of a streamed answer.  A node whose only output is its
+#: immediate one (not CGI) and that writes more than ``STREAM_AFTER``
+#: bytes is answered as soon as it has: ``200`` with ``X-Nexe-System`` and
+#: ``X-Nexe-Policy`` only, no ``Content-Length``, and a body of members
+#: named after the output's device, each a piece of what the program wrote
+#: (the first carries its content type), then a last member marked
+#: ``PAX_END`` whose data is the node's final ``X-Nexe-*`` headers as a
+#: JSON object.  Smaller outputs are answered when the node ends, as
+#: usual.
+STREAMED_ANSWER_HEADER = 'X-Zerocloud-Streamed-Answer'
+STREAM_AFTER = 1 << 20
+
 # -- timing both sides rely on
 #: Seconds beyond the node's own timeout within which an object server
 #: that has the body answers (queue wait, starting a sandbox, the outputs'
@@ -208,6 +224,8 @@ PAX_STATUS = 'status'
 PAX_HEADER_PREFIX = 'header.'
 #: ``meta.<key>``: ``X-Object-Meta-<key>`` of the output.
 PAX_META_PREFIX = 'meta.'
+#: Marks the last member of a streamed answer (its final headers).
+PAX_END = 'end'
 
 
 class FramingError(ValueError):

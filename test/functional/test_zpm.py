@@ -10,6 +10,8 @@ import os
 import subprocess
 import tarfile
 
+import pytest
+
 from test.wheels import offline_pip_env, pure_wheel
 from .helpers import Account, unique
 from .zpm_helpers import (
@@ -176,6 +178,33 @@ def test_failed_node_exits_1_and_shows_its_error(cluster, tmp_path):
     assert 'zpm: node main failed: status ok, retcode 3' in out.stderr
     assert 'X-Nexe-Error: ' in out.stderr
     assert 'boom: the disk is lava' in out.stderr
+
+
+#: Prints 2 MiB (a streamed answer, more than 1 MiB), then exits with
+#: argv[1].
+LOUD_PY = ('import sys\nsys.stdout.write("x" * (2 << 20))\n'
+           'sys.stdout.flush()\nsys.exit(int(sys.argv[1]))\n')
+
+
+@pytest.mark.parametrize('code', [0, 4])
+def test_a_streamed_answer_ends_as_its_node_did(cluster, tmp_path, code):
+    """A large answer streams (``X-Nexe-Status: streaming``): zpm prints it
+    all, and tells success from a body cut short by a failed node."""
+    env = cluster.env_for('tester')
+    root = new_project(env, str(tmp_path / 'loud'), LOUD_PY,
+                       group={'args': 'main.py %d' % code})
+    out = run_zpm(env, 'execute', '--summary', bundle(env, root))
+    assert out.stdout.startswith('x' * (2 << 20))
+    assert 'Traceback' not in out.stderr
+    row = cells(out.stdout[2 << 20:].splitlines()[4])
+    if code == 0:
+        assert out.returncode == 0, out.stderr
+        assert row[1:3] == ['ok', '0']
+    else:
+        assert out.returncode == 1
+        assert 'zpm: the answer was cut short: its node failed after the ' \
+            'answer started' in out.stderr
+        assert row[1:3] == ['failed', '-']
 
 
 def test_refused_job_exits_1_with_the_reason(cluster, tmp_path):

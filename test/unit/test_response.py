@@ -13,7 +13,7 @@ from zerocloud.job.model import SwiftPath, parse_job
 from zerocloud.job.source import Spooled
 from zerocloud.proxy.access import Grants
 from zerocloud.proxy.nodeclient import (
-    Answer, Body, NodeResult, PendingPut, read_answer)
+    Answer, Body, NodeResult, PendingPut, StreamFailed, read_answer)
 from zerocloud.proxy.request import iter_reader
 from zerocloud.proxy.response import JobResponse, nexe_headers
 
@@ -163,6 +163,52 @@ def answer_with(pax, data=b'body'):
     wire = b''.join(protocol.iter_member('stdout', len(data), [data], pax))
     return Answer(200, {'X-Nexe-Status': 'ok'}, io.BytesIO(wire).read,
                   lambda: None)
+
+
+def streamed_answer(pieces, final=None):
+    """An answer streamed while its node runs: ``pieces`` of stdout, then
+    the ``final`` headers (none: the answer breaks off before them)."""
+    wire = b''.join(
+        b''.join(protocol.iter_member(
+            'stdout', len(piece), [piece],
+            {protocol.PAX_CONTENT_TYPE: 'text/csv'} if index == 0 else {}))
+        for index, piece in enumerate(pieces))
+    if final is not None:
+        end = json.dumps(final).encode()
+        wire += b''.join(protocol.iter_member('stdout', len(end), [end],
+                                              {protocol.PAX_END: '1'}))
+    return Answer(200, {'X-Nexe-System': 'only',
+                        protocol.STREAMED_ANSWER_HEADER: 'yes'},
+                  io.BytesIO(wire).read, lambda: None)
+
+
+@pytest.mark.parametrize('final, status', [
+    ({'X-Nexe-Status': 'ok', 'X-Nexe-Retcode': '0',
+      'X-Nexe-Etag': '/dev/stdout abc'}, 200),
+    ({'X-Nexe-Status': 'ok', 'X-Nexe-Retcode': '1',
+      'X-Nexe-Error': 'bad return code'}, 422),
+    ({'X-Nexe-Status': 'session timeout', 'X-Nexe-Retcode': '0'}, 422),
+    (None, 503)])
+def test_a_streamed_answer_ends_cleanly_only_for_a_node_that_succeeded(
+        final, status):
+    [only] = nodes('only')
+    result = NodeResult(only)
+    read_answer(result, streamed_answer([b'a' * 70000, b'b' * 5], final),
+                True, None, LOGGER)
+    assert result.streamed and result.status == 200
+    assert (result.body.size, result.body.content_type) == (None, 'text/csv')
+    got = []
+    if status == 200:
+        got = list(result.body.chunks)
+    else:
+        with pytest.raises(StreamFailed):
+            for chunk in result.body.chunks:
+                got.append(chunk)
+    # Every piece reaches the client; the end decides how it ends.
+    assert b''.join(got) == b'a' * 70000 + b'b' * 5
+    assert result.status == status
+    if final:
+        assert result.headers['X-Nexe-Status'] == final['X-Nexe-Status']
 
 
 def test_printed_headers_never_frame_the_response():

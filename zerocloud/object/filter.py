@@ -50,9 +50,13 @@ program taken out of an image, the manifest and the sandbox's run
 directory are kept in RAM (``zerovm_ram_dir``, at most ``zerovm_ram_limit``
 bytes of inputs per node, beyond which the largest input is fed live; a
 full one is ``503`` with ``Retry-After``), so that plaintext of a decrypted
-or decoded object never lands on a device disk.  A node's directory there is removed when
-its request ends; those of server processes that died (killed mid-run)
-are removed by the next process that starts a sandbox pool.  The node's
+or decoded object never lands on a device disk.  A node's directory
+there is removed when its request ends; those of server processes that
+died (killed mid-run) are removed by the next process that starts a
+sandbox pool.  A node whose only output is the client's answer writes it
+into a FIFO the server reads as it runs (:mod:`zerocloud.object.
+outstream`): a large one is streamed to the proxy while the node runs.
+Otherwise the node's
 outputs are the program's own bytes: they are written under the device's
 ``tmp/`` during the run (bounded by ``zerovm_maxoutput`` each) and stored,
 encrypted and in their container's policy, by the proxy afterwards.

@@ -23,6 +23,7 @@ from hashlib import md5, sha1
 from typing import (
     TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Tuple)
 
+import eventlet
 from eventlet import tpool
 from swift.common.exceptions import (
     DiskFileDeviceUnavailable, DiskFileNotExist, DiskFileQuarantined)
@@ -40,12 +41,15 @@ from zerocloud.object import decryption, swiftdisk
 from zerocloud.object.config import ObjectConfig
 from zerocloud.object.containerdb import decrypt_etags, snapshot_database
 from zerocloud.object.execution import (
-    USER_IMAGE, ExecutionError, Limits, LocalObject, Output, prepare_session)
+    USER_IMAGE, ExecutionError, Limits, LocalObject, Output, Session,
+    prepare_session)
 from zerocloud.object.hostmemory import node_dir_prefix
 from zerocloud.object.members import LiveInput, RequestBody, over_ram_limit
+from zerocloud.object.outstream import OutputStream, StreamedAnswer
 from zerocloud.runtime.cache import STATUS_NOT_COMPILED
 from zerocloud.runtime.pool import PoolFull, SandboxPool
 from zerocloud.runtime.report import Report
+from zerocloud.runtime.session import SessionResult
 
 if TYPE_CHECKING:
     from zerocloud.object.filter import ObjectQueryMiddleware
@@ -506,54 +510,36 @@ class NodeRequest:
         except ExecutionError as err:
             raise HTTPException(status=err.status, body=err.message,
                                 request=req)
+        stream = self._output_stream(session, limits)
         if self.live is not None:
             self.live.start()
-        try:
-            # A bounded wait in the queue, so that this server answers
-            # within the time the proxy gives it (protocol.ANSWER_SLACK).
-            result = self.pool.run(session.manifest_path, limits.timeout,
-                                   queue_wait=protocol.QUEUE_WAIT,
-                                   account=job_account(req),
-                                   ciphers=session.ciphers)
-        except PoolFull:
-            raise busy(req)
-        finally:
-            if self.live is not None:
-                self.live.finish()
-        if result.report.status == STATUS_NOT_COMPILED:
-            self.server.compile_in_background(session, limits.fuel > 0,
-                                              clock is not None)
-            raise HTTPServiceUnavailable(
-                body='Program is being compiled; retry later', request=req,
-                headers={protocol.RETRY_AFTER_HEADER:
-                         str(COMPILE_RETRY_AFTER)})
-        elapsed = time.time() - started
-        report = result.report
-        headers = nexe_headers(node.name, report, elapsed,
-                               self.placement.policy.name, result.fuel)
-        colocated = colocation_proof(
-            req.headers.get(protocol.COLOCATED_HEADER))
-        if colocated:
-            headers[protocol.COLOCATED_HEADER] = colocated
-        succeeded = report.ok and report.retcode == 0
-        if not report.ok:
-            headers['X-Nexe-Error'] = headers['X-Nexe-Status']
-        elif report.retcode != 0:
-            line = last_error_line(session.stderr_path)
-            headers['X-Nexe-Error'] = header_value(
-                'bad return code: ' + line if line else 'bad return code')
-        self.server.logger.info(
-            'node: %s, status: %s, retcode: %s, cdr: %s%s', node.name,
-            report.status, report.retcode, headers['X-Nexe-Cdr-Line'],
-            ', fed %s: %d of %d bytes' % (self.live.name, self.live.fed,
-                                          self.live.size)
-            if self.live is not None else '')
+        # A bounded wait in the queue, so that this server answers within
+        # the time the proxy gives it (protocol.ANSWER_SLACK).
+        run = eventlet.spawn(self.pool.run, session.manifest_path,
+                             limits.timeout, queue_wait=protocol.QUEUE_WAIT,
+                             account=job_account(req),
+                             ciphers=session.ciphers)
+        held: List[bytes] = []
+        if stream is not None:
+            while True:
+                data = stream.read(lambda: run.dead)
+                if not data:
+                    break
+                held.append(data)
+                if stream.size > protocol.STREAM_AFTER:
+                    return self._streamed(node, session, stream, held, run,
+                                          started, clock, limits)
+        result = self._result(run, session, clock, limits)
+        if stream is not None:
+            self._keep_output(session.outputs[0], held)
+        headers = self._headers(node, session, result, started, stream)
+        succeeded = result.report.ok and result.report.retcode == 0
         frames: List[Tuple[int, Iterator[bytes]]] = []
         # Stored outputs first, the immediate response last: the proxy
         # writes the objects, then streams the body straight to the client.
         # A sandbox that failed returns none.
         outputs = sorted(session.outputs, key=lambda o: o.immediate) \
-            if report.ok else []
+            if result.report.ok else []
         for output in outputs:
             if not output.immediate and not succeeded:
                 continue   # never store or pass on what a failed program wrote
@@ -574,3 +560,109 @@ class NodeRequest:
                       request=req)
         resp.content_length = body_length
         return resp
+
+    def _output_stream(self, session: Session, limits: Limits
+                       ) -> Optional[OutputStream]:
+        """The FIFO the node's immediate output is read from as it is
+        written, when the proxy streams it to the client and it is the
+        node's only output (:mod:`zerocloud.object.outstream`)."""
+        if self.req.headers.get(protocol.ANSWER_STREAM_HEADER) != 'yes' or \
+                len(session.outputs) != 1 or self.live is not None:
+            # With an input fed live, the proxy is still sending the body:
+            # it reads no answer before that ends.
+            return None
+        output = session.outputs[0]
+        # stdout only: a named device is a file the program may seek in.
+        if output.device != 'stdout' or not output.immediate or \
+                output.min_size or output.content_type in CGI_TYPES:
+            return None
+        # In place of the file made for it: a FIFO holds no data on disk.
+        os.unlink(output.host_path)
+        stream = OutputStream(output.host_path, limits.max_output)
+        self.stack.callback(stream.close)
+        return stream
+
+    def _keep_output(self, output: Output, held: List[bytes]) -> None:
+        """A small streamed output, whole once the node ended: a RAM file
+        in place of the FIFO, framed like any output."""
+        output.host_path = os.path.join(self.ramdir, 'out.' + output.device)
+        with open(output.host_path, 'wb') as fp:
+            fp.writelines(held)
+
+    def _result(self, run, session: Session, clock: Optional[int],
+                limits: Limits) -> SessionResult:
+        """The run's result once it ended; a busy pool or a program still
+        to compile are the answers that say so."""
+        req = self.req
+        try:
+            result = run.wait()
+        except PoolFull:
+            raise busy(req)
+        finally:
+            if self.live is not None:
+                self.live.finish()
+        if result.report.status == STATUS_NOT_COMPILED:
+            self.server.compile_in_background(session, limits.fuel > 0,
+                                              clock is not None)
+            raise HTTPServiceUnavailable(
+                body='Program is being compiled; retry later', request=req,
+                headers={protocol.RETRY_AFTER_HEADER:
+                         str(COMPILE_RETRY_AFTER)})
+        return result
+
+    def _headers(self, node: Node, session: Session, result: SessionResult,
+                 started: float, stream: Optional[OutputStream]
+                 ) -> Dict[str, str]:
+        """The node's ``X-Nexe-*`` headers (and its log line).  What the
+        runtime could not see of a streamed output comes from the
+        stream: its etag, its size, whether it went past its limit."""
+        req, report = self.req, result.report
+        if stream is not None:
+            alias = '/dev/' + session.outputs[0].device
+            report.etags = [(name, stream.digest.hexdigest()
+                             if name == alias else digest)
+                            for name, digest in report.etags]
+            report.accounting[5] += stream.size
+            if stream.over_limit and report.ok:
+                report.status = 'channel %s: write limit exceeded (%d > ' \
+                    '%d bytes)' % (alias, stream.size, stream.limit)
+        headers = nexe_headers(node.name, report, time.time() - started,
+                               self.placement.policy.name, result.fuel)
+        colocated = colocation_proof(
+            req.headers.get(protocol.COLOCATED_HEADER))
+        if colocated:
+            headers[protocol.COLOCATED_HEADER] = colocated
+        if not report.ok:
+            headers['X-Nexe-Error'] = headers['X-Nexe-Status']
+        elif report.retcode != 0:
+            line = last_error_line(session.stderr_path)
+            headers['X-Nexe-Error'] = header_value(
+                'bad return code: ' + line if line else 'bad return code')
+        self.server.logger.info(
+            'node: %s, status: %s, retcode: %s, cdr: %s%s%s', node.name,
+            report.status, report.retcode, headers['X-Nexe-Cdr-Line'],
+            ', fed %s: %d of %d bytes' % (self.live.name, self.live.fed,
+                                          self.live.size)
+            if self.live is not None else '',
+            ', streamed %d bytes' % stream.size if stream else '')
+        return headers
+
+    def _streamed(self, node: Node, session: Session, stream: OutputStream,
+                  held: List[bytes], run, started: float,
+                  clock: Optional[int], limits: Limits) -> Response:
+        """Answer now, while the node runs (:data:`zerocloud.protocol.
+        STREAMED_ANSWER_HEADER`); the final headers end the body."""
+        output = session.outputs[0]
+
+        def finish() -> Dict[str, str]:
+            return self._headers(node, session,
+                                 self._result(run, session, clock, limits),
+                                 started, stream)
+        headers = {'X-Nexe-System': header_value(node.name),
+                   'X-Nexe-Policy': header_value(self.placement.policy.name),
+                   protocol.STREAMED_ANSWER_HEADER: 'yes',
+                   'Content-Type': protocol.TAR_CONTENT_TYPE}
+        return HTTPOk(headers=headers, request=self.req,
+                      app_iter=StreamedAnswer(
+                          output.device, output.content_type, held, stream,
+                          lambda: run.dead, finish, self.stack.close))

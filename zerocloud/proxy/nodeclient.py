@@ -25,6 +25,7 @@ from elsewhere is that input's failure (:class:`InputFailed`); and what the
 node's run answered is the job's business.
 """
 
+import json
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
@@ -192,8 +193,9 @@ class PendingPut:
 
 @dataclass
 class Body:
-    """A node's part of the client's response."""
-    size: int
+    """A node's part of the client's response (its size unknown when the
+    node still runs: a streamed answer)."""
+    size: Optional[int]
     content_type: str
     chunks: Iterator[bytes]
     headers: Dict[str, str] = field(default_factory=dict)
@@ -213,6 +215,9 @@ class NodeResult:
     release: Optional[Callable[[], None]] = None
     #: The server failed while answering: the node may run elsewhere.
     server_failed: bool = False
+    #: The body streams while the node runs: its final headers come at
+    #: the end of the body (:data:`zerocloud.protocol.STREAMED_ANSWER_HEADER`).
+    streamed: bool = False
 
     @property
     def failed(self) -> bool:
@@ -416,7 +421,10 @@ def dispatch(servers: List[dict], partition: int, path_info: str,
                 conn.close()
                 return Answer(final.status, answer_headers, lambda n: b'',
                               conn.close, text, server)
-            body = AnswerBody(server, final, timeouts.node, on_error)
+            # A streamed answer's pieces come as the program writes them.
+            streamed = final.getheader(protocol.STREAMED_ANSWER_HEADER)
+            body = AnswerBody(server, final, timeouts.answer if streamed
+                              else timeouts.node, on_error)
             return Answer(final.status, answer_headers, body.read,
                           conn.close, server=server)
         return attempts
@@ -517,6 +525,68 @@ def _spool(reader: protocol.MemberReader, spool_dir: Optional[str]
     return spooled
 
 
+def _take_streamed(result: NodeResult, answer: Answer) -> None:
+    """Leave a streamed answer on its connection for the response."""
+    reader = protocol.MemberReader(answer.read)
+    try:
+        first = reader.next_member()
+        if first is None:
+            raise protocol.FramingError('the answer is empty')
+    except (ServerLost, protocol.FramingError) as err:
+        answer.release()
+        result.status = 503
+        result.error = 'Bad answer from storage server: %s' % err
+        return
+    channel = {ch.device: ch for ch in result.node.channels}.get(first.name)
+    result.streamed = True
+    result.body = Body(None, first.pax.get(
+        protocol.PAX_CONTENT_TYPE, channel.content_type if channel else
+        'application/octet-stream'),
+        _streamed_chunks(reader, result, first))
+    result.release = answer.release
+
+
+class StreamFailed(Exception):
+    """A streamed answer's node failed (or its server broke off) after
+    the body had started: the client's answer must not end cleanly."""
+
+
+def _streamed_chunks(reader: protocol.MemberReader, result: NodeResult,
+                     first: protocol.Member) -> Iterator[bytes]:
+    """The pieces of a streamed answer (:data:`zerocloud.protocol.
+    STREAMED_ANSWER_HEADER`), starting with member ``first``; at its end
+    ``result`` gets the node's final headers.  Raises
+    :class:`StreamFailed` when the node failed, so that the client sees a
+    body cut short, never a clean end."""
+    member: Optional[protocol.Member] = first
+    try:
+        while member is not None and protocol.PAX_END not in member.pax:
+            yield from _member_chunks(reader)
+            member = reader.next_member()
+        if member is None:
+            raise protocol.FramingError('the answer ended without its '
+                                        'final headers')
+        if member.size > protocol.MAX_SYSMAP:
+            raise protocol.FramingError('final headers too large')
+        final = json.loads(b''.join(_member_chunks(reader)))
+        if not isinstance(final, dict):
+            raise ValueError('final headers are not an object')
+    except (ServerLost, protocol.FramingError, ValueError) as err:
+        result.status = 503
+        result.error = 'Storage server failed while streaming the answer ' \
+            'of node %s: %s' % (result.node.name, err)
+        raise StreamFailed(result.error)
+    result.headers.update(nexe_reported(
+        {str(name): str(value) for name, value in final.items()}))
+    if result.headers.get('X-Nexe-Status') != 'ok' or \
+            result.headers.get('X-Nexe-Retcode') != '0':
+        result.status = NODE_FAILED
+        result.error = 'Node %s failed: %s' % (
+            result.node.name, result.headers.get('X-Nexe-Error', ''))
+    if result.failed:
+        raise StreamFailed(result.error)
+
+
 def read_answer(result: NodeResult, answer: Answer, stream: bool,
                 spool_dir: Optional[str], logger) -> None:
     """Fill ``result`` from a node's successful answer.
@@ -527,13 +597,17 @@ def read_answer(result: NodeResult, answer: Answer, stream: bool,
     """
     node = result.node
     got = answer.headers
-    if 'X-Nexe-Status' not in got:
+    streamed = stream and bool(got.get(protocol.STREAMED_ANSWER_HEADER))
+    if 'X-Nexe-Status' not in got and not streamed:
         answer.release()
         result.status = 503
         result.error = ('objectquery middleware is not installed or not '
                         'functioning')
         return
     result.headers = nexe_reported(got)
+    if streamed:
+        _take_streamed(result, answer)
+        return
     if got['X-Nexe-Status'] != 'ok':
         result.status = NODE_FAILED
         result.error = 'Node %s failed: %s' % (node.name,

@@ -18,7 +18,7 @@ from swift.common.utils import FileLikeIter, close_if_possible
 
 from zerocloud import cgi
 from zerocloud.headers import (
-    fit_item_lists, fit_text, header_value, value_room)
+    STREAMING_STATUS, fit_item_lists, fit_text, header_value, value_room)
 from zerocloud.job.model import SwiftPath
 from zerocloud.proxy.access import Grants
 from zerocloud.proxy.accounting import (
@@ -140,6 +140,8 @@ class JobResponse:
             raise
 
     def _respond(self, results: List[NodeResult]) -> Response:
+        if any(r.streamed for r in results):
+            return self._streamed(results)
         self.store_outputs(results)
         headers = nexe_headers(results, time.time() - self.started)
         status = max(r.status for r in results)
@@ -170,6 +172,33 @@ class JobResponse:
         resp.content_type = content_type
         resp.content_length = sum(b.size for b in bodies)
         return resp
+
+    def _streamed(self, results: List[NodeResult]) -> Response:
+        """The answer of a one-node job whose body streams while the node
+        runs: ``200`` at once, ``X-Nexe-Status: streaming``; the body ends
+        cleanly only if the node succeeds, else it is cut short (see
+        :data:`STREAMING_STATUS`).  The job's log line and accounting come
+        at its end, with the node's final headers."""
+        [result] = results
+        body = result.body
+        headers = {'X-Nexe-System': header_value(result.headers.get(
+                       'X-Nexe-System', result.node.name)),
+                   'X-Nexe-Policy': result.headers.get('X-Nexe-Policy', ''),
+                   'X-Nexe-Status': STREAMING_STATUS}
+        resp = Response(status=200, headers=headers, app_iter=_ResultBody(
+            results, [Body(None, body.content_type,
+                           self._accounted(results, body.chunks))]))
+        resp.content_type = body.content_type
+        return resp
+
+    def _accounted(self, results: List[NodeResult],
+                   chunks: Iterator[bytes]) -> Iterator[bytes]:
+        try:
+            yield from chunks
+        finally:
+            self._account_for(
+                results, max(r.status for r in results),
+                nexe_headers(results, time.time() - self.started))
 
     def _account_for(self, results: List[NodeResult], status: int,
                      headers: Dict[str, str]) -> None:

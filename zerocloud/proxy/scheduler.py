@@ -174,7 +174,7 @@ class Scheduler:
                                     'object reference' % ch.path.url)
                 upload, got = self.swift.fetch_input(ch.path, ch.device,
                                                      grants)
-                upload.streamable = True
+                upload.streamable = ch.device != protocol.IMAGE_MEMBER
                 uploads.append(upload)
                 if ch is streamed_anchor:
                     description['env'].update(
@@ -388,6 +388,11 @@ class Scheduler:
         retries = RETRIES
         busy_tries = 0
         while True:
+            if stream:
+                # The node's answer goes straight to the client: its server
+                # may send it while the node runs.
+                headers = dict(headers,
+                               **{protocol.ANSWER_STREAM_HEADER: 'yes'})
             result = NodeResult(node)
             try:
                 uploads = self._uploads(node, placed, done, target.local_env)

@@ -34,9 +34,10 @@ already refused by wasmtime.  ``/tmp`` is left alone.  This is the first
 wall; ``zerocloud.runtime.sandbox`` adds an OS-level one.
 
 Runs with a served channel (an object stored encrypted, read in place; a
-named device on a FIFO) also shadow ``fd_read``, ``fd_pread``, ``fd_seek``,
-``fd_tell``, ``fd_close`` and ``fd_renumber``, and follow what
-``path_open`` opened: see ``zerocloud.runtime.served``.
+named device or stdout on a FIFO) also shadow ``fd_read``, ``fd_pread``,
+``fd_write``, ``fd_pwrite``, ``fd_seek``, ``fd_tell``, ``fd_close`` and
+``fd_renumber``, and follow what ``path_open`` opened: see
+``zerocloud.runtime.served``.
 
 Deterministic mode replaces ``clock_time_get`` (always the nvram time, never
 advancing), ``random_get`` (a PRNG seeded from the manifest ``Seed``) and
@@ -107,6 +108,8 @@ HELPER_CALLS = {
 SERVED_CALLS = {
     'fd_read': 'iiii',
     'fd_pread': 'iiiIi',
+    'fd_write': 'iiii',
+    'fd_pwrite': 'iiiIi',
     'fd_seek': 'iIii',
     'fd_tell': 'ii',
     'fd_close': 'i',
@@ -121,13 +124,16 @@ class RunGuard:
                  dev_fd: int, deterministic: bool, clock_seconds: int = 0,
                  seed: int = 0,
                  served: Optional[Dict[str, ServedFile]] = None,
-                 served_stdin: Optional[ServedFile] = None):
+                 served_stdin: Optional[ServedFile] = None,
+                 served_stdout: Optional[ServedFile] = None):
         """``read_only``, ``dev_folders`` and the keys of ``served`` are
         paths relative to ``/dev`` (``.`` is ``/dev`` itself)."""
         self.read_only = read_only
         self.served = served or {}
         self.served_stdin = served_stdin
-        #: The reads the host serves, in a run with served channels.
+        self.served_stdout = served_stdout
+        #: The reads (and writes) the host serves, in a run with served
+        #: channels.
         self.reads: Optional[ServedReads] = None
         self.dev_folders = dev_folders
         self.dev_fd = dev_fd
@@ -155,11 +161,12 @@ class RunGuard:
             self.protected.add(self._identify(store, memory, relative))
         for relative in self.dev_folders:
             self.fixed_folders.add(self._identify(store, memory, relative))
-        if self.served or self.served_stdin:
+        if self.served or self.served_stdin or self.served_stdout:
             self.reads = ServedReads(
                 {self._identify(store, memory, relative): file
                  for relative, file in self.served.items()},
-                self._call_original, self._fd_inode, self.served_stdin)
+                self._call_original, self._fd_inode, self.served_stdin,
+                self.served_stdout)
 
     def _call_original(self, caller, name: str, *args) -> int:
         return self.original[name](caller, *args)

@@ -1,6 +1,6 @@
-"""Read channels whose reads the host serves: encrypted files, and streams.
+"""Channels the host serves: encrypted files, streams in and out.
 
-Two kinds of read channel are not read by wasmtime's own ``fd_read``:
+Three kinds of channel are not read or written by wasmtime's own calls:
 
 * **Ciphered files.**  Swift's at-rest encryption stores an object's body
   as AES-256-CTR ciphertext, the same length as the plaintext.  CTR is
@@ -16,14 +16,22 @@ Two kinds of read channel are not read by wasmtime's own ``fd_read``:
   a pipe refuses, so reads are served here in order.  A seek, ``fd_tell``
   or ``fd_pread`` on one is ``ESPIPE``.  (``stdin`` on a FIFO is wasmtime's
   own stream and needs none of this.)
+* **An output stream.**  ``stdout`` on a FIFO (an answer the object server
+  reads while the node runs): each ``fd_write`` of descriptor 1 is written
+  here, with one ``writev`` straight from the guest's buffers, so a full
+  FIFO holds the guest back and nothing is copied or buffered on the way
+  (wasmtime's own writer of a custom stdout hands over 4 KiB at a time, and
+  its file writer writes at a position, which a pipe refuses).  A FIFO
+  whose reader went away fails the write with ``EPIPE``.
 
 A served channel is known by its file's identity as the guest sees it
 (WASI ``(dev, ino)``, taken as :mod:`zerocloud.runtime.guard` takes those
 of read-only channels).  Which descriptors are open on it is followed
 through the calls that make, move or drop descriptors: ``path_open``
 (checked after the real call), ``fd_renumber`` and ``fd_close``; a
-ciphered stdin is descriptor 0 from the start.  Reads, seeks and
-``fd_tell`` of those descriptors are answered here; wasmtime keeps the
+ciphered stdin is descriptor 0 from the start, a streamed stdout
+descriptor 1.  Reads, writes, seeks and ``fd_tell`` of those descriptors
+are answered here; wasmtime keeps the
 descriptor itself (its rights, ``fd_filestat_get``, ``fd_close``), and
 every other descriptor's call goes to wasmtime's own implementation.  Only
 runs with a served channel use these shadowed calls at all
@@ -36,6 +44,7 @@ Keys reach the sandbox worker over its private request pipe
 
 import base64
 import binascii
+import errno
 import os
 import struct
 from abc import ABC, abstractmethod
@@ -45,10 +54,14 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 ERRNO_SUCCESS = 0
+ERRNO_BADF = 8
 ERRNO_FAULT = 21
 ERRNO_INVAL = 28
 ERRNO_IO = 29
+ERRNO_PIPE = 64
 ERRNO_SPIPE = 70
+#: WASI's numbers of the host errors a served call passes on.
+WASI_ERRNO = {errno.EBADF: ERRNO_BADF, errno.EPIPE: ERRNO_PIPE}
 WHENCE_SET, WHENCE_CUR, WHENCE_END = 0, 1, 2
 U32_MASK = (1 << 32) - 1
 U64_MASK = (1 << 64) - 1
@@ -127,6 +140,11 @@ class ServedFile(ABC):
         """Fill ``views`` from ``offset`` (ignored by a stream) as far as
         the data goes; the bytes read.  Raises OSError."""
 
+    def write(self, views: List[memoryview]) -> int:
+        """Write ``views`` in order; the bytes written.  Raises OSError
+        (``EBADF``: a read channel)."""
+        raise OSError(errno.EBADF, 'not open for writing')
+
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
@@ -169,6 +187,26 @@ class StreamedFile(ServedFile):
         return os.readv(self.fd, views) if views else 0
 
 
+class StreamedOutput(ServedFile):
+    """A FIFO the guest writes to, in order, as its reader takes it."""
+
+    seekable = False
+
+    def __init__(self, path: str):
+        # Without a reader there is nobody to write to (ENXIO); the object
+        # server opens its end before the run.
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        os.set_blocking(fd, True)
+        self.fd = fd
+        self.size = 0
+
+    def read(self, views: List[memoryview], offset: int) -> int:
+        raise OSError(errno.EBADF, 'not open for reading')
+
+    def write(self, views: List[memoryview]) -> int:
+        return os.writev(self.fd, views) if views else 0
+
+
 class _Open:
     """A guest descriptor open on a served channel, and its position."""
 
@@ -188,21 +226,25 @@ class ServedReads:
 
     def __init__(self, files: Dict[Inode, ServedFile],
                  original: OriginalCall, identify_fd: IdentifyFd,
-                 stdin: Optional[ServedFile] = None):
+                 stdin: Optional[ServedFile] = None,
+                 stdout: Optional[ServedFile] = None):
         self._files = files
         self._original = original
         self._identify_fd = identify_fd
         self._open: Dict[int, _Open] = {}
         if stdin is not None:
             self._open[0] = _Open(stdin)
+        if stdout is not None:
+            self._open[1] = _Open(stdout)
 
-    # -- reading into the guest's memory -----------------------------------
+    # -- reading into, and writing from, the guest's memory ----------------
 
     @staticmethod
     def _buffers(caller: Any, iovs: int, count: int
                  ) -> Optional[List[memoryview]]:
-        """Writable views of the guest buffers an iovec array names, or
-        ``None`` when one lies outside the guest's memory."""
+        """Views of the guest buffers an iovec (or ciovec: the same
+        layout) array names, or ``None`` when one lies outside the guest's
+        memory."""
         memory = caller.get('memory')
         end = memory.data_len(caller)
         if count < 0 or iovs + count * IOVEC.size > end:
@@ -236,8 +278,8 @@ class ServedReads:
             return ERRNO_FAULT, 0
         try:
             done = file.read(views, offset)
-        except OSError:
-            return ERRNO_IO, 0
+        except OSError as err:
+            return WASI_ERRNO.get(err.errno, ERRNO_IO), 0
         return self._store(caller, nread, U32, done), done
 
     # -- the shadowed calls (pointers arrive as signed i32) -----------------
@@ -261,6 +303,28 @@ class ServedReads:
             return ERRNO_SPIPE
         return self._read(caller, state.file, iovs & U32_MASK, count,
                           offset & U64_MASK, nread & U32_MASK)[0]
+
+    def fd_write(self, caller, fd, iovs, count, nwritten):
+        state = self._open.get(fd)
+        if state is None:
+            return self._original(caller, 'fd_write', fd, iovs, count,
+                                  nwritten)
+        views = self._buffers(caller, iovs & U32_MASK, count)
+        if views is None:
+            return ERRNO_FAULT
+        try:
+            done = state.file.write(views)
+        except OSError as err:
+            return WASI_ERRNO.get(err.errno, ERRNO_IO)
+        state.position += done
+        return self._store(caller, nwritten & U32_MASK, U32, done)
+
+    def fd_pwrite(self, caller, fd, iovs, count, offset, nwritten):
+        state = self._open.get(fd)
+        if state is None:
+            return self._original(caller, 'fd_pwrite', fd, iovs, count,
+                                  offset, nwritten)
+        return ERRNO_SPIPE if not state.file.seekable else ERRNO_BADF
 
     def fd_seek(self, caller, fd, delta, whence, new_offset):
         state = self._open.get(fd)

@@ -113,8 +113,8 @@ import wasmtime
 from zerocloud import paths
 from zerocloud.runtime import image, nvram, reactor
 from zerocloud.runtime.cache import ModuleCache
-from zerocloud.runtime.served import (CipheredFile, CipherKey, ServedFile,
-                                      StreamedFile)
+from zerocloud.runtime.served import (
+    CipheredFile, CipherKey, ServedFile, StreamedFile, StreamedOutput)
 from zerocloud.runtime.engine import EngineSettings
 from zerocloud.runtime.errors import SessionFailure, error_text
 from zerocloud.runtime.guard import (RunGuard, base_linker, guarded_linker,
@@ -129,6 +129,7 @@ from zerocloud.runtime.sandbox import Workspace, prepare_host_channel
 
 NVRAM_ALIAS = '/dev/nvram'
 STDIN_ALIAS = '/dev/stdin'
+STDOUT_ALIAS = '/dev/stdout'
 RESERVED_MOUNTPOINTS = ('/dev', '/tmp')
 MEMORY_SLACK = 1 << 20  # a trap this close to Memory is blamed on it
 #: Caps of a run's store beside ``Memory`` (``Store.set_limits``), so that
@@ -243,10 +244,11 @@ def _streamed_device(channel) -> bool:
 
 
 def _has_streams(manifest: Manifest) -> bool:
-    """Does a named read channel lie on a FIFO (a stream the host serves,
-    ``zerocloud.runtime.served``)?"""
+    """Does a named read channel or stdout lie on a FIFO (a stream the host
+    serves, ``zerocloud.runtime.served``)?"""
     for channel in manifest.channels:
-        if _streamed_device(channel):
+        if _streamed_device(channel) or (channel.alias == STDOUT_ALIAS
+                                         and channel.writable):
             try:
                 if stat.S_ISFIFO(os.stat(channel.uri).st_mode):
                     return True
@@ -429,6 +431,10 @@ class _Session:
             if self.kinds[channel.alias] == 'fifo' and \
                     _streamed_device(channel):
                 self._serve(channel.alias, StreamedFile, channel)
+        stdout = manifest.channel(STDOUT_ALIAS)
+        if stdout is not None and stdout.writable and \
+                self.kinds[STDOUT_ALIAS] == 'fifo':
+            self._serve(STDOUT_ALIAS, StreamedOutput, stdout)
 
     def _serve(self, alias: str, opener, channel) -> None:
         try:
@@ -485,6 +491,8 @@ class _Session:
                               ('/dev/stderr', 'stderr_file')):
             channel = manifest.channel(alias)
             if channel.writable:
+                # A streamed stdout is wasmtime's file too (its rights, its
+                # stat), though its writes are served: _open_channels.
                 setattr(wasi, setter, channel.uri)
         workspace = self.workspace
         wasi.preopen_dir(workspace.root, '/', False)
@@ -534,8 +542,10 @@ class _Session:
                          manifest.seed,
                          served={alias[len('/dev/'):]: file
                                  for alias, file in self.served.items()
-                                 if alias != STDIN_ALIAS},
-                         served_stdin=self.served.get(STDIN_ALIAS))
+                                 if alias not in (STDIN_ALIAS,
+                                                  STDOUT_ALIAS)},
+                         served_stdin=self.served.get(STDIN_ALIAS),
+                         served_stdout=self.served.get(STDOUT_ALIAS))
         self.runtime._local.guard = guard
         try:
             instance = program.pre.instantiate(store)

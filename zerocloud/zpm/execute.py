@@ -11,12 +11,14 @@ status 1, with the reason and ``X-Nexe-Error`` on stderr.
 
 import os
 import sys
+from dataclasses import replace
 from typing import Tuple
 from urllib.parse import unquote, urlsplit
 
 import requests
 from swiftclient.client import Connection
 
+from zerocloud.headers import STREAMING_STATUS
 from zerocloud.zpm import progress, summary
 
 EXECUTE_HEADERS = {'X-Zerovm-Execute': '1.0'}
@@ -64,16 +66,34 @@ def post_stored(conn: Connection, target: str) -> requests.Response:
 
 
 def show_answer(resp: requests.Response, with_summary: bool) -> int:
-    """Print a job's answer; the exit status it calls for."""
+    """Print a job's answer; the exit status it calls for.
+
+    A streamed answer (``X-Nexe-Status: streaming``) tells how its node
+    ended by how its body ends: cleanly, the node succeeded; cut short, it
+    failed.
+    """
     total, nodes = summary.node_summaries(resp.headers)
     error = resp.headers.get('X-Nexe-Error')
+    streamed = resp.headers.get('X-Nexe-Status') == STREAMING_STATUS
+    cut = False
     if resp.ok:
         length = resp.headers.get('Content-Length')
-        for chunk in progress.counted(resp.iter_content(CHUNK),
-                                      int(length) if length else None,
-                                      'output'):
-            sys.stdout.buffer.write(chunk)
+        try:
+            for chunk in progress.counted(resp.iter_content(CHUNK),
+                                          int(length) if length else None,
+                                          'output'):
+                sys.stdout.buffer.write(chunk)
+        except requests.exceptions.ChunkedEncodingError:
+            if not streamed:
+                raise
+            cut = True
+            print('zpm: the answer was cut short: its node failed after '
+                  'the answer started', file=sys.stderr)
         sys.stdout.buffer.flush()
+        if streamed:
+            nodes = [replace(node, status='failed' if cut else 'ok',
+                             retcode='-' if cut else '0')
+                     for node in nodes]
     else:
         print('zpm: the job failed: %d %s' % (resp.status_code, resp.reason),
               file=sys.stderr)

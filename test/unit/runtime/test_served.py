@@ -4,6 +4,7 @@ AES-256-CTR), decrypted as read, and FIFOs read in order."""
 import hashlib
 import os
 import random
+import select
 import threading
 
 import pytest
@@ -187,3 +188,83 @@ def test_served_calls_check_guest_pointers_and_follow_descriptors(
         badf, zeros,                 # the old number is closed
         ok, ok, ok, b'not encr',     # close; the number again: plain
     ])
+
+
+WRITER = r'''
+import os, sys
+out = sys.stdout.buffer
+for size in (1, 70000, 3 << 20, 5):
+    out.write(bytes([size % 251]) * size)
+out.flush()
+os.write(1, b"direct")
+for call in (lambda: os.lseek(1, 0, 0), lambda: os.pwrite(1, b"x", 0)):
+    try:
+        call()
+    except OSError as err:
+        print(err.strerror, file=sys.stderr)
+'''
+
+
+def drain_fifo(path: str, until_bytes: int = -1) -> dict:
+    """A FIFO at ``path`` (opened before the run, as the object server
+    does) that a thread reads; the result's ``data`` once it ends.  With
+    ``until_bytes`` >= 0 the reader goes away after that many bytes."""
+    os.mkfifo(path)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    got = {'data': b''}
+
+    def drain():
+        writer_seen = False
+        while until_bytes < 0 or len(got['data']) < until_bytes:
+            select.select([fd], [], [], 0.05)
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                writer_seen = True
+                continue
+            if chunk:
+                writer_seen = True
+                got['data'] += chunk
+            elif writer_seen:
+                break
+        os.close(fd)
+    got['thread'] = threading.Thread(target=drain, daemon=True)
+    got['thread'].start()
+    return got
+
+
+def test_a_program_writes_stdout_into_a_fifo_as_a_stream(
+        runtime, python_image, tmp_path):
+    """stdout on a FIFO: every byte reaches the reader in order (Python's
+    buffered writes and a direct ``os.write``); a seek or positioned
+    write is ``ESPIPE``."""
+    got = drain_fifo(str(tmp_path / 'stdout'))
+    manifest = write_manifest(tmp_path, python_image, ProgramMember='python',
+                              args=['python', '-c', WRITER])
+    result = runtime.run(manifest)
+    got['thread'].join(30)
+    assert (result.exit_status, result.report.retcode) == (0, 0), \
+        output(tmp_path, 'stderr')
+    assert got['data'] == b''.join(
+        bytes([size % 251]) * size for size in (1, 70000, 3 << 20, 5)) + \
+        b'direct'
+    assert output(tmp_path, 'stderr').decode().splitlines() == [
+        'Invalid seek', 'Invalid seek']
+
+
+def test_a_stdout_fifo_whose_reader_went_away_fails_the_write(
+        runtime, python_image, tmp_path):
+    got = drain_fifo(str(tmp_path / 'stdout'), until_bytes=1)
+    manifest = write_manifest(
+        tmp_path, python_image, ProgramMember='python',
+        args=['python', '-c', 'import os\n'
+              'while True:\n'
+              '    try:\n'
+              '        os.write(1, b"x" * 65536)\n'
+              '    except BrokenPipeError:\n'
+              '        os.write(2, b"broken pipe"); break\n'])
+    result = runtime.run(manifest)
+    got['thread'].join(30)
+    assert result.report.retcode == 0, output(tmp_path, 'stderr')
+    assert output(tmp_path, 'stderr') == b'broken pipe'
+    assert got['data'].startswith(b'x')

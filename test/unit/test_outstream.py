@@ -1,0 +1,68 @@
+"""An immediate output read from its FIFO as the program writes it."""
+
+import hashlib
+import io
+import subprocess
+
+from zerocloud import protocol
+from zerocloud.object.outstream import OutputStream, StreamedAnswer
+
+SIZE = 300000
+
+
+def written(tmp_path, size: int, limit: int):
+    """An OutputStream fed ``size`` bytes by another process; its pieces
+    and the stream."""
+    path = str(tmp_path / 'out.stdout')
+    stream = OutputStream(path, limit)
+    writer = subprocess.Popen(['sh', '-c', 'head -c %d /dev/zero > %s'
+                               % (size, path)])
+    pieces = []
+    while True:
+        piece = stream.read(lambda: writer.poll() is not None)
+        if not piece:
+            break
+        pieces.append(piece)
+    writer.wait()
+    return pieces, stream
+
+
+def test_the_output_is_read_whole_with_its_md5(tmp_path):
+    pieces, stream = written(tmp_path, SIZE, SIZE)
+    assert b''.join(pieces) == bytes(SIZE)
+    assert (stream.size, stream.over_limit) == (SIZE, False)
+    assert stream.digest.hexdigest() == hashlib.md5(bytes(SIZE)).hexdigest()
+
+
+def test_an_output_past_its_limit_is_cut_and_said_so(tmp_path):
+    pieces, stream = written(tmp_path, SIZE, 1000)
+    assert stream.over_limit
+    assert len(b''.join(pieces)) <= 1000
+    assert stream.fd == -1
+
+
+def test_a_streamed_answer_is_pieces_then_the_final_headers(tmp_path):
+    pieces, stream = written(tmp_path, SIZE, SIZE)
+    released = []
+    body = StreamedAnswer('stdout', 'text/plain', pieces, stream,
+                          lambda: True, lambda: {'X-Nexe-Status': 'ok'},
+                          lambda: released.append(True))
+    wire = b''.join(body)
+    body.close()
+    assert released == [True]
+    reader = protocol.MemberReader(io.BytesIO(wire).read)
+    data, members = b'', []
+    while True:
+        member = reader.next_member()
+        if member is None:
+            break
+        members.append(member)
+        chunk = b''.join(iter(reader.read, b''))
+        if protocol.PAX_END in member.pax:
+            assert chunk == b'{"X-Nexe-Status": "ok"}'
+        else:
+            data += chunk
+    assert data == bytes(SIZE)
+    assert members[0].pax == {protocol.PAX_CONTENT_TYPE: 'text/plain'}
+    assert protocol.PAX_END in members[-1].pax
+    assert all(m.name == 'stdout' for m in members)

@@ -1,0 +1,143 @@
+"""A node's immediate output, read as the program writes it.
+
+When the proxy says a node's immediate output goes straight to the client
+(``X-Zerocloud-Answer-Stream``) and it is the node's only output (not CGI:
+its printed headers decide the status), the output is bound to a FIFO in
+the node's RAM directory instead of a file on the device.  The server
+reads it while the node runs (:class:`OutputStream`), counting its bytes
+and their md5 (the channel's etag) and holding it to ``zerovm_maxoutput``:
+beyond that the FIFO is closed and the program's next write fails
+(``EPIPE``).  Nothing the program writes there lands on a disk.
+
+Up to ``STREAM_AFTER`` bytes are held back: a node that ends before that
+is answered as usual, its output in one member.  A larger output starts
+the answer at once (:class:`StreamedAnswer`, :mod:`zerocloud.protocol`):
+the pieces as they come, then the node's final ``X-Nexe-*`` headers.
+"""
+
+import json
+import os
+from hashlib import md5
+from typing import Callable, Dict, Iterator, List
+
+import eventlet
+from eventlet.hubs import trampoline
+from swift.common.swob import HTTPException
+
+from zerocloud import protocol
+from zerocloud.object.fifo import make_fifo
+
+#: Bytes taken from the FIFO at once (its whole buffer, ``fifo.PIPE_SIZE``).
+CHUNK = 1 << 20
+#: Seconds between looks at a FIFO that has no writer yet (the node waits
+#: for a sandbox) or any more (its run is ending).
+NO_WRITER_POLL = 0.01
+#: Seconds a read waits for the program's bytes before it looks whether
+#: the run has ended.
+IDLE_CHECK = 0.5
+
+
+class OutputStream:
+    """The reading end of the FIFO an immediate output is bound to."""
+
+    def __init__(self, path: str, limit: int):
+        self.fd = make_fifo(path, os.O_RDONLY)
+        self.limit = limit
+        self.size = 0
+        self.digest = md5(usedforsecurity=False)
+        #: The program wrote more than ``limit``: the FIFO was closed.
+        self.over_limit = False
+
+    def read(self, ended: Callable[[], bool]) -> bytes:
+        """The next bytes the program wrote; ``b''`` once its run has
+        ``ended()`` and everything is read.  The sandbox writes each of the
+        program's writes before the program goes on
+        (``zerocloud.runtime.served``) and closes its end before it
+        answers, so an empty FIFO after the run is the end of the output."""
+        while self.fd >= 0:
+            try:
+                chunk = os.read(self.fd, CHUNK)
+            except BlockingIOError:
+                if ended():
+                    return b''
+                try:
+                    trampoline(self.fd, read=True, timeout=IDLE_CHECK,
+                               timeout_exc=eventlet.Timeout)
+                except eventlet.Timeout:
+                    pass
+                continue
+            if chunk:
+                self.size += len(chunk)
+                if self.size > self.limit:
+                    self.over_limit = True
+                    self.close()
+                    return b''
+                self.digest.update(chunk)
+                return chunk
+            if ended():
+                return b''
+            eventlet.sleep(NO_WRITER_POLL)
+        return b''
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class StreamedAnswer:
+    """The body of a streamed answer: the output's pieces, then the final
+    headers.  ``held`` is what was read before the answer started;
+    ``ended()`` says whether the run is over; ``finish()`` waits for it
+    and returns the node's ``X-Nexe-*`` headers; ``release()`` frees what
+    the request holds.  Closed early (the proxy went away), it closes the
+    FIFO, so the program's next write fails, and waits for the run before
+    releasing."""
+
+    def __init__(self, device: str, content_type: str, held: List[bytes],
+                 stream: OutputStream, ended: Callable[[], bool],
+                 finish: Callable[[], Dict[str, str]],
+                 release: Callable[[], None]):
+        self._device = device
+        self._pax = {protocol.PAX_CONTENT_TYPE: content_type}
+        self._held = held
+        self._stream = stream
+        self._ended = ended
+        self._finish = finish
+        self._release = release
+        self._finished = False
+        self._chunks = self._iterate()
+
+    def _member(self, data: bytes) -> Iterator[bytes]:
+        pax, self._pax = self._pax, {}
+        return protocol.iter_member(self._device, len(data), [data], pax)
+
+    def _iterate(self) -> Iterator[bytes]:
+        for data in self._held:
+            yield from self._member(data)
+        self._held = []
+        while True:
+            data = self._stream.read(self._ended)
+            if not data:
+                break
+            yield from self._member(data)
+        headers = self._finish()
+        self._finished = True
+        end = json.dumps(headers).encode('utf-8')
+        yield from protocol.iter_member(self._device, len(end), [end],
+                                        {protocol.PAX_END: '1'})
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        try:
+            self._chunks.close()
+            self._stream.close()
+            if not self._finished:
+                try:
+                    self._finish()   # waits for the run to end
+                except HTTPException:
+                    pass   # an input that broke off too: nobody listens
+        finally:
+            self._release()
