@@ -468,6 +468,11 @@ class Cluster:
         return os.path.join(self.workdir, 'run')
 
     @property
+    def spool_dir(self) -> str:
+        """Where the proxy spools images and what nodes answered."""
+        return os.path.join(self.workdir, 'spool')
+
+    @property
     def devices_root(self) -> str:
         """Every storage node's devices, on storage that holds Swift's
         metadata (see :mod:`zerocloud.devices`)."""
@@ -672,7 +677,8 @@ class Cluster:
 
     def _prepare_workdir(self) -> None:
         try:
-            for directory in (self.etc_dir, self.log_dir, self.run_dir):
+            for directory in (self.etc_dir, self.log_dir, self.run_dir,
+                              self.spool_dir):
                 os.makedirs(directory, exist_ok=True)
             with tempfile.TemporaryFile(dir=self.workdir):
                 pass
@@ -946,6 +952,7 @@ class Cluster:
                 'zerovm_sysimage_devices': paths.default_sysimage_devices(),
                 'zerovm_timeout': self.zerovm_timeout,
                 'zerovm_accounting_enabled': 'true',
+                'zerovm_spool_dir': self.spool_dir,
                 'user_stats_account': STATS_ACCOUNT}),
             ('filter:cache', {'use': 'egg:swift#memcache',
                               'memcache_servers': '%s:%d' % (

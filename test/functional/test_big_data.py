@@ -15,6 +15,11 @@ inputs in RAM and encrypt at rest.
   input, which fits in RAM, can still be read at random.  A node that
   fails half-way through such an input stores nothing, and its server
   logs how much of the input it fed.
+- Data between nodes beyond that limit: four mappers send 12 MiB each
+  to one reducer, which reads all four whole, then seeks back in each:
+  inputs that do not fit in RAM are spilled to the device, sealed
+  (ciphertext there, looked at while the reducer runs), and stay files;
+  the largest is fed as it is read (not seekable).
 - A large answer streams while its node runs: the client reads the first
   MiBs while the program still runs (its server has not logged its end),
   ``X-Nexe-Status: streaming``, the whole body right; a node that fails
@@ -27,14 +32,16 @@ import json
 import os
 import random
 import re
+import threading
+import time
 
 import pytest
 import requests
 
 from .conftest import SHARED_RAM_LIMIT
 from .helpers import (
-    REQUEST_TIMEOUT, Account, LogWatch, ProxyLog, assert_all_ok, nexe_list,
-    python_node, store_zapp, unique)
+    REQUEST_TIMEOUT, Account, LogWatch, ProxyLog, assert_all_ok,
+    device_files_holding, nexe_list, python_node, store_zapp, unique)
 
 #: stdin to stdout, in C (``make examples`` builds it).
 PASSTHROUGH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -242,6 +249,74 @@ def test_a_node_failing_inside_a_streamed_input_stores_nothing(
     fed, size = re.search(r'fed input: (\d+) of (\d+) bytes', line).groups()
     assert int(size) == BIG
     assert 2 * CHUNK <= int(fed) < BIG
+
+
+#: Mapper ``map-<k>``: ``MAPPED + k`` pseudo-random bytes (seeded by its
+#: name) to each peer.  Reducer: per peer, the md5 of its data, then of its
+#: last and first 1000 bytes (a seek back), then spins ``REDUCE_PAUSE``
+#: seconds.
+MAPPED = 12 << 20
+REDUCE_PAUSE = 3
+MAPPER = '''import os, random
+me = os.environ['SCRIPT_NAME']
+data = random.Random(me).randbytes(%d + int(me.split('-')[1]))
+for peer in os.listdir('/dev/out'):
+    with open('/dev/out/' + peer, 'wb') as out:
+        out.write(data)
+''' % MAPPED
+REDUCER = '''import hashlib, json, os, time
+seen = {}
+for peer in sorted(os.listdir('/dev/in')):
+    with open('/dev/in/' + peer, 'rb') as part:
+        digest = hashlib.md5()
+        for chunk in iter(lambda: part.read(1 << 20), b''):
+            digest.update(chunk)
+        try:
+            part.seek(-1000, 2)
+            tail = hashlib.md5(part.read()).hexdigest()
+            part.seek(0)
+            head = hashlib.md5(part.read(1000)).hexdigest()
+            seen[peer] = [digest.hexdigest(), tail, head]
+        except OSError as err:
+            seen[peer] = [digest.hexdigest(), str(err)]
+start = time.time()
+while time.time() - start < %d:
+    pass
+print(json.dumps(seen))
+''' % REDUCE_PAUSE
+
+
+def test_data_between_nodes_beyond_ram_is_spilled_sealed(cluster, big):
+    account, container, _data, _image = big
+    image = store_zapp(account, container, {'map.py': MAPPER,
+                                            'reduce.py': REDUCER})
+    marker = random.Random('map-1').randbytes(MAPPED + 1)[:4096]
+    found = []
+    answer = {}
+    job = threading.Thread(target=lambda: answer.update(resp=post_job(
+        account, [python_node('map', image, 'map.py', count=4,
+                              connect=['reduce']),
+                  python_node('reduce', image, 'reduce.py',
+                              devices=[{'name': 'stdout'}])])))
+    job.start()
+    try:
+        while job.is_alive():
+            found += device_files_holding(cluster, marker)
+            time.sleep(0.2)
+    finally:
+        job.join()
+    resp = answer['resp']
+    assert resp.status_code == 200, resp.text
+    assert_all_ok(resp, 5)
+    expected = {}
+    for number in range(1, 5):
+        data = random.Random('map-%d' % number).randbytes(MAPPED + number)
+        expected['map-%d' % number] = [md5(data), md5(data[-1000:]),
+                                       md5(data[:1000])]
+    # The largest (the proxy sends it last) is fed as the reducer reads.
+    expected['map-4'][1:] = ['File or stream is not seekable.']
+    assert json.loads(resp.text) == expected
+    assert found == []
 
 
 def post_job(account: Account, nodes: list) -> requests.Response:

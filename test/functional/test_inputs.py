@@ -40,7 +40,7 @@ import threading
 import time
 from dataclasses import replace
 from typing import (
-    Callable, Dict, Iterable, List, Optional, Tuple, TypeVar)
+    Callable, Dict, Iterable, List, Optional, Set, Tuple, TypeVar)
 
 import pytest
 import requests
@@ -59,8 +59,9 @@ from zerocloud.saio import OBJECT_SERVER_COUNT
 from .helpers import (
     INPUT_PROBE, REQUEST_TIMEOUT, WORD_COUNT_SYSTEM, Account, assert_all_ok,
     cluster_ring, device_files_holding, expected_word_count, files_holding,
-    nexe_list, probe_in_place, probe_input, python_node, read_input, unique,
-    upload_books, upload_word_count_zapp, word_count_job, zapp)
+    nexe_list, probe_in_place, probe_input, python_node, read_input,
+    store_zapp, unique, upload_books, upload_word_count_zapp, word_count_job,
+    zapp)
 
 #: Reads ``/dev/input``, then spins for ``LINGER`` seconds (WASI Python
 #: cannot sleep) so that a test can look at the disks meanwhile.
@@ -71,6 +72,20 @@ start = time.time()
 while time.time() - start < %d:
     pass
 print(hashlib.md5(data).hexdigest())
+''' % LINGER
+#: Copies its input to an output object, its answer and stderr, then
+#: lingers as LINGERER does, with all three written.
+COPIER = '''import sys, time
+data = open('/dev/input', 'rb').read()
+with open('/dev/output', 'wb') as out:
+    out.write(data)
+sys.stdout.buffer.write(data)
+sys.stdout.flush()
+sys.stderr.buffer.write(data)
+sys.stderr.flush()
+start = time.time()
+while time.time() - start < %d:
+    pass
 ''' % LINGER
 #: The etags of a container's database copy, by name.
 ETAGS = '''import json, sqlite3
@@ -94,7 +109,7 @@ class Box:
         account.put_container(self.ec_container, **EC_POLICY)
         self.images = {}
         for name, source in (('probe', INPUT_PROBE), ('linger', LINGERER),
-                             ('etags', ETAGS)):
+                             ('copy', COPIER), ('etags', ETAGS)):
             account.put_object(self.container, name + '.tar',
                                zapp({'main.py': source}))
             self.images[name] = 'swift://~/%s/%s.tar' % (self.container,
@@ -245,17 +260,19 @@ def _node_running() -> bool:
     return False
 
 
-def _while_lingering(box: Box, path: str, look: Callable[[], Found]
+def _while_lingering(box: Box, path: str, look: Callable[[], Found],
+                     image: str = 'linger', outputs: Iterable[dict] = ()
                      ) -> Tuple[bool, Found, Optional[requests.Response]]:
-    """Run the lingerer on ``path``; once its sandbox runs (or after
-    WATCH_TIMEOUT), ``look()`` while the node still holds its input.
+    """Run the lingerer (or ``image``, with ``outputs``) on ``path``; once
+    its sandbox runs (or after WATCH_TIMEOUT), ``look()`` while the node
+    still holds its input.
 
     Returns (whether the sandbox was seen running, what ``look`` found,
     the job's answer).
     """
     answer: Dict[str, requests.Response] = {}
     runner = threading.Thread(target=lambda: answer.update(
-        resp=box.run('linger', path)))
+        resp=box.run(image, path, outputs)))
     runner.start()
     try:
         deadline = time.monotonic() + WATCH_TIMEOUT
@@ -449,6 +466,94 @@ def test_plaintext_never_reaches_a_device(cluster, box, ec):
     assert device_files_holding(cluster, marker) == []
     assert files_holding(DEFAULT_RAM_DIR, marker,
                          prefix=NODE_DIR_PREFIX) == []
+
+
+def _files_of_size(top: str, size: int) -> Set[str]:
+    """Names of the files of ``size`` bytes under ``top``."""
+    names = set()
+    for root, _, files in os.walk(top):
+        for name in files:
+            try:
+                if os.path.getsize(os.path.join(root, name)) == size:
+                    names.add(name)
+            except OSError:
+                pass   # gone meanwhile
+    return names
+
+
+def _device_files_of_size(cluster, size: int) -> Set[str]:
+    """Names of the files of ``size`` bytes on the object servers' devices
+    (the node's files are in a directory under a device's ``tmp/``)."""
+    names = set()
+    for node in range(1, OBJECT_SERVER_COUNT + 1):
+        names |= _files_of_size(cluster.devices_dir(node), size)
+    return names
+
+
+def test_outputs_are_sealed_on_devices_while_the_node_runs(cluster, box):
+    """What a node writes to files on a device (an output object, its
+    answer, its undeclared stderr) is ciphertext there: the devices are
+    scanned again and again while the node runs, and seen holding all
+    three written in full."""
+    marker = ('written-%s|' % unique('marker')).encode()
+    data = marker * 500
+    path = '%s/%s' % (box.container, unique('secret'))
+    output = '%s/%s' % (box.container, unique('copy'))
+    box.put(path, data)
+
+    def look() -> Tuple[Set[str], Set[str]]:
+        holding, written = set(), set()
+        while _node_running():
+            holding.update(device_files_holding(cluster, marker))
+            written.update(_device_files_of_size(cluster, len(data)))
+        return holding, written
+    running, (holding, written), resp = _while_lingering(
+        box, path, look, image='copy',
+        outputs=[{'name': 'output', 'path': 'swift://~/' + output}])
+    assert running, 'the node was never seen running'
+    assert {'out.output', 'out.stdout', 'diag.stderr'} <= written
+    assert holding == set()
+    assert resp.status_code == 200, resp.text
+    assert resp.content == data
+    assert box.account.get(output).content == data
+    assert device_files_holding(cluster, marker) == []
+
+
+def test_what_nodes_answered_is_sealed_in_the_proxy_spool(cluster, box):
+    """A node's output waits in the proxy's spool until every node of the
+    job has ended: ciphertext there, looked at while the other node still
+    runs, and stored as written once it ends."""
+    marker = ('spooled-%s|' % unique('marker')).encode()
+    data = marker * 500
+    path = '%s/%s' % (box.container, unique('secret'))
+    output = '%s/%s' % (box.container, unique('copy'))
+    box.put(path, data)
+    sleeper = store_zapp(box.account, box.container, {
+        'main.py': 'import time\nstart = time.time()\n'
+                   'while time.time() - start < %d:\n    pass\n'
+                   % (3 * LINGER)})
+    answer: Dict[str, requests.Response] = {}
+    job = threading.Thread(target=lambda: answer.update(
+        resp=box.account.post_job([
+            python_node('copier', box.images['copy'], devices=[
+                {'name': 'input', 'path': 'swift://~/' + path},
+                {'name': 'output', 'path': 'swift://~/' + output}]),
+            python_node('sleeper', sleeper)])))
+    job.start()
+    holding, spooled = set(), set()
+    try:
+        while job.is_alive():
+            holding.update(files_holding(cluster.spool_dir, marker))
+            spooled.update(_files_of_size(cluster.spool_dir, len(data)))
+            time.sleep(0.05)
+    finally:
+        job.join()
+    assert any(name.startswith('zerocloud-out-') for name in spooled), \
+        'the output was never seen spooled'
+    assert holding == set()
+    assert answer['resp'].status_code == 200, answer['resp'].text
+    assert box.account.get(output).content == data
+    assert os.listdir(cluster.spool_dir) == []
 
 
 # ------------------------------------------------- inputs a client cannot read

@@ -12,6 +12,7 @@ from swift.common.swob import Request, Response
 from zerocloud import protocol
 from zerocloud.cgi import InvalidCgiOutput
 from zerocloud.object.execution import Output
+from zerocloud.cipher import CipherKey, KeyStream
 from zerocloud.object.filter import ObjectQueryMiddleware
 from zerocloud.object.node import (
     AnswerBody, colocation_proof, deterministic_clock, frame_output,
@@ -87,8 +88,13 @@ def test_nexe_headers_encode_text_from_users_and_programs():
 
 def test_last_error_line_keeps_bytes_that_are_not_utf8(tmp_path):
     path = tmp_path / 'stderr'
-    path.write_bytes(b'first\nbad \xff\xfe \xe2\x98\x83\n')
-    assert last_error_line(str(path)) == 'bad \udcff\udcfe \u2603'
+    text = b'first\nbad \xff\xfe \xe2\x98\x83\n'
+    path.write_bytes(text)
+    assert last_error_line(str(path), None) == 'bad \udcff\udcfe \u2603'
+    # Sealed, as the sandbox writes it: the tail is decrypted where it is.
+    key = CipherKey.fresh()
+    path.write_bytes(KeyStream(key).apply(0, b'x' * 70000 + text))
+    assert last_error_line(str(path), key) == 'bad \udcff\udcfe \u2603'
 
 
 def test_object_query_never_hands_eventlet_a_non_latin1_header():
@@ -110,8 +116,9 @@ def test_last_error_line(tmp_path):
     path = tmp_path / 'stderr'
     path.write_text('Traceback (most recent call last):\n  File "x"\n'
                     'ZeroDivisionError: division by zero\n\n')
-    assert last_error_line(str(path)) == 'ZeroDivisionError: division by zero'
-    assert last_error_line(str(tmp_path / 'missing')) == ''
+    assert last_error_line(str(path), None) == \
+        'ZeroDivisionError: division by zero'
+    assert last_error_line(str(tmp_path / 'missing'), None) == ''
 
 
 def read_frame(frame):

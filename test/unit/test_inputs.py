@@ -4,6 +4,7 @@
 import base64
 import errno
 import hashlib
+import io
 import json
 import os
 from dataclasses import replace
@@ -16,11 +17,13 @@ from swift.common.utils import Timestamp
 from swift.container.backend import ContainerBroker
 
 from zerocloud import protocol
+from zerocloud.cipher import KeyStream
 from zerocloud.job.model import READABLE, Channel, SwiftPath
 from zerocloud.object import decryption
 from zerocloud.object.containerdb import (
     UNKNOWN_ETAG, decrypt_etag, decrypt_etags)
 from zerocloud.object.filter import ObjectQueryMiddleware
+from zerocloud.object.members import RequestBody
 from zerocloud.object.node import stream_reason
 from zerocloud.object.hostmemory import (
     filesystem_type, node_dir_prefix, orphaned_node_dirs, process_alive)
@@ -68,14 +71,51 @@ def _object_post(length: int) -> Request:
         'Content-Length': str(length)})
 
 
-def test_inputs_beyond_the_ram_limit_are_refused_before_the_body(tmp_path):
-    middleware = ObjectQueryMiddleware(None, {
-        'zerovm_ram_dir': str(tmp_path), 'zerovm_ram_limit': '1000'})
+def _members_body(members) -> Request:
+    """An execution request whose body is ``members`` ((name, bytes)...)."""
+    body = b''.join(chunk for name, data in members
+                    for chunk in protocol.iter_member(name, len(data),
+                                                      [data]))
+    req = _object_post(len(body))
+    req.environ['wsgi.input'] = io.BytesIO(body)
+    return req
+
+
+def test_inputs_beyond_the_ram_limit_are_spilled_sealed(tmp_path):
+    """Inputs RAM has no room for go to the spill directory, encrypted
+    under keys of their own; what fits stays in RAM, plain."""
+    ram, spill = tmp_path / 'ram', tmp_path / 'spill'
+    ram.mkdir()
+    spill.mkdir()
+    small, big = b's' * 400, b'input|' * 300
+    req = _members_body([(protocol.SYSMAP_MEMBER, b'{}'), ('stdin', small),
+                         ('input', big), ('in/a', big)])
+    body = RequestBody(req, 1 << 20, 1000, 0, lambda name: True)
+    members, live = body.receive(str(ram), str(spill))
+    assert live is None
+    assert sorted(body.sealed) == ['in/a', 'input']
+    assert os.path.dirname(members['stdin']) == str(ram)
+    with open(members['stdin'], 'rb') as fp:
+        assert fp.read() == small
+    for name in body.sealed:
+        assert os.path.dirname(members[name]) == str(spill)
+        with open(members[name], 'rb') as fp:
+            stored = fp.read()
+        assert b'input|' not in stored
+        assert KeyStream(body.sealed[name]).apply(0, stored) == big
+    assert body.sealed['input'] != body.sealed['in/a']
+    assert body.in_ram == 402
+
+
+def test_an_image_beyond_the_ram_limit_is_413(tmp_path):
+    req = _members_body([(protocol.SYSMAP_MEMBER, b'{}'),
+                         (protocol.IMAGE_MEMBER, b'i' * 1500)])
+    body = RequestBody(req, 1 << 20, 1000, 0, lambda name: True)
     with pytest.raises(HTTPException) as refused:
-        middleware.execute(_object_post(1001))
+        body.receive(str(tmp_path), str(tmp_path))
     assert refused.value.status_int == 413
     assert refused.value.body == (
-        b'The node needs 1001 bytes of inputs in memory; this server keeps '
+        b'The node needs 1502 bytes of inputs in memory; this server keeps '
         b'at most 1000 per node (zerovm_ram_limit)')
 
 

@@ -238,3 +238,25 @@ def test_system_map_of_a_tar_made_from_its_directory(tmp_path):
 def test_a_member_of_another_name_is_not_the_system_map(tmp_path, name):
     with pytest.raises(jobsource.NoSystemMap):
         find_map(tmp_path, make_tar([(name, SYSTEM_MAP)]))
+
+
+def test_a_sealed_spool_is_ciphertext_on_disk_and_plaintext_to_read(
+        tmp_path):
+    plain = b'what a node wrote|' * 5000
+    with jobsource.spool_file(str(tmp_path), 'zerocloud-out-', sealed=True) as (
+            fp, spooled):
+        for start in range(0, len(plain), 7000):   # pieces off the block
+            fp.write(plain[start:start + 7000])
+    with open(spooled.path, 'rb') as stored:
+        on_disk = stored.read()
+    assert len(on_disk) == spooled.size == len(plain)
+    assert b'what a node wrote' not in on_disk
+    assert b''.join(spooled.chunks()) == plain
+    # Another spool of the same bytes has a key of its own.
+    with jobsource.spool_file(str(tmp_path), sealed=True) as (fp, other):
+        fp.write(plain)
+    with open(other.path, 'rb') as stored:
+        assert stored.read() != on_disk
+    spooled.remove()
+    other.remove()
+    assert os.listdir(str(tmp_path)) == []

@@ -23,9 +23,10 @@ import os
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Iterator, Optional, Tuple
 
 from zerocloud import protocol, tarscan
+from zerocloud.cipher import CipherKey, SealedWriter, unsealed_chunks
 from zerocloud.job.model import JobError
 
 JSON_TYPE = 'application/json'
@@ -47,11 +48,15 @@ class NoSystemMap(JobError):
 @dataclass
 class Spooled:
     """Bytes kept in a local temp file: an uploaded image, a request body,
-    what a node returned."""
+    what a node returned (sealed with ``key``: see :mod:`zerocloud.cipher`;
+    read it through :meth:`chunks`)."""
     path: str
     size: int
+    key: Optional[CipherKey] = None
 
     def chunks(self) -> Iterator[bytes]:
+        if self.key is not None:
+            return unsealed_chunks(self.path, self.key)
         return protocol.iter_file(self.path)
 
     def remove(self) -> None:
@@ -118,14 +123,16 @@ def _copy_body(read: Callable[[int], bytes], content_length: Optional[int],
 
 
 @contextmanager
-def spool_file(spool_dir: Optional[str], prefix: str = 'zerocloud-image-'
-               ) -> Iterator[Tuple[BinaryIO, Spooled]]:
-    """A new temp file to fill; removed again if filling it fails."""
+def spool_file(spool_dir: Optional[str], prefix: str = 'zerocloud-image-',
+               sealed: bool = False) -> Iterator[Tuple[Any, Spooled]]:
+    """A new temp file to fill (with ``sealed``, through a writer that
+    seals what it is given); removed again if filling it fails."""
     fd, path = tempfile.mkstemp(prefix=prefix, dir=spool_dir)
-    spooled = Spooled(path, 0)
+    spooled = Spooled(path, 0, CipherKey.fresh() if sealed else None)
     try:
         with os.fdopen(fd, 'w+b') as fp:
-            yield fp, spooled
+            yield (SealedWriter(fp, spooled.key) if spooled.key is not None
+                   else fp), spooled
         spooled.size = os.path.getsize(path)
     except BaseException:
         spooled.remove()

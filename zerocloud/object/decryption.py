@@ -30,7 +30,7 @@ from swift.common.middleware.crypto.crypto_utils import (
 from swift.common.utils import Timestamp
 
 from zerocloud.protocol import BodyKey
-from zerocloud.runtime.served import CipherKey
+from zerocloud.cipher import CipherKey
 
 BODY_META = 'X-Object-Sysmeta-Crypto-Body-Meta'
 CHUNK = 1 << 20

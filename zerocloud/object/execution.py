@@ -39,7 +39,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 from zerocloud import cgi, protocol, tarscan
 from zerocloud.job.model import FilePath, JobError, Node, SwiftPath
 from zerocloud.runtime import image, manifest, nvram
-from zerocloud.runtime.served import CipherKey
+from zerocloud.cipher import CipherKey
 
 USER_IMAGE = protocol.IMAGE_MEMBER
 EXECUTABLE_MEMBER = protocol.EXECUTABLE_MEMBER
@@ -99,6 +99,9 @@ class Output:
     min_size: int
     swift_path: Optional[SwiftPath]
     edge: bool = False
+    #: The key its file is sealed with (``zerocloud.cipher``); ``None``
+    #: for a FIFO or a file in RAM.
+    key: Optional[CipherKey] = None
 
     @property
     def immediate(self) -> bool:
@@ -114,8 +117,14 @@ class Session:
     #: The program file (or system image) and its tar member, if any.
     program: str = ''
     member: Optional[str] = None
-    #: Read channels stored encrypted, by alias, with their keys.
+    #: Channels the sandbox reads or writes encrypted, by alias: read
+    #: channels stored encrypted (their body keys) and every output file,
+    #: stderr's too (sealed, each with a fresh key).
     ciphers: Dict[str, CipherKey] = field(default_factory=dict)
+
+    @property
+    def stderr_key(self) -> Optional[CipherKey]:
+        return self.ciphers.get('/dev/stderr')
 
 
 def _copy_program(image_path: str, member: str, dest: str,
@@ -234,12 +243,14 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
                     sysimages: Mapping[str, str],
                     local: Optional[LocalObject], limits: Limits,
                     deterministic_clock: Optional[int] = None,
-                    seed: int = 0, output_dir: Optional[str] = None
+                    seed: int = 0, output_dir: Optional[str] = None,
+                    sealed: Optional[Mapping[str, CipherKey]] = None
                     ) -> Session:
     """Bind every channel of ``node`` to a host file and write the manifest.
 
-    ``members`` maps member names the proxy sent to their files in
-    ``workdir``; ``local`` is the object this server holds, if any.  With
+    ``members`` maps member names the proxy sent to their files (in
+    ``workdir``, or spilled elsewhere sealed by the keys in ``sealed``);
+    ``local`` is the object this server holds, if any.  With
     ``deterministic_clock`` the run is deterministic: the guest's clock is
     pinned to it and its randomness comes from ``seed``.  The files the
     node writes (outputs, edges, stderr) go to ``output_dir`` (default
@@ -252,7 +263,8 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
                                       limits)
     channels: List[BoundChannel] = []
     outputs: List[Output] = []
-    ciphers: Dict[str, CipherKey] = {}
+    ciphers: Dict[str, CipherKey] = {
+        '/dev/' + name: key for name, key in (sealed or {}).items()}
     local_env: Dict[str, str] = {}
     fstab = []
     for ch in node.channels:
@@ -262,8 +274,9 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
             host = os.path.join(output_dir, 'out.' + dev)
             open(host, 'wb').close()
             channels.append(BoundChannel(dev, host, False, etag=True))
+            key = ciphers['/dev/' + dev] = CipherKey.fresh()
             outputs.append(Output(dev, host, ch.content_type, dict(ch.meta),
-                                  ch.min_size, path))
+                                  ch.min_size, path, key=key))
             continue
         if dev in members:
             host = members[dev]
@@ -294,8 +307,9 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
             host = os.path.join(output_dir, 'edge.%d' % len(outputs))
             open(host, 'wb').close()
             channels.append(BoundChannel(edge.device, host, False, etag=True))
+            key = ciphers['/dev/' + edge.device] = CipherKey.fresh()
             outputs.append(Output(edge.device, host, EDGE_CONTENT_TYPE, {}, 0,
-                                  None, edge=True))
+                                  None, edge=True, key=key))
         elif edge.device in members:
             channels.append(BoundChannel(edge.device, members[edge.device],
                                          True))
@@ -309,6 +323,7 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
         # Undeclared stderr is still kept, so a failure can name its cause.
         stderr_path = os.path.join(output_dir, 'diag.stderr')
         channels.append(BoundChannel('stderr', stderr_path, False))
+        ciphers['/dev/stderr'] = CipherKey.fresh()
     if USER_IMAGE in members and not any(c.device == USER_IMAGE
                                          for c in channels):
         channels.append(BoundChannel(USER_IMAGE, members[USER_IMAGE], True))

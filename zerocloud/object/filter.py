@@ -57,9 +57,12 @@ sandbox pool.  A node whose only output is the client's answer writes it
 into a FIFO the server reads as it runs (:mod:`zerocloud.object.
 outstream`): a large one is streamed to the proxy while the node runs.
 Otherwise the node's
-outputs are the program's own bytes: they are written under the device's
-``tmp/`` during the run (bounded by ``zerovm_maxoutput`` each) and stored,
-encrypted and in their container's policy, by the proxy afterwards.
+outputs (and its stderr) are written under the device's ``tmp/`` during
+the run (bounded by ``zerovm_maxoutput`` each), sealed: encrypted by the
+sandbox as written, each under a key made for it and held in memory only
+(:mod:`zerocloud.cipher`), decrypted as they are sent to the proxy, and
+stored, encrypted and in their container's policy, by the proxy
+afterwards.
 
 Pipelines::
 
@@ -180,7 +183,6 @@ from zerocloud.object.execution import Limits, Session
 from zerocloud.object.hostmemory import (
     not_in_ram_warning, orphaned_node_dirs, overcommit_warning,
     process_alive, server_processes, visible_memory)
-from zerocloud.object.members import bytes_in_ram, over_ram_limit
 from zerocloud.object.node import NodeRequest, job_account, Placement, busy
 from zerocloud.runtime.cache import keep_source
 from zerocloud.runtime.pool import PoolFull, SandboxPool, SandboxWorkerError
@@ -282,9 +284,6 @@ class ObjectQueryMiddleware:
                 req.content_length > self.config.max_input:
             raise HTTPRequestEntityTooLarge(body='RPC request too large',
                                             request=req)
-        in_ram = bytes_in_ram(req, self.config.ram_limit)
-        if in_ram > self.config.ram_limit:
-            raise over_ram_limit(req, in_ram, self.config.ram_limit)
         ctype = req.headers.get('Content-Type', '').split(';')[0].strip()
         if not ctype:
             raise HTTPBadRequest(body='No content type', request=req)

@@ -9,6 +9,13 @@ the last one streamable (``X-Zerocloud-Streamed-Length``), that one is not
 stored: it becomes a FIFO (:class:`LiveInput`) that a green thread feeds
 from the request body while the node runs, at the pace the program reads.
 The program sees a sequential device there: a seek fails (``ESPIPE``).
+Any other input that does not fit in RAM any more is spilled: stored on
+the device, in the node's directory there, sealed (encrypted as it
+arrives under a key made for it and held in memory only,
+:mod:`zerocloud.cipher`), and read by the program through the sandbox,
+which decrypts what it reads (:mod:`zerocloud.runtime.served`): a file
+like any other, seekable, of any size up to ``zerovm_maxinput``.  The
+system map, an image and a program must fit in RAM (else ``413``).
 
 A program that stops reading early leaves the rest of the body unread; it
 is read and dropped after the run, so the proxy, still sending it, gets the
@@ -25,6 +32,7 @@ from swift.common.swob import (
     HTTPRequestEntityTooLarge, Request)
 
 from zerocloud import protocol
+from zerocloud.cipher import CipherKey, SealedWriter
 from zerocloud.object.fifo import make_fifo
 
 #: Bytes moved per read from the request body.
@@ -54,12 +62,6 @@ def live_length(req: Request, ram_limit: int, in_ram: int = 0) -> int:
     if in_ram + (req.content_length or 0) <= ram_limit:
         return 0
     return streamed_length(req)
-
-
-def bytes_in_ram(req: Request, ram_limit: int, in_ram: int = 0) -> int:
-    """Bytes of the body the node's server must store in RAM: all of it
-    but a member fed live."""
-    return (req.content_length or 0) - live_length(req, ram_limit, in_ram)
 
 
 class LiveInput:
@@ -139,12 +141,15 @@ class RequestBody:
         self.req = req
         self.max_input = max_input
         self.ram_limit = ram_limit
+        #: Bytes the node holds in RAM: before the body, then with the
+        #: members stored there.
         self.in_ram = in_ram
         self.is_member_name = is_member_name
         self.expected = req.content_length
         self.total = 0
-        #: Where a live input's bytes start: RAM is not counted from there.
-        self.live_from: Optional[int] = None
+        #: Spilled inputs (their files on the device), by member name, and
+        #: the keys they are sealed with.
+        self.sealed: Dict[str, CipherKey] = {}
         #: The body ended before its Content-Length: the client went away.
         self.cut_short = False
         self._input = req.environ['wsgi.input']
@@ -160,9 +165,6 @@ class RequestBody:
         if self.total > self.max_input:
             raise HTTPRequestEntityTooLarge(body='RPC request too large',
                                             request=req)
-        stored = self.total if self.live_from is None else self.live_from
-        if self.in_ram + stored > self.ram_limit:
-            raise over_ram_limit(req, self.in_ram + stored, self.ram_limit)
         if expected is not None and self.total > expected:
             raise HTTPBadRequest(
                 body="Actual content length is greater than the "
@@ -175,10 +177,32 @@ class RequestBody:
             self.expected - self.total == \
             member.size + len(protocol.padding(member.size))
 
-    def receive(self, ramdir: str
+    def _store(self, reader: protocol.MemberReader, member: protocol.Member,
+               name: str, ramdir: str, spill_dir: str) -> str:
+        """Copy ``member`` to file ``name`` in ``ramdir``, or sealed in
+        ``spill_dir`` if it is an input RAM has no room for any more; a
+        member that must be in RAM and does not fit is ``413``.  The
+        file's path."""
+        if self.in_ram + member.size <= self.ram_limit:
+            self.in_ram += member.size
+            dest = os.path.join(ramdir, name)
+            with open(dest, 'wb') as fp:
+                reader.copy_to(fp)
+            return dest
+        if member.name in NOT_INPUTS:
+            raise over_ram_limit(self.req, self.in_ram + member.size,
+                                 self.ram_limit)
+        key = self.sealed[member.name] = CipherKey.fresh()
+        dest = os.path.join(spill_dir, name)
+        with open(dest, 'wb') as fp:
+            reader.copy_to(SealedWriter(fp, key))
+        return dest
+
+    def receive(self, ramdir: str, spill_dir: str
                 ) -> Tuple[Dict[str, str], Optional[LiveInput]]:
-        """The members by name (their files in ``ramdir``), and the live
-        input if one is fed while the node runs."""
+        """The members by name (their files in ``ramdir``, or ``spill_dir``
+        for the spilled ones: see :attr:`sealed`), and the live input if
+        one is fed while the node runs."""
         req = self.req
         reader = protocol.MemberReader(self._read)
         members: Dict[str, str] = {}
@@ -191,15 +215,15 @@ class RequestBody:
                 if not self.is_member_name(name) or name in members:
                     raise HTTPBadRequest(body='Bad member name %r' % name,
                                          request=req)
-                dest = os.path.join(ramdir, 'in.%d' % len(members))
+                file_name = 'in.%d' % len(members)
                 if self._is_live(member):
-                    self.live_from = self.total
+                    dest = os.path.join(ramdir, file_name)
                     members[name] = dest
                     return members, LiveInput(name, dest, member.size,
                                               reader)
-                with open(dest, 'wb') as fp:
-                    reader.copy_to(fp)
-                members[name] = dest
+                members[name] = self._store(reader, member, file_name,
+                                            ramdir, spill_dir)
+
         except protocol.FramingError as err:
             if self.cut_short:
                 raise HTTPClientDisconnect(request=req)

@@ -35,6 +35,7 @@ from swift.common.swob import (
 from swift.common.utils import config_true_value, unquote
 
 from zerocloud import cgi, protocol
+from zerocloud.cipher import CipherKey, read_unsealed, unsealed_chunks
 from zerocloud.headers import header_value
 from zerocloud.job.model import JobError, Node, SwiftPath, parse_location
 from zerocloud.object import decryption, swiftdisk
@@ -175,21 +176,47 @@ def colocation_proof(value: Optional[str]) -> Optional[str]:
     return hmac.new(salt.encode(), address.encode(), sha1).hexdigest()
 
 
-def last_error_line(path: str) -> str:
-    """The last non-empty line a failed program wrote to its stderr.
+def last_error_line(path: str, key: Optional[CipherKey]) -> str:
+    """The last non-empty line a failed program wrote to its stderr (the
+    file sealed with ``key``).
 
     Bytes that are not UTF-8 stay lone surrogates, which the header
     encoding turns back into those bytes.
     """
     try:
-        with open(path, 'rb') as fp:
-            fp.seek(0, os.SEEK_END)
-            fp.seek(max(0, fp.tell() - DIAG_TAIL))
-            tail = fp.read().decode('utf-8', 'surrogateescape')
+        start = max(0, os.path.getsize(path) - DIAG_TAIL)
+        tail = _output_bytes(path, key, DIAG_TAIL, start).decode(
+            'utf-8', 'surrogateescape')
     except OSError:
         return ''
     lines = [line.strip() for line in tail.splitlines() if line.strip()]
     return lines[-1][:256] if lines else ''
+
+
+#: Bytes of an output file read at once.
+OUTPUT_CHUNK = 1 << 16
+
+
+def _output_bytes(path: str, key: Optional[CipherKey], size: int,
+                  offset: int = 0) -> bytes:
+    """At most ``size`` bytes of a node's output file from ``offset``, as
+    the program wrote them."""
+    if key is not None:
+        return read_unsealed(path, key, size, offset)
+    with open(path, 'rb') as fp:
+        fp.seek(offset)
+        return fp.read(size)
+
+
+def _output_chunks(path: str, key: Optional[CipherKey], offset: int
+                   ) -> Iterator[bytes]:
+    """A node's output file from ``offset`` on, as the program wrote it."""
+    if key is not None:
+        yield from unsealed_chunks(path, key, offset)
+        return
+    with open(path, 'rb') as fp:
+        fp.seek(offset)
+        yield from iter(lambda: fp.read(OUTPUT_CHUNK), b'')
 
 
 def frame_output(output: Output) -> Tuple[int, Iterator[bytes]]:
@@ -201,8 +228,7 @@ def frame_output(output: Output) -> Tuple[int, Iterator[bytes]]:
     pax = {protocol.PAX_CONTENT_TYPE: output.content_type}
     offset = 0
     if output.content_type in CGI_TYPES:
-        with open(output.host_path, 'rb') as fp:
-            head = fp.read(CGI_HEAD)
+        head = _output_bytes(output.host_path, output.key, CGI_HEAD)
         parsed = cgi.parse_cgi_output(head, output.content_type,
                                       at_eof=size <= len(head))
         if parsed is not None:
@@ -217,16 +243,9 @@ def frame_output(output: Output) -> Tuple[int, Iterator[bytes]]:
         pax[protocol.PAX_META_PREFIX + key] = value
     length = size - offset
 
-    def chunks() -> Iterator[bytes]:
-        with open(output.host_path, 'rb') as fp:
-            fp.seek(offset)
-            while True:
-                chunk = fp.read(65536)
-                if not chunk:
-                    return
-                yield chunk
     return (protocol.member_length(output.device, length, pax),
-            protocol.iter_member(output.device, length, chunks(), pax))
+            protocol.iter_member(output.device, length, _output_chunks(
+                output.host_path, output.key, offset), pax))
 
 
 class AnswerBody:
@@ -292,6 +311,10 @@ class NodeRequest:
         self.body_key: Optional[protocol.BodyKey] = None
         #: The input fed to the program while it runs, if any.
         self.live: Optional[LiveInput] = None
+        #: Inputs spilled to the device, sealed, by member name: their keys.
+        self.sealed: Dict[str, CipherKey] = {}
+        #: Bytes of members stored in RAM.
+        self.members_in_ram = 0
 
     @property
     def pool(self) -> SandboxPool:
@@ -402,13 +425,13 @@ class NodeRequest:
         """A local encrypted object the node mounts as its image is
         unpacked on the host, not read by the program: it is decrypted
         into RAM first (at most ``zerovm_ram_limit`` bytes with the
-        members)."""
+        members stored there)."""
         local, req = self.local, self.req
         if local is None or local.key is None or not any(
                 ch.device == USER_IMAGE and ch.path == local.path
                 for ch in node.channels):
             return
-        needed = local.size + (req.content_length or 0)
+        needed = local.size + self.members_in_ram
         if needed > self.config.ram_limit:
             raise over_ram_limit(req, needed, self.config.ram_limit)
         plain = os.path.join(self.ramdir, 'local')
@@ -448,9 +471,8 @@ class NodeRequest:
                 raise HTTPBadRequest(body='Bad %s'
                                      % protocol.LISTING_KEYS_HEADER,
                                      request=req)
-            needed = size + (req.content_length or 0)
-            if needed > self.config.ram_limit:
-                raise over_ram_limit(req, needed, self.config.ram_limit)
+            if size > self.config.ram_limit:
+                raise over_ram_limit(req, size, self.config.ram_limit)
         snapshot = os.path.join(self.ramdir if keys else self.workdir,
                                 'container.db')
         owner = req.headers.get(protocol.OWNER_HEADER) == \
@@ -466,12 +488,15 @@ class NodeRequest:
 
     def _receive(self, in_ram: int) -> Dict[str, str]:
         """Store the streamed members as files in the RAM directory, which
-        holds ``in_ram`` bytes already; the last may be fed live
+        holds ``in_ram`` bytes already; the last may be fed live, inputs
+        beyond the RAM limit are spilled to the device, sealed
         (:mod:`zerocloud.object.members`)."""
         body = RequestBody(self.req, self.config.max_input,
                            self.config.ram_limit, in_ram,
                            lambda name: bool(MEMBER_NAME.match(name)))
-        members, self.live = body.receive(self.ramdir)
+        members, self.live = body.receive(self.ramdir, self.workdir)
+        self.sealed = body.sealed
+        self.members_in_ram = body.in_ram - in_ram
         return members
 
     def _read_sysmap(self, members: Dict[str, str]) -> Node:
@@ -505,6 +530,7 @@ class NodeRequest:
                 prepare_session, node, self.ramdir, members,
                 self.config.sysimages, local, limits,
                 output_dir=self.workdir, deterministic_clock=clock,
+                sealed=self.sealed,
                 seed=int(md5(req.headers[protocol.JOB_ID_HEADER].encode() +
                              node.name.encode()).hexdigest()[:15], 16))
         except ExecutionError as err:
@@ -576,8 +602,11 @@ class NodeRequest:
         if output.device != 'stdout' or not output.immediate or \
                 output.min_size or output.content_type in CGI_TYPES:
             return None
-        # In place of the file made for it: a FIFO holds no data on disk.
+        # In place of the file made for it: a FIFO holds no data on disk,
+        # nor anything to seal.
         os.unlink(output.host_path)
+        del session.ciphers['/dev/' + output.device]
+        output.key = None
         stream = OutputStream(output.host_path, limits.max_output)
         self.stack.callback(stream.close)
         return stream
@@ -635,7 +664,7 @@ class NodeRequest:
         if not report.ok:
             headers['X-Nexe-Error'] = headers['X-Nexe-Status']
         elif report.retcode != 0:
-            line = last_error_line(session.stderr_path)
+            line = last_error_line(session.stderr_path, session.stderr_key)
             headers['X-Nexe-Error'] = header_value(
                 'bad return code: ' + line if line else 'bad return code')
         self.server.logger.info(

@@ -98,7 +98,10 @@ Options (``[filter:proxy_query]``), with defaults:
     job with more is refused with ``400`` naming this option before
     anything runs (each connection is a spooled stream here).
 ``zerovm_spool_dir`` (system temp dir)
-    where uploaded images and outputs are spooled; it must exist.
+    where uploaded images and what nodes answered are spooled; it must
+    exist.  What nodes answered (outputs, data between nodes, answers) is
+    spooled sealed: encrypted under a key made for that one file and held
+    in memory only (:mod:`zerocloud.cipher`).
 ``zerovm_accounting_enabled = false``
     store one accounting object per job: lines
     ``<UTC time> <transaction> <node> (<cdr line>) [<status>]`` in

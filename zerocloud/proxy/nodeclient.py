@@ -520,7 +520,10 @@ def _member_chunks(reader: protocol.MemberReader) -> Iterator[bytes]:
 
 def _spool(reader: protocol.MemberReader, spool_dir: Optional[str]
            ) -> Spooled:
-    with spool_file(spool_dir, 'zerocloud-out-') as (fp, spooled):
+    """The rest of the current member in a sealed spool file: what a node
+    wrote, maybe from an encrypted object, is ciphertext on this disk."""
+    with spool_file(spool_dir, 'zerocloud-out-', sealed=True) as (fp,
+                                                                  spooled):
         reader.copy_to(fp)
     return spooled
 

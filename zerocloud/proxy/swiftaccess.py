@@ -14,7 +14,7 @@ from typing import BinaryIO, Callable, Dict, List, Optional, Tuple
 from swift.common.http import is_success
 from swift.common.middleware.crypto.crypto_utils import CRYPTO_KEY_CALLBACK
 from swift.common.swob import HTTPException, Request, Response, str_to_wsgi
-from swift.common.utils import close_if_possible, quote
+from swift.common.utils import FileLikeIter, close_if_possible, quote
 from swift.common.wsgi import make_subrequest
 from swift.proxy.controllers.base import get_container_info, get_info
 
@@ -234,8 +234,11 @@ class SwiftAccess:
         headers = {'Content-Type': put.content_type}
         for key, value in put.meta.items():
             headers['X-Object-Meta-' + key] = value
-        with open(put.data.path, 'rb') as fp:
-            resp = self.put(put.path, fp, put.data.size, headers, grants)
+        body = FileLikeIter(put.data.chunks())
+        try:
+            resp = self.put(put.path, body, put.data.size, headers, grants)
+        finally:
+            body.close()
         if is_success(resp.status_int):
             return None
         return resp.status_int, 'Status %s when putting %s' % (

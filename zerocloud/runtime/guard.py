@@ -34,8 +34,9 @@ already refused by wasmtime.  ``/tmp`` is left alone.  This is the first
 wall; ``zerocloud.runtime.sandbox`` adds an OS-level one.
 
 Runs with a served channel (an object stored encrypted, read in place; a
-named device or stdout on a FIFO) also shadow ``fd_read``, ``fd_pread``,
-``fd_write``, ``fd_pwrite``, ``fd_seek``, ``fd_tell``, ``fd_close`` and
+named device or stdout on a FIFO; an output sealed by the object server)
+also shadow ``fd_read``, ``fd_pread``, ``fd_write``, ``fd_pwrite``,
+``fd_filestat_set_size``, ``fd_seek``, ``fd_tell``, ``fd_close`` and
 ``fd_renumber``, and follow what ``path_open`` opened: see
 ``zerocloud.runtime.served``.
 
@@ -51,7 +52,7 @@ from typing import Callable, Dict, List, Optional, Set, Tuple
 
 import wasmtime
 
-from zerocloud.runtime.served import ServedFile, ServedReads
+from zerocloud.runtime.served import ServedFile, ServedCalls
 
 WASI = 'wasi_snapshot_preview1'
 
@@ -104,17 +105,24 @@ HELPER_CALLS = {
     'fd_filestat_get': 'ii',
 }
 #: Shadowed in runs with a served channel (:mod:`zerocloud.runtime.
-#: served`); ``path_open`` is guarded anyway.
+#: served`); ``path_open`` is guarded anyway.  Runs whose only served
+#: channels are stdout and stderr (sealed, or stdout on a FIFO) shadow just
+#: ``STDIO_SERVED_CALLS``: those descriptors are only written, and every
+#: other call keeps wasmtime's speed.
 SERVED_CALLS = {
     'fd_read': 'iiii',
     'fd_pread': 'iiiIi',
     'fd_write': 'iiii',
     'fd_pwrite': 'iiiIi',
+    'fd_filestat_set_size': 'iI',
     'fd_seek': 'iIii',
     'fd_tell': 'ii',
     'fd_close': 'i',
     'fd_renumber': 'ii',
 }
+STDIO_SERVED_CALLS = ('fd_write', 'fd_pwrite', 'fd_close', 'fd_renumber')
+#: What a linker shadows for served channels: nothing, stdio's writes, all.
+SERVED_NONE, SERVED_STDIO, SERVED_ALL = 0, 1, 2
 
 
 class RunGuard:
@@ -124,17 +132,15 @@ class RunGuard:
                  dev_fd: int, deterministic: bool, clock_seconds: int = 0,
                  seed: int = 0,
                  served: Optional[Dict[str, ServedFile]] = None,
-                 served_stdin: Optional[ServedFile] = None,
-                 served_stdout: Optional[ServedFile] = None):
+                 served_stdio: Optional[Dict[int, ServedFile]] = None):
         """``read_only``, ``dev_folders`` and the keys of ``served`` are
         paths relative to ``/dev`` (``.`` is ``/dev`` itself)."""
         self.read_only = read_only
         self.served = served or {}
-        self.served_stdin = served_stdin
-        self.served_stdout = served_stdout
-        #: The reads (and writes) the host serves, in a run with served
+        self.served_stdio = served_stdio or {}
+        #: The reads and writes the host serves, in a run with served
         #: channels.
-        self.reads: Optional[ServedReads] = None
+        self.calls: Optional[ServedCalls] = None
         self.dev_folders = dev_folders
         self.dev_fd = dev_fd
         self.protected: Set[Inode] = set()
@@ -161,12 +167,11 @@ class RunGuard:
             self.protected.add(self._identify(store, memory, relative))
         for relative in self.dev_folders:
             self.fixed_folders.add(self._identify(store, memory, relative))
-        if self.served or self.served_stdin or self.served_stdout:
-            self.reads = ServedReads(
+        if self.served or self.served_stdio:
+            self.calls = ServedCalls(
                 {self._identify(store, memory, relative): file
                  for relative, file in self.served.items()},
-                self._call_original, self._fd_inode, self.served_stdin,
-                self.served_stdout)
+                self._call_original, self._fd_inode, self.served_stdio)
 
     def _call_original(self, caller, name: str, *args) -> int:
         return self.original[name](caller, *args)
@@ -278,8 +283,9 @@ class RunGuard:
         status = self.original['path_open'](
             caller, fd, dirflags, path, path_len, oflags, rights_base,
             rights_inheriting, fdflags, opened)
-        if status == ERRNO_SUCCESS and self.reads is not None:
-            self.reads.opened(caller, opened)
+        if status == ERRNO_SUCCESS and self.calls is not None:
+            self.calls.opened(caller, opened, rights_base,
+                              bool(fdflags & FDFLAGS_APPEND))
         return status
 
     def path_unlink_file(self, caller, fd, path, path_len):
@@ -397,9 +403,10 @@ def _dispatch(name: str, current: Callable[[], object]) -> Callable:
 
 def guarded_linker(engine: wasmtime.Engine, deterministic: bool,
                    current: Callable[[], RunGuard],
-                   served: bool = False) -> wasmtime.Linker:
+                   served: int = SERVED_NONE) -> wasmtime.Linker:
     """A WASI linker whose shadowed calls go to ``current()``'s guard (and,
-    when ``served``, its reads to the guard's :class:`ServedReads`).
+    as ``served`` says, calls on served channels to the guard's
+    :class:`ServedCalls`).
 
     The linker holds no per-run state, so one is built per engine and mode
     and reused for every run.
@@ -413,10 +420,11 @@ def guarded_linker(engine: wasmtime.Engine, deterministic: bool,
     for name, params in calls.items():
         linker.define_func(WASI, name, _functype(params),
                            _dispatch(name, current), access_caller=True)
-    if served:
-        for name, params in SERVED_CALLS.items():
+    for name, params in SERVED_CALLS.items():
+        if served == SERVED_ALL or (served == SERVED_STDIO
+                                    and name in STDIO_SERVED_CALLS):
             linker.define_func(WASI, name, _functype(params),
-                               _dispatch(name, lambda: current().reads),
+                               _dispatch(name, lambda: current().calls),
                                access_caller=True)
     return linker
 

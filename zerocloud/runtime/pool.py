@@ -84,7 +84,7 @@ from eventlet.green import subprocess as green_subprocess
 from eventlet.semaphore import Semaphore
 
 from zerocloud.runtime import worker as protocol
-from zerocloud.runtime.served import CipherKey
+from zerocloud.cipher import CipherKey
 from zerocloud.runtime.limits import (WALL_CLOCK_EXIT, CacheLimits,
                                       check_wall_clock)
 from zerocloud.runtime.report import Report, ReportError, parse_report
@@ -293,7 +293,7 @@ class SandboxPool:
             ) -> SessionResult:
         """Run one session in a worker for ``account``; raises PoolFull
         when none is free for it (within ``queue_wait`` seconds, if
-        given).  ``ciphers``: keys of read channels stored encrypted."""
+        given).  ``ciphers``: keys of channels read or written encrypted."""
         request = {'manifest': manifest_path,
                    'skip_validation': skip_validation,
                    'validate_only': validate_only,

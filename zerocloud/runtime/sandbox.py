@@ -216,10 +216,13 @@ class Workspace:
         self.read_only.append(os.path.relpath(placed, self.dev))
         return placed
 
-    def add_write_channel(self, channel: Channel) -> str:
+    def add_write_channel(self, channel: Channel, served: bool = False
+                          ) -> str:
         """Place a write channel: a bind mount (root, so it stays writable
         under the read-only ``dev/`` of ``fix_dev``), a hard link, or a
-        file copied back after the run."""
+        file copied back after the run.  A ``served`` one is written by
+        the host straight into its host file (``zerocloud.runtime.
+        served``): its place only names it, nothing is copied back."""
         placed = self._placeholder(channel.alias)
         self.dev_writable = True
         if self.private:
@@ -239,7 +242,8 @@ class Workspace:
             shutil.copyfile(channel.uri, placed)
         else:
             open(placed, 'wb').close()
-        self.copy_back.append((channel, placed))
+        if not served:
+            self.copy_back.append((channel, placed))
         return placed
 
     def dev_folders(self) -> List[str]:

@@ -1,6 +1,6 @@
 """Channels the host serves: encrypted files, streams in and out.
 
-Three kinds of channel are not read or written by wasmtime's own calls:
+These channels are not read or written by wasmtime's own calls:
 
 * **Ciphered files.**  Swift's at-rest encryption stores an object's body
   as AES-256-CTR ciphertext, the same length as the plaintext.  CTR is
@@ -11,6 +11,13 @@ Three kinds of channel are not read or written by wasmtime's own calls:
   and decrypted there.  No plaintext copy exists outside the guest's
   memory, whatever the object's size, and a random-access read decrypts
   just the bytes it returns.
+* **Sealed outputs.**  What a node writes to a file on a device disk (an
+  output stored after the run, the answer when it does not stream,
+  stderr) is encrypted the same way as written, under a key the object
+  server makes for that file and keeps in memory
+  (:mod:`zerocloud.cipher`): the program's plaintext never lands on a
+  disk.  Writes go anywhere; a hole or a larger size reads back as zeros
+  (encrypted zeros are written for it).
 * **Streams.**  A named device on a FIFO (an input the object server feeds
   while the node runs): wasmtime reads files at a position it keeps, which
   a pipe refuses, so reads are served here in order.  A seek, ``fd_tell``
@@ -42,32 +49,37 @@ Keys reach the sandbox worker over its private request pipe
 (:mod:`zerocloud.runtime.worker`), never in a file.
 """
 
-import base64
-import binascii
 import errno
 import os
 import struct
-from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from abc import ABC
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from zerocloud.cipher import CipherKey, KeyStream
 
 ERRNO_SUCCESS = 0
 ERRNO_BADF = 8
+ERRNO_DQUOT = 19
 ERRNO_FAULT = 21
+ERRNO_FBIG = 22
 ERRNO_INVAL = 28
 ERRNO_IO = 29
+ERRNO_NOSPC = 51
 ERRNO_PIPE = 64
 ERRNO_SPIPE = 70
 #: WASI's numbers of the host errors a served call passes on.
-WASI_ERRNO = {errno.EBADF: ERRNO_BADF, errno.EPIPE: ERRNO_PIPE}
+WASI_ERRNO = {errno.EBADF: ERRNO_BADF, errno.EPIPE: ERRNO_PIPE,
+              errno.EFBIG: ERRNO_FBIG, errno.ENOSPC: ERRNO_NOSPC,
+              errno.EDQUOT: ERRNO_DQUOT}
 WHENCE_SET, WHENCE_CUR, WHENCE_END = 0, 1, 2
 U32_MASK = (1 << 32) - 1
 U64_MASK = (1 << 64) - 1
-BLOCK = 16
-KEY_BYTES = 32
-COUNTER_SPACE = 1 << 128
+#: Encrypted zeros are written this many at a time.
+ZERO_CHUNK = 1 << 20
+#: Rights of a descriptor that reads, and that changes its file (as
+#: wasmtime decides access from ``path_open``'s rights).
+RIGHTS_READ = 1 << 1
+RIGHTS_WRITE = (1 << 0) | (1 << 6) | (1 << 8) | (1 << 22)
 IOVEC = struct.Struct('<II')
 U32 = struct.Struct('<I')
 U64 = struct.Struct('<Q')
@@ -75,74 +87,33 @@ U64 = struct.Struct('<Q')
 Inode = Tuple[int, int]
 
 
-@dataclass(frozen=True)
-class CipherKey:
-    """The body key and IV of one encrypted channel."""
-    key: bytes = field(repr=False)
-    iv: bytes
-
-    def __post_init__(self) -> None:
-        if len(self.key) != KEY_BYTES or len(self.iv) != BLOCK:
-            raise ValueError('an AES-256-CTR key is 32 bytes and its IV 16')
-
-    def to_json(self) -> Dict[str, str]:
-        return {'key': base64.b64encode(self.key).decode('ascii'),
-                'iv': base64.b64encode(self.iv).decode('ascii')}
-
-    @classmethod
-    def from_json(cls, value: Any) -> 'CipherKey':
-        """ValueError unless ``value`` is what :meth:`to_json` makes."""
-        try:
-            return cls(base64.b64decode(value['key'], validate=True),
-                       base64.b64decode(value['iv'], validate=True))
-        except (KeyError, TypeError, binascii.Error) as err:
-            raise ValueError('bad cipher key: %s' % err)
-
-
-class KeyStream:
-    """Decrypts any byte range of one channel; a read that goes on where
-    the last one stopped reuses its cipher context."""
-
-    def __init__(self, key: CipherKey):
-        self.key = key
-        self._context: Any = None
-        self._next = -1
-
-    def _context_at(self, offset: int) -> Any:
-        counter = (int.from_bytes(self.key.iv, 'big') + offset // BLOCK) \
-            % COUNTER_SPACE
-        context = Cipher(algorithms.AES(self.key.key),
-                         modes.CTR(counter.to_bytes(BLOCK, 'big'))
-                         ).decryptor()
-        context.update(bytes(offset % BLOCK))
-        return context
-
-    def decrypt(self, offset: int, data: Any) -> bytes:
-        """The plaintext of ``data`` (bytes-like), stored at ``offset``."""
-        if offset != self._next:
-            self._context = self._context_at(offset)
-        self._next = offset + len(data)
-        return self._context.update(data)
-
-
 class ServedFile(ABC):
     """A served channel's host file, open for the run."""
 
-    #: Reads go anywhere (``True``) or only on, in order (a stream).
+    #: Reads and writes go anywhere (``True``) or only on, in order (a
+    #: stream).
     seekable = True
 
-    def __init__(self, path: str):
-        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        self.size = os.fstat(self.fd).st_size
+    def __init__(self, path: str, writable: bool = False):
+        self.fd = os.open(path, (os.O_RDWR if writable else os.O_RDONLY)
+                          | os.O_CLOEXEC)
 
-    @abstractmethod
+    @property
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size if self.seekable else 0
+
     def read(self, views: List[memoryview], offset: int) -> int:
         """Fill ``views`` from ``offset`` (ignored by a stream) as far as
-        the data goes; the bytes read.  Raises OSError."""
+        the data goes; the bytes read.  Raises OSError (``EBADF``: not
+        open for reading)."""
+        raise OSError(errno.EBADF, 'not open for reading')
 
-    def write(self, views: List[memoryview]) -> int:
-        """Write ``views`` in order; the bytes written.  Raises OSError
-        (``EBADF``: a read channel)."""
+    def write(self, views: List[memoryview], offset: int) -> int:
+        """Write ``views`` in order at ``offset`` (ignored by a stream);
+        the bytes written.  Raises OSError (``EBADF``: a read channel)."""
+        raise OSError(errno.EBADF, 'not open for writing')
+
+    def set_size(self, size: int) -> None:
         raise OSError(errno.EBADF, 'not open for writing')
 
     def close(self) -> None:
@@ -152,10 +123,13 @@ class ServedFile(ABC):
 
 
 class CipheredFile(ServedFile):
-    """A file stored encrypted: read anywhere, decrypted as read."""
+    """A file stored encrypted: read and written anywhere, decrypted as
+    read and encrypted as written.  Bytes a write or a new size adds past
+    the end (a hole, elsewhere zeros) are written as encrypted zeros, so
+    they read back as zeros."""
 
-    def __init__(self, path: str, key: CipherKey):
-        super().__init__(path)
+    def __init__(self, path: str, key: CipherKey, writable: bool = False):
+        super().__init__(path, writable)
         self.stream = KeyStream(key)
 
     def read(self, views: List[memoryview], offset: int) -> int:
@@ -163,11 +137,32 @@ class CipheredFile(ServedFile):
         for view in views:
             got = os.preadv(self.fd, [view], offset + done)
             if got:
-                view[:got] = self.stream.decrypt(offset + done, view[:got])
+                view[:got] = self.stream.apply(offset + done, view[:got])
             done += got
             if got < len(view):
                 break
         return done
+
+    def _zeros(self, start: int, end: int) -> None:
+        while start < end:
+            length = min(end - start, ZERO_CHUNK)
+            os.pwrite(self.fd, self.stream.apply(start, bytes(length)),
+                      start)
+            start += length
+
+    def write(self, views: List[memoryview], offset: int) -> int:
+        self._zeros(self.size, offset)
+        done = 0
+        for view in views:
+            done += os.pwrite(self.fd, self.stream.apply(offset + done, view),
+                              offset + done)
+        return done
+
+    def set_size(self, size: int) -> None:
+        current = self.size
+        if size < current:
+            os.ftruncate(self.fd, size)
+        self._zeros(current, size)
 
 
 class StreamedFile(ServedFile):
@@ -181,7 +176,6 @@ class StreamedFile(ServedFile):
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         os.set_blocking(fd, True)
         self.fd = fd
-        self.size = 0
 
     def read(self, views: List[memoryview], offset: int) -> int:
         return os.readv(self.fd, views) if views else 0
@@ -198,21 +192,25 @@ class StreamedOutput(ServedFile):
         fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         os.set_blocking(fd, True)
         self.fd = fd
-        self.size = 0
 
-    def read(self, views: List[memoryview], offset: int) -> int:
-        raise OSError(errno.EBADF, 'not open for reading')
-
-    def write(self, views: List[memoryview]) -> int:
+    def write(self, views: List[memoryview], offset: int) -> int:
         return os.writev(self.fd, views) if views else 0
 
 
 class _Open:
-    """A guest descriptor open on a served channel, and its position."""
+    """A guest descriptor open on a served channel: its position, what it
+    may do, and whether it is a stream for the guest (stdio: no seeks,
+    writes go on at the position)."""
 
-    def __init__(self, file: ServedFile):
+    def __init__(self, file: ServedFile, read: bool = True,
+                 write: bool = True, append: bool = False,
+                 stream: bool = False):
         self.file = file
         self.position = 0
+        self.read = read
+        self.write = write
+        self.append = append
+        self.seekable = file.seekable and not stream
 
 
 #: ``(caller, name, *args) -> errno``: wasmtime's own WASI call.
@@ -221,21 +219,21 @@ OriginalCall = Callable[..., int]
 IdentifyFd = Callable[[Any, int], Optional[Inode]]
 
 
-class ServedReads:
-    """Per-run state behind the shadowed read calls of one store."""
+class ServedCalls:
+    """Per-run state behind the shadowed calls of one store."""
 
     def __init__(self, files: Dict[Inode, ServedFile],
                  original: OriginalCall, identify_fd: IdentifyFd,
-                 stdin: Optional[ServedFile] = None,
-                 stdout: Optional[ServedFile] = None):
+                 stdio: Optional[Dict[int, ServedFile]] = None):
+        """``stdio``: served files of descriptors 0 (stdin, read as a
+        file), 1 and 2 (stdout and stderr, written as streams)."""
         self._files = files
         self._original = original
         self._identify_fd = identify_fd
         self._open: Dict[int, _Open] = {}
-        if stdin is not None:
-            self._open[0] = _Open(stdin)
-        if stdout is not None:
-            self._open[1] = _Open(stdout)
+        for fd, file in (stdio or {}).items():
+            self._open[fd] = _Open(file, write=False) if fd == 0 else \
+                _Open(file, read=False, stream=True)
 
     # -- reading into, and writing from, the guest's memory ----------------
 
@@ -288,6 +286,8 @@ class ServedReads:
         state = self._open.get(fd)
         if state is None:
             return self._original(caller, 'fd_read', fd, iovs, count, nread)
+        if not state.read:
+            return ERRNO_BADF
         status, done = self._read(caller, state.file, iovs & U32_MASK,
                                   count, state.position, nread & U32_MASK)
         if status == ERRNO_SUCCESS:
@@ -299,39 +299,68 @@ class ServedReads:
         if state is None:
             return self._original(caller, 'fd_pread', fd, iovs, count,
                                   offset, nread)
-        if not state.file.seekable:
+        if not state.seekable:
             return ERRNO_SPIPE
+        if not state.read:
+            return ERRNO_BADF
         return self._read(caller, state.file, iovs & U32_MASK, count,
                           offset & U64_MASK, nread & U32_MASK)[0]
+
+    def _write(self, caller: Any, state: _Open, iovs: int, count: int,
+               offset: int, nwritten: int) -> Tuple[int, int]:
+        """(errno, bytes written) of a write from the guest's buffers."""
+        if not state.write:
+            return ERRNO_BADF, 0
+        views = self._buffers(caller, iovs, count)
+        if views is None:
+            return ERRNO_FAULT, 0
+        try:
+            done = state.file.write(views, offset)
+        except OSError as err:
+            return WASI_ERRNO.get(err.errno, ERRNO_IO), 0
+        return self._store(caller, nwritten, U32, done), done
 
     def fd_write(self, caller, fd, iovs, count, nwritten):
         state = self._open.get(fd)
         if state is None:
             return self._original(caller, 'fd_write', fd, iovs, count,
                                   nwritten)
-        views = self._buffers(caller, iovs & U32_MASK, count)
-        if views is None:
-            return ERRNO_FAULT
-        try:
-            done = state.file.write(views)
-        except OSError as err:
-            return WASI_ERRNO.get(err.errno, ERRNO_IO)
-        state.position += done
-        return self._store(caller, nwritten & U32_MASK, U32, done)
+        if state.append and state.seekable:
+            state.position = state.file.size
+        status, done = self._write(caller, state, iovs & U32_MASK, count,
+                                   state.position, nwritten & U32_MASK)
+        if status == ERRNO_SUCCESS:
+            state.position += done
+        return status
 
     def fd_pwrite(self, caller, fd, iovs, count, offset, nwritten):
         state = self._open.get(fd)
         if state is None:
             return self._original(caller, 'fd_pwrite', fd, iovs, count,
                                   offset, nwritten)
-        return ERRNO_SPIPE if not state.file.seekable else ERRNO_BADF
+        if not state.seekable:
+            return ERRNO_SPIPE
+        return self._write(caller, state, iovs & U32_MASK, count,
+                           offset & U64_MASK, nwritten & U32_MASK)[0]
+
+    def fd_filestat_set_size(self, caller, fd, size):
+        state = self._open.get(fd)
+        if state is None:
+            return self._original(caller, 'fd_filestat_set_size', fd, size)
+        if not state.write or not state.seekable:
+            return ERRNO_BADF if state.seekable else ERRNO_INVAL
+        try:
+            state.file.set_size(size & U64_MASK)
+        except OSError as err:
+            return WASI_ERRNO.get(err.errno, ERRNO_IO)
+        return ERRNO_SUCCESS
 
     def fd_seek(self, caller, fd, delta, whence, new_offset):
         state = self._open.get(fd)
         if state is None:
             return self._original(caller, 'fd_seek', fd, delta, whence,
                                   new_offset)
-        if not state.file.seekable:
+        if not state.seekable:
             return ERRNO_SPIPE
         base = {WHENCE_SET: 0, WHENCE_CUR: state.position,
                 WHENCE_END: state.file.size}.get(whence & 0xFF)
@@ -347,20 +376,24 @@ class ServedReads:
         state = self._open.get(fd)
         if state is None:
             return self._original(caller, 'fd_tell', fd, offset)
-        if not state.file.seekable:
+        if not state.seekable:
             return ERRNO_SPIPE
         return self._store(caller, offset & U32_MASK, U64, state.position)
 
-    def opened(self, caller, opened: int) -> None:
-        """After a successful ``path_open``: follow the new descriptor if
-        it is open on a served channel (its number may be a reused one)."""
+    def opened(self, caller, opened: int, rights: int, append: bool
+               ) -> None:
+        """After a successful ``path_open`` with ``rights`` (and
+        ``append``): follow the new descriptor if it is open on a served
+        channel (its number may be a reused one)."""
         memory, opened = caller.get('memory'), opened & U32_MASK
         fd = U32.unpack(bytes(memory.read(caller, opened,
                                           opened + U32.size)))[0]
         self._open.pop(fd, None)
         file = self._files.get(self._identify_fd(caller, fd))
         if file is not None:
-            self._open[fd] = _Open(file)
+            self._open[fd] = _Open(file, read=bool(rights & RIGHTS_READ),
+                                   write=bool(rights & RIGHTS_WRITE),
+                                   append=append)
 
     def fd_close(self, caller, fd):
         status = self._original(caller, 'fd_close', fd)

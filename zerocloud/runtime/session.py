@@ -111,14 +111,16 @@ from typing import Callable, Dict, List, Optional, Tuple
 import wasmtime
 
 from zerocloud import paths
+from zerocloud.cipher import CipherKey, KeyStream
 from zerocloud.runtime import image, nvram, reactor
 from zerocloud.runtime.cache import ModuleCache
 from zerocloud.runtime.served import (
-    CipheredFile, CipherKey, ServedFile, StreamedFile, StreamedOutput)
+    CipheredFile, ServedFile, StreamedFile, StreamedOutput)
 from zerocloud.runtime.engine import EngineSettings
 from zerocloud.runtime.errors import SessionFailure, error_text
-from zerocloud.runtime.guard import (RunGuard, base_linker, guarded_linker,
-                                     shim_module)
+from zerocloud.runtime.guard import (
+    SERVED_ALL, SERVED_NONE, SERVED_STDIO, RunGuard, base_linker,
+    guarded_linker, shim_module)
 from zerocloud.runtime.limits import (WALL_CLOCK_EPOCH, CacheLimits,
                                       ExitWatchdog, WallClock,
                                       check_wall_clock, file_size_limit)
@@ -130,6 +132,10 @@ from zerocloud.runtime.sandbox import Workspace, prepare_host_channel
 NVRAM_ALIAS = '/dev/nvram'
 STDIN_ALIAS = '/dev/stdin'
 STDOUT_ALIAS = '/dev/stdout'
+#: The standard channels' descriptors.
+STDIO_ALIASES = {STDIN_ALIAS: 0, STDOUT_ALIAS: 1, '/dev/stderr': 2}
+#: The standard channels a program only writes.
+STDIO_WRITES = (STDOUT_ALIAS, '/dev/stderr')
 RESERVED_MOUNTPOINTS = ('/dev', '/tmp')
 MEMORY_SLACK = 1 << 20  # a trap this close to Memory is blamed on it
 #: Caps of a run's store beside ``Memory`` (``Store.set_limits``), so that
@@ -185,10 +191,10 @@ class _Warm:
         self.settings = settings
         self.engine = settings.build()
         self.base = base_linker(self.engine)
-        #: By whether runs have served channels: only those pay for reads
-        #: served by the host (``zerocloud.runtime.served``).
+        #: By which calls runs have served (``zerocloud.runtime.served``):
+        #: only those pay for calls shadowed by the host.
         self.linkers = {}
-        for served in (False, True):
+        for served in (SERVED_NONE, SERVED_STDIO, SERVED_ALL):
             linker = guarded_linker(self.engine, settings.deterministic,
                                     current_guard, served)
             reactor.define_host_call(linker)
@@ -200,13 +206,19 @@ class _Warm:
             limits.worker_modules, limits.worker_bytes)
 
 
-def _md5_of(path: str) -> str:
+def _md5_of(path: str, key: Optional[CipherKey] = None) -> str:
+    """The md5 of a regular file's bytes (its plaintext, when ``key``
+    ciphers it)."""
     digest = hashlib.md5()
+    stream = KeyStream(key) if key is not None else None
+    offset = 0
     try:
         if stat.S_ISREG(os.stat(path).st_mode):
             with open(path, 'rb') as handle:
                 for chunk in iter(lambda: handle.read(1 << 20), b''):
-                    digest.update(chunk)
+                    digest.update(stream.apply(offset, chunk) if stream
+                                  else chunk)
+                    offset += len(chunk)
     except OSError:
         pass
     return digest.hexdigest()
@@ -243,18 +255,27 @@ def _streamed_device(channel) -> bool:
         channel.alias != NVRAM_ALIAS
 
 
-def _has_streams(manifest: Manifest) -> bool:
-    """Does a named read channel or stdout lie on a FIFO (a stream the host
-    serves, ``zerocloud.runtime.served``)?"""
-    for channel in manifest.channels:
-        if _streamed_device(channel) or (channel.alias == STDOUT_ALIAS
-                                         and channel.writable):
-            try:
-                if stat.S_ISFIFO(os.stat(channel.uri).st_mode):
-                    return True
-            except OSError:
-                pass   # reported when the channels are opened
-    return False
+def _on_fifo(path: str) -> bool:
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False   # reported when the channels are opened
+
+
+def _served_calls(manifest: Manifest, ciphers: Dict[str, CipherKey]) -> int:
+    """Which calls a run needs served (``zerocloud.runtime.served``): all
+    of them for a named device on a FIFO or a ciphered channel other than
+    stdout and stderr, only stdio's writes when those two are all that is
+    served (ciphered, or stdout on a FIFO)."""
+    if any(alias not in STDIO_WRITES for alias in ciphers) or any(
+            _streamed_device(channel) and _on_fifo(channel.uri)
+            for channel in manifest.channels):
+        return SERVED_ALL
+    stdout = manifest.channel(STDOUT_ALIAS)
+    if ciphers or (stdout is not None and stdout.writable
+                   and _on_fifo(stdout.uri)):
+        return SERVED_STDIO
+    return SERVED_NONE
 
 
 def _written_bytes(manifest: Manifest) -> int:
@@ -313,8 +334,9 @@ class Runtime:
     def run(self, manifest_path: str, *, skip_validation: bool = False,
             validate_only: bool = False,
             ciphers: Optional[Dict[str, CipherKey]] = None) -> SessionResult:
-        """Run one session; ``ciphers`` maps the aliases of read channels
-        stored encrypted to their keys (``zerocloud.runtime.served``)."""
+        """Run one session; ``ciphers`` maps the aliases of channels read or
+        written encrypted (read channels stored encrypted, sealed outputs)
+        to their keys (``zerocloud.runtime.served``)."""
         report = Report(validation=2)
         session = _Session(self, manifest_path, report, skip_validation,
                            validate_only, ciphers or {})
@@ -387,7 +409,7 @@ class _Session:
         if self.runtime.defer_large_compiles:
             self.load_seconds = time.monotonic() - started
         self.report.validation = 2 if self.skip_validation else 0
-        served = bool(self.ciphers) or _has_streams(manifest)
+        served = _served_calls(manifest, self.ciphers)
         program = warm.programs.get((loaded.sha256, served))
         if program is None:
             exports = {e.name: e.type for e in loaded.module.exports}
@@ -418,15 +440,16 @@ class _Session:
     def _open_channels(self, manifest: Manifest) -> None:
         for channel in manifest.channels:
             self.kinds[channel.alias] = prepare_host_channel(channel)
-        for alias in self.ciphers:
+        for alias, key in self.ciphers.items():
             channel = manifest.channel(alias)
-            if channel is None or channel.writable or \
-                    self.kinds[alias] != 'file' or alias == NVRAM_ALIAS:
-                raise SessionFailure('channel %s: only a read channel on a '
-                                     'file can be ciphered' % alias,
-                                     errno.EINVAL)
-            self._serve(alias, lambda uri: CipheredFile(
-                uri, self.ciphers[alias]), channel)
+            if channel is None or self.kinds[alias] != 'file' or \
+                    alias == NVRAM_ALIAS or \
+                    (channel.readable and channel.writable):
+                raise SessionFailure('channel %s: only a read or a write '
+                                     'channel on a file can be ciphered'
+                                     % alias, errno.EINVAL)
+            self._serve(alias, lambda uri, key=key, channel=channel:
+                        CipheredFile(uri, key, channel.writable), channel)
         for channel in manifest.channels:
             if self.kinds[channel.alias] == 'fifo' and \
                     _streamed_device(channel):
@@ -474,7 +497,8 @@ class _Session:
             if channel.standard:
                 continue
             if channel.writable:
-                self.workspace.add_write_channel(channel)
+                self.workspace.add_write_channel(
+                    channel, served=channel.alias in self.served)
             else:
                 self.workspace.add_read_channel(channel,
                                                 self.kinds[channel.alias])
@@ -542,10 +566,10 @@ class _Session:
                          manifest.seed,
                          served={alias[len('/dev/'):]: file
                                  for alias, file in self.served.items()
-                                 if alias not in (STDIN_ALIAS,
-                                                  STDOUT_ALIAS)},
-                         served_stdin=self.served.get(STDIN_ALIAS),
-                         served_stdout=self.served.get(STDOUT_ALIAS))
+                                 if alias not in STDIO_ALIASES},
+                         served_stdio={fd: self.served[alias] for alias, fd
+                                       in STDIO_ALIASES.items()
+                                       if alias in self.served})
         self.runtime._local.guard = guard
         try:
             instance = program.pre.instantiate(store)
@@ -681,7 +705,8 @@ class _Session:
         etags: List[Tuple[str, str]] = []
         for channel in manifest.channels:
             if channel.etag:
-                etags.append((channel.alias, _md5_of(channel.uri)))
+                etags.append((channel.alias, _md5_of(
+                    channel.uri, self.ciphers.get(channel.alias))))
         if manifest.memory_etag:
             etags.append(('/dev/memory', hashlib.md5(memory.read(
                 store, 0, memory.data_len(store))).hexdigest()))

@@ -26,9 +26,10 @@ Protocol: one JSON object per line, worker stdin = requests, stdout = replies.
 * ``{"manifest": "<path>", "skip_validation": false, "validate_only": false,
   "ciphers": {"<alias>": {"key": "<base64>", "iv": "<base64>"}}}`` runs one
   session and answers ``{"exit_status": <int>, "report": "<six-line report
-  text>", "fuel": <int or null>}``.  ``ciphers`` (optional) names the read
-  channels stored encrypted and their keys (``zerocloud.runtime.served``):
-  keys travel on this pipe only, never in a file.
+  text>", "fuel": <int or null>}``.  ``ciphers`` (optional) names the
+  channels read or written encrypted and their keys (read channels stored
+  encrypted, outputs sealed: ``zerocloud.runtime.served``): keys travel on
+  this pipe only, never in a file.
 * With ``--wall-clock exit``, a session still running at its ``Timeout``
   answers ``{"exit_status": 4, "report": "<report with status session
   timeout>", "fuel": null, "exiting": true}`` from the watchdog thread; the
@@ -69,7 +70,7 @@ import signal
 import sys
 from typing import Any, BinaryIO, Callable, Dict, List, Optional, Tuple
 
-from zerocloud.runtime.served import CipherKey
+from zerocloud.cipher import CipherKey
 from zerocloud.runtime.limits import (WALL_CLOCK_EPOCH, WALL_CLOCKS,
                                       CacheLimits)
 

@@ -10,8 +10,9 @@ import threading
 import pytest
 from swift.common.middleware.crypto.crypto_utils import Crypto
 
-from test.unit.runtime.helpers import output, read_channel, write_manifest
-from zerocloud.runtime.served import CipherKey, KeyStream
+from test.unit.runtime.helpers import (
+    output, read_channel, write_channel, write_manifest)
+from zerocloud.cipher import CipherKey, KeyStream
 
 KEY = bytes(range(32))
 
@@ -33,7 +34,7 @@ def test_key_stream_decrypts_any_range(iv):
         if rng.random() < 0.5:   # a seek somewhere, else go on reading
             offset = rng.randrange(len(plain))
         size = rng.randrange(1, 5000)
-        assert stream.decrypt(offset, stored[offset:offset + size]) == \
+        assert stream.apply(offset, stored[offset:offset + size]) == \
             plain[offset:offset + size], (offset, size)
         offset = min(offset + size, len(plain))
 
@@ -91,14 +92,16 @@ def test_a_program_reads_ciphered_channels_as_plaintext(
     assert stored.read_bytes() == encrypt(plain, iv)
 
 
-def test_only_read_channels_on_files_are_ciphered(runtime, python_image,
-                                                  tmp_path):
-    manifest = write_manifest(tmp_path, python_image,
-                              ProgramMember='python', args=['python'])
+def test_only_read_or_write_channels_on_files_are_ciphered(
+        runtime, python_image, tmp_path):
+    (tmp_path / 'both').write_bytes(b'')
+    manifest = write_manifest(
+        tmp_path, python_image, ProgramMember='python', args=['python'],
+        channels=['%s, /dev/both, 3, 0, 9, 9, 9, 9' % (tmp_path / 'both')])
     result = runtime.run(manifest, ciphers={
-        '/dev/stdout': CipherKey(KEY, bytes(16))})
-    assert result.report.status == \
-        'channel /dev/stdout: only a read channel on a file can be ciphered'
+        '/dev/both': CipherKey(KEY, bytes(16))})
+    assert result.report.status == 'channel /dev/both: only a read or a ' \
+        'write channel on a file can be ciphered'
 
 
 def feed_fifo(path: str, data: bytes) -> None:
@@ -268,3 +271,54 @@ def test_a_stdout_fifo_whose_reader_went_away_fails_the_write(
     assert result.report.retcode == 0, output(tmp_path, 'stderr')
     assert output(tmp_path, 'stderr') == b'broken pipe'
     assert got['data'].startswith(b'x')
+
+
+SEALED_WRITER = r'''
+import os, sys
+sys.stdout.write("answer " * 1000)
+sys.stderr.write("a warning\n")
+with open("/dev/out", "wb") as f:
+    f.write(b"start")
+    f.seek(70000)              # a hole: reads back as zeros
+    f.write(b"after the hole")
+    os.pwrite(f.fileno(), b"START", 0)
+with open("/dev/out", "ab") as f:
+    f.write(b"|appended")
+with open("/dev/out", "r+b") as f:
+    print(f.read(5), file=sys.stderr)   # read back as plaintext
+    f.truncate(70010)
+    f.truncate(70020)          # grown again: zeros
+'''
+
+
+def test_sealed_outputs_are_ciphertext_on_disk_and_plaintext_to_the_program(
+        runtime, python_image, tmp_path):
+    """Write channels the host seals: every write, hole and new size lands
+    encrypted; the program reads back what it wrote; the etags are those
+    of the plaintext."""
+    out = tmp_path / 'out'
+    manifest = write_manifest(
+        tmp_path, python_image, ProgramMember='python', etag_stdout=1,
+        args=['python', '-c', SEALED_WRITER],
+        channels=[write_channel(str(out), '/dev/out', etag=1)])
+    keys = {alias: CipherKey(os.urandom(32), os.urandom(16))
+            for alias in ('/dev/stdout', '/dev/stderr', '/dev/out')}
+    result = runtime.run(manifest, ciphers=keys)
+    plain = {alias: KeyStream(keys[alias]).apply(0, path.read_bytes())
+             for alias, path in (('/dev/stdout', tmp_path / 'stdout'),
+                                 ('/dev/stderr', tmp_path / 'stderr'),
+                                 ('/dev/out', out))}
+    assert (result.exit_status, result.report.retcode) == (0, 0), \
+        plain['/dev/stderr']
+    expected = (b'START' + bytes(70000 - 5) + b'after the hole'
+                + b'|appended')[:70010] + bytes(10)
+    assert plain == {'/dev/stdout': b'answer ' * 1000,
+                     '/dev/stderr': b"a warning\nb'START'\n",
+                     '/dev/out': expected}
+    for alias, path in (('/dev/stdout', tmp_path / 'stdout'),
+                        ('/dev/out', out)):
+        assert b'answer' not in path.read_bytes()
+        assert path.read_bytes().count(b'\0') < 1000
+    assert dict(result.report.etags) == {
+        '/dev/stdout': hashlib.md5(b'answer ' * 1000).hexdigest(),
+        '/dev/out': hashlib.md5(expected).hexdigest()}

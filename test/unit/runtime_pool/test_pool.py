@@ -12,7 +12,7 @@ import eventlet
 import pytest
 
 from zerocloud.runtime import pool as pool_module
-from zerocloud.runtime.served import CipherKey
+from zerocloud.cipher import CipherKey
 from zerocloud.runtime.pool import PoolFull, SandboxPool, SandboxWorkerError
 
 from test.unit.runtime_pool.conftest import (

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from zerocloud.runtime import worker
-from zerocloud.runtime.served import CipherKey
+from zerocloud.cipher import CipherKey
 from zerocloud.runtime.report import Report, parse_report
 
 from test.unit.runtime_pool.conftest import FAKE_WORKER
