@@ -90,7 +90,12 @@ LISTING_KEYS_HEADER = 'X-Zerocloud-Listing-Keys'
 STREAMED_LENGTH_HEADER = 'X-Zerocloud-Streamed-Length'
 #: The node's immediate output goes straight to the client (a one-node
 #: job): its server may answer while the node runs (``STREAMED_ANSWER``).
+#: ``duplex``: even while the request body is still being sent (an input
+#: fed live), for the proxy reads the answer as it sends; ``yes`` (an
+#: older proxy): only once the body has been read.
 ANSWER_STREAM_HEADER = 'X-Zerocloud-Answer-Stream'
+ANSWER_STREAM_DUPLEX = 'duplex'
+ANSWER_STREAM_AFTER_BODY = 'yes'
 
 
 def listing_keys_value(keys: Dict[str, bytes]) -> str:
@@ -141,6 +146,7 @@ def stream_input_value(reason: str, timestamp: Optional[str] = None,
     if timestamp is None or body_meta is None:
         return reason
     return '%s; timestamp=%s; body_meta=%s' % (reason, timestamp, body_meta)
+
 
 #: The proxy's answer to ``encrypted``: a :class:`BodyKey`, for this one
 #: request only (never in the system map, a log or a file).

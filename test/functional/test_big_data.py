@@ -20,7 +20,8 @@ inputs in RAM and encrypt at rest.
   inputs that do not fit in RAM are spilled to the device, sealed
   (ciphertext there, looked at while the reducer runs), and stay files;
   the largest is fed as it is read (not seekable).
-- A large answer streams while its node runs: the client reads the first
+- A large answer streams while its node runs (also while its input is
+  still being fed): the client reads the first
   MiBs while the program still runs (its server has not logged its end),
   ``X-Nexe-Status: streaming``, the whole body right; a node that fails
   after its answer started cuts the body short (the client's read fails),
@@ -347,10 +348,10 @@ def test_a_large_answer_streams_while_its_node_runs(cluster, big, slo):
     rest = b''.join(chunks)
     assert first + rest == b'a' * (4 * CHUNK) + b'b' * (4 * CHUNK)
     # The whole answer of a C passthrough, from an encrypted object read
-    # in place (streamed), and from an SLO fed as it is read (an answer
-    # of today's form: the proxy reads no answer before it sent the SLO).
+    # in place, and from an SLO fed as it is read: both streamed (the
+    # proxy reads the answer while it still sends the SLO).
     for source, status in (('%s/object' % container, 'streaming'),
-                           (slo, 'ok')):
+                           (slo, 'streaming')):
         passthrough = post_job(account, [{
             'name': 'passthrough',
             'exec': {'path': 'swift://~/%s/passthrough.wasm' % container},

@@ -7,7 +7,9 @@ import logging
 import socket
 from typing import Iterator, List
 
+import eventlet
 import pytest
+from eventlet.event import Event
 
 from zerocloud import protocol
 from zerocloud.job.model import Node, parse_job
@@ -253,6 +255,65 @@ def test_an_input_shorter_than_announced_is_the_inputs_failure(servers):
         send([server], blame, [sysmap(), short])
     assert 'swift://a/c/short' in failure.value.message
     assert blame.servers == []
+
+
+LIVE_SIZE = 8 << 20
+
+
+def answers_first(log: dict, go_on: Event):
+    """A server that answers once it has read the system map, and reads
+    the rest of the body (the live input) only once ``go_on`` is sent: a
+    node whose answer streams while its input is still being fed."""
+    def behave(exchange) -> None:
+        exchange.continue_()
+        reader = protocol.MemberReader(exchange._read)
+        reader.next_member()
+        node = json.loads(b''.join(iter(reader.read, b'')))
+        live = reader.next_member()
+        exchange.answer_node(node, b'answered before the input ended')
+        go_on.wait()
+        log['input'] = (live.name, b''.join(iter(reader.read, b'')))
+    return behave
+
+
+def live_input() -> Upload:
+    return Upload('input', LIVE_SIZE, zeros(LIVE_SIZE), 'swift://a/c/big',
+                  streamable=True)
+
+
+def test_duplex_reads_the_answer_while_the_live_input_is_sent(servers):
+    log, go_on = {}, Event()
+    [server] = servers(answers_first(log, go_on))
+    answer = dispatch(
+        [server.ring_device(1)], 0, '/a',
+        {'Content-Type': 'application/x-tar',
+         protocol.ANSWER_STREAM_HEADER: protocol.ANSWER_STREAM_DUPLEX},
+        [sysmap(), live_input()], TIMEOUTS, Blame())
+    # Far more than the sockets hold is still to send: the answer came
+    # while the server reads none of it.
+    reader = protocol.MemberReader(answer.read)
+    assert reader.next_member().name == 'stdout'
+    assert b''.join(iter(reader.read, b'')) == \
+        b'answered before the input ended'
+    go_on.send()
+    with eventlet.Timeout(10):
+        while 'input' not in log:
+            eventlet.sleep(0.01)
+    assert log['input'] == ('input', bytes(LIVE_SIZE))
+    answer.release()
+
+
+def test_without_duplex_the_answer_waits_for_the_body(servers):
+    """An older object server (no duplex asked): the body first, so a
+    server that will not read it before it is answered read is lost."""
+    log, go_on = {}, Event()
+    [server] = servers(answers_first(log, go_on))
+    blame = Blame()
+    outcome = send([server], blame, [sysmap(), live_input()])
+    go_on.send()
+    assert isinstance(outcome, Attempts)
+    assert blame.servers == [server.port]
+    assert 'ChunkWriteTimeout' in blame.messages[0]
 
 
 @pytest.mark.parametrize('status, retry_after, seconds', [

@@ -592,10 +592,14 @@ class NodeRequest:
         """The FIFO the node's immediate output is read from as it is
         written, when the proxy streams it to the client and it is the
         node's only output (:mod:`zerocloud.object.outstream`)."""
-        if self.req.headers.get(protocol.ANSWER_STREAM_HEADER) != 'yes' or \
-                len(session.outputs) != 1 or self.live is not None:
+        wanted = self.req.headers.get(protocol.ANSWER_STREAM_HEADER)
+        if len(session.outputs) != 1 or not (
+                wanted == protocol.ANSWER_STREAM_DUPLEX or (
+                    wanted == protocol.ANSWER_STREAM_AFTER_BODY
+                    and self.live is None)):
             # With an input fed live, the proxy is still sending the body:
-            # it reads no answer before that ends.
+            # unless it said it reads the answer meanwhile, the answer
+            # must wait for the body's end.
             return None
         output = session.outputs[0]
         # stdout only: a named device is a file the program may seek in.

@@ -29,6 +29,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
+import eventlet
 from eventlet import Timeout
 from eventlet.event import Event
 from swift.common.bufferedhttp import http_connect
@@ -347,12 +348,12 @@ def streaming_order(uploads: List[Upload]) -> Optional[Upload]:
     return largest
 
 
-def _send_body(conn, uploads: List[Upload], timeouts: Timeouts,
-               streamed: Optional[Upload]) -> None:
-    """Stream the members; :class:`InputFailed` when an input breaks,
-    anything else is the connection's.  The ``streamed`` member goes at
-    the program's pace: each of its chunks may wait as long as the answer
-    does."""
+def _send_body(send: Callable[[bytes], None], uploads: List[Upload],
+               timeouts: Timeouts, streamed: Optional[Upload]) -> None:
+    """Stream the members through ``send``; :class:`InputFailed` when an
+    input breaks, anything else is the connection's.  The ``streamed``
+    member goes at the program's pace: each of its chunks may wait as long
+    as the answer does."""
     for upload in uploads:
         timeout = timeouts.answer if upload is streamed else timeouts.node
         frames = protocol.iter_member(upload.name, upload.size,
@@ -366,7 +367,43 @@ def _send_body(conn, uploads: List[Upload], timeouts: Timeouts,
             if chunk is None:
                 break
             with ChunkWriteTimeout(timeout):
-                conn.send(chunk)
+                send(chunk)
+
+
+def _send_and_answer(conn, uploads: List[Upload], timeouts: Timeouts,
+                     streamed: Optional[Upload], duplex: bool):
+    """Send the body and wait for the answer's headers; the answer and
+    the green thread still sending the body, if any.
+
+    With ``duplex`` and a member fed live, the answer is read while that
+    member is sent: its server may answer (stream the node's output)
+    before the body has ended.  The body then goes straight to the
+    socket (the connection object gives its socket up to the answer).
+    A body that broke before the answer came raises
+    :class:`InputFailed`; one that breaks later ends the node's input
+    short, which its server reports in the node's final status.
+    """
+    if not (duplex and streamed is not None):
+        _send_body(conn.send, uploads, timeouts, streamed)
+        with ResponseTimeout(timeouts.answer):
+            return conn.getresponse(), None
+    sender = eventlet.spawn(_send_body, conn.sock.sendall, uploads,
+                            timeouts, streamed)
+    try:
+        with ResponseTimeout(timeouts.answer):
+            final = conn.getresponse()
+    except BaseException:
+        sender.kill()
+        raise
+    if sender.dead:
+        sender.wait()   # InputFailed, or the connection's error
+        return final, None
+    return final, sender
+
+
+def _close_all(uploads: List[Upload]) -> None:
+    for upload in uploads:
+        upload.close()
 
 
 def dispatch(servers: List[dict], partition: int, path_info: str,
@@ -381,7 +418,11 @@ def dispatch(servers: List[dict], partition: int, path_info: str,
     streamed = streaming_order(uploads)
     if streamed is not None:
         headers[protocol.STREAMED_LENGTH_HEADER] = str(streamed.length)
+    duplex = headers.get(protocol.ANSWER_STREAM_HEADER) == \
+        protocol.ANSWER_STREAM_DUPLEX
     attempts = Attempts()
+    #: Still sending the body when the answer came (see _send_and_answer).
+    sender = None
     try:
         for server in servers:
             conn = _expect(server, partition, path_info, headers, timeouts,
@@ -391,9 +432,8 @@ def dispatch(servers: List[dict], partition: int, path_info: str,
                     break
                 continue
             try:
-                _send_body(conn, uploads, timeouts, streamed)
-                with ResponseTimeout(timeouts.answer):
-                    final = conn.getresponse()
+                final, sender = _send_and_answer(conn, uploads, timeouts,
+                                                 streamed, duplex)
             except InputFailed:
                 conn.close()
                 raise
@@ -413,24 +453,33 @@ def dispatch(servers: List[dict], partition: int, path_info: str,
                 attempts.note_busy(busy)
                 attempts.refusals.append(Refusal(
                     final.status, _read_text(final, timeouts.node)))
-                conn.close()
+                _stop(sender, conn)
                 return attempts
             answer_headers = {k.title(): v for k, v in final.getheaders()}
             if not is_success(final.status):
                 text = _read_text(final, timeouts.node)
-                conn.close()
+                _stop(sender, conn)
                 return Answer(final.status, answer_headers, lambda n: b'',
                               conn.close, text, server)
             # A streamed answer's pieces come as the program writes them.
-            streamed = final.getheader(protocol.STREAMED_ANSWER_HEADER)
-            body = AnswerBody(server, final, timeouts.answer if streamed
+            streaming = final.getheader(protocol.STREAMED_ANSWER_HEADER)
+            body = AnswerBody(server, final, timeouts.answer if streaming
                               else timeouts.node, on_error)
             return Answer(final.status, answer_headers, body.read,
-                          conn.close, server=server)
+                          lambda: _stop(sender, conn), server=server)
         return attempts
     finally:
-        for upload in uploads:
-            upload.close()
+        if sender is None or sender.dead:
+            _close_all(uploads)
+        else:
+            sender.link(lambda _thread: _close_all(uploads))
+
+
+def _stop(sender, conn) -> None:
+    """Stop sending the body, if that still goes on, and close."""
+    if sender is not None:
+        sender.kill()
+    conn.close()
 
 
 class NodeClient:

@@ -391,8 +391,9 @@ class Scheduler:
             if stream:
                 # The node's answer goes straight to the client: its server
                 # may send it while the node runs.
-                headers = dict(headers,
-                               **{protocol.ANSWER_STREAM_HEADER: 'yes'})
+                headers = dict(headers, **{
+                    protocol.ANSWER_STREAM_HEADER:
+                        protocol.ANSWER_STREAM_DUPLEX})
             result = NodeResult(node)
             try:
                 uploads = self._uploads(node, placed, done, target.local_env)
