@@ -15,8 +15,9 @@ servers' default ``zerovm_ram_limit`` of 256 MiB) and runs, each over
 For each: the status, seconds, when the first byte of the answer came,
 the peak RSS of an object server and of a sandbox worker, and the peak
 bytes in the object servers' RAM directory (``zerovm_ram_dir``).  A plain
-GET of the object is the baseline.  Every md5 the programs print is
-checked against the data; nothing is asserted about time.
+GET of the object is the baseline; the copy is also compared with a plain
+PUT of as many bytes.  Every md5 the programs print is checked against the
+data; nothing is asserted about time.
 """
 
 import argparse
@@ -70,6 +71,10 @@ for name in sorted(os.listdir('/dev/in')):
             size += len(chunk)
     print(name, digest.hexdigest(), size)
 '''
+
+
+PUT_LABEL = 'PUT (baseline for the copy)'
+COPY_LABEL = 'copy into a new output object'
 
 
 def chunks(seed: int, total: int) -> Iterator[bytes]:
@@ -191,7 +196,7 @@ class BigData:
         text = b''.join(body)
         if cut:
             outcome = 'failed after its answer started streaming'
-        elif resp.status_code != 200:
+        elif resp.status_code not in (200, 201):
             outcome = '%d %s' % (resp.status_code,
                                  text[:120].decode('utf-8', 'replace'))
         elif resp.headers.get('X-Nexe-Status') == STREAMING_STATUS:
@@ -272,12 +277,17 @@ def run(bench: BigData) -> List[Row]:
         return '' if head.headers.get('Etag') == md5_of(1, size) else \
             'the copy is wrong (%s)' % head.status_code
 
+    def put_object() -> requests.Response:
+        return session.put(bench.url('%s/put-baseline' % CONTAINER),
+                           data=chunks(1, size), timeout=REQUEST_TIMEOUT)
+
     def passed_through(resp, text: bytes) -> str:
         return '' if text[:MIB] == next(chunks(1, size)) else 'wrong bytes'
 
     source = {'path': 'swift://~/%s/object' % CONTAINER}
     rows = [bench.measure('GET (baseline)', get_object,
-                          lambda resp, text: '')]
+                          lambda resp, text: ''),
+            bench.measure(PUT_LABEL, put_object, lambda resp, text: '')]
     cases = [
         ('encrypted object as /dev/input', [bench.python_node(
             'hash', '/dev/input', [{'name': 'stdout'},
@@ -307,7 +317,7 @@ def run(bench: BigData) -> List[Row]:
             bench.python_node('reduce', '', [{'name': 'stdout'}])],
          lambda resp, text: '' if len(text.splitlines()) == MAPPERS
          else 'wrong answer'),
-        ('copy into a new output object', [bench.python_node(
+        (COPY_LABEL, [bench.python_node(
             'copy', '/dev/output', [
                 dict(source, name='input'),
                 {'name': 'output',
@@ -336,7 +346,7 @@ def main() -> int:
     except BenchError as err:
         print('bench failed: %s' % err)
         return 1
-    get = rows[0]
+    get, put = rows[0], rows[1]
     print('\n%d MiB per job, encryption at rest %s' % (
         args.size_mb, 'on' if args.encryption else 'off'))
     print_table(
@@ -345,8 +355,13 @@ def main() -> int:
         [[row.label, row.outcome, '%.2f' % row.seconds,
           '%.2f' % (row.seconds / get.seconds), '%.2f' % row.first_byte,
           '%.0f MB' % (row.server_kib / 1024),
-          '%.0f MB' % (row.sandbox_kib / 1024) if row is not get else '-',
+          '%.0f MB' % (row.sandbox_kib / 1024)
+          if row not in (get, put) else '-',
           '%.1f MB' % (row.ram_dir / MIB)] for row in rows])
+    for row in rows:
+        if row.label == COPY_LABEL:
+            print('%s vs PUT (a client storing the same bytes): %.2f'
+                  % (row.label, row.seconds / put.seconds))
     return 0
 
 

@@ -48,9 +48,10 @@ Where a node's files go: everything the proxy streams (members: the
 system map, user image, fetched inputs, data of upstream nodes), the
 program taken out of an image, the manifest and the sandbox's run
 directory are kept in RAM (``zerovm_ram_dir``, at most ``zerovm_ram_limit``
-bytes of inputs per node, beyond which the largest input is fed live; a
-full one is ``503`` with ``Retry-After``), so that plaintext of a decrypted
-or decoded object never lands on a device disk.  A node's directory
+bytes of inputs per node, beyond which the largest input is fed live and
+the others are spilled to the device sealed; a full one is ``503`` with
+``Retry-After``), so that plaintext of a decrypted or decoded object never
+lands on a device disk.  A node's directory
 there is removed when its request ends; those of server processes that
 died (killed mid-run) are removed by the next process that starts a
 sandbox pool.  A node whose only output is the client's answer writes it
@@ -150,8 +151,9 @@ Options (``[filter:object_query]``), with defaults:
 ``zerovm_ram_limit = 268435456``
     bytes of inputs one node may keep there.  Beyond it, the largest
     input (sent last by the proxy) is fed to the program while it runs,
-    through a FIFO (:mod:`zerocloud.object.members`), and the others must
-    fit: else ``413`` before the body is sent.  Up to ``workers`` ×
+    through a FIFO (:mod:`zerocloud.object.members`), and the other
+    inputs are spilled to the device, sealed; the system map, an image
+    and a program must fit (else ``413``).  Up to ``workers`` ×
     ``zerovm_maxpool`` nodes run at once: size it so that they fit the
     tmpfs (by default half of the machine's RAM).
 

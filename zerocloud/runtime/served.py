@@ -165,17 +165,24 @@ class CipheredFile(ServedFile):
         self._zeros(current, size)
 
 
+def _open_fifo(path: str, flags: int) -> int:
+    """A blocking descriptor on a FIFO, opened without waiting for the
+    other side: a reader opened this way sees the end until a writer comes
+    (the object server holds one open already, a test's may come later); a
+    writer fails (``ENXIO``) without a reader (the object server opens
+    its end before the run)."""
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC)
+    os.set_blocking(fd, True)
+    return fd
+
+
 class StreamedFile(ServedFile):
     """A FIFO: read in order, as its writer feeds it."""
 
     seekable = False
 
     def __init__(self, path: str):
-        # Opening a FIFO waits for a writer; the object server holds one
-        # open already, a test's may come later.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        os.set_blocking(fd, True)
-        self.fd = fd
+        self.fd = _open_fifo(path, os.O_RDONLY)
 
     def read(self, views: List[memoryview], offset: int) -> int:
         return os.readv(self.fd, views) if views else 0
@@ -187,11 +194,7 @@ class StreamedOutput(ServedFile):
     seekable = False
 
     def __init__(self, path: str):
-        # Without a reader there is nobody to write to (ENXIO); the object
-        # server opens its end before the run.
-        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        os.set_blocking(fd, True)
-        self.fd = fd
+        self.fd = _open_fifo(path, os.O_WRONLY)
 
     def write(self, views: List[memoryview], offset: int) -> int:
         return os.writev(self.fd, views) if views else 0
@@ -267,81 +270,67 @@ class ServedCalls:
         memory.write(caller, layout.pack(value), pointer)
         return ERRNO_SUCCESS
 
-    def _read(self, caller: Any, file: ServedFile, iovs: int, count: int,
-              offset: int, nread: int) -> Tuple[int, int]:
-        """(errno, bytes read) of a read of ``file`` at ``offset`` into the
-        guest's buffers."""
-        views = self._buffers(caller, iovs, count)
+    def _transfer(self, caller: Any, state: _Open, writing: bool,
+                  iovs: int, count: int, offset: int, counted: int
+                  ) -> Tuple[int, int]:
+        """(errno, bytes moved) of a read into, or a write from, the
+        guest's buffers at ``offset`` of ``state``'s file; the count is
+        stored at guest pointer ``counted``."""
+        if not (state.write if writing else state.read):
+            return ERRNO_BADF, 0
+        views = self._buffers(caller, iovs & U32_MASK, count)
         if views is None:
             return ERRNO_FAULT, 0
         try:
-            done = file.read(views, offset)
+            done = (state.file.write if writing else state.file.read)(
+                views, offset)
         except OSError as err:
             return WASI_ERRNO.get(err.errno, ERRNO_IO), 0
-        return self._store(caller, nread, U32, done), done
+        return self._store(caller, counted & U32_MASK, U32, done), done
+
+    def _in_order(self, name: str, writing: bool, caller, fd, iovs, count,
+                  counted) -> int:
+        """``fd_read`` or ``fd_write``: at the descriptor's position."""
+        state = self._open.get(fd)
+        if state is None:
+            return self._original(caller, name, fd, iovs, count, counted)
+        if writing and state.append and state.seekable:
+            state.position = state.file.size
+        status, done = self._transfer(caller, state, writing, iovs, count,
+                                      state.position, counted)
+        if status == ERRNO_SUCCESS:
+            state.position += done
+        return status
+
+    def _positioned(self, name: str, writing: bool, caller, fd, iovs, count,
+                    offset, counted) -> int:
+        """``fd_pread`` or ``fd_pwrite``: at ``offset``, position kept."""
+        state = self._open.get(fd)
+        if state is None:
+            return self._original(caller, name, fd, iovs, count, offset,
+                                  counted)
+        if not state.seekable:
+            return ERRNO_SPIPE
+        return self._transfer(caller, state, writing, iovs, count,
+                              offset & U64_MASK, counted)[0]
 
     # -- the shadowed calls (pointers arrive as signed i32) -----------------
 
     def fd_read(self, caller, fd, iovs, count, nread):
-        state = self._open.get(fd)
-        if state is None:
-            return self._original(caller, 'fd_read', fd, iovs, count, nread)
-        if not state.read:
-            return ERRNO_BADF
-        status, done = self._read(caller, state.file, iovs & U32_MASK,
-                                  count, state.position, nread & U32_MASK)
-        if status == ERRNO_SUCCESS:
-            state.position += done
-        return status
-
-    def fd_pread(self, caller, fd, iovs, count, offset, nread):
-        state = self._open.get(fd)
-        if state is None:
-            return self._original(caller, 'fd_pread', fd, iovs, count,
-                                  offset, nread)
-        if not state.seekable:
-            return ERRNO_SPIPE
-        if not state.read:
-            return ERRNO_BADF
-        return self._read(caller, state.file, iovs & U32_MASK, count,
-                          offset & U64_MASK, nread & U32_MASK)[0]
-
-    def _write(self, caller: Any, state: _Open, iovs: int, count: int,
-               offset: int, nwritten: int) -> Tuple[int, int]:
-        """(errno, bytes written) of a write from the guest's buffers."""
-        if not state.write:
-            return ERRNO_BADF, 0
-        views = self._buffers(caller, iovs, count)
-        if views is None:
-            return ERRNO_FAULT, 0
-        try:
-            done = state.file.write(views, offset)
-        except OSError as err:
-            return WASI_ERRNO.get(err.errno, ERRNO_IO), 0
-        return self._store(caller, nwritten, U32, done), done
+        return self._in_order('fd_read', False, caller, fd, iovs, count,
+                              nread)
 
     def fd_write(self, caller, fd, iovs, count, nwritten):
-        state = self._open.get(fd)
-        if state is None:
-            return self._original(caller, 'fd_write', fd, iovs, count,
-                                  nwritten)
-        if state.append and state.seekable:
-            state.position = state.file.size
-        status, done = self._write(caller, state, iovs & U32_MASK, count,
-                                   state.position, nwritten & U32_MASK)
-        if status == ERRNO_SUCCESS:
-            state.position += done
-        return status
+        return self._in_order('fd_write', True, caller, fd, iovs, count,
+                              nwritten)
+
+    def fd_pread(self, caller, fd, iovs, count, offset, nread):
+        return self._positioned('fd_pread', False, caller, fd, iovs, count,
+                                offset, nread)
 
     def fd_pwrite(self, caller, fd, iovs, count, offset, nwritten):
-        state = self._open.get(fd)
-        if state is None:
-            return self._original(caller, 'fd_pwrite', fd, iovs, count,
-                                  offset, nwritten)
-        if not state.seekable:
-            return ERRNO_SPIPE
-        return self._write(caller, state, iovs & U32_MASK, count,
-                           offset & U64_MASK, nwritten & U32_MASK)[0]
+        return self._positioned('fd_pwrite', True, caller, fd, iovs, count,
+                                offset, nwritten)
 
     def fd_filestat_set_size(self, caller, fd, size):
         state = self._open.get(fd)
