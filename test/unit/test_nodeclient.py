@@ -316,6 +316,26 @@ def test_without_duplex_the_answer_waits_for_the_body(servers):
     assert 'ChunkWriteTimeout' in blame.messages[0]
 
 
+def test_duplex_with_an_input_broken_before_the_answer_blames_the_input(
+        servers):
+    """The body is ended where the input broke: the server's answer (here:
+    none, it drops the connection) does not wait for its timeout, and the
+    failure is the input's."""
+    [server] = servers(runs)
+    blame = Blame()
+    upload = Upload('input', 100000, broken_input(100000, 1000),
+                    'swift://a/c/big', streamable=True)
+    with pytest.raises(InputFailed) as failure:
+        dispatch([server.ring_device(1)], 0, '/a',
+                 {'Content-Type': 'application/x-tar',
+                  protocol.ANSWER_STREAM_HEADER:
+                      protocol.ANSWER_STREAM_DUPLEX},
+                 [sysmap(), upload], TIMEOUTS, blame)
+    assert 'swift://a/c/big' in failure.value.message
+    assert blame.servers == []
+    assert server.ran == []
+
+
 @pytest.mark.parametrize('status, retry_after, seconds', [
     (503, '1', 1.0),
     (503, '2.5', 2.5),

@@ -26,6 +26,7 @@ node's run answered is the job's business.
 """
 
 import json
+import socket
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
@@ -387,18 +388,46 @@ def _send_and_answer(conn, uploads: List[Upload], timeouts: Timeouts,
         _send_body(conn.send, uploads, timeouts, streamed)
         with ResponseTimeout(timeouts.answer):
             return conn.getresponse(), None
-    sender = eventlet.spawn(_send_body, conn.sock.sendall, uploads,
+    sender = eventlet.spawn(_send_in_background, conn.sock, uploads,
                             timeouts, streamed)
     try:
         with ResponseTimeout(timeouts.answer):
             final = conn.getresponse()
     except BaseException:
+        _raise_failure(sender)
         sender.kill()
         raise
     if sender.dead:
-        sender.wait()   # InputFailed, or the connection's error
+        _raise_failure(sender)
         return final, None
     return final, sender
+
+
+def _raise_failure(sender) -> None:
+    """Raise what ended a sender that is done early: a broken input
+    (:class:`InputFailed`) or the connection's error."""
+    if sender.dead:
+        failure = sender.wait()
+        if failure is not None:
+            raise failure
+
+
+def _send_in_background(sock, uploads: List[Upload], timeouts: Timeouts,
+                        streamed: Optional[Upload]
+                        ) -> Optional[BaseException]:
+    """:func:`_send_body` on ``sock`` in its own green thread.  What ended
+    it early is returned, not raised, and the body is ended there (the
+    server sees the input cut short at once, and its node fails).  Once
+    the answer came, the node's final status tells of it."""
+    try:
+        _send_body(sock.sendall, uploads, timeouts, streamed)
+    except (Exception, Timeout) as err:
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass   # the connection is gone already
+        return err
+    return None
 
 
 def _close_all(uploads: List[Upload]) -> None:
