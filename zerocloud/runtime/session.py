@@ -89,8 +89,10 @@ before loading.  Etags are MD5 hex of the final content of each channel with
 etag=1 (read channels: their content; FIFOs and devices: the digest of no
 bytes), then ``/dev/memory`` with the MD5 of the final linear memory when
 ``Memory``'s etag flag is 1.  Accounting: sys and user CPU seconds of the
-run (this thread), 0 reads, 0 read bytes (reads are not observed), 0
-writes, the total size of the write channels, and 0 for the network fields.
+run (this thread); the read calls, bytes read and write calls of the
+sandbox worker's process while the program ran (``/proc/self/io``: its
+channels, image files and scratch alike; one run at a time per worker);
+the total size of the write channels; and 0 for the network fields.
 
 Per-call channel quotas (gets, getsize, puts) and sequential-access rules
 are not enforced: wasmtime offers no per-call hook and Python replacements
@@ -230,6 +232,24 @@ def _regular_size(path: str) -> Optional[int]:
     except OSError:
         return None
     return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+@dataclass(frozen=True)
+class IoCounters:
+    """This process's read and write calls so far (``/proc/self/io``)."""
+    reads: int
+    read_bytes: int
+    writes: int
+
+
+def _io_counters() -> Optional[IoCounters]:
+    try:
+        with open('/proc/self/io') as handle:
+            fields = dict(line.split(':', 1) for line in handle)
+        return IoCounters(int(fields['syscr']), int(fields['rchar']),
+                          int(fields['syscw']))
+    except (OSError, KeyError, ValueError):
+        return None   # no procfs: the counts stay 0
 
 
 def _thread_cpu() -> Tuple[float, float]:
@@ -374,6 +394,8 @@ class _Session:
         self.validate_only = validate_only
         self.workspace: Optional[Workspace] = None
         self.store: Optional[wasmtime.Store] = None
+        #: The process's I/O counts when the store was made.
+        self.io_before: Optional[IoCounters] = None
         self.fuel_used: Optional[int] = None
         self.kinds: Dict[str, str] = {}
         self.fsize_cap = 0
@@ -546,6 +568,7 @@ class _Session:
         self._place_channels(manifest)
         self.workspace.fix_dev()
 
+        self.io_before = _io_counters()
         store = self.store = wasmtime.Store(warm.engine)
         try:
             store.set_wasi(self._wasi_config(manifest, config, program))
@@ -625,6 +648,8 @@ class _Session:
                         return errno.EINTR
                     raise SessionFailure('runtime error: %s'
                                          % error_text(err), errno.EIO)
+                finally:
+                    self._count_io()
         if warm.settings.fuel:
             self.fuel_used = manifest.fuel - store.get_fuel()
         return 0
@@ -639,6 +664,16 @@ class _Session:
         if entry.initialize:
             exports[reactor.INITIALIZE](store)
         return exports[reactor.ENTRY](store)
+
+    def _count_io(self) -> None:
+        """Reads, bytes read and writes since the store was made (its
+        stdio streams may read ahead from then on)."""
+        before, after = self.io_before, _io_counters()
+        if before is not None and after is not None:
+            accounting = self.report.accounting
+            accounting[2] = after.reads - before.reads
+            accounting[3] = after.read_bytes - before.read_bytes
+            accounting[4] = after.writes - before.writes
 
     def _wall_clock(self, warm: _Warm, seconds: float):
         if warm.settings.epoch:
