@@ -28,6 +28,8 @@ from swift.common.ring import Ring
 from swift.common.utils import quote, set_swift_dir
 
 from zerocloud.devices import holds_swift_metadata
+from zerocloud.object.config import DEFAULT_RAM_DIR
+from zerocloud.object.hostmemory import NODE_DIR_PREFIX
 from zerocloud.saio import OBJECT_SERVER_COUNT, Cluster, LaunchError
 
 #: tmpfs first: Swift keeps object metadata in user xattrs, which tmpfs
@@ -372,6 +374,20 @@ def primary_servers(cluster, account: str, container: str,
                   if name.startswith('object-server')}
     return [by_address[node['ip'], node['port']]
             for node in ring.get_nodes(account, container, obj)[1]]
+
+
+def node_running() -> bool:
+    """Is a sandbox running on this machine (its run directory exists, in
+    a node's directory under the RAM dir)?"""
+    for entry in os.scandir(DEFAULT_RAM_DIR):
+        if entry.name.startswith(NODE_DIR_PREFIX) and entry.is_dir():
+            try:
+                if any(name.startswith('.zvm-run-')
+                       for name in os.listdir(entry.path)):
+                    return True
+            except OSError:
+                pass   # gone meanwhile
+    return False
 
 
 def files_holding(top: str, marker: bytes, prefix: str = '') -> List[str]:

@@ -39,10 +39,13 @@ import time
 import pytest
 import requests
 
+from zerocloud.saio import OBJECT_SERVER_COUNT
+
 from .conftest import SHARED_RAM_LIMIT
 from .helpers import (
     REQUEST_TIMEOUT, Account, LogWatch, ProxyLog, assert_all_ok,
-    device_files_holding, nexe_list, python_node, store_zapp, unique)
+    device_files_holding, nexe_list, node_running, python_node, server_pids,
+    store_zapp, unique)
 
 #: stdin to stdout, in C (``make examples`` builds it).
 PASSTHROUGH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -376,3 +379,71 @@ def test_a_node_failing_after_its_answer_started_cuts_it_short(
     [line] = [line for line in log.new_text().splitlines()
               if 'zerocloud job' in line and 'nodes quitter' in line]
     assert 'status 422' in line and 'node-status ok' in line
+
+
+def _largest_swift_upload(cluster) -> int:
+    """The size of the largest object upload in progress on the cluster:
+    the unnamed files (``O_TMPFILE``, ``#<n> (deleted)`` until the upload
+    is committed) Swift's object servers hold open in an object's
+    directory."""
+    largest = 0
+    for number in range(1, OBJECT_SERVER_COUNT + 1):
+        for pid in server_pids(cluster, 'object-server-%d' % number):
+            fds = '/proc/%d/fd' % pid
+            try:
+                names = os.listdir(fds)
+            except OSError:
+                continue   # gone meanwhile
+            for name in names:
+                path = os.path.join(fds, name)
+                try:
+                    target = os.readlink(path)
+                    if '/objects' in target and '/#' in target:
+                        largest = max(largest, os.stat(path).st_size)
+                except OSError:
+                    pass   # closed meanwhile
+    return largest
+
+
+def test_a_large_stdout_to_store_goes_into_its_put_while_it_runs(
+        cluster, big):
+    """stdout with a path, more than the answer holds back: the object's
+    PUT is under way while the program still spins between its two halves
+    (a file an object server is uploading grows past the held-back MiB
+    while the sandbox runs), and the object is what the program wrote.  A
+    node that fails after its output started leaves no object."""
+    account, container, _data, image = big
+    target = '%s/%s' % (container, unique('streamed'))
+    answer = {}
+    job = threading.Thread(target=lambda: answer.update(
+        resp=account.post_job([python_node(
+            'talker', image, script='talk.py 0', devices=[
+                {'name': 'stdout', 'path': 'swift://~/' + target}])])))
+    job.start()
+    # Looked at while the node's sandbox runs.
+    uploading, ran = 0, False
+    try:
+        while job.is_alive():
+            running = node_running()
+            ran = ran or running
+            if ran and not running:
+                break
+            uploading = max(uploading, _largest_swift_upload(cluster))
+            time.sleep(0.1)
+    finally:
+        job.join()
+    assert ran, 'the node was never seen running'
+    resp = answer['resp']
+    assert resp.status_code == 200, resp.text
+    assert_all_ok(resp, 1)
+    # While the program spun: more than the held-back first MiB was on
+    # its way into Swift.
+    assert uploading > 2 * CHUNK
+    stored = account.get(target)
+    assert stored.content == b'a' * (4 * CHUNK) + b'b' * (4 * CHUNK)
+    failed = '%s/%s' % (container, unique('failed'))
+    resp = account.post_job([python_node(
+        'quitter', image, script='talk.py 5', devices=[
+            {'name': 'stdout', 'path': 'swift://~/' + failed}])])
+    assert nexe_list(resp, 'X-Nexe-Retcode') == ['5'], resp.text
+    assert account.get(failed).status_code == 404

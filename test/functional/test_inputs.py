@@ -59,9 +59,9 @@ from zerocloud.saio import OBJECT_SERVER_COUNT
 from .helpers import (
     INPUT_PROBE, REQUEST_TIMEOUT, WORD_COUNT_SYSTEM, Account, assert_all_ok,
     cluster_ring, device_files_holding, expected_word_count, files_holding,
-    nexe_list, probe_in_place, probe_input, python_node, read_input,
-    store_zapp, unique, upload_books, upload_word_count_zapp, word_count_job,
-    zapp)
+    nexe_list, node_running, probe_in_place, probe_input, python_node,
+    read_input, store_zapp, unique, upload_books, upload_word_count_zapp,
+    word_count_job, zapp)
 
 #: Reads ``/dev/input``, then spins for ``LINGER`` seconds (WASI Python
 #: cannot sleep) so that a test can look at the disks meanwhile.
@@ -246,20 +246,6 @@ def test_object_server_reads_in_place_only_with_the_matching_key(cluster,
 Found = TypeVar('Found')
 
 
-def _node_running() -> bool:
-    """Is a sandbox running on this machine (its run directory exists, in
-    a node's directory under the RAM dir)?"""
-    for entry in os.scandir(DEFAULT_RAM_DIR):
-        if entry.name.startswith(NODE_DIR_PREFIX) and entry.is_dir():
-            try:
-                if any(name.startswith('.zvm-run-')
-                       for name in os.listdir(entry.path)):
-                    return True
-            except OSError:
-                pass   # gone meanwhile
-    return False
-
-
 def _while_lingering(box: Box, path: str, look: Callable[[], Found],
                      image: str = 'linger', outputs: Iterable[dict] = ()
                      ) -> Tuple[bool, Found, Optional[requests.Response]]:
@@ -278,7 +264,7 @@ def _while_lingering(box: Box, path: str, look: Callable[[], Found],
         deadline = time.monotonic() + WATCH_TIMEOUT
         running = False
         while not running and time.monotonic() < deadline:
-            running = _node_running()
+            running = node_running()
             time.sleep(0.02)   # the lingerer spins on the same cores
         found = look()
     finally:
@@ -503,7 +489,7 @@ def test_outputs_are_sealed_on_devices_while_the_node_runs(cluster, box):
 
     def look() -> Tuple[Set[str], Set[str]]:
         holding, written = set(), set()
-        while _node_running():
+        while node_running():
             holding.update(device_files_holding(cluster, marker))
             written.update(_device_files_of_size(cluster, len(data)))
         return holding, written
@@ -521,8 +507,8 @@ def test_outputs_are_sealed_on_devices_while_the_node_runs(cluster, box):
 
 def test_what_nodes_answered_is_sealed_in_the_proxy_spool(cluster, box):
     """A node's output waits in the proxy's spool until every node of the
-    job has ended: ciphertext there, looked at while the other node still
-    runs, and stored as written once it ends."""
+    job has ended: ciphertext there, looked at while a node downstream of
+    it still runs, and stored as written once that one ends."""
     marker = ('spooled-%s|' % unique('marker')).encode()
     data = marker * 500
     path = '%s/%s' % (box.container, unique('secret'))
@@ -537,7 +523,8 @@ def test_what_nodes_answered_is_sealed_in_the_proxy_spool(cluster, box):
         resp=box.account.post_job([
             python_node('copier', box.images['copy'], devices=[
                 {'name': 'input', 'path': 'swift://~/' + path},
-                {'name': 'output', 'path': 'swift://~/' + output}]),
+                {'name': 'output', 'path': 'swift://~/' + output}],
+                connect=['sleeper']),
             python_node('sleeper', sleeper)])))
     job.start()
     holding, spooled = set(), set()

@@ -44,9 +44,11 @@ def test_an_output_past_its_limit_is_cut_and_said_so(tmp_path):
 def test_a_streamed_answer_is_pieces_then_the_final_headers(tmp_path):
     pieces, stream = written(tmp_path, SIZE, SIZE)
     released = []
-    body = StreamedAnswer('stdout', 'text/plain', pieces, stream,
-                          lambda: True, lambda: {'X-Nexe-Status': 'ok'},
-                          lambda: released.append(True))
+    body = StreamedAnswer(
+        'stdout', {protocol.PAX_CONTENT_TYPE: 'text/plain',
+                   protocol.PAX_META_PREFIX + 'color': 'red'},
+        pieces, stream, lambda: True, lambda: {'X-Nexe-Status': 'ok'},
+        lambda: released.append(True))
     wire = b''.join(body)
     body.close()
     assert released == [True]
@@ -63,6 +65,8 @@ def test_a_streamed_answer_is_pieces_then_the_final_headers(tmp_path):
         else:
             data += chunk
     assert data == bytes(SIZE)
-    assert members[0].pax == {protocol.PAX_CONTENT_TYPE: 'text/plain'}
+    assert members[0].pax == {protocol.PAX_CONTENT_TYPE: 'text/plain',
+                              protocol.PAX_META_PREFIX + 'color': 'red'}
+    assert all(m.pax == {} for m in members[1:-1])
     assert protocol.PAX_END in members[-1].pax
     assert all(m.name == 'stdout' for m in members)

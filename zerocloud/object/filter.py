@@ -54,10 +54,10 @@ the others are spilled to the device sealed; a full one is ``503`` with
 lands on a device disk.  A node's directory
 there is removed when its request ends; those of server processes that
 died (killed mid-run) are removed by the next process that starts a
-sandbox pool.  A node whose only output is the client's answer writes it
-into a FIFO the server reads as it runs (:mod:`zerocloud.object.
-outstream`): a large one is streamed to the proxy while the node runs.
-Otherwise the node's
+sandbox pool.  A node whose only output is its stdout (the client's
+answer, or an object the proxy stores as it comes) writes it into a FIFO
+the server reads as it runs (:mod:`zerocloud.object.outstream`): a large
+one is streamed to the proxy while the node runs.  Otherwise the node's
 outputs (and its stderr) are written under the device's ``tmp/`` during
 the run (bounded by ``zerovm_maxoutput`` each), sealed: encrypted by the
 sandbox as written, each under a key made for it and held in memory only

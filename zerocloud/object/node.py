@@ -219,6 +219,12 @@ def _output_chunks(path: str, key: Optional[CipherKey], offset: int
         yield from iter(lambda: fp.read(OUTPUT_CHUNK), b'')
 
 
+def meta_pax(meta: Dict[str, str]) -> Dict[str, str]:
+    """An output's metadata as member headers."""
+    return {protocol.PAX_META_PREFIX + key: value
+            for key, value in meta.items()}
+
+
 def frame_output(output: Output) -> Tuple[int, Iterator[bytes]]:
     """(wire length, chunks) of one output member, CGI headers parsed.
 
@@ -239,8 +245,7 @@ def frame_output(output: Output) -> Tuple[int, Iterator[bytes]]:
             for name, value in parsed.headers:
                 pax[protocol.PAX_HEADER_PREFIX + name] = value
             output.meta.update(parsed.meta)
-    for key, value in output.meta.items():
-        pax[protocol.PAX_META_PREFIX + key] = value
+    pax.update(meta_pax(output.meta))
     length = size - offset
 
     return (protocol.member_length(output.device, length, pax),
@@ -589,8 +594,8 @@ class NodeRequest:
 
     def _output_stream(self, session: Session, limits: Limits
                        ) -> Optional[OutputStream]:
-        """The FIFO the node's immediate output is read from as it is
-        written, when the proxy streams it to the client and it is the
+        """The FIFO the node's stdout is read from as it is written, when
+        the proxy may take the answer while the node runs and stdout is the
         node's only output (:mod:`zerocloud.object.outstream`)."""
         wanted = self.req.headers.get(protocol.ANSWER_STREAM_HEADER)
         if len(session.outputs) != 1 or not (
@@ -603,8 +608,10 @@ class NodeRequest:
             return None
         output = session.outputs[0]
         # stdout only: a named device is a file the program may seek in.
-        if output.device != 'stdout' or not output.immediate or \
-                output.min_size or output.content_type in CGI_TYPES:
+        # The answer, or an object to store (which the proxy then PUTs as
+        # it comes); not one stored only past a size, nor CGI.
+        if output.device != 'stdout' or output.edge or output.min_size or \
+                (output.immediate and output.content_type in CGI_TYPES):
             return None
         # In place of the file made for it: a FIFO holds no data on disk,
         # nor anything to seal.
@@ -697,5 +704,9 @@ class NodeRequest:
                    'Content-Type': protocol.TAR_CONTENT_TYPE}
         return HTTPOk(headers=headers, request=self.req,
                       app_iter=StreamedAnswer(
-                          output.device, output.content_type, held, stream,
+                          output.device, dict(
+                              meta_pax(output.meta), **{
+                                  protocol.PAX_CONTENT_TYPE:
+                                      output.content_type}),
+                          held, stream,
                           lambda: run.dead, finish, self.stack.close))

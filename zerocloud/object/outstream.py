@@ -1,9 +1,10 @@
-"""A node's immediate output, read as the program writes it.
+"""A node's stdout, read as the program writes it.
 
-When the proxy says a node's immediate output goes straight to the client
-(``X-Zerocloud-Answer-Stream``) and it is the node's only output (not CGI:
-its printed headers decide the status), the output is bound to a FIFO in
-the node's RAM directory instead of a file on the device.  The server
+When the proxy says a node's answer may stream (``X-Zerocloud-Answer-
+Stream``: a one-node job) and the node's only output is its stdout, the
+client's answer (not CGI: its printed headers decide the status) or an
+object to store, the output is bound to a FIFO in the node's RAM
+directory instead of a file on the device.  The server
 reads it while the node runs (:class:`OutputStream`), counting its bytes
 and their md5 (the channel's etag) and holding it to ``zerovm_maxoutput``:
 beyond that the FIFO is closed and the program's next write fails
@@ -94,12 +95,14 @@ class StreamedAnswer:
     FIFO, so the program's next write fails, and waits for the run before
     releasing."""
 
-    def __init__(self, device: str, content_type: str, held: List[bytes],
+    def __init__(self, device: str, pax: Dict[str, str], held: List[bytes],
                  stream: OutputStream, ended: Callable[[], bool],
                  finish: Callable[[], Dict[str, str]],
                  release: Callable[[], None]):
+        """``pax``: the output's content type and metadata, sent with its
+        first piece."""
         self._device = device
-        self._pax = {protocol.PAX_CONTENT_TYPE: content_type}
+        self._pax = dict(pax)
         self._held = held
         self._stream = stream
         self._ended = ended

@@ -194,6 +194,17 @@ class PendingPut:
 
 
 @dataclass
+class StreamingPut:
+    """An output (the node's stdout) that comes while its node runs: PUT
+    as it comes (:class:`StreamFailed` ends ``chunks`` when the node
+    failed)."""
+    path: SwiftPath
+    content_type: str
+    meta: Dict[str, str]
+    chunks: Iterator[bytes]
+
+
+@dataclass
 class Body:
     """A node's part of the client's response (its size unknown when the
     node still runs: a streamed answer)."""
@@ -220,6 +231,8 @@ class NodeResult:
     #: The body streams while the node runs: its final headers come at
     #: the end of the body (:data:`zerocloud.protocol.STREAMED_ANSWER_HEADER`).
     streamed: bool = False
+    #: Or the node's one output to store does, followed by those headers.
+    streaming_put: Optional[StreamingPut] = None
 
     @property
     def failed(self) -> bool:
@@ -231,12 +244,14 @@ class NodeResult:
 
     def discard(self) -> None:
         """Drop everything this node's answer left behind."""
-        if self.body is not None:
-            close = getattr(self.body.chunks, 'close', None)
+        for chunks in (self.body and self.body.chunks,
+                       self.streaming_put and self.streaming_put.chunks):
+            close = getattr(chunks, 'close', None)
             if close:
                 close()
-            if self.body.spooled:
-                self.body.spooled.remove()
+        self.streaming_put = None
+        if self.body is not None and self.body.spooled:
+            self.body.spooled.remove()
         if self.release:
             self.release()
             self.release = None
@@ -588,6 +603,13 @@ def body_headers(pax: Dict[str, str], meta: Dict[str, str]
             if cgi.forwardable_header(name, value)}
 
 
+def member_meta(pax: Dict[str, str]) -> Dict[str, str]:
+    """An output's metadata from its member headers."""
+    prefix = protocol.PAX_META_PREFIX
+    return {key[len(prefix):]: value for key, value in pax.items()
+            if key.startswith(prefix)}
+
+
 def _member_chunks(reader: protocol.MemberReader) -> Iterator[bytes]:
     while True:
         chunk = reader.read()
@@ -607,7 +629,8 @@ def _spool(reader: protocol.MemberReader, spool_dir: Optional[str]
 
 
 def _take_streamed(result: NodeResult, answer: Answer) -> None:
-    """Leave a streamed answer on its connection for the response."""
+    """Leave a streamed answer on its connection, for the response to
+    stream or to store."""
     reader = protocol.MemberReader(answer.read)
     try:
         first = reader.next_member()
@@ -619,11 +642,16 @@ def _take_streamed(result: NodeResult, answer: Answer) -> None:
         result.error = 'Bad answer from storage server: %s' % err
         return
     channel = {ch.device: ch for ch in result.node.channels}.get(first.name)
-    result.streamed = True
-    result.body = Body(None, first.pax.get(
+    content_type = first.pax.get(
         protocol.PAX_CONTENT_TYPE, channel.content_type if channel else
-        'application/octet-stream'),
-        _streamed_chunks(reader, result, first))
+        'application/octet-stream')
+    chunks = _streamed_chunks(reader, result, first)
+    if channel is not None and isinstance(channel.path, SwiftPath):
+        result.streaming_put = StreamingPut(
+            channel.path, content_type, member_meta(first.pax), chunks)
+    else:
+        result.streamed = True
+        result.body = Body(None, content_type, chunks)
     result.release = answer.release
 
 
@@ -710,9 +738,7 @@ def read_answer(result: NodeResult, answer: Answer, stream: bool,
                     'Channel name %s not found' % member.name)
             ctype = member.pax.get(protocol.PAX_CONTENT_TYPE,
                                    channel.content_type)
-            meta_prefix = protocol.PAX_META_PREFIX
-            meta = {k[len(meta_prefix):]: v for k, v in member.pax.items()
-                    if k.startswith(meta_prefix)}
+            meta = member_meta(member.pax)
             if isinstance(channel.path, SwiftPath):
                 result.puts.append(PendingPut(
                     channel.path, _spool(reader, spool_dir), ctype, meta))

@@ -117,6 +117,19 @@ class JobResponse:
         self.account = account
         self.started = started
 
+    def store_streaming(self, results: List[NodeResult]) -> None:
+        """PUT the outputs that come while their node runs (a one-node
+        job's stdout, see :mod:`zerocloud.object.outstream`); the node's
+        final headers come at their end."""
+        for result in results:
+            put = result.streaming_put
+            if put is None:
+                continue
+            refusal = self.swift.store_streaming(put, self.grants)
+            result.discard()   # the rest of the answer, and its connection
+            if refusal and not result.failed:
+                result.status, result.error = refusal
+
     def store_outputs(self, results: List[NodeResult]) -> None:
         ok = not any(r.failed for r in results)
         for result in results:
@@ -142,6 +155,7 @@ class JobResponse:
     def _respond(self, results: List[NodeResult]) -> Response:
         if any(r.streamed for r in results):
             return self._streamed(results)
+        self.store_streaming(results)
         self.store_outputs(results)
         headers = nexe_headers(results, time.time() - self.started)
         status = max(r.status for r in results)

@@ -378,6 +378,17 @@ class Scheduler:
             headers[protocol.DETERMINISTIC_HEADER] = '%d' % self.started
         return placed, candidates, headers
 
+    def _may_stream(self, node: Node) -> bool:
+        """May ``node``'s server answer while it runs?  A stdout stored as
+        it comes is written into a PUT, which Swift abandons when no byte
+        came for ``client_timeout`` seconds: only when the node may not
+        run that long."""
+        for channel in node.channels:
+            if channel.device == 'stdout' and \
+                    isinstance(channel.path, SwiftPath):
+                return self.config.timeout < self.config.client_timeout
+        return True
+
     def _send(self, node: Node, stream: bool, done: Dict[str, NodeResult],
               copy: int, target: Target, placed: Optional[Channel],
               candidates: List[dict],
@@ -388,9 +399,10 @@ class Scheduler:
         retries = RETRIES
         busy_tries = 0
         while True:
-            if stream:
-                # The node's answer goes straight to the client: its server
-                # may send it while the node runs.
+            if stream and self._may_stream(node):
+                # The node's answer goes straight to the client (or its
+                # stdout into its object): its server may send it while
+                # the node runs.
                 headers = dict(headers, **{
                     protocol.ANSWER_STREAM_HEADER:
                         protocol.ANSWER_STREAM_DUPLEX})

@@ -9,8 +9,9 @@ symlinks, versioning, encryption) treats them as the user's own requests.
 
 import io
 import json
-from typing import BinaryIO, Callable, Dict, List, Optional, Tuple
+from typing import BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple
 
+from swift.common.exceptions import ChunkReadError
 from swift.common.http import is_success
 from swift.common.middleware.crypto.crypto_utils import CRYPTO_KEY_CALLBACK
 from swift.common.swob import HTTPException, Request, Response, str_to_wsgi
@@ -21,7 +22,8 @@ from swift.proxy.controllers.base import get_container_info, get_info
 from zerocloud import protocol
 from zerocloud.job.model import JobError, SwiftPath
 from zerocloud.proxy.access import Grants
-from zerocloud.proxy.nodeclient import NodeError, PendingPut, Upload
+from zerocloud.proxy.nodeclient import (
+    NodeError, PendingPut, StreamFailed, StreamingPut, Upload)
 
 #: ``swift.source`` of our sub-requests in Swift's logs.
 SWIFT_SOURCE = 'ZC'
@@ -36,6 +38,15 @@ def listing_error(status: str, path: SwiftPath) -> JobError:
     code = int(status.split()[0])
     return JobError('Error %s listing %s' % (status, path.url),
                     code if 400 <= code < 500 else 503)
+
+
+def _abandoned_on_failure(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """``chunks``, ending as a client that went away before the last chunk
+    (Swift's proxy then stores nothing) when their node failed."""
+    try:
+        yield from chunks
+    except StreamFailed as err:
+        raise ChunkReadError(str(err))
 
 
 class SwiftAccess:
@@ -221,9 +232,14 @@ class SwiftAccess:
                 keys[key_id.get('secret_id') or ''] = key
         return protocol.listing_keys_value(keys) if keys else None
 
-    def put(self, path: SwiftPath, fp, size: int, headers: Dict[str, str],
-            grants: Optional[Grants] = None) -> Response:
-        headers = dict(headers, **{'Content-Length': str(size)})
+    def put(self, path: SwiftPath, fp, size: Optional[int],
+            headers: Dict[str, str], grants: Optional[Grants] = None
+            ) -> Response:
+        """PUT ``size`` bytes read from ``fp`` (``None``: chunked, to its
+        end)."""
+        headers = dict(headers, **({'Transfer-Encoding': 'chunked'}
+                                   if size is None else
+                                   {'Content-Length': str(size)}))
         sub = self._subrequest('PUT', path, headers, grants)
         sub.environ['wsgi.input'] = fp
         return sub.get_response(self.app)
@@ -231,18 +247,34 @@ class SwiftAccess:
     def store(self, put: PendingPut, grants: Optional[Grants] = None
               ) -> Optional[Tuple[int, str]]:
         """PUT one output as the user; (status, text) when Swift refused."""
-        headers = {'Content-Type': put.content_type}
-        for key, value in put.meta.items():
+        return self._store(put.path, put.data.chunks(), put.data.size,
+                           put.content_type, put.meta, grants)
+
+    def store_streaming(self, put: StreamingPut,
+                        grants: Optional[Grants] = None
+                        ) -> Optional[Tuple[int, str]]:
+        """PUT an output as it comes (chunked), as the user; (status,
+        text) when Swift refused or the PUT was abandoned: its node failed
+        (the object is then not stored, as for any client that goes away
+        before the last chunk)."""
+        return self._store(put.path, _abandoned_on_failure(put.chunks), None,
+                           put.content_type, put.meta, grants)
+
+    def _store(self, path: SwiftPath, chunks: Iterator[bytes],
+               size: Optional[int], content_type: str, meta: Dict[str, str],
+               grants: Optional[Grants]) -> Optional[Tuple[int, str]]:
+        headers = {'Content-Type': content_type}
+        for key, value in meta.items():
             headers['X-Object-Meta-' + key] = value
-        body = FileLikeIter(put.data.chunks())
+        body = FileLikeIter(chunks)
         try:
-            resp = self.put(put.path, body, put.data.size, headers, grants)
+            resp = self.put(path, body, size, headers, grants)
         finally:
             body.close()
         if is_success(resp.status_int):
             return None
         return resp.status_int, 'Status %s when putting %s' % (
-            resp.status, put.path.path_info)
+            resp.status, path.path_info)
 
     def store_deferred(self, path: SwiftPath, body: BinaryIO, size: int,
                        content_type: str, headers_json: bytes) -> None:

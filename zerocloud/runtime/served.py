@@ -35,14 +35,16 @@ A served channel is known by its file's identity as the guest sees it
 (WASI ``(dev, ino)``, taken as :mod:`zerocloud.runtime.guard` takes those
 of read-only channels).  Which descriptors are open on it is followed
 through the calls that make, move or drop descriptors: ``path_open``
-(checked after the real call), ``fd_renumber`` and ``fd_close``; a
-ciphered stdin is descriptor 0 from the start, a streamed stdout
-descriptor 1.  Reads, writes, seeks and ``fd_tell`` of those descriptors
-are answered here; wasmtime keeps the
-descriptor itself (its rights, ``fd_filestat_get``, ``fd_close``), and
-every other descriptor's call goes to wasmtime's own implementation.  Only
-runs with a served channel use these shadowed calls at all
-(:func:`zerocloud.runtime.guard.guarded_linker`), so other runs read at
+(checked after the real call, with the rights it gave), ``fd_renumber``
+and ``fd_close``; a ciphered stdin is descriptor 0 from the start, a
+sealed or streamed stdout descriptor 1, a sealed stderr descriptor 2.
+Reads, writes, seeks, ``fd_tell`` and new sizes of those descriptors are
+answered here; wasmtime keeps the descriptor itself (its rights,
+``fd_filestat_get``, ``fd_close``), and every other descriptor's call goes
+to wasmtime's own implementation.  Only runs with a served channel use
+these shadowed calls at all, and runs whose only served channels are
+stdout and stderr only their writes
+(:func:`zerocloud.runtime.guard.guarded_linker`), so other calls run at
 wasmtime's speed.
 
 Keys reach the sandbox worker over its private request pipe
