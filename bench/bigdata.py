@@ -10,14 +10,16 @@ servers' default ``zerovm_ram_limit`` of 256 MiB) and runs, each over
 * an object half that size in the ``ec`` policy as ``/dev/input``;
 * map → reduce: 4 mappers each copy a quarter-size object to one reducer;
 * a node copying the object into a new output object;
+* the object through a C stdin → stdout passthrough into a stored object
+  (stdout with a path: stored as it comes);
 * the object through a C stdin → stdout passthrough as the answer.
 
 For each: the status, seconds, when the first byte of the answer came,
 the peak RSS of an object server and of a sandbox worker, and the peak
 bytes in the object servers' RAM directory (``zerovm_ram_dir``).  A plain
-GET of the object is the baseline; the copy is also compared with a plain
-PUT of as many bytes.  Every md5 the programs print is checked against the
-data; nothing is asserted about time.
+GET of the object is the baseline; the copies are also compared with a
+plain PUT of as many bytes.  Every md5 the programs print is checked
+against the data; nothing is asserted about time.
 """
 
 import argparse
@@ -73,8 +75,9 @@ for name in sorted(os.listdir('/dev/in')):
 '''
 
 
-PUT_LABEL = 'PUT (baseline for the copy)'
+PUT_LABEL = 'PUT (baseline for the copies)'
 COPY_LABEL = 'copy into a new output object'
+STDOUT_COPY_LABEL = 'C passthrough to a stored stdout'
 
 
 def chunks(seed: int, total: int) -> Iterator[bytes]:
@@ -323,6 +326,13 @@ def run(bench: BigData) -> List[Row]:
                 {'name': 'output',
                  'path': 'swift://~/%s/copy' % CONTAINER}])],
          stored_copy),
+        (STDOUT_COPY_LABEL, [{
+            'name': 'passthrough',
+            'exec': {'path': 'swift://~/%s/passthrough.wasm' % CONTAINER},
+            'devices': [dict(source, name='stdin'),
+                        {'name': 'stdout',
+                         'path': 'swift://~/%s/copy' % CONTAINER}]}],
+         stored_copy),
         ('C passthrough to the answer', [{
             'name': 'passthrough',
             'exec': {'path': 'swift://~/%s/passthrough.wasm' % CONTAINER},
@@ -359,7 +369,7 @@ def main() -> int:
           if row not in (get, put) else '-',
           '%.1f MB' % (row.ram_dir / MIB)] for row in rows])
     for row in rows:
-        if row.label == COPY_LABEL:
+        if row.label in (COPY_LABEL, STDOUT_COPY_LABEL):
             print('%s vs PUT (a client storing the same bytes): %.2f'
                   % (row.label, row.seconds / put.seconds))
     return 0
