@@ -26,9 +26,10 @@ that a program exists.
 """
 
 import errno
+import functools
 import os
 import tarfile
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from zerocloud.runtime.errors import SessionFailure, reason
 from zerocloud.tarscan import member_path
@@ -36,6 +37,8 @@ from zerocloud.tarscan import member_path
 MAX_MEMBER_BYTES = 1 << 30
 MAX_IMAGE_BYTES = 2 << 30
 MAX_MEMBERS = 100000
+#: System images whose member index is kept (a few per server).
+INDEXED_IMAGES = 16
 GZIP_MAGIC = b'\x1f\x8b'
 _COPY_CHUNK = 1 << 20
 
@@ -138,6 +141,35 @@ def find_member(tar: tarfile.TarFile, member: str
     return found
 
 
+@functools.lru_cache(maxsize=INDEXED_IMAGES)
+def _member_index(tar_path: str, version: Tuple[int, int, int, int]
+                  ) -> Dict[str, tarfile.TarInfo]:
+    """Every member of one version (device, inode, size, mtime) of a tar
+    by :func:`member_path`, the last of a name winning as in tar."""
+    index: Dict[str, tarfile.TarInfo] = {}
+    with tarfile.open(tar_path, 'r:*') as tar:
+        for info in tar:
+            name = member_path(info.name)
+            if name:
+                index[name] = info
+    return index
+
+
+def system_member(tar_path: str, member: str
+                  ) -> Optional[tarfile.TarInfo]:
+    """The member of a system image (the operator's, trusted) that
+    ``member`` names, as :func:`find_member` finds it.
+
+    A system image's headers are spread over hundreds of megabytes: reading
+    them costs ~20 ms, on every run.  They are read once per version of
+    the file instead (a replaced image has a new inode or mtime).
+    Raises what :func:`tarfile.open` and reading raise.
+    """
+    stat = os.stat(tar_path)
+    version = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return _member_index(tar_path, version).get(member_path(member))
+
+
 def _locate(tar_path: str, member: str
             ) -> Tuple[bool, tarfile.TarInfo]:
     """(gzip-compressed?, the member's header) of a program member.
@@ -147,8 +179,7 @@ def _locate(tar_path: str, member: str
     """
     try:
         compressed = _is_gzip(tar_path)
-        with tarfile.open(tar_path, 'r:gz' if compressed else 'r:') as tar:
-            info = find_member(tar, member)
+        info = system_member(tar_path, member)
     except FileNotFoundError:
         raise SessionFailure('program not found', errno.ENOENT)
     except (tarfile.TarError, EOFError, OSError):
