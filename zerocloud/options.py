@@ -70,11 +70,18 @@ def text(conf: Conf, name: str, default: Optional[str]) -> Optional[str]:
     return value.strip() if value and value.strip() else default
 
 
-def directory(conf: Conf, name: str,
-              default: Optional[str] = None) -> Optional[str]:
+def directory(conf: Conf, name: str, default: Optional[str] = None,
+              create: bool = False) -> Optional[str]:
     """An existing directory this server may write in (checked at start:
-    a missing one would fail every request); ``default`` when unset."""
+    a missing one would fail every request); ``default`` when unset.
+    ``create``: made (with its parents) when missing."""
     path = text(conf, name, default)
+    if path is not None and create:
+        try:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        except OSError as err:
+            raise ConfigError('%s: cannot create %r (%s)'
+                              % (name, path, err.strerror))
     if path is not None and not (os.path.isdir(path) and
                                  os.access(path, os.W_OK | os.X_OK)):
         raise ConfigError('%s must be a directory this server can write '

@@ -50,9 +50,9 @@ lines (progress, users); the output stays paste-able.
 Users (tempauth, tokens valid for a day): ``test:tester``/``testing`` (admin
 of ``AUTH_test``), ``test:tester3``/``testing3`` (``AUTH_test``, not admin),
 ``test2:tester2``/``testing2`` (admin of ``AUTH_test2``),
-``stats:reader``/``reading``, owner of ``AUTH_stats`` where the proxy stores
-one accounting object per job
-(``AUTH_stats/<account>/<YYYY>/<MM>/<DD>/<job id>.log``), and as in Swift's
+``stats:reader``/``reading``, owner of ``AUTH_stats`` where each proxy worker
+stores the jobs' accounting lines every 10 seconds, one object per account
+(``AUTH_stats/<account>/<YYYY>/<MM>/<DD>/<spool>.log``), and as in Swift's
 SAIO ``test5:tester5``/``testing5`` (group ``service``: with
 ``reseller_prefix = AUTH, SERVICE`` a ``SERVICE_`` account needs its token
 besides the user's) and ``admin:admin``/``admin`` (``.reseller_admin``).
@@ -471,6 +471,11 @@ class Cluster:
     def spool_dir(self) -> str:
         """Where the proxy spools images and what nodes answered."""
         return os.path.join(self.workdir, 'spool')
+
+    @property
+    def accounting_dir(self) -> str:
+        """The proxy's accounting spool (kept across restarts)."""
+        return os.path.join(self.workdir, 'accounting')
 
     @property
     def devices_root(self) -> str:
@@ -952,6 +957,7 @@ class Cluster:
                 'zerovm_sysimage_devices': paths.default_sysimage_devices(),
                 'zerovm_timeout': self.zerovm_timeout,
                 'zerovm_accounting_enabled': 'true',
+                'zerovm_accounting_spool_dir': self.accounting_dir,
                 'zerovm_spool_dir': self.spool_dir,
                 'user_stats_account': STATS_ACCOUNT}),
             ('filter:cache', {'use': 'egg:swift#memcache',

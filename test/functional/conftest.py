@@ -32,7 +32,8 @@ import tempfile
 
 import pytest
 
-from .helpers import configure_object_query, fast_tmp_dir, started_cluster
+from .helpers import (
+    configure, configure_object_query, fast_tmp_dir, started_cluster)
 
 #: Seconds a node may run in the shared test cluster: short, so the test of
 #: a runaway program is quick, and ample for every other job.
@@ -62,6 +63,9 @@ def private_cluster():
 def cluster():
     def small_ram(shared):
         configure_object_query(shared, zerovm_ram_limit=str(SHARED_RAM_LIMIT))
+        # Accounting objects are stored soon after their jobs.
+        configure(shared, 'proxy-server', 'filter:proxy_query',
+                  zerovm_accounting_interval='1')
     with started_cluster('zerocloud-functest-', small_ram,
                          zerovm_timeout=FUNCTIONAL_NODE_TIMEOUT) as shared:
         yield shared

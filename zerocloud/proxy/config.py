@@ -23,6 +23,9 @@ DEFAULT_NODE_TIMEOUT = 10.0
 #: Swift's own default for its proxy's reads of a client's request body.
 DEFAULT_CLIENT_TIMEOUT = 60.0
 DEFAULT_STATS_ACCOUNT = 'userstats'
+DEFAULT_ACCOUNTING_SPOOL_DIR = '/var/cache/swift/zerocloud-accounting'
+#: Seconds between two stores of a proxy worker's accounting spool.
+DEFAULT_ACCOUNTING_INTERVAL = 10.0
 DEFAULT_CHAIN_TIMEOUT = 20.0
 #: Seconds from a job's start within which its nodes may wait for busy
 #: storage servers.
@@ -49,6 +52,8 @@ class ProxyConfig:
     spool_dir: Optional[str]
     accounting: bool
     stats_account: str
+    accounting_spool_dir: Optional[str]
+    accounting_interval: float
     image_scan: ScanBounds
     job_deadline: float
     max_waiting_nodes: int
@@ -60,6 +65,7 @@ class ProxyConfig:
     def from_conf(cls, conf: Conf) -> 'ProxyConfig':
         """Every option, checked; :class:`~zerocloud.options.ConfigError`
         names the first bad one."""
+        accounting = options.flag(conf, 'zerovm_accounting_enabled', False)
         return cls(
             sysimages=frozenset(options.sysimage_devices(conf)),
             timeout=options.integer(conf, 'zerovm_timeout', DEFAULT_TIMEOUT,
@@ -78,10 +84,17 @@ class ProxyConfig:
                                           DEFAULT_CLIENT_TIMEOUT,
                                           minimum=0.001),
             spool_dir=options.directory(conf, 'zerovm_spool_dir'),
-            accounting=options.flag(conf, 'zerovm_accounting_enabled',
-                                    False),
+            accounting=accounting,
             stats_account=options.text(conf, 'user_stats_account',
                                        DEFAULT_STATS_ACCOUNT),
+            # Made and checked only where accounting is stored.
+            accounting_spool_dir=options.directory(
+                conf, 'zerovm_accounting_spool_dir',
+                DEFAULT_ACCOUNTING_SPOOL_DIR, create=True)
+            if accounting else None,
+            accounting_interval=options.number(
+                conf, 'zerovm_accounting_interval',
+                DEFAULT_ACCOUNTING_INTERVAL, minimum=0.1),
             image_scan=options.scan_bounds(conf),
             job_deadline=options.number(conf, 'zerovm_job_deadline',
                                         DEFAULT_JOB_DEADLINE),

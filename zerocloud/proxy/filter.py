@@ -103,9 +103,17 @@ Options (``[filter:proxy_query]``), with defaults:
     spooled sealed: encrypted under a key made for that one file and held
     in memory only (:mod:`zerocloud.cipher`).
 ``zerovm_accounting_enabled = false``
-    store one accounting object per job: lines
-    ``<UTC time> <transaction> <node> (<cdr line>) [<status>]`` in
-    ``/v1/<user_stats_account>/<account>/<YYYY>/<MM>/<DD>/<job id>.log``.
+    record every job's accounting lines
+    ``<UTC time> <transaction> <node> (<cdr line>) [<status>]`` in a local
+    spool file, stored by each proxy worker process every interval as one
+    object per account in
+    ``/v1/<user_stats_account>/<account>/<YYYY>/<MM>/<DD>/<spool>.log``
+    (:mod:`zerocloud.proxy.accounting`: none lost on a crash or a restart).
+``zerovm_accounting_interval = 10``
+    seconds between two stores of a worker's spool.
+``zerovm_accounting_spool_dir = /var/cache/swift/zerocloud-accounting``
+    where the spool files are; made at start if missing (only with
+    accounting enabled).  Keep it on a disk that survives a reboot.
 ``user_stats_account = userstats``
     the account that receives them (the proxy must be allowed to create it,
     e.g. ``account_autocreate = true``).
@@ -122,7 +130,7 @@ from zerocloud.headers import header_value
 from zerocloud.job.model import JobError
 from zerocloud.protocol import ANSWER_SLACK, EXECUTE_HEADER
 from zerocloud.proxy import cors
-from zerocloud.proxy.accounting import Accounting
+from zerocloud.proxy.accounting import AccountingSpool, SwiftStore
 from zerocloud.proxy.config import ProxyConfig
 from zerocloud.proxy.jobrun import JobRun
 from zerocloud.proxy.nodeclient import NodeClient, Timeouts
@@ -161,9 +169,15 @@ class ProxyQueryMiddleware:
         self.app = app
         self.logger = logger or get_logger(conf, log_route='proxy_query')
         self.config = ProxyConfig.from_conf(conf)
-        self.accounting = Accounting(app, self.config.stats_account,
-                                     self.logger) \
-            if self.config.accounting else None
+        self.accounting: Optional[AccountingSpool] = None
+        self._accounting_store: Optional[SwiftStore] = None
+        if self.config.accounting:
+            self._accounting_store = SwiftStore(
+                app, self.config.stats_account, self.logger)
+            self.accounting = AccountingSpool(
+                self.config.accounting_spool_dir,
+                self.config.accounting_interval, self._accounting_store,
+                self.logger)
         self.deferred_jobs = AccountShare(self.config.account_deferred)
         self._placer: Optional[Placer] = None
         self._client: Optional[NodeClient] = None
@@ -187,7 +201,14 @@ class ProxyQueryMiddleware:
     def _log_node_error(self, node: dict, message: str) -> None:
         self.logger.warning(message)
 
+    def _start_accounting(self, env) -> None:
+        """Store the spool from this worker process, with its cache."""
+        if self.accounting is not None:
+            self._accounting_store.cache = env.get('swift.cache')
+            self.accounting.start()
+
     def __call__(self, env, start_response):
+        self._start_accounting(env)
         req = Request(env)
         try:
             version, account, container, obj = req.split_path(1, 4, True)

@@ -24,7 +24,7 @@ from swift.common.swob import Response
 from zerocloud.fairshare import AccountShare
 from zerocloud.job.model import Job
 from zerocloud.protocol import RETRY_AFTER_HEADER
-from zerocloud.proxy.accounting import Accounting
+from zerocloud.proxy.accounting import AccountingSpool
 from zerocloud.proxy.nodeclient import NodeClient, NodeResult
 from zerocloud.proxy.placement import Placer
 from zerocloud.proxy.request import JobRequest
@@ -43,7 +43,7 @@ class JobRun:
 
     def __init__(self, request: JobRequest, swift: SwiftAccess,
                  placer: Placer, client: NodeClient,
-                 accounting: Optional[Accounting], logger,
+                 accounting: Optional[AccountingSpool], logger,
                  deferred_jobs: AccountShare):
         self.request = request
         self.started = time.time()

@@ -22,7 +22,7 @@ from zerocloud.headers import (
 from zerocloud.job.model import SwiftPath
 from zerocloud.proxy.access import Grants
 from zerocloud.proxy.accounting import (
-    UNRUN_CDR, UNRUN_STATUS, Accounting, accounting_lines)
+    UNRUN_CDR, UNRUN_STATUS, AccountingSpool, accounting_lines)
 from zerocloud.proxy.nodeclient import Body, NodeResult
 from zerocloud.proxy.swiftaccess import SwiftAccess
 
@@ -107,7 +107,8 @@ class JobResponse:
     """Turns one job's node results into the client's response."""
 
     def __init__(self, swift: SwiftAccess, grants: Grants,
-                 accounting: Optional[Accounting], logger, job_id: str,
+                 accounting: Optional[AccountingSpool], logger,
+                 job_id: str,
                  account: str, started: float):
         self.swift = swift
         self.grants = grants
@@ -216,7 +217,7 @@ class JobResponse:
 
     def _account_for(self, results: List[NodeResult], status: int,
                      headers: Dict[str, str]) -> None:
-        """A log line per job and, when enabled, an accounting object."""
+        """A log line per job and, when enabled, its accounting lines."""
         self.logger.info(
             'zerocloud job %s account %s status %d nodes %s node-status %s '
             'cdr %s', self.job_id, self.account, status,
@@ -224,13 +225,15 @@ class JobResponse:
             headers['X-Nexe-Cdr-Line'])
         if self.accounting is None:
             return
-        env = self.swift.req.environ
         lines = accounting_lines(
             results, time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime()),
-            env.get('swift.trans_id', '-'))
-        # Off the request's path: the client does not wait for it.
-        eventlet.spawn_n(self.accounting.record, env, self.account,
-                         self.job_id, lines)
+            self.swift.req.environ.get('swift.trans_id', '-'))
+        try:
+            self.accounting.record(self.account, lines)
+        except OSError:
+            # Its answer is made: the job is not failed for its record.
+            self.logger.exception('zerocloud: accounting of job %s',
+                                  self.job_id)
 
     def deferred(self, run: Callable[[], List[NodeResult]],
                  result_path: SwiftPath, wait: float) -> Response:
