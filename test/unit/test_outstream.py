@@ -3,6 +3,7 @@
 import hashlib
 import io
 import subprocess
+import threading
 
 from zerocloud import protocol
 from zerocloud.object.outstream import OutputStream, StreamedAnswer
@@ -11,20 +12,38 @@ SIZE = 300000
 
 
 def written(tmp_path, size: int, limit: int):
-    """An OutputStream fed ``size`` bytes by another process; its pieces
-    and the stream."""
+    """An OutputStream fed ``size`` bytes by another process, whose "run"
+    ends when that process does (told from a thread, as the server's
+    run ends apart from its reads); its pieces and the stream."""
     path = str(tmp_path / 'out.stdout')
     stream = OutputStream(path, limit)
-    writer = subprocess.Popen(['sh', '-c', 'head -c %d /dev/zero > %s'
-                               % (size, path)])
+    writer = subprocess.Popen(['sh', '-c', 'sleep 0.2; head -c %d /dev/zero'
+                               ' > %s' % (size, path)])
+    ender = threading.Thread(target=lambda: (writer.wait(),
+                                             stream.run_ended()))
+    ender.start()
     pieces = []
     while True:
-        piece = stream.read(lambda: writer.poll() is not None)
+        piece = stream.read()
         if not piece:
             break
         pieces.append(piece)
-    writer.wait()
+    ender.join()
     return pieces, stream
+
+
+def test_a_stream_ends_only_with_its_run(tmp_path):
+    """No writer yet is not the end: the program may not have started."""
+    path = str(tmp_path / 'out.stdout')
+    stream = OutputStream(path, 100)
+    ended = []
+    timer = threading.Timer(0.3, lambda: (ended.append(True),
+                                          stream.run_ended()))
+    timer.start()
+    assert stream.read() == b''
+    assert ended == [True]   # the read waited for the run's end
+    timer.join()
+    stream.close()
 
 
 def test_the_output_is_read_whole_with_its_md5(tmp_path):
@@ -47,7 +66,7 @@ def test_a_streamed_answer_is_pieces_then_the_final_headers(tmp_path):
     body = StreamedAnswer(
         'stdout', {protocol.PAX_CONTENT_TYPE: 'text/plain',
                    protocol.PAX_META_PREFIX + 'color': 'red'},
-        pieces, stream, lambda: True, lambda: {'X-Nexe-Status': 'ok'},
+        pieces, stream, lambda: {'X-Nexe-Status': 'ok'},
         lambda: released.append(True))
     wire = b''.join(body)
     body.close()

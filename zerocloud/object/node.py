@@ -552,8 +552,9 @@ class NodeRequest:
                              ciphers=session.ciphers)
         held: List[bytes] = []
         if stream is not None:
+            run.link(lambda _: stream.run_ended())
             while True:
-                data = stream.read(lambda: run.dead)
+                data = stream.read()
                 if not data:
                     break
                 held.append(data)
@@ -708,5 +709,4 @@ class NodeRequest:
                               meta_pax(output.meta), **{
                                   protocol.PAX_CONTENT_TYPE:
                                       output.content_type}),
-                          held, stream,
-                          lambda: run.dead, finish, self.stack.close))
+                          held, stream, finish, self.stack.close))

@@ -21,7 +21,6 @@ import os
 from hashlib import md5
 from typing import Callable, Dict, Iterator, List
 
-import eventlet
 from eventlet.hubs import trampoline
 from swift.common.swob import HTTPException
 
@@ -30,57 +29,60 @@ from zerocloud.object.fifo import make_fifo
 
 #: Bytes taken from the FIFO at once (its whole buffer, ``fifo.PIPE_SIZE``).
 CHUNK = 1 << 20
-#: Seconds between looks at a FIFO that has no writer yet (the node waits
-#: for a sandbox) or any more (its run is ending).
-NO_WRITER_POLL = 0.01
-#: Seconds a read waits for the program's bytes before it looks whether
-#: the run has ended.
-IDLE_CHECK = 0.5
 
 
 class OutputStream:
-    """The reading end of the FIFO an immediate output is bound to."""
+    """The reading end of the FIFO an immediate output is bound to.
+
+    The server holds a writing end of its own until the run has ended
+    (:meth:`run_ended`): until then an empty FIFO means "nothing yet" (the
+    program has not opened it, or writes nothing for a while), never the
+    end, and a read waits for the program's bytes without polling.  The
+    sandbox writes each of the program's writes before the program goes on
+    (``zerocloud.runtime.served``) and closes its end before it answers, so
+    once the run has ended an empty FIFO with no writer left is the end of
+    the output.
+    """
 
     def __init__(self, path: str, limit: int):
         self.fd = make_fifo(path, os.O_RDONLY)
+        self._keeper = os.open(path, os.O_WRONLY | os.O_NONBLOCK |
+                               os.O_CLOEXEC)
         self.limit = limit
         self.size = 0
         self.digest = md5(usedforsecurity=False)
         #: The program wrote more than ``limit``: the FIFO was closed.
         self.over_limit = False
 
-    def read(self, ended: Callable[[], bool]) -> bytes:
-        """The next bytes the program wrote; ``b''`` once its run has
-        ``ended()`` and everything is read.  The sandbox writes each of the
-        program's writes before the program goes on
-        (``zerocloud.runtime.served``) and closes its end before it
-        answers, so an empty FIFO after the run is the end of the output."""
+    def run_ended(self) -> None:
+        """The run is over: an empty FIFO is now the end (a read waiting
+        for bytes wakes up)."""
+        if self._keeper >= 0:
+            os.close(self._keeper)
+            self._keeper = -1
+
+    def read(self) -> bytes:
+        """The next bytes the program wrote; ``b''`` once its run has ended
+        and everything is read (or the output went past its limit)."""
         while self.fd >= 0:
             try:
                 chunk = os.read(self.fd, CHUNK)
             except BlockingIOError:
-                if ended():
-                    return b''
-                try:
-                    trampoline(self.fd, read=True, timeout=IDLE_CHECK,
-                               timeout_exc=eventlet.Timeout)
-                except eventlet.Timeout:
-                    pass
+                trampoline(self.fd, read=True)
                 continue
-            if chunk:
-                self.size += len(chunk)
-                if self.size > self.limit:
-                    self.over_limit = True
-                    self.close()
-                    return b''
-                self.digest.update(chunk)
-                return chunk
-            if ended():
+            if not chunk:
                 return b''
-            eventlet.sleep(NO_WRITER_POLL)
+            self.size += len(chunk)
+            if self.size > self.limit:
+                self.over_limit = True
+                self.close()
+                return b''
+            self.digest.update(chunk)
+            return chunk
         return b''
 
     def close(self) -> None:
+        self.run_ended()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -89,14 +91,14 @@ class OutputStream:
 class StreamedAnswer:
     """The body of a streamed answer: the output's pieces, then the final
     headers.  ``held`` is what was read before the answer started;
-    ``ended()`` says whether the run is over; ``finish()`` waits for it
-    and returns the node's ``X-Nexe-*`` headers; ``release()`` frees what
-    the request holds.  Closed early (the proxy went away), it closes the
+    ``finish()`` waits for the run's end and returns the node's
+    ``X-Nexe-*`` headers; ``release()`` frees what the request holds.
+    Closed early (the proxy went away), it closes the
     FIFO, so the program's next write fails, and waits for the run before
     releasing."""
 
     def __init__(self, device: str, pax: Dict[str, str], held: List[bytes],
-                 stream: OutputStream, ended: Callable[[], bool],
+                 stream: OutputStream,
                  finish: Callable[[], Dict[str, str]],
                  release: Callable[[], None]):
         """``pax``: the output's content type and metadata, sent with its
@@ -105,7 +107,6 @@ class StreamedAnswer:
         self._pax = dict(pax)
         self._held = held
         self._stream = stream
-        self._ended = ended
         self._finish = finish
         self._release = release
         self._finished = False
@@ -120,7 +121,7 @@ class StreamedAnswer:
             yield from self._member(data)
         self._held = []
         while True:
-            data = self._stream.read(self._ended)
+            data = self._stream.read()
             if not data:
                 break
             yield from self._member(data)
