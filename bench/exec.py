@@ -28,7 +28,10 @@ P6  ``--clients`` threads POSTing the hello script for ``--seconds``; every
     back-pressure): prints counts per status, share of 200s, req/s.
 
 Options: ``--requests 200``, ``--size-mb 1024``, ``--seconds 30``,
-``--clients 32``, ``--only P1,P5,P6`` (default: all).  A quick run::
+``--clients 32``, ``--only P1,P5,P6`` (default: all), ``--profile`` (P1
+also prints a stage-by-stage profile of the hello script, sequential and
+interleaved, and of the C job: the medians of the stages each job's proxy
+log line gives, :mod:`zerocloud.stages`).  A quick run::
 
     .venv/bin/python bench/exec.py --requests 20 --size-mb 64 --seconds 5 \
         --clients 8
@@ -155,16 +158,23 @@ def measure_p1(bench: Bench) -> None:
         post_hello()
     gets = [timed(get_small)[0] for _ in range(count)]
     posts, proxy_times, node_times = [], [], []
+    profiles = {'hello script, sequential': {},
+                'hello script, interleaved': {}}
     for _ in range(count):
         seconds, resp = timed(post_hello)
         posts.append(seconds)
+        profiles['hello script, sequential'][
+            resp.headers.get('X-Trans-Id')] = seconds
         proxy_total, node_elapsed = cdr_times(resp)
         proxy_times.append(proxy_total)
         node_times.append(node_elapsed)
 
     mixed_gets, mixed_posts = [], []
     for _ in range(count):
-        mixed_posts.append(timed(post_hello)[0])
+        seconds, resp = timed(post_hello)
+        mixed_posts.append(seconds)
+        profiles['hello script, interleaved'][
+            resp.headers.get('X-Trans-Id')] = seconds
         mixed_gets.append(timed(get_small)[0])
 
     get_p50, post_p50 = percentile(gets, 50), percentile(posts, 50)
@@ -209,7 +219,10 @@ def measure_p1(bench: Bench) -> None:
     measure_pandas(bench, session, post_p50)
     print_worker_memory(bench)
     if upload_wasm_passthrough(bench):
-        print_c_reference(bench, session, get_p50)
+        profiles['C job (stored program)'] = print_c_reference(
+            bench, session, get_p50)
+    if bench.args.profile:
+        print_profile(bench, profiles)
 
 
 def measure_pandas(bench: Bench, session, hello_p50: float) -> None:
@@ -254,8 +267,10 @@ def print_worker_memory(bench: Bench) -> None:
               sum(r[1] for r in rows) >> 10, sum(r[2] for r in rows) >> 10))
 
 
-def print_c_reference(bench: Bench, session, get_p50: float) -> None:
-    """Same POST path with a C program: what is left without CPython."""
+def print_c_reference(bench: Bench, session, get_p50: float
+                      ) -> dict[str, float]:
+    """Same POST path with a C program: what is left without CPython.
+    Returns each request's seconds by transaction id (for the profile)."""
     job = json.dumps([{'name': 'c', 'exec': {'path': swift_path(WASM_PROGRAM)},
                        'devices': [{'name': 'stdout'}]}])
 
@@ -285,6 +300,96 @@ def print_c_reference(bench: Bench, session, get_p50: float) -> None:
     bench.verdicts.append(Verdict(
         'C job p50 / GET p50', ms(c_p50), ms(get_p50), '%.2f' % ratio,
         '<= %g' % C_JOB_TARGET, ratio <= C_JOB_TARGET))
+    return {resp.headers.get('X-Trans-Id'): seconds
+            for seconds, resp in samples}
+
+
+# -- the stage profile (--profile) ------------------------------------------
+
+def logged_stages(cluster: Cluster) -> dict[str, dict[str, float]]:
+    """Each job's stages (ms) by transaction id, from the proxy's log
+    lines ``zerocloud job <id> txn <txn> stages ...`` (zerocloud.stages).
+
+    A one-node job's node stages keep their names; the proxy's part of
+    ``run+respond`` beyond its node is ``respond``.
+    """
+    jobs = {}
+    with open(cluster.log_path('proxy-server'), errors='replace') as log:
+        for line in log:
+            head, found, tail = line.partition(' stages ')
+            if not found or ' txn ' not in head:
+                continue
+            txn = head.rsplit(' txn ', 1)[1].split()[0]
+            stages: dict[str, float] = {}
+            nodes = 0
+            for token in tail.split():
+                if ':' in token:
+                    nodes += 1
+                    token = token.split(':', 1)[1]
+                for item in token.split(','):
+                    name, _, value = item.partition('=')
+                    try:
+                        stages[name] = stages.get(name, 0.0) + float(value)
+                    except ValueError:
+                        continue
+            if nodes == 1 and 'run+respond' in stages:
+                node_total = sum(v for k, v in stages.items()
+                                 if k in PROXY_NODE_STAGES)
+                stages['respond'] = stages.pop('run+respond') - node_total
+            jobs[txn] = stages
+    return jobs
+
+
+#: The proxy's stages of one node (zerocloud.proxy.scheduler, nodeclient).
+PROXY_NODE_STAGES = ('place', 'uploads', 'connect', 'send', 'wait',
+                     'send+wait', 'read')
+#: Rows of the profile, in the order a request goes through them.
+PROFILE_ROWS = (
+    ('request', 'proxy: parse, auth and object checks'),
+    ('place', 'proxy: placement'),
+    ('uploads', 'proxy: members to send (fetches start)'),
+    ('connect', 'proxy: connect, 100-continue'),
+    ('server.receive', 'object server: accept, 100-continue, body'),
+    ('send', 'proxy: body sent'),
+    ('server.prepare', 'object server: manifest, program lookup'),
+    ('server.sandbox', 'object server: queue, worker run, report'),
+    ('server.frame', 'object server: answer framing'),
+    ('wait', 'proxy: waiting for the answer headers'),
+    ('read', 'proxy: reading the answer'),
+    ('respond', 'proxy: assembly, log, accounting'),
+    ('subrequests', 'sub-requests below proxy_query (count)'),
+)
+
+
+def print_profile(bench: Bench, profiles: dict[str, dict[str, float]]
+                  ) -> None:
+    """Median of each stage, per kind of request (bench --profile)."""
+    time.sleep(0.5)   # the last log lines reach the file
+    stages = logged_stages(bench.cluster)
+    columns = list(profiles)
+    rows = []
+    for key, label in PROFILE_ROWS:
+        row = [label]
+        for column in columns:
+            values = [stages[txn][key] for txn in profiles[column]
+                      if txn in stages and key in stages[txn]]
+            row.append(('%d' if key == 'subrequests' else '%.2f ms') %
+                       percentile(values, 50) if values else '-')
+        rows.append(row)
+    totals = ['client: whole request (p50)']
+    outside = ['client, HTTP, auth: outside the job']
+    for column in columns:
+        seconds = sorted(profiles[column].values())
+        totals.append(ms(percentile(seconds, 50)))
+        inside = [sum(v for k, v in stages[txn].items()
+                      if k not in ('subrequests',) and
+                      not k.startswith('server.')) / 1000
+                  for txn in profiles[column] if txn in stages]
+        outside.append(ms(percentile(seconds, 50) - percentile(inside, 50))
+                       if inside else '-')
+    print('    stage profile (p50 of each stage; stages on the object '
+          'server overlap the proxy\'s send and wait):')
+    print_table(['stage'] + columns, rows + [outside, totals])
 
 
 # -- P5 ----------------------------------------------------------------------
@@ -548,6 +653,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                         help='P6: how long the clients run')
     parser.add_argument('--clients', type=int, default=32,
                         help='P6: concurrent clients')
+    parser.add_argument('--profile', action='store_true',
+                        help='P1: print where each request\'s time goes, '
+                        'stage by stage')
     parser.add_argument('--only', default=','.join(MEASURES),
                         help='comma-separated subset of %s' % ','.join(
                             MEASURES))

@@ -212,6 +212,9 @@ ANSWER_SLACK = 60
 QUEUE_WAIT = 30
 #: The answer of a busy sandbox pool: ``503`` with this header (seconds).
 RETRY_AFTER_HEADER = 'Retry-After'
+#: The object server's stages of the node, for the proxy's log
+#: (:mod:`zerocloud.stages`).
+STAGES_HEADER = 'X-Zerocloud-Stages'
 
 # -- members of the request stream
 SYSMAP_MEMBER = 'sysmap'

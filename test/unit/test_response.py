@@ -16,6 +16,7 @@ from zerocloud.proxy.nodeclient import (
     Answer, Body, NodeResult, PendingPut, StreamFailed, read_answer)
 from zerocloud.proxy.request import iter_reader
 from zerocloud.proxy.response import JobResponse, nexe_headers
+from zerocloud.stages import StageClock
 
 LOGGER = logging.getLogger('test')
 
@@ -42,6 +43,7 @@ class StoringSwift:
         self.req = Request.blank('/v1/a')
         self.stored = []
         self.refuse = refuse
+        self.subrequests = 0
 
     def store(self, put, grants=None):
         if self.refuse:
@@ -65,7 +67,7 @@ def spooled(tmp_path, name, data):
 
 def respond(results, swift=None):
     return JobResponse(swift or StoringSwift(), Grants(), None, LOGGER,
-                       'job', 'a', 0.0).respond(results)
+                       'job', 'a', 0.0, StageClock()).respond(results)
 
 
 def body(data, ctype):
@@ -309,7 +311,8 @@ def test_a_deferred_result_is_streamed_to_swift_not_joined():
     result = NodeResult(only, headers={'X-Nexe-Status': 'ok'},
                         body=Body(CHUNK * CHUNKS, 'text/plain', output()))
     swift = DeferredSwift(produced)
-    JobResponse(swift, Grants(), None, LOGGER, 'job', 'a', 0.0)\
+    JobResponse(swift, Grants(), None, LOGGER, 'job', 'a', 0.0,
+                StageClock())\
         ._store_deferred(Finished([result]), SwiftPath('a', '.zvm', 'job-1'))
     size = CHUNK * CHUNKS
     url, declared, read, ctype, headers = swift.result

@@ -51,6 +51,7 @@ from zerocloud.runtime.cache import STATUS_NOT_COMPILED
 from zerocloud.runtime.pool import PoolFull, SandboxPool
 from zerocloud.runtime.report import Report
 from zerocloud.runtime.session import SessionResult
+from zerocloud.stages import StageClock, format_stages
 
 if TYPE_CHECKING:
     from zerocloud.object.filter import ObjectQueryMiddleware
@@ -320,6 +321,8 @@ class NodeRequest:
         self.sealed: Dict[str, CipherKey] = {}
         #: Bytes of members stored in RAM.
         self.members_in_ram = 0
+        #: Where the node's time goes, told to the proxy.
+        self.clock = StageClock()
 
     @property
     def pool(self) -> SandboxPool:
@@ -335,6 +338,7 @@ class NodeRequest:
                 self.local = self._open_local()
             members = self._receive(self.local.size if self.local and
                                     self.local.ram_copy else 0)
+            self.clock.mark('receive')
             node = self._read_sysmap(members)
             return self._run(node, members)
         except BaseException:
@@ -541,6 +545,7 @@ class NodeRequest:
         except ExecutionError as err:
             raise HTTPException(status=err.status, body=err.message,
                                 request=req)
+        self.clock.mark('prepare')
         stream = self._output_stream(session, limits)
         if self.live is not None:
             self.live.start()
@@ -562,6 +567,7 @@ class NodeRequest:
                     return self._streamed(node, session, stream, held, run,
                                           started, clock, limits)
         result = self._result(run, session, clock, limits)
+        self.clock.mark('sandbox')
         if stream is not None:
             self._keep_output(session.outputs[0], held)
         headers = self._headers(node, session, result, started, stream)
@@ -587,6 +593,8 @@ class NodeRequest:
                     body='Node %s failed: %s' % (node.name, err),
                     headers=headers, request=req)
         body_length = sum(length for length, _ in frames)
+        self.clock.mark('frame')
+        headers[protocol.STAGES_HEADER] = format_stages(self.clock.stages)
         headers['Content-Type'] = protocol.TAR_CONTENT_TYPE
         resp = HTTPOk(headers=headers, app_iter=AnswerBody(frames, self.stack),
                       request=req)
@@ -696,9 +704,12 @@ class NodeRequest:
         output = session.outputs[0]
 
         def finish() -> Dict[str, str]:
-            return self._headers(node, session,
-                                 self._result(run, session, clock, limits),
-                                 started, stream)
+            result = self._result(run, session, clock, limits)
+            self.clock.mark('sandbox')
+            return dict(self._headers(node, session, result, started,
+                                      stream),
+                        **{protocol.STAGES_HEADER:
+                           format_stages(self.clock.stages)})
         headers = {'X-Nexe-System': header_value(node.name),
                    'X-Nexe-Policy': header_value(self.placement.policy.name),
                    protocol.STREAMED_ANSWER_HEADER: 'yes',

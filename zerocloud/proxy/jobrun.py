@@ -31,6 +31,7 @@ from zerocloud.proxy.request import JobRequest
 from zerocloud.proxy.response import DEFERRED_HEADER, JobResponse
 from zerocloud.proxy.scheduler import Scheduler
 from zerocloud.proxy.swiftaccess import SwiftAccess
+from zerocloud.stages import StageClock
 
 
 def new_job_id(now: float) -> str:
@@ -47,12 +48,14 @@ class JobRun:
                  deferred_jobs: AccountShare):
         self.request = request
         self.started = time.time()
+        #: The job's own stages (its nodes keep theirs).
+        self.clock = StageClock()
         self.job_id = new_job_id(self.started)
         self.scheduler = Scheduler(request, swift, placer, client,
                                    self.job_id, self.started, logger)
         self.response = JobResponse(swift, request.grants, accounting,
                                     logger, self.job_id, request.account,
-                                    self.started)
+                                    self.started, self.clock)
         #: The deferred jobs each account runs in this process.
         self.deferred_jobs = deferred_jobs
         self._holds_share = False
@@ -68,6 +71,7 @@ class JobRun:
             self._holds_share = True
         try:
             job = request.prepare()
+            self.clock.mark('request')
             if deferred:
                 wait = 0 if mode == 'always' else \
                     request.config.timeout + 1.0

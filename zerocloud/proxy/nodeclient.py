@@ -43,6 +43,7 @@ from zerocloud import cgi, protocol
 from zerocloud.fairshare import AccountShare, half
 from zerocloud.job.model import JobError, Node, SwiftPath
 from zerocloud.job.source import Spooled, spool_file
+from zerocloud.stages import StageClock, Stages, parse_stages
 
 #: A node the sandbox stopped (time, memory, output limits, a trap).
 NODE_FAILED = 422
@@ -233,6 +234,8 @@ class NodeResult:
     streamed: bool = False
     #: Or the node's one output to store does, followed by those headers.
     streaming_put: Optional[StreamingPut] = None
+    #: Where the node's time went, here and (``server.*``) on its server.
+    stages: Stages = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -387,7 +390,8 @@ def _send_body(send: Callable[[bytes], None], uploads: List[Upload],
 
 
 def _send_and_answer(conn, uploads: List[Upload], timeouts: Timeouts,
-                     streamed: Optional[Upload], duplex: bool):
+                     streamed: Optional[Upload], duplex: bool,
+                     clock: StageClock):
     """Send the body and wait for the answer's headers; the answer and
     the green thread still sending the body, if any.
 
@@ -401,8 +405,11 @@ def _send_and_answer(conn, uploads: List[Upload], timeouts: Timeouts,
     """
     if not (duplex and streamed is not None):
         _send_body(conn.send, uploads, timeouts, streamed)
+        clock.mark('send')
         with ResponseTimeout(timeouts.answer):
-            return conn.getresponse(), None
+            final = conn.getresponse()
+        clock.mark('wait')
+        return final, None
     sender = eventlet.spawn(_send_in_background, conn.sock, uploads,
                             timeouts, streamed)
     try:
@@ -412,6 +419,7 @@ def _send_and_answer(conn, uploads: List[Upload], timeouts: Timeouts,
         _raise_failure(sender)
         sender.kill()
         raise
+    clock.mark('send+wait')
     if sender.dead:
         _raise_failure(sender)
         return final, None
@@ -452,10 +460,14 @@ def _close_all(uploads: List[Upload]) -> None:
 
 def dispatch(servers: List[dict], partition: int, path_info: str,
              headers: Dict[str, str], uploads: List[Upload],
-             timeouts: Timeouts,
-             on_error: Callable[[dict, str], None]) -> 'Answer | Attempts':
+             timeouts: Timeouts, on_error: Callable[[dict, str], None],
+             clock: Optional[StageClock] = None) -> 'Answer | Attempts':
     """Try ``servers`` in order; stream ``uploads`` to the first that
-    accepts.  Raises :class:`InputFailed` when an upload breaks."""
+    accepts.  Raises :class:`InputFailed` when an upload breaks.  The
+    stages go to ``clock``: ``connect`` (up to ``100 Continue``),
+    ``send`` and ``wait`` (for the answer's headers), or ``send+wait``
+    when the answer may come while the body is sent."""
+    clock = clock or StageClock()
     headers = dict(headers)
     headers['Content-Length'] = str(sum(u.length for u in uploads))
     headers['Expect'] = '100-continue'
@@ -475,9 +487,10 @@ def dispatch(servers: List[dict], partition: int, path_info: str,
                 if attempts.decided:
                     break
                 continue
+            clock.mark('connect')
             try:
                 final, sender = _send_and_answer(conn, uploads, timeouts,
-                                                 streamed, duplex)
+                                                 streamed, duplex, clock)
             except InputFailed:
                 conn.close()
                 raise
@@ -546,10 +559,10 @@ class NodeClient:
         self.error_occurred = error_occurred
 
     def send(self, candidates: List[dict], partition: int, path_info: str,
-             headers: Dict[str, str], uploads: List[Upload]
-             ) -> 'Answer | Attempts':
+             headers: Dict[str, str], uploads: List[Upload],
+             clock: StageClock) -> 'Answer | Attempts':
         return dispatch(candidates, partition, path_info, headers, uploads,
-                        self.timeouts, self.error_occurred)
+                        self.timeouts, self.error_occurred, clock)
 
     def wait_for_busy(self, seconds: float, until: Event,
                       account: str) -> bool:
@@ -570,6 +583,12 @@ class NodeClient:
 
 def nexe_reported(headers: Dict[str, str]) -> Dict[str, str]:
     return {k: v for k, v in headers.items() if k.startswith('X-Nexe-')}
+
+
+def server_stages(headers: Dict[str, str]) -> Stages:
+    """The stages a node's server reported, named ``server.<stage>``."""
+    return [('server.' + name, seconds) for name, seconds in
+            parse_stages(str(headers.get(protocol.STAGES_HEADER, '')))]
 
 
 def program_status(pax: Dict[str, str]) -> int:
@@ -687,6 +706,7 @@ def _streamed_chunks(reader: protocol.MemberReader, result: NodeResult,
         raise StreamFailed(result.error)
     result.headers.update(nexe_reported(
         {str(name): str(value) for name, value in final.items()}))
+    result.stages += server_stages(final)
     if result.headers.get('X-Nexe-Status') != 'ok' or \
             result.headers.get('X-Nexe-Retcode') != '0':
         result.status = NODE_FAILED
@@ -714,6 +734,7 @@ def read_answer(result: NodeResult, answer: Answer, stream: bool,
                         'functioning')
         return
     result.headers = nexe_reported(got)
+    result.stages += server_stages(got)
     if streamed:
         _take_streamed(result, answer)
         return

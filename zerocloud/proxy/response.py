@@ -25,6 +25,7 @@ from zerocloud.proxy.accounting import (
     UNRUN_CDR, UNRUN_STATUS, AccountingSpool, accounting_lines)
 from zerocloud.proxy.nodeclient import Body, NodeResult
 from zerocloud.proxy.swiftaccess import SwiftAccess
+from zerocloud.stages import StageClock, format_stages
 
 DEFERRED_HEADER = 'X-Zerovm-Deferred'
 #: Each ``X-Nexe-*`` header and a node's item when it has none.
@@ -108,8 +109,8 @@ class JobResponse:
 
     def __init__(self, swift: SwiftAccess, grants: Grants,
                  accounting: Optional[AccountingSpool], logger,
-                 job_id: str,
-                 account: str, started: float):
+                 job_id: str, account: str, started: float,
+                 clock: StageClock):
         self.swift = swift
         self.grants = grants
         self.accounting = accounting
@@ -117,6 +118,7 @@ class JobResponse:
         self.job_id = job_id
         self.account = account
         self.started = started
+        self.clock = clock
 
     def store_streaming(self, results: List[NodeResult]) -> None:
         """PUT the outputs that come while their node runs (a one-node
@@ -217,17 +219,25 @@ class JobResponse:
 
     def _account_for(self, results: List[NodeResult], status: int,
                      headers: Dict[str, str]) -> None:
-        """A log line per job and, when enabled, its accounting lines."""
+        """Log lines per job (its result, where its time went) and, when
+        enabled, its accounting lines."""
+        self.clock.mark('run+respond')
+        txn = self.swift.req.environ.get('swift.trans_id', '-')
         self.logger.info(
             'zerocloud job %s account %s status %d nodes %s node-status %s '
             'cdr %s', self.job_id, self.account, status,
             headers['X-Nexe-System'], headers['X-Nexe-Status'],
             headers['X-Nexe-Cdr-Line'])
+        self.logger.info(
+            'zerocloud job %s txn %s stages %s subrequests=%d %s',
+            self.job_id, txn, format_stages(self.clock.stages).replace(
+                ',', ' '), self.swift.subrequests,
+            ' '.join('%s:%s' % (r.node.name, format_stages(r.stages))
+                     for r in results))
         if self.accounting is None:
             return
         lines = accounting_lines(
-            results, time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime()),
-            self.swift.req.environ.get('swift.trans_id', '-'))
+            results, time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime()), txn)
         try:
             self.accounting.record(self.account, lines)
         except OSError:

@@ -53,6 +53,7 @@ from zerocloud.proxy.nodeclient import (
 from zerocloud.proxy.placement import Placer, Target
 from zerocloud.proxy.request import JobRequest
 from zerocloud.proxy.swiftaccess import SwiftAccess
+from zerocloud.stages import StageClock
 
 #: Times a node is retried after its server failed while running it.
 RETRIES = 1
@@ -346,13 +347,15 @@ class Scheduler:
                   done: Dict[str, NodeResult], copy: int = 0,
                   target: Optional[Target] = None) -> NodeResult:
         with self.in_progress:
+            clock = StageClock()
             try:
                 target = target or self._target(node)
                 placed, candidates, headers = self._route(node, copy, target)
             except NodeError as err:
                 return NodeResult(node).fail(err)
+            clock.mark('place')
             result = self._send(node, stream, done, copy, target, placed,
-                                candidates, headers)
+                                candidates, headers, clock)
             if result.failed and not self.failed.ready():
                 self.failed.send()
             return result
@@ -391,11 +394,12 @@ class Scheduler:
 
     def _send(self, node: Node, stream: bool, done: Dict[str, NodeResult],
               copy: int, target: Target, placed: Optional[Channel],
-              candidates: List[dict],
-              headers: Dict[str, str]) -> NodeResult:
+              candidates: List[dict], headers: Dict[str, str],
+              clock: StageClock) -> NodeResult:
         """Send ``node`` until a server has run it (see the module
         docstring: retry after a lost server, wait for busy ones, go
-        elsewhere when a server will not read the input in place)."""
+        elsewhere when a server will not read the input in place); its
+        stages go to ``clock``."""
         retries = RETRIES
         busy_tries = 0
         while True:
@@ -409,9 +413,10 @@ class Scheduler:
             result = NodeResult(node)
             try:
                 uploads = self._uploads(node, placed, done, target.local_env)
+                clock.mark('uploads')
                 outcome = self.client.send(candidates, target.partition,
                                            target.path_info, headers,
-                                           uploads)
+                                           uploads, clock)
             except InputFailed as err:
                 self.logger.warning('zerocloud: node %s: %s (%r)',
                                     node.name, err.message, err.cause)
@@ -438,6 +443,8 @@ class Scheduler:
                 target = elsewhere
                 continue
             lost = self._take(result, outcome, target, stream)
+            clock.mark('read')
+            result.stages = clock.stages + result.stages
             if lost is not None and retries > 0 and \
                     lost in candidates[:-1]:
                 retries -= 1

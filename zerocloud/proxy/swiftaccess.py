@@ -49,13 +49,34 @@ def _abandoned_on_failure(chunks: Iterator[bytes]) -> Iterator[bytes]:
         raise ChunkReadError(str(err))
 
 
+class _CountedApp:
+    """The rest of the pipeline, counting the sub-requests that reach it
+    (lookups answered by memcache do not)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.calls = 0
+
+    def __call__(self, env, start_response):
+        self.calls += 1
+        return self.app(env, start_response)
+
+    def __getattr__(self, name: str):
+        return getattr(self.app, name)
+
+
 class SwiftAccess:
     """Sub-requests on behalf of one request's user."""
 
     def __init__(self, app, req: Request, logger):
-        self.app = app
+        self.app = _CountedApp(app)
         self.req = req
         self.logger = logger
+
+    @property
+    def subrequests(self) -> int:
+        """Sub-requests made so far that reached the pipeline below."""
+        return self.app.calls
 
     def _subrequest(self, method: str, path: SwiftPath,
                     headers: Optional[Dict[str, str]] = None,
