@@ -487,17 +487,21 @@ def test_outputs_are_sealed_on_devices_while_the_node_runs(cluster, box):
     output = '%s/%s' % (box.container, unique('copy'))
     box.put(path, data)
 
+    three = {'out.output', 'out.stdout', 'diag.stderr'}
+
     def look() -> Tuple[Set[str], Set[str]]:
-        holding, written = set(), set()
-        while node_running():
-            holding.update(device_files_holding(cluster, marker))
+        # Sizes are cheap to watch; contents are read once all three are
+        # written in full, while the node lingers (a scan reads every file
+        # on the devices: under load it may outlast the linger).
+        written: Set[str] = set()
+        while node_running() and not three <= written:
             written.update(_device_files_of_size(cluster, len(data)))
-        return holding, written
+        return set(device_files_holding(cluster, marker)), written
     running, (holding, written), resp = _while_lingering(
         box, path, look, image='copy',
         outputs=[{'name': 'output', 'path': 'swift://~/' + output}])
     assert running, 'the node was never seen running'
-    assert {'out.output', 'out.stdout', 'diag.stderr'} <= written
+    assert three <= written
     assert holding == set()
     assert resp.status_code == 200, resp.text
     assert resp.content == data
