@@ -25,7 +25,9 @@ P5  a ``--size-mb`` object streamed through a stdin->stdout passthrough
     0.1 s), target < 200 MB.  Sandbox workers' RSS is printed apart.
 P6  ``--clients`` threads POSTing the hello script for ``--seconds``; every
     answer must be 200, or 503 with ``Retry-After`` (the sandbox pool's
-    back-pressure): prints counts per status, share of 200s, req/s.
+    back-pressure): prints counts per status, share of 200s, req/s; then
+    as many clients GETting a 1 KB object for as long, and the ratio of
+    hello jobs per second to GETs per second.
 
 Options: ``--requests 200``, ``--size-mb 1024``, ``--seconds 30``,
 ``--clients 32``, ``--only P1,P5,P6`` (default: all), ``--profile`` (P1
@@ -261,8 +263,8 @@ def print_worker_memory(bench: Bench) -> None:
         return
     print('    sandbox workers with the Python image loaded: %s; total RSS '
           '%d MB, total PSS %d MB' % (
-              ', '.join('pid %d RSS %d MB PSS %d MB' % (pid, rss >> 10,
-                                                       pss >> 10)
+              ', '.join('pid %d RSS %d MB PSS %d MB'
+                        % (pid, rss >> 10, pss >> 10)
                         for pid, rss, pss in rows),
               sum(r[1] for r in rows) >> 10, sum(r[2] for r in rows) >> 10))
 
@@ -592,6 +594,39 @@ def hammer(account: Account, deadline: float, stop: threading.Event,
             tally.statuses[str(resp.status_code)] += 1
 
 
+def hammer_gets(url: str, session, deadline: float, counts: list) -> None:
+    """GET ``url`` until the deadline; count the 200s (``counts[0]``) and
+    the rest (``counts[1]``)."""
+    while time.monotonic() < deadline:
+        try:
+            ok = session.get(url, timeout=REQUEST_TIMEOUT).status_code == 200
+        except requests.RequestException:
+            ok = False
+        counts[0 if ok else 1] += 1
+
+
+def gets_per_second(bench: Bench) -> tuple[float, int]:
+    """GETs of a 1 KB object per second by as many clients as P6 runs,
+    for as long: the baseline of P6's throughput; (rate, failures)."""
+    account, clients = bench.account, bench.args.clients
+    account.put_object(account.session(), CONTAINER, SMALL_OBJECT,
+                       os.urandom(1024))
+    url = '%s/%s/%s' % (account.url, CONTAINER, SMALL_OBJECT)
+    counts = [[0, 0] for _ in range(clients)]
+    started = time.monotonic()
+    deadline = started + bench.args.seconds
+    threads = [threading.Thread(target=hammer_gets, daemon=True,
+                                args=(url, account.session(), deadline,
+                                      count))
+               for count in counts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    return sum(c[0] for c in counts) / elapsed, sum(c[1] for c in counts)
+
+
 def measure_p6(bench: Bench) -> None:
     account, clients = bench.account, bench.args.clients
     session = account.session()
@@ -632,6 +667,11 @@ def measure_p6(bench: Bench) -> None:
     if latencies:
         print('    latency of the 200s: p50 %s, p99 %s' % (
             ms(percentile(latencies, 50)), ms(percentile(latencies, 99))))
+    get_rate, get_failures = gets_per_second(bench)
+    print('    baseline: %d clients GETting a 1 KB object for as long: %.1f '
+          'GET/s (%d not 200); jobs per second / GETs per second = %.2f'
+          % (clients, get_rate, get_failures,
+             statuses['200'] / elapsed / get_rate if get_rate else 0.0))
     print('    only 200 or 503 + Retry-After seen; target met: %s'
           % yes_no(clean))
     bench.verdicts.append(Verdict(
