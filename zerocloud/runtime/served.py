@@ -380,6 +380,11 @@ class ServedCalls:
         fd = U32.unpack(bytes(memory.read(caller, opened,
                                           opened + U32.size)))[0]
         self._open.pop(fd, None)
+        if not self._files:
+            # Only stdio is served, and no path leads to it: asking
+            # wasmtime what the new descriptor is would cost each open a
+            # filesystem call.
+            return
         file = self._files.get(self._identify_fd(caller, fd))
         if file is not None:
             self._open[fd] = _Open(file, read=bool(rights & RIGHTS_READ),
