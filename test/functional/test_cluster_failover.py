@@ -10,17 +10,24 @@ the session cluster other tests share is never touched.
 - An object server killed while it runs a node (the node's work directory
   is seen on its device first): the node runs again on the next replica,
   which logs it, and the job answers 200 with the right result.
+- A proxy worker killed with a job's accounting line still in its spool:
+  the worker that replaces it stores the line.
 """
 
 import os
+import signal
 import threading
 import time
 from typing import Dict, List
 
 import pytest
+import requests
+
+from zerocloud.proxy.accounting import object_name
 
 from .helpers import (
-    BOOK_COUNT, WORD_COUNT_SYSTEM, Account, LogWatch, assert_all_ok,
+    BOOK_COUNT, REQUEST_TIMEOUT, WORD_COUNT_SYSTEM, Account, LogWatch,
+    assert_all_ok,
     expected_word_count, is_zombie, kill_server, nexe_list, primary_servers,
     python_node, server_pids, unique, upload_books, upload_word_count_zapp,
     word_count_job, zapp)
@@ -156,3 +163,62 @@ def test_server_killed_while_running_a_node_is_retried_on_the_next_replica(
     # The victim died mid-node and logged nothing; the next live replica
     # ran the node again.
     assert watch.servers_that_ran()['slowcat'] == [successor]
+
+
+def _proxy_worker(cluster) -> int:
+    """The proxy's worker process (the child of its parent process)."""
+    pids = [pid for pid in server_pids(cluster, 'proxy-server')
+            if not is_zombie(pid)]
+    children = [pid for pid in pids if _parent_of(pid) in pids]
+    assert len(children) == 1, pids
+    return children[0]
+
+
+def _read(folder: str, name: str) -> bytes:
+    with open(os.path.join(folder, name), 'rb') as handle:
+        return handle.read()
+
+
+def _parent_of(pid: int) -> int:
+    with open('/proc/%d/stat' % pid) as stat:
+        return int(stat.read().rsplit(')', 1)[1].split()[1])
+
+
+def test_accounting_of_a_proxy_worker_killed_before_storing_it_is_kept(
+        private_cluster):
+    """A job's accounting line waits in its proxy worker's spool; the
+    worker is killed (SIGKILL) before it stores the spool; the worker that
+    takes its place stores the line, under the object named after that
+    spool, and removes the spool."""
+    cluster = private_cluster
+    resp = requests.post(
+        cluster.storage_url('tester'), timeout=REQUEST_TIMEOUT,
+        data='#!file://python:python\nprint("accounted")\n',
+        headers={'X-Zerovm-Execute': '1.0', 'Content-Type': 'text/plain',
+                 'X-Auth-Token': cluster.token('tester')})
+    assert resp.status_code == 200, resp.text
+    txn = resp.headers['X-Trans-Id']
+    spools = [name for name in os.listdir(cluster.accounting_dir)
+              if txn.encode() in _read(cluster.accounting_dir, name)]
+    assert len(spools) == 1, os.listdir(cluster.accounting_dir)
+    stats = '%s/%s' % (cluster.storage_url('stats'),
+                       cluster.storage_url('tester').rsplit('/', 1)[1])
+    wanted = object_name(spools[0])
+    token = {'X-Auth-Token': cluster.token('stats')}
+    worker = _proxy_worker(cluster)
+    os.kill(worker, signal.SIGKILL)
+
+    text = ''
+    deadline = time.monotonic() + NODE_START_WAIT
+    while txn not in text and time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:   # any request starts the new worker's store
+            got = requests.get(stats + '/' + wanted, headers=token,
+                               timeout=REQUEST_TIMEOUT)
+        except requests.ConnectionError:
+            continue   # no worker listens yet
+        text = got.text if got.status_code == 200 else ''
+    [line] = [line for line in text.splitlines() if txn in line]
+    assert line.endswith(' [ok]')
+    assert _proxy_worker(cluster) != worker
+    assert spools[0] not in os.listdir(cluster.accounting_dir)
