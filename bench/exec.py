@@ -330,6 +330,11 @@ def logged_stages(cluster: Cluster) -> dict[str, dict[str, float]]:
                     token = token.split(':', 1)[1]
                 for item in token.split(','):
                     name, _, value = item.partition('=')
+                    if name == 'memcache' and '/' in value:
+                        hits, _, lookups = value.partition('/')
+                        stages['memcache hits'] = float(hits)
+                        stages['memcache lookups'] = float(lookups)
+                        continue
                     try:
                         stages[name] = stages.get(name, 0.0) + float(value)
                     except ValueError:
@@ -360,7 +365,11 @@ PROFILE_ROWS = (
     ('read', 'proxy: reading the answer'),
     ('respond', 'proxy: assembly, log, accounting'),
     ('subrequests', 'sub-requests below proxy_query (count)'),
+    ('memcache lookups', 'memcache lookups of the job (count)'),
+    ('memcache hits', 'of which hits (count)'),
 )
+#: Rows that count things rather than time them.
+COUNTED = ('subrequests', 'memcache lookups', 'memcache hits')
 
 
 def print_profile(bench: Bench, profiles: dict[str, dict[str, float]]
@@ -375,7 +384,7 @@ def print_profile(bench: Bench, profiles: dict[str, dict[str, float]]
         for column in columns:
             values = [stages[txn][key] for txn in profiles[column]
                       if txn in stages and key in stages[txn]]
-            row.append(('%d' if key == 'subrequests' else '%.2f ms') %
+            row.append(('%d' if key in COUNTED else '%.2f ms') %
                        percentile(values, 50) if values else '-')
         rows.append(row)
     totals = ['client: whole request (p50)']
@@ -384,7 +393,7 @@ def print_profile(bench: Bench, profiles: dict[str, dict[str, float]]
         seconds = sorted(profiles[column].values())
         totals.append(ms(percentile(seconds, 50)))
         inside = [sum(v for k, v in stages[txn].items()
-                      if k not in ('subrequests',) and
+                      if k not in COUNTED and
                       not k.startswith('server.')) / 1000
                   for txn in profiles[column] if txn in stages]
         outside.append(ms(percentile(seconds, 50) - percentile(inside, 50))

@@ -5,10 +5,14 @@ server sends its stages to the proxy (:data:`zerocloud.protocol.
 STAGES_HEADER`), and the proxy logs every stage of each job on one line::
 
     zerocloud job <id> txn <transaction> stages request=2.10 \
-respond=0.31 subrequests=1 <node>:place=0.05,connect=1.02,...,\
-server.receive=0.40,server.prepare=0.35,server.sandbox=9.80,...
+run+respond=24.31 subrequests=1 memcache=2/2 <node>:place=0.05,\
+connect=1.02,...,server.receive=0.40,server.prepare=0.35,\
+server.sandbox=9.80,...
 
-Values are milliseconds.  ``bench/exec.py --profile`` reads these lines.
+Values are milliseconds; ``subrequests`` counts the job's sub-requests
+that reached the pipeline below ``proxy_query``, ``memcache`` the hits and
+lookups of its info and ACL checks.  ``bench/exec.py --profile`` reads
+these lines.
 """
 
 import time

@@ -44,6 +44,7 @@ class StoringSwift:
         self.stored = []
         self.refuse = refuse
         self.subrequests = 0
+        self.cache_lookups = '-'
 
     def store(self, put, grants=None):
         if self.refuse:

@@ -229,9 +229,9 @@ class JobResponse:
             headers['X-Nexe-System'], headers['X-Nexe-Status'],
             headers['X-Nexe-Cdr-Line'])
         self.logger.info(
-            'zerocloud job %s txn %s stages %s subrequests=%d %s',
-            self.job_id, txn, format_stages(self.clock.stages).replace(
-                ',', ' '), self.swift.subrequests,
+            'zerocloud job %s txn %s stages %s subrequests=%d memcache=%s '
+            '%s', self.job_id, txn, format_stages(self.clock.stages).replace(
+                ',', ' '), self.swift.subrequests, self.swift.cache_lookups,
             ' '.join('%s:%s' % (r.node.name, format_stages(r.stages))
                      for r in results))
         if self.accounting is None:

@@ -65,6 +65,25 @@ class _CountedApp:
         return getattr(self.app, name)
 
 
+class _CountedCache:
+    """The request's memcache client, counting the lookups of this job's
+    sub-requests (container and account info, ACLs) and their hits."""
+
+    def __init__(self, cache):
+        self.cache = cache
+        self.gets = 0
+        self.hits = 0
+
+    def get(self, key, *args, **kwargs):
+        value = self.cache.get(key, *args, **kwargs)
+        self.gets += 1
+        self.hits += value is not None
+        return value
+
+    def __getattr__(self, name: str):
+        return getattr(self.cache, name)
+
+
 class SwiftAccess:
     """Sub-requests on behalf of one request's user."""
 
@@ -72,11 +91,23 @@ class SwiftAccess:
         self.app = _CountedApp(app)
         self.req = req
         self.logger = logger
+        self.cache: Optional[_CountedCache] = None
+        if req.environ.get('swift.cache') is not None:
+            # Sub-requests take the client's request's cache along.
+            self.cache = req.environ['swift.cache'] = _CountedCache(
+                req.environ['swift.cache'])
 
     @property
     def subrequests(self) -> int:
         """Sub-requests made so far that reached the pipeline below."""
         return self.app.calls
+
+    @property
+    def cache_lookups(self) -> str:
+        """``<hits>/<lookups>`` of memcache so far (``-``: no cache)."""
+        if self.cache is None:
+            return '-'
+        return '%d/%d' % (self.cache.hits, self.cache.gets)
 
     def _subrequest(self, method: str, path: SwiftPath,
                     headers: Optional[Dict[str, str]] = None,
