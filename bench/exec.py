@@ -28,9 +28,14 @@ P6  ``--clients`` threads POSTing the hello script for ``--seconds``; every
     back-pressure): prints counts per status, share of 200s, req/s; then
     as many clients GETting a 1 KB object for as long, and the ratio of
     hello jobs per second to GETs per second.
+P8  a zapp whose ``main.py`` imports ``sklearn.linear_model`` and
+    ``scipy.stats`` and fits a 100-point line, POSTed ``--requests``/5
+    times (at least 5), p50 against the hello script's; target <= 1.5 once
+    the app has a snapshot of its own (not built yet: the p50 printed is
+    the one before a snapshot).
 
 Options: ``--requests 200``, ``--size-mb 1024``, ``--seconds 30``,
-``--clients 32``, ``--only P1,P5,P6`` (default: all), ``--profile`` (P1
+``--clients 32``, ``--only P1,P5,P6,P8`` (default: all), ``--profile`` (P1
 also prints a stage-by-stage profile of the hello script, sequential and
 interleaved, and of the C job: the medians of the stages each job's proxy
 log line gives, :mod:`zerocloud.stages`).  A quick run::
@@ -77,7 +82,7 @@ PANDAS_TARGET = 2.0
 P5_RATIO_TARGET = 0.7
 P5_RSS_TARGET_MB = 200
 OBJECT_SERVER = 'swift-object-server'
-MEASURES = ('P1', 'P5', 'P6')
+MEASURES = ('P1', 'P5', 'P6', 'P8')
 
 PYTHON_PASSTHROUGH = '''import sys
 source, sink = sys.stdin.buffer, sys.stdout.buffer
@@ -693,7 +698,7 @@ def measure_p6(bench: Bench) -> None:
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='ZeroCloud execution benchmarks (P1, P5, P6).')
+        description='ZeroCloud execution benchmarks (P1, P5, P6, P8).')
     parser.add_argument('--requests', type=int, default=200,
                         help='P1: sequential requests of each kind')
     parser.add_argument('--size-mb', type=int, default=1024,
@@ -724,13 +729,85 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     return args
 
 
+# -- P8 ----------------------------------------------------------------------
+
+#: A zapp whose start-up work is heavy: scikit-learn and scipy imports.
+P8_MAIN = '''import numpy as np
+from scipy import stats
+from sklearn.linear_model import LinearRegression
+x = np.arange(100, dtype=float)
+y = 3.0 * x + 2.0 + np.sin(x)
+model = LinearRegression().fit(x.reshape(-1, 1), y)
+print("%.2f %.2f %.4f" % (model.coef_[0], model.intercept_,
+                          stats.pearsonr(x, y)[0]))
+'''
+P8_SYSTEM_MAP = json.dumps([{
+    'name': 'fit', 'exec': {'path': 'file://python:python',
+                            'args': 'main.py'},
+    'devices': [{'name': 'python'}, {'name': 'stdout'}]}])
+P8_OUTPUT = b'3.00 2.05 1.0000\n'
+P8_TARGET = 1.5
+
+
+def zapp_of(files: dict[str, str]) -> bytes:
+    """A tar of ``{member: text}``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode='w') as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def measure_p8(bench: Bench) -> None:
+    """The scikit-learn zapp's p50 against the hello script's.  App
+    snapshots (issue 17, item 3) are not built yet: every run imports
+    scikit-learn and scipy anew, so this is the p50 before a snapshot."""
+    account, count = bench.account, bench.args.requests
+    session = account.session()
+    body = zapp_of({'boot/system.map': P8_SYSTEM_MAP, 'main.py': P8_MAIN})
+
+    def post_fit():
+        resp = account.execute(session, body, 'application/x-tar')
+        if resp.status_code != 200 or resp.content != P8_OUTPUT:
+            raise BenchError('P8 zapp: %d %r (X-Nexe-Error %s)' % (
+                resp.status_code, resp.content[:200],
+                resp.headers.get('X-Nexe-Error')))
+
+    def post_hello():
+        check_hello(account.execute(session, HELLO_SCRIPT,
+                                    'application/python'))
+    for _ in range(3):
+        post_fit()
+        post_hello()
+    rounds = max(5, count // 5)
+    hello = [timed(post_hello)[0] for _ in range(rounds)]
+    fits = [timed(post_fit)[0] for _ in range(rounds)]
+    hello_p50, fit_p50 = percentile(hello, 50), percentile(fits, 50)
+    ratio = fit_p50 / hello_p50
+    print('P8  zapp importing sklearn.linear_model and scipy.stats, fitting '
+          'a 100-point line, %d sequential POSTs' % rounds)
+    print('    p50 %s, p99 %s; hello script p50 %s; ratio %.2f (target <= '
+          '%g once the app has a snapshot of its own); app snapshots: not '
+          'built (not implemented yet), so this is the p50 before a '
+          'snapshot; target met: %s' % (
+              ms(fit_p50), ms(percentile(fits, 99)), ms(hello_p50), ratio,
+              P8_TARGET, yes_no(ratio <= P8_TARGET)))
+    bench.verdicts.append(Verdict(
+        'P8 sklearn zapp p50 / hello p50', ms(fit_p50), ms(hello_p50),
+        '%.2f' % ratio, '<= %g' % P8_TARGET, ratio <= P8_TARGET))
+
+
 def load_average() -> str:
     return ' '.join('%.2f' % load for load in os.getloadavg())
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
-    measures = {'P1': measure_p1, 'P5': measure_p5, 'P6': measure_p6}
+    measures = {'P1': measure_p1, 'P5': measure_p5, 'P6': measure_p6,
+                'P8': measure_p8}
     try:
         print('starting a cluster...', flush=True)
         with running_cluster(args.encryption) as cluster:
