@@ -24,10 +24,8 @@ against the data; nothing is asserted about time.
 
 import argparse
 import hashlib
-import io
 import json
 import os
-import tarfile
 import threading
 import time
 from dataclasses import dataclass
@@ -38,7 +36,7 @@ import requests
 from common import (
     MIB, REQUEST_TIMEOUT, ROOT, Account, BenchError, RssSampler,
     add_encryption_flag, children_of, print_table, running_cluster,
-    server_pids)
+    server_pids, tar_of)
 from zerocloud.headers import STREAMING_STATUS
 from zerocloud.object.config import DEFAULT_RAM_DIR
 from zerocloud.object.hostmemory import NODE_DIR_PREFIX
@@ -236,13 +234,8 @@ def run(bench: BigData) -> List[Row]:
     account.put_container(session, EC_CONTAINER, 'ec')
     for name, source in (('hash', HASHER), ('copy', COPIER),
                          ('reduce', REDUCER)):
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode='w') as tar:
-            info = tarfile.TarInfo('main.py')
-            info.size = len(source.encode())
-            tar.addfile(info, io.BytesIO(source.encode()))
         account.put_object(session, CONTAINER, name + '.tar',
-                           buffer.getvalue())
+                           tar_of({'main.py': source}))
     with open(PASSTHROUGH, 'rb') as handle:
         account.put_object(session, CONTAINER, 'passthrough.wasm',
                            handle.read())

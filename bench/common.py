@@ -10,10 +10,12 @@ removed at the end, also on Ctrl-C or SIGTERM.
 
 import argparse
 import contextlib
+import io
 import os
 import shutil
 import signal
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -300,3 +302,15 @@ class RssSampler:
         self.samples += 1
         self.peak.single = max([self.peak.single] + sizes)
         self.peak.total = max(self.peak.total, sum(sizes))
+
+
+def tar_of(files: dict) -> bytes:
+    """A tar of ``{member: text}``: a Python image or a whole zapp."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode='w') as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

@@ -46,12 +46,10 @@ log line gives, :mod:`zerocloud.stages`).  A quick run::
 
 import argparse
 import collections
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -65,7 +63,7 @@ from common import (
     HELLO_OUTPUT, HELLO_SCRIPT, MIB, REQUEST_TIMEOUT, ROOT, Account,
     BenchError, Cluster, RssSampler, add_encryption_flag, children_of, drain,
     memory_kib, percentile, print_table, repeated_chunks, running_cluster,
-    server_pids, timed, yes_no)
+    server_pids, tar_of, timed, yes_no)
 
 CONTAINER = 'bench-exec'
 SMALL_OBJECT = 'small-1k'
@@ -433,16 +431,6 @@ def upload_wasm_passthrough(bench: Bench) -> bool:
     return bench.wasm_uploaded
 
 
-def python_image(source: str) -> bytes:
-    """A tar holding ``main.py``: the image a Python job runs."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode='w') as tar:
-        info = tarfile.TarInfo('main.py')
-        info.size = len(source.encode())
-        tar.addfile(info, io.BytesIO(source.encode()))
-    return buffer.getvalue()
-
-
 def swift_path(name: str) -> str:
     return 'swift://~/%s/%s' % (CONTAINER, name)
 
@@ -531,7 +519,8 @@ def measure_p5(bench: Bench) -> None:
     put_seconds, _ = timed(lambda: account.put_object(
         session, CONTAINER, BIG_OBJECT, repeated_chunks(size_mb * MIB)))
     account.put_object(session, CONTAINER, PYTHON_IMAGE,
-                       python_image(PYTHON_PASSTHROUGH), 'application/x-tar')
+                       tar_of({'main.py': PYTHON_PASSTHROUGH}),
+                       'application/x-tar')
     programs = ['wasm', 'python'] if upload_wasm_passthrough(bench) \
         else ['python']
 
@@ -749,25 +738,13 @@ P8_OUTPUT = b'3.00 2.05 1.0000\n'
 P8_TARGET = 1.5
 
 
-def zapp_of(files: dict[str, str]) -> bytes:
-    """A tar of ``{member: text}``."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode='w') as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def measure_p8(bench: Bench) -> None:
     """The scikit-learn zapp's p50 against the hello script's.  App
     snapshots (issue 17, item 3) are not built yet: every run imports
     scikit-learn and scipy anew, so this is the p50 before a snapshot."""
     account, count = bench.account, bench.args.requests
     session = account.session()
-    body = zapp_of({'boot/system.map': P8_SYSTEM_MAP, 'main.py': P8_MAIN})
+    body = tar_of({'boot/system.map': P8_SYSTEM_MAP, 'main.py': P8_MAIN})
 
     def post_fit():
         resp = account.execute(session, body, 'application/x-tar')

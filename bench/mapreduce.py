@@ -50,14 +50,12 @@ Ctrl-C.
 import argparse
 import collections
 import concurrent.futures
-import io
 import json
 import os
 import random
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -67,7 +65,8 @@ import requests
 
 from common import (
     EXECUTE_HEADER, MIB, ROOT, Account, BenchError, Cluster,
-    add_encryption_flag, fast_tmp_dir, print_table, running_cluster, yes_no)
+    add_encryption_flag, fast_tmp_dir, print_table, running_cluster, tar_of,
+    yes_no)
 
 BOOKS = 'bench-mr-books'
 WARM_BOOKS = 'bench-mr-warm'
@@ -249,15 +248,6 @@ def upload_books(account: Account, session: requests.Session,
 
 def swift_path(container: str, name: str) -> str:
     return 'swift://~/%s/%s' % (container, name)
-
-
-def python_image() -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode='w') as tar:
-        info = tarfile.TarInfo(PROGRAM)
-        info.size = len(WORDCOUNT.encode())
-        tar.addfile(info, io.BytesIO(WORDCOUNT.encode()))
-    return buffer.getvalue()
 
 
 def python_node(name: str, args: str, devices: list, **extra) -> dict:
@@ -567,7 +557,7 @@ def measure(cluster: Cluster, args: argparse.Namespace, scratch: str) -> bool:
     account = Account(cluster)
     session = account.session()
     account.put_container(session, CODE)
-    account.put_object(session, CODE, IMAGE, python_image(),
+    account.put_object(session, CODE, IMAGE, tar_of({PROGRAM: WORDCOUNT}),
                        'application/x-tar')
     script = os.path.join(scratch, PROGRAM)
     with open(script, 'w') as handle:
@@ -635,9 +625,9 @@ def measure(cluster: Cluster, args: argparse.Namespace, scratch: str) -> bool:
     print('    books in policy %s, encryption at rest %s; mapper inputs read '
           'in place: %s' % (
               args.policy or 'default', 'on' if args.encryption else 'off',
-              ', '.join('%s %d of %d' % (job.label,
-                                        args.objects - job.streamed,
-                                        args.objects) for job in jobs)))
+              ', '.join('%s %d of %d' % (
+                  job.label, args.objects - job.streamed, args.objects)
+                  for job in jobs)))
     print('    baseline = swift download (%.2f s, %.0f MiB/s) + native '
           'count, %d processes at a time (%s)' % (
               download_seconds, mib / download_seconds, NATIVE_PROCESSES,
