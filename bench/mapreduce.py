@@ -670,8 +670,9 @@ def measure(cluster: Cluster, args: argparse.Namespace, scratch: str) -> bool:
         stages = longest_per_stage(job.nodes)
         print('    sandbox %s: client %.2f s = proxy job %.2f s + %.2f s '
               'outside it; longest node per stage %s = %.2f s, the other '
-              '%.2f s is the proxy between stages (placement, dispatch, '
-              'spooling the partitions)' % (
+              '%.2f s is the proxy around and between stages (placement, '
+              'dispatch, spooling the partitions) and nodes waiting for a '
+              'sandbox (a stage wider than the pools runs in waves)' % (
                   job.label, job.seconds, job.proxy_seconds,
                   job.seconds - job.proxy_seconds,
                   ' + '.join('%.2f' % value for value in stages.values()),
