@@ -58,6 +58,7 @@ from typing import Optional
 import requests
 
 from zerocloud.headers import STREAMING_STATUS
+from zerocloud.stages import parse_stages
 
 from common import (
     HELLO_OUTPUT, HELLO_SCRIPT, MIB, REQUEST_TIMEOUT, ROOT, Account,
@@ -126,11 +127,14 @@ def ms(seconds: float) -> str:
     return '%.1f ms' % (seconds * 1000)
 
 
-def check_hello(resp) -> None:
+def post_hello(account: Account, session) -> requests.Response:
+    """POST the seed's hello script; its answer, checked."""
+    resp = account.execute(session, HELLO_SCRIPT, 'application/python')
     if resp.status_code != 200 or resp.content != HELLO_OUTPUT:
         raise BenchError('hello script: %d %r (X-Nexe-Status %s)' % (
             resp.status_code, resp.content[:200],
             resp.headers.get('X-Nexe-Status')))
+    return resp
 
 
 def cdr_times(resp) -> tuple[float, float]:
@@ -153,20 +157,18 @@ def measure_p1(bench: Bench) -> None:
             raise BenchError('GET %s: %d' % (SMALL_OBJECT, resp.status_code))
         return resp
 
-    def post_hello():
-        resp = account.execute(session, HELLO_SCRIPT, 'application/python')
-        check_hello(resp)
-        return resp
+    def hello():
+        return post_hello(account, session)
 
     for _ in range(WARMUP):
         get_small()
-        post_hello()
+        hello()
     gets = [timed(get_small)[0] for _ in range(count)]
     posts, proxy_times, node_times = [], [], []
     profiles = {'hello script, sequential': {},
                 'hello script, interleaved': {}}
     for _ in range(count):
-        seconds, resp = timed(post_hello)
+        seconds, resp = timed(hello)
         posts.append(seconds)
         profiles['hello script, sequential'][
             resp.headers.get('X-Trans-Id')] = seconds
@@ -176,7 +178,7 @@ def measure_p1(bench: Bench) -> None:
 
     mixed_gets, mixed_posts = [], []
     for _ in range(count):
-        seconds, resp = timed(post_hello)
+        seconds, resp = timed(hello)
         mixed_posts.append(seconds)
         profiles['hello script, interleaved'][
             resp.headers.get('X-Trans-Id')] = seconds
@@ -328,20 +330,20 @@ def logged_stages(cluster: Cluster) -> dict[str, dict[str, float]]:
             stages: dict[str, float] = {}
             nodes = 0
             for token in tail.split():
+                name, _, value = token.partition('=')
+                if name == 'subrequests':
+                    stages[name] = float(value)
+                    continue
+                if name == 'memcache' and '/' in value:
+                    hits, _, lookups = value.partition('/')
+                    stages['memcache hits'] = float(hits)
+                    stages['memcache lookups'] = float(lookups)
+                    continue
                 if ':' in token:
                     nodes += 1
                     token = token.split(':', 1)[1]
-                for item in token.split(','):
-                    name, _, value = item.partition('=')
-                    if name == 'memcache' and '/' in value:
-                        hits, _, lookups = value.partition('/')
-                        stages['memcache hits'] = float(hits)
-                        stages['memcache lookups'] = float(lookups)
-                        continue
-                    try:
-                        stages[name] = stages.get(name, 0.0) + float(value)
-                    except ValueError:
-                        continue
+                for stage, seconds in parse_stages(token):
+                    stages[stage] = stages.get(stage, 0.0) + seconds * 1000
             if nodes == 1 and 'run+respond' in stages:
                 node_total = sum(v for k, v in stages.items()
                                  if k in PROXY_NODE_STAGES)
@@ -634,8 +636,7 @@ def measure_p6(bench: Bench) -> None:
     account, clients = bench.account, bench.args.clients
     session = account.session()
     for _ in range(WARMUP):
-        check_hello(account.execute(session, HELLO_SCRIPT,
-                                    'application/python'))
+        post_hello(account, session)
     tallies = [ClientTally() for _ in range(clients)]
     stop = threading.Event()
     started = time.monotonic()
@@ -753,14 +754,12 @@ def measure_p8(bench: Bench) -> None:
                 resp.status_code, resp.content[:200],
                 resp.headers.get('X-Nexe-Error')))
 
-    def post_hello():
-        check_hello(account.execute(session, HELLO_SCRIPT,
-                                    'application/python'))
     for _ in range(3):
         post_fit()
-        post_hello()
+        post_hello(account, session)
     rounds = max(5, count // 5)
-    hello = [timed(post_hello)[0] for _ in range(rounds)]
+    hello = [timed(lambda: post_hello(account, session))[0]
+             for _ in range(rounds)]
     fits = [timed(post_fit)[0] for _ in range(rounds)]
     hello_p50, fit_p50 = percentile(hello, 50), percentile(fits, 50)
     ratio = fit_p50 / hello_p50

@@ -128,24 +128,12 @@ def _place_member(archive: tarfile.TarFile, info: tarfile.TarInfo,
     os.chmod(target, 0o644)
 
 
-def find_member(tar: tarfile.TarFile, member: str
-                ) -> Optional[tarfile.TarInfo]:
-    """The member of ``tar`` that ``member`` names, names compared as
-    :func:`member_path` reads them; as in tar, a later one wins."""
-    wanted = member_path(member)
-    found = None
-    if wanted:
-        for info in tar:
-            if member_path(info.name) == wanted:
-                found = info
-    return found
-
-
 @functools.lru_cache(maxsize=INDEXED_IMAGES)
 def _member_index(tar_path: str, version: Tuple[int, int, int, int]
                   ) -> Dict[str, tarfile.TarInfo]:
     """Every member of one version (device, inode, size, mtime) of a tar
-    by :func:`member_path`, the last of a name winning as in tar."""
+    by :func:`member_path` (``./bin/prog`` is ``bin/prog``), the last of a
+    name winning as in tar."""
     index: Dict[str, tarfile.TarInfo] = {}
     with tarfile.open(tar_path, 'r:*') as tar:
         for info in tar:
@@ -158,7 +146,7 @@ def _member_index(tar_path: str, version: Tuple[int, int, int, int]
 def system_member(tar_path: str, member: str
                   ) -> Optional[tarfile.TarInfo]:
     """The member of a system image (the operator's, trusted) that
-    ``member`` names, as :func:`find_member` finds it.
+    ``member`` names, or ``None``.
 
     A system image's headers are spread over hundreds of megabytes: reading
     them costs ~20 ms, on every run.  They are read once per version of
@@ -197,10 +185,11 @@ def read_member(tar_path: str, member: str) -> bytes:
     try:
         if compressed:
             with tarfile.open(tar_path, 'r:gz') as tar:
-                return tar.extractfile(find_member(tar, member)).read()
-        with open(tar_path, 'rb') as handle:
-            handle.seek(info.offset_data)
-            data = handle.read(size)
+                data = tar.extractfile(info).read()
+        else:
+            with open(tar_path, 'rb') as handle:
+                handle.seek(info.offset_data)
+                data = handle.read(size)
     except (OSError, tarfile.TarError, EOFError) as err:
         raise SessionFailure('program member %s: cannot read it (%s)'
                              % (member, reason(err)), errno.EIO)
