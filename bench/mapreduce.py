@@ -502,7 +502,7 @@ def stage_of(name: str) -> str:
 
 
 def longest_per_stage(nodes: list) -> dict:
-    """Stage -> elapsed seconds of its slowest node (stages run in turn)."""
+    """Stage -> elapsed seconds of its slowest node."""
     longest: dict = {}
     for node in nodes:
         stage = stage_of(node.name)
@@ -669,15 +669,15 @@ def measure(cluster: Cluster, args: argparse.Namespace, scratch: str) -> bool:
     for job in jobs:
         stages = longest_per_stage(job.nodes)
         print('    sandbox %s: client %.2f s = proxy job %.2f s + %.2f s '
-              'outside it; longest node per stage %s = %.2f s, the other '
-              '%.2f s is the proxy around and between stages (placement, '
-              'dispatch, spooling the partitions) and nodes waiting for a '
-              'sandbox (a stage wider than the pools runs in waves)' % (
+              'outside it; longest node per stage %s (the stages overlap: '
+              'connected nodes run together); the job beyond its longest '
+              'node, %.2f s, is placement, dispatch, nodes waiting for a '
+              'sandbox (a stage wider than the pools runs in waves) and '
+              'data still flowing after it' % (
                   job.label, job.seconds, job.proxy_seconds,
                   job.seconds - job.proxy_seconds,
                   ' + '.join('%.2f' % value for value in stages.values()),
-                  sum(stages.values()),
-                  job.proxy_seconds - sum(stages.values())))
+                  job.proxy_seconds - max(stages.values())))
     print('    load average now %s; other work on the machine skews the '
           'numbers' % load_average())
     return all_correct

@@ -8,7 +8,9 @@ each direction (DESIGN.md §3.17):
   the node needs that does not live on that server: ``image`` (the user image),
   ``boot`` (an executable fetched from Swift) and one member per remote input
   channel, named after its device; the largest input last, maybe read while
-  the node runs (``STREAMED_LENGTH_HEADER``).  ``Content-Length`` is exact.
+  the node runs (``STREAMED_LENGTH_HEADER``).  ``Content-Length`` is exact,
+  except for a node whose upstream nodes run with it: its body is chunked
+  and ends with their data (``EDGE_STREAM_HEADER``).
 * object server → proxy: ``200`` with the ``X-Nexe-*`` headers and a tar stream
   with one member per returned output channel (named after its device).  Each
   member is preceded by a PAX extended header carrying the output's
@@ -201,6 +203,24 @@ class BodyKey:
 STREAMED_ANSWER_HEADER = 'X-Zerocloud-Streamed-Answer'
 STREAM_AFTER = 1 << 20
 
+# -- nodes connected while they run
+#: Sent with every node of a job whose connected nodes run at once.  Its
+#: server binds the node's in-edges and out-edges to FIFOs
+#: (:mod:`zerocloud.object.edges`).  The request body of a node with
+#: in-edges is chunked: the usual members, then the pieces of every
+#: in-edge as the upstream nodes write them, each a member named after
+#: the edge's device and marked ``PAX_EDGE``, and for each edge a last
+#: empty member marked ``PAX_EDGE`` and ``PAX_END``.  A node with
+#: out-edges is answered as soon as it writes to one (or its run ended):
+#: ``200`` with ``STREAMED_ANSWER_HEADER: edges``, then its out-edges'
+#: pieces (members marked ``PAX_EDGE``), then its other outputs whole,
+#: then the member ``END_MEMBER`` marked ``PAX_END``, whose data is the
+#: node's final ``X-Nexe-*`` headers as a JSON object.
+EDGE_STREAM_HEADER = 'X-Zerocloud-Edge-Stream'
+EDGE_STREAM_VALUE = 'yes'
+STREAMED_EDGES = 'edges'
+END_MEMBER = 'end'
+
 # -- timing both sides rely on
 #: Seconds beyond the node's own timeout within which an object server
 #: that has the body answers (queue wait, starting a sandbox, the outputs'
@@ -233,8 +253,11 @@ PAX_STATUS = 'status'
 PAX_HEADER_PREFIX = 'header.'
 #: ``meta.<key>``: ``X-Object-Meta-<key>`` of the output.
 PAX_META_PREFIX = 'meta.'
-#: Marks the last member of a streamed answer (its final headers).
+#: Marks the last member of a streamed answer (its final headers), or of
+#: an edge's data.
 PAX_END = 'end'
+#: Marks a piece of an edge's data (``EDGE_STREAM_HEADER``).
+PAX_EDGE = 'edge'
 
 
 class FramingError(ValueError):

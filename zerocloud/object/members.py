@@ -152,12 +152,22 @@ class RequestBody:
         self.sealed: Dict[str, CipherKey] = {}
         #: The body ended before its Content-Length: the client went away.
         self.cut_short = False
+        #: The body's reader, and its first member of in-edge data
+        #: (:mod:`zerocloud.object.edges`) if it has one: the node's
+        #: in-edges are read from there while it runs.
+        self.reader: Optional[protocol.MemberReader] = None
+        self.edge_start: Optional[protocol.Member] = None
         self._input = req.environ['wsgi.input']
         self._streamed = live_length(req, ram_limit, in_ram)
 
     def _read(self, size: int) -> bytes:
         req = self.req
-        chunk = self._input.read(size)
+        try:
+            chunk = self._input.read(size)
+        except (ValueError, OSError):
+            # A chunked body that broke off (eventlet's ChunkReadError).
+            self.cut_short = True
+            raise HTTPClientDisconnect(request=req)
         self.total += len(chunk)
         expected = self.expected
         if not chunk and expected is not None and self.total < expected:
@@ -204,13 +214,16 @@ class RequestBody:
         for the spilled ones: see :attr:`sealed`), and the live input if
         one is fed while the node runs."""
         req = self.req
-        reader = protocol.MemberReader(self._read)
+        reader = self.reader = protocol.MemberReader(self._read)
         members: Dict[str, str] = {}
         try:
             while True:
                 member = reader.next_member()
                 if member is None:
                     break
+                if protocol.PAX_EDGE in member.pax:
+                    self.edge_start = member
+                    return members, None
                 name = member.name
                 if not self.is_member_name(name) or name in members:
                     raise HTTPBadRequest(body='Bad member name %r' % name,

@@ -21,7 +21,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from hashlib import md5, sha1
 from typing import (
-    TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Tuple)
+    TYPE_CHECKING, Collection, Dict, Iterator, List, Mapping, Optional,
+    Tuple)
 
 import eventlet
 from eventlet import tpool
@@ -44,6 +45,8 @@ from zerocloud.object.containerdb import decrypt_etags, snapshot_database
 from zerocloud.object.execution import (
     USER_IMAGE, ExecutionError, Limits, LocalObject, Output, Session,
     prepare_session)
+from zerocloud.object.edges import (
+    EdgeAnswer, EdgeDemux, EdgeInput, EdgeOutputs)
 from zerocloud.object.hostmemory import node_dir_prefix
 from zerocloud.object.members import LiveInput, RequestBody, over_ram_limit
 from zerocloud.object.outstream import OutputStream, StreamedAnswer
@@ -317,6 +320,12 @@ class NodeRequest:
         self.body_key: Optional[protocol.BodyKey] = None
         #: The input fed to the program while it runs, if any.
         self.live: Optional[LiveInput] = None
+        #: The request body, once its members (all but the in-edges' data)
+        #: are read.
+        self.body: Optional[RequestBody] = None
+        #: The in-edges fed while the node runs (connected nodes running
+        #: at once: :mod:`zerocloud.object.edges`).
+        self.demux: Optional[EdgeDemux] = None
         #: Inputs spilled to the device, sealed, by member name: their keys.
         self.sealed: Dict[str, CipherKey] = {}
         #: Bytes of members stored in RAM.
@@ -345,6 +354,8 @@ class NodeRequest:
             if self.live is not None:
                 # Refused before the run: the proxy is still sending.
                 self.live.drop()
+            if self.demux is not None:
+                self.demux.stop()
             self.stack.close()
             raise
 
@@ -504,6 +515,7 @@ class NodeRequest:
                            self.config.ram_limit, in_ram,
                            lambda name: bool(MEMBER_NAME.match(name)))
         members, self.live = body.receive(self.ramdir, self.workdir)
+        self.body = body
         self.sealed = body.sealed
         self.members_in_ram = body.in_ram - in_ram
         return members
@@ -525,8 +537,50 @@ class NodeRequest:
 
     # -- the run ----------------------------------------------------------
 
+    def _connected(self) -> bool:
+        return self.req.headers.get(protocol.EDGE_STREAM_HEADER) == \
+            protocol.EDGE_STREAM_VALUE
+
+    def _edge_inputs(self, node: Node, members: Dict[str, str]) -> None:
+        """FIFOs for the node's in-edges, in ``members`` (their data comes
+        at the end of the body while the node runs)."""
+        inputs: Dict[str, EdgeInput] = {}
+        for edge in node.edges:
+            if edge.direction == 'in' and edge.device not in members:
+                path = os.path.join(self.ramdir, 'edge.%d' % len(inputs))
+                inputs[edge.device] = EdgeInput(edge.device, path,
+                                                self.workdir)
+                members[edge.device] = path
+        if inputs:
+            self.demux = EdgeDemux(self.body.reader, self.body.edge_start,
+                                   inputs)
+        elif self.body.edge_start is not None:
+            raise HTTPBadRequest(body='Bad member name %r'
+                                 % self.body.edge_start.name,
+                                 request=self.req)
+
+    def _edge_outputs(self, session: Session, limits: Limits
+                      ) -> Optional[EdgeOutputs]:
+        """FIFOs in place of the files made for the node's out-edges, read
+        as the program writes them."""
+        streams = {}
+        for output in session.outputs:
+            if output.edge:
+                os.unlink(output.host_path)
+                del session.ciphers['/dev/' + output.device]
+                output.key = None
+                streams[output.device] = OutputStream(output.host_path,
+                                                      limits.max_output)
+        if not streams:
+            return None
+        outputs = EdgeOutputs(streams)
+        self.stack.callback(outputs.close)
+        return outputs
+
     def _run(self, node: Node, members: Dict[str, str]) -> Response:
         self._plain_image(node)
+        if self._connected():
+            self._edge_inputs(node, members)
         req, local = self.req, self.local
         started = time.time()
         limits = request_limits(self.server.limits, req)
@@ -546,15 +600,23 @@ class NodeRequest:
             raise HTTPException(status=err.status, body=err.message,
                                 request=req)
         self.clock.mark('prepare')
+        edges = self._edge_outputs(session, limits) \
+            if self._connected() else None
         stream = self._output_stream(session, limits)
         if self.live is not None:
             self.live.start()
+        if self.demux is not None:
+            self.demux.start()
         # A bounded wait in the queue, so that this server answers within
         # the time the proxy gives it (protocol.ANSWER_SLACK).
         run = eventlet.spawn(self.pool.run, session.manifest_path,
                              limits.timeout, queue_wait=protocol.QUEUE_WAIT,
                              account=job_account(req),
                              ciphers=session.ciphers)
+        if edges is not None:
+            run.link(lambda _: edges.run_ended())
+            return self._edge_answer(node, session, edges, run, started,
+                                     clock, limits)
         held: List[bytes] = []
         if stream is not None:
             run.link(lambda _: stream.run_ended())
@@ -568,9 +630,27 @@ class NodeRequest:
                                           started, clock, limits)
         result = self._result(run, session, clock, limits)
         self.clock.mark('sandbox')
+        streams = {}
         if stream is not None:
             self._keep_output(session.outputs[0], held)
-        headers = self._headers(node, session, result, started, stream)
+            streams[session.outputs[0].device] = stream
+        headers = self._headers(node, session, result, started, streams)
+        frames = self._frames(node, session, result, headers)
+        body_length = sum(length for length, _ in frames)
+        self.clock.mark('frame')
+        headers[protocol.STAGES_HEADER] = format_stages(self.clock.stages)
+        headers['Content-Type'] = protocol.TAR_CONTENT_TYPE
+        resp = HTTPOk(headers=headers, app_iter=AnswerBody(frames, self.stack),
+                      request=req)
+        resp.content_length = body_length
+        return resp
+
+    def _frames(self, node: Node, session: Session, result: SessionResult,
+                headers: Dict[str, str], streamed: Collection[str] = ()
+                ) -> List[Tuple[int, Iterator[bytes]]]:
+        """The members of the node's outputs to send, but for the
+        ``streamed`` devices (sent as written); raises ``422`` when a CGI
+        output breaks a rule."""
         succeeded = result.report.ok and result.report.retcode == 0
         frames: List[Tuple[int, Iterator[bytes]]] = []
         # Stored outputs first, the immediate response last: the proxy
@@ -581,6 +661,8 @@ class NodeRequest:
         for output in outputs:
             if not output.immediate and not succeeded:
                 continue   # never store or pass on what a failed program wrote
+            if output.device in streamed:
+                continue   # sent as written
             if os.path.getsize(output.host_path) < output.min_size:
                 continue
             try:
@@ -591,15 +673,8 @@ class NodeRequest:
                 headers['X-Nexe-Error'] = header_value(str(err))
                 raise HTTPUnprocessableEntity(
                     body='Node %s failed: %s' % (node.name, err),
-                    headers=headers, request=req)
-        body_length = sum(length for length, _ in frames)
-        self.clock.mark('frame')
-        headers[protocol.STAGES_HEADER] = format_stages(self.clock.stages)
-        headers['Content-Type'] = protocol.TAR_CONTENT_TYPE
-        resp = HTTPOk(headers=headers, app_iter=AnswerBody(frames, self.stack),
-                      request=req)
-        resp.content_length = body_length
-        return resp
+                    headers=headers, request=self.req)
+        return frames
 
     def _output_stream(self, session: Session, limits: Limits
                        ) -> Optional[OutputStream]:
@@ -648,6 +723,8 @@ class NodeRequest:
         except PoolFull:
             raise busy(req)
         finally:
+            if self.demux is not None:
+                self.demux.stop()
             if self.live is not None:
                 self.live.finish()
         if result.report.status == STATUS_NOT_COMPILED:
@@ -660,14 +737,15 @@ class NodeRequest:
         return result
 
     def _headers(self, node: Node, session: Session, result: SessionResult,
-                 started: float, stream: Optional[OutputStream]
+                 started: float, streams: Mapping[str, OutputStream]
                  ) -> Dict[str, str]:
         """The node's ``X-Nexe-*`` headers (and its log line).  What the
-        runtime could not see of a streamed output comes from the
-        stream: its etag, its size, whether it went past its limit."""
+        runtime could not see of an output read as written (``streams``,
+        by device) comes from its stream: its etag, its size, whether it
+        went past its limit.  An in-edge that broke off fails the node."""
         req, report = self.req, result.report
-        if stream is not None:
-            alias = '/dev/' + session.outputs[0].device
+        for device, stream in streams.items():
+            alias = '/dev/' + device
             report.etags = [(name, stream.digest.hexdigest()
                              if name == alias else digest)
                             for name, digest in report.etags]
@@ -675,6 +753,9 @@ class NodeRequest:
             if stream.over_limit and report.ok:
                 report.status = 'channel %s: write limit exceeded (%d > ' \
                     '%d bytes)' % (alias, stream.size, stream.limit)
+        broken = self.demux.broken if self.demux is not None else []
+        if broken and report.ok:
+            report.status = 'channel /dev/%s: its data broke off' % broken[0]
         headers = nexe_headers(node.name, report, time.time() - started,
                                self.placement.policy.name, result.fuel)
         colocated = colocation_proof(
@@ -693,7 +774,8 @@ class NodeRequest:
             ', fed %s: %d of %d bytes' % (self.live.name, self.live.fed,
                                           self.live.size)
             if self.live is not None else '',
-            ', streamed %d bytes' % stream.size if stream else '')
+            ', streamed %d bytes' % sum(s.size for s in streams.values())
+            if streams else '')
         return headers
 
     def _streamed(self, node: Node, session: Session, stream: OutputStream,
@@ -707,7 +789,7 @@ class NodeRequest:
             result = self._result(run, session, clock, limits)
             self.clock.mark('sandbox')
             return dict(self._headers(node, session, result, started,
-                                      stream),
+                                      {output.device: stream}),
                         **{protocol.STAGES_HEADER:
                            format_stages(self.clock.stages)})
         headers = {'X-Nexe-System': header_value(node.name),
@@ -721,3 +803,39 @@ class NodeRequest:
                                   protocol.PAX_CONTENT_TYPE:
                                       output.content_type}),
                           held, stream, finish, self.stack.close))
+
+    def _edge_answer(self, node: Node, session: Session, edges: EdgeOutputs,
+                     run, started: float, clock: Optional[int],
+                     limits: Limits) -> Response:
+        """Answer with the out-edges' pieces as the program writes them
+        (:mod:`zerocloud.object.edges`), from its first write to one of
+        them, or from the end of its run: a run that could not start (a
+        busy pool, a program to compile) is answered as such."""
+        edges.first()
+        result: Optional[SessionResult] = None
+        if run.dead:
+            result = self._result(run, session, clock, limits)
+
+        def finish() -> Tuple[List[Tuple[int, Iterator[bytes]]],
+                              Dict[str, str]]:
+            nonlocal result
+            if result is None:
+                result = self._result(run, session, clock, limits)
+            self.clock.mark('sandbox')
+            headers = self._headers(node, session, result, started,
+                                    edges.streams)
+            frames = self._frames(node, session, result, headers,
+                                  edges.streams)
+            self.clock.mark('frame')
+            headers[protocol.STAGES_HEADER] = format_stages(
+                self.clock.stages)
+            return frames, headers
+        headers = {'X-Nexe-System': header_value(node.name),
+                   'X-Nexe-Policy': header_value(self.placement.policy.name),
+                   protocol.STREAMED_ANSWER_HEADER: protocol.STREAMED_EDGES,
+                   'Content-Type': protocol.TAR_CONTENT_TYPE}
+        # Each piece goes out as it comes: eventlet would hold back writes
+        # smaller than 4 KiB until more come.
+        self.req.environ['eventlet.minimum_write_chunk_size'] = 0
+        return HTTPOk(headers=headers, request=self.req,
+                      app_iter=EdgeAnswer(edges, finish, self.stack.close))

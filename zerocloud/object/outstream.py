@@ -18,8 +18,9 @@ the pieces as they come, then the node's final ``X-Nexe-*`` headers.
 
 import json
 import os
+from abc import ABC, abstractmethod
 from hashlib import md5
-from typing import Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List
 
 from eventlet.hubs import trampoline
 from swift.common.swob import HTTPException
@@ -88,14 +89,64 @@ class OutputStream:
             self.fd = -1
 
 
-class StreamedAnswer:
+def end_member(name: str, headers: Dict[str, str]) -> Iterator[bytes]:
+    """The last member of an answer sent while its node ran: the node's
+    final ``X-Nexe-*`` headers."""
+    end = json.dumps(headers).encode('utf-8')
+    return protocol.iter_member(name, len(end), [end],
+                                {protocol.PAX_END: '1'})
+
+
+class RunningAnswer(ABC):
+    """The body of an answer that starts while its node runs.
+
+    ``finish()`` waits for the run's end and returns what ends the body;
+    ``release()`` frees what the request holds.  Closed early (the proxy
+    went away), it closes what the program writes to
+    (:meth:`_close_streams`: its next write there fails) and waits for the
+    run before releasing."""
+
+    def __init__(self, finish: Callable[[], Any],
+                 release: Callable[[], None]):
+        self._finish = finish
+        self._release = release
+        self._finished = False
+        self._chunks = self._iterate()
+
+    def _final(self) -> Any:
+        """What ``finish()`` returns, once the run ended."""
+        result = self._finish()
+        self._finished = True
+        return result
+
+    @abstractmethod
+    def _iterate(self) -> Iterator[bytes]:
+        """The body's bytes."""
+
+    @abstractmethod
+    def _close_streams(self) -> None:
+        """Close what the program writes to."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        try:
+            self._chunks.close()
+            self._close_streams()
+            if not self._finished:
+                try:
+                    self._finish()   # waits for the run to end
+                except HTTPException:
+                    pass   # an input that broke off too: nobody listens
+        finally:
+            self._release()
+
+
+class StreamedAnswer(RunningAnswer):
     """The body of a streamed answer: the output's pieces, then the final
     headers.  ``held`` is what was read before the answer started;
-    ``finish()`` waits for the run's end and returns the node's
-    ``X-Nexe-*`` headers; ``release()`` frees what the request holds.
-    Closed early (the proxy went away), it closes the
-    FIFO, so the program's next write fails, and waits for the run before
-    releasing."""
+    ``finish()`` returns the node's ``X-Nexe-*`` headers."""
 
     def __init__(self, device: str, pax: Dict[str, str], held: List[bytes],
                  stream: OutputStream,
@@ -107,10 +158,7 @@ class StreamedAnswer:
         self._pax = dict(pax)
         self._held = held
         self._stream = stream
-        self._finish = finish
-        self._release = release
-        self._finished = False
-        self._chunks = self._iterate()
+        super().__init__(finish, release)
 
     def _member(self, data: bytes) -> Iterator[bytes]:
         pax, self._pax = self._pax, {}
@@ -125,23 +173,7 @@ class StreamedAnswer:
             if not data:
                 break
             yield from self._member(data)
-        headers = self._finish()
-        self._finished = True
-        end = json.dumps(headers).encode('utf-8')
-        yield from protocol.iter_member(self._device, len(end), [end],
-                                        {protocol.PAX_END: '1'})
+        yield from end_member(self._device, self._final())
 
-    def __iter__(self) -> Iterator[bytes]:
-        return self._chunks
-
-    def close(self) -> None:
-        try:
-            self._chunks.close()
-            self._stream.close()
-            if not self._finished:
-                try:
-                    self._finish()   # waits for the run to end
-                except HTTPException:
-                    pass   # an input that broke off too: nobody listens
-        finally:
-            self._release()
+    def _close_streams(self) -> None:
+        self._stream.close()

@@ -43,6 +43,7 @@ from zerocloud import cgi, protocol
 from zerocloud.fairshare import AccountShare, half
 from zerocloud.job.model import JobError, Node, SwiftPath
 from zerocloud.job.source import Spooled, spool_file
+from zerocloud.spill import GrowingSpill
 from zerocloud.stages import StageClock, Stages, parse_stages
 
 #: A node the sandbox stopped (time, memory, output limits, a trap).
@@ -68,6 +69,11 @@ class InputFailed(NodeError):
 
 class ServerLost(Exception):
     """The server stalled or broke off while answering (already blamed)."""
+
+
+class NodeStopped(Exception):
+    """The job stopped the node while its server answered (another node
+    failed): nobody's fault."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,9 @@ class Answer:
     body_error: str = ''
     #: The server that answered (ring node dict).
     server: Optional[dict] = None
+    #: Stop the node while its answer is read: close the connection,
+    #: blaming nobody (:class:`NodeStopped`).
+    stop: Optional[Callable[[], None]] = None
 
 
 @dataclass
@@ -236,6 +245,8 @@ class NodeResult:
     streaming_put: Optional[StreamingPut] = None
     #: Where the node's time went, here and (``server.*``) on its server.
     stages: Stages = field(default_factory=list)
+    #: The job stopped it, another node having failed.
+    stopped: bool = False
 
     @property
     def failed(self) -> bool:
@@ -293,6 +304,8 @@ class AnswerBody:
         self.resp = resp
         self.timeout = timeout
         self.on_error = on_error
+        #: The job stopped the node: what breaks now is no server's fault.
+        self.stopped = False
         length = resp.getheader('Content-Length')
         self.remaining: Optional[int] = int(length) \
             if length and length.isdigit() else None
@@ -302,6 +315,8 @@ class AnswerBody:
             with ChunkReadTimeout(self.timeout):
                 chunk = self.resp.read(size)
         except (Exception, ChunkReadTimeout) as err:
+            if self.stopped:
+                raise NodeStopped()
             raise self._lost(_describe(err))
         if self.remaining is not None:
             if not chunk and size and self.remaining:
@@ -367,31 +382,54 @@ def streaming_order(uploads: List[Upload]) -> Optional[Upload]:
     return largest
 
 
+#: Where a node's in-edges' data comes from, for errors.
+EDGES_SOURCE = 'the data of its upstream nodes'
+
+
+def _chunked(send: Callable[[bytes], None]) -> Callable[[bytes], None]:
+    """``send`` framing each piece as an HTTP/1.1 chunk."""
+    def send_chunk(data: bytes) -> None:
+        if data:
+            send(b'%x\r\n' % len(data) + data + b'\r\n')
+    return send_chunk
+
+
 def _send_body(send: Callable[[bytes], None], uploads: List[Upload],
-               timeouts: Timeouts, streamed: Optional[Upload]) -> None:
-    """Stream the members through ``send``; :class:`InputFailed` when an
-    input breaks, anything else is the connection's.  The ``streamed``
-    member goes at the program's pace: each of its chunks may wait as long
-    as the answer does."""
-    for upload in uploads:
-        timeout = timeouts.answer if upload is streamed else timeouts.node
-        frames = protocol.iter_member(upload.name, upload.size,
-                                      upload.chunks)
+               timeouts: Timeouts, streamed: Optional[Upload],
+               edges: Optional[Iterator[bytes]] = None) -> None:
+    """Stream the members through ``send``, then ``edges`` (the in-edges'
+    data, chunked: :func:`zerocloud.proxy.edges.edge_body`);
+    :class:`InputFailed` when an input breaks, anything else is the
+    connection's.  The ``streamed`` member and ``edges`` go at the
+    program's pace: each of their chunks may wait as long as the answer
+    does."""
+    parts = [(upload.source or 'member %s' % upload.name,
+              protocol.iter_member(upload.name, upload.size, upload.chunks),
+              timeouts.answer if upload is streamed else timeouts.node)
+             for upload in uploads]
+    raw_send = send
+    if edges is not None:
+        send = _chunked(send)
+        parts.append((EDGES_SOURCE, edges, timeouts.answer))
+    for source, frames, timeout in parts:
         while True:
             try:
                 chunk = next(frames, None)
             except (Exception, Timeout) as err:
-                raise InputFailed(upload.source or 'member %s' % upload.name,
-                                  err)
+                raise InputFailed(source, err)
             if chunk is None:
                 break
             with ChunkWriteTimeout(timeout):
                 send(chunk)
+    if edges is not None:
+        with ChunkWriteTimeout(timeouts.node):
+            raw_send(b'0\r\n\r\n')
 
 
 def _send_and_answer(conn, uploads: List[Upload], timeouts: Timeouts,
                      streamed: Optional[Upload], duplex: bool,
-                     clock: StageClock):
+                     clock: StageClock,
+                     edges: Optional[Iterator[bytes]] = None):
     """Send the body and wait for the answer's headers; the answer and
     the green thread still sending the body, if any.
 
@@ -399,11 +437,12 @@ def _send_and_answer(conn, uploads: List[Upload], timeouts: Timeouts,
     member is sent: its server may answer (stream the node's output)
     before the body has ended.  The body then goes straight to the
     socket (the connection object gives its socket up to the answer).
+    So is it with ``edges`` (the in-edges' data, sent while the node runs).
     A body that broke before the answer came raises
     :class:`InputFailed`; one that breaks later ends the node's input
     short, which its server reports in the node's final status.
     """
-    if not (duplex and streamed is not None):
+    if not (duplex and streamed is not None) and edges is None:
         _send_body(conn.send, uploads, timeouts, streamed)
         clock.mark('send')
         with ResponseTimeout(timeouts.answer):
@@ -411,7 +450,7 @@ def _send_and_answer(conn, uploads: List[Upload], timeouts: Timeouts,
         clock.mark('wait')
         return final, None
     sender = eventlet.spawn(_send_in_background, conn.sock, uploads,
-                            timeouts, streamed)
+                            timeouts, streamed, edges)
     try:
         with ResponseTimeout(timeouts.answer):
             final = conn.getresponse()
@@ -436,14 +475,15 @@ def _raise_failure(sender) -> None:
 
 
 def _send_in_background(sock, uploads: List[Upload], timeouts: Timeouts,
-                        streamed: Optional[Upload]
+                        streamed: Optional[Upload],
+                        edges: Optional[Iterator[bytes]] = None
                         ) -> Optional[BaseException]:
     """:func:`_send_body` on ``sock`` in its own green thread.  What ended
     it early is returned, not raised, and the body is ended there (the
     server sees the input cut short at once, and its node fails).  Once
     the answer came, the node's final status tells of it."""
     try:
-        _send_body(sock.sendall, uploads, timeouts, streamed)
+        _send_body(sock.sendall, uploads, timeouts, streamed, edges)
     except (Exception, Timeout) as err:
         try:
             sock.shutdown(socket.SHUT_WR)
@@ -461,17 +501,25 @@ def _close_all(uploads: List[Upload]) -> None:
 def dispatch(servers: List[dict], partition: int, path_info: str,
              headers: Dict[str, str], uploads: List[Upload],
              timeouts: Timeouts, on_error: Callable[[dict, str], None],
-             clock: Optional[StageClock] = None) -> 'Answer | Attempts':
+             clock: Optional[StageClock] = None,
+             edges: Optional[Callable[[], Iterator[bytes]]] = None
+             ) -> 'Answer | Attempts':
     """Try ``servers`` in order; stream ``uploads`` to the first that
-    accepts.  Raises :class:`InputFailed` when an upload breaks.  The
-    stages go to ``clock``: ``connect`` (up to ``100 Continue``),
-    ``send`` and ``wait`` (for the answer's headers), or ``send+wait``
-    when the answer may come while the body is sent."""
+    accepts, then, if given, what ``edges()`` makes (the node's in-edges'
+    data, in a chunked body, while the answer is read).  Raises
+    :class:`InputFailed` when an upload breaks.  The stages go to
+    ``clock``: ``connect`` (up to ``100 Continue``), ``send`` and
+    ``wait`` (for the answer's headers), or ``send+wait`` when the answer
+    may come while the body is sent."""
     clock = clock or StageClock()
     headers = dict(headers)
-    headers['Content-Length'] = str(sum(u.length for u in uploads))
     headers['Expect'] = '100-continue'
-    streamed = streaming_order(uploads)
+    streamed = None
+    if edges is None:
+        headers['Content-Length'] = str(sum(u.length for u in uploads))
+        streamed = streaming_order(uploads)
+    else:
+        headers['Transfer-Encoding'] = 'chunked'
     if streamed is not None:
         headers[protocol.STREAMED_LENGTH_HEADER] = str(streamed.length)
     duplex = headers.get(protocol.ANSWER_STREAM_HEADER) == \
@@ -488,9 +536,11 @@ def dispatch(servers: List[dict], partition: int, path_info: str,
                     break
                 continue
             clock.mark('connect')
+            sock = conn.sock
             try:
-                final, sender = _send_and_answer(conn, uploads, timeouts,
-                                                 streamed, duplex, clock)
+                final, sender = _send_and_answer(
+                    conn, uploads, timeouts, streamed, duplex, clock,
+                    edges() if edges is not None else None)
             except InputFailed:
                 conn.close()
                 raise
@@ -522,8 +572,19 @@ def dispatch(servers: List[dict], partition: int, path_info: str,
             streaming = final.getheader(protocol.STREAMED_ANSWER_HEADER)
             body = AnswerBody(server, final, timeouts.answer if streaming
                               else timeouts.node, on_error)
+
+            def stop() -> None:
+                # The answer's reader, in its own green thread, sees the
+                # connection end, then closes it (closing it here would
+                # pull its buffer from under it).
+                body.stopped = True
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass   # gone already
             return Answer(final.status, answer_headers, body.read,
-                          lambda: _stop(sender, conn), server=server)
+                          lambda: _stop(sender, conn), server=server,
+                          stop=stop)
         return attempts
     finally:
         if sender is None or sender.dead:
@@ -560,9 +621,11 @@ class NodeClient:
 
     def send(self, candidates: List[dict], partition: int, path_info: str,
              headers: Dict[str, str], uploads: List[Upload],
-             clock: StageClock) -> 'Answer | Attempts':
+             clock: StageClock,
+             edges: Optional[Callable[[], Iterator[bytes]]] = None
+             ) -> 'Answer | Attempts':
         return dispatch(candidates, partition, path_info, headers, uploads,
-                        self.timeouts, self.error_occurred, clock)
+                        self.timeouts, self.error_occurred, clock, edges)
 
     def wait_for_busy(self, seconds: float, until: Event,
                       account: str) -> bool:
@@ -691,43 +754,64 @@ def _streamed_chunks(reader: protocol.MemberReader, result: NodeResult,
         while member is not None and protocol.PAX_END not in member.pax:
             yield from _member_chunks(reader)
             member = reader.next_member()
-        if member is None:
-            raise protocol.FramingError('the answer ended without its '
-                                        'final headers')
-        if member.size > protocol.MAX_SYSMAP:
-            raise protocol.FramingError('final headers too large')
-        final = json.loads(b''.join(_member_chunks(reader)))
-        if not isinstance(final, dict):
-            raise ValueError('final headers are not an object')
+        _take_final(result, reader, member)
     except (ServerLost, protocol.FramingError, ValueError) as err:
         result.status = 503
         result.error = 'Storage server failed while streaming the answer ' \
             'of node %s: %s' % (result.node.name, err)
         raise StreamFailed(result.error)
-    result.headers.update(nexe_reported(
-        {str(name): str(value) for name, value in final.items()}))
-    result.stages += server_stages(final)
-    if result.headers.get('X-Nexe-Status') != 'ok' or \
-            result.headers.get('X-Nexe-Retcode') != '0':
-        result.status = NODE_FAILED
-        result.error = 'Node %s failed: %s' % (
-            result.node.name, result.headers.get('X-Nexe-Error', ''))
     if result.failed:
         raise StreamFailed(result.error)
 
 
+def _take_final(result: NodeResult, reader: protocol.MemberReader,
+                member: Optional[protocol.Member],
+                retcode_fails: bool = True) -> None:
+    """The final headers of a streamed answer (the data of ``member``,
+    marked ``PAX_END``) into ``result``; FramingError or ValueError when
+    they are missing or malformed.  A node that failed fails here, and,
+    with ``retcode_fails``, one whose program did not return 0 (what it
+    sent to the client as it ran is no result)."""
+    if member is None:
+        raise protocol.FramingError('the answer ended without its final '
+                                    'headers')
+    if member.size > protocol.MAX_SYSMAP:
+        raise protocol.FramingError('final headers too large')
+    final = json.loads(b''.join(_member_chunks(reader)))
+    if not isinstance(final, dict):
+        raise ValueError('final headers are not an object')
+    result.headers.update(nexe_reported(
+        {str(name): str(value) for name, value in final.items()}))
+    result.stages += server_stages(final)
+    if result.headers.get('X-Nexe-Status') != 'ok' or (
+            retcode_fails and result.headers.get('X-Nexe-Retcode') != '0'):
+        result.status = NODE_FAILED
+        result.error = 'Node %s failed: %s' % (
+            result.node.name, result.headers.get('X-Nexe-Error', ''))
+
+
 def read_answer(result: NodeResult, answer: Answer, stream: bool,
-                spool_dir: Optional[str], logger) -> None:
+                spool_dir: Optional[str], logger,
+                outgoing: Optional[Dict[str, GrowingSpill]] = None,
+                on_flow: Optional[Callable[[], None]] = None) -> None:
     """Fill ``result`` from a node's successful answer.
 
     Outputs with a ``swift://`` path and edges to downstream nodes are
     spooled; the immediate output (always the last member) is spooled too,
     or, with ``stream``, left on the connection for the response to stream.
+    A node whose downstream nodes run with it (``outgoing``: their
+    connections, by device) is answered as it writes to them
+    (:data:`zerocloud.protocol.EDGE_STREAM_HEADER`): its pieces go there
+    as they come (``on_flow()`` is called before the first), and its final
+    headers come last.
     """
     node = result.node
     got = answer.headers
-    streamed = stream and bool(got.get(protocol.STREAMED_ANSWER_HEADER))
-    if 'X-Nexe-Status' not in got and not streamed:
+    by_edges = got.get(protocol.STREAMED_ANSWER_HEADER) == \
+        protocol.STREAMED_EDGES
+    streamed = stream and not by_edges and \
+        bool(got.get(protocol.STREAMED_ANSWER_HEADER))
+    if 'X-Nexe-Status' not in got and not streamed and not by_edges:
         answer.release()
         result.status = 503
         result.error = ('objectquery middleware is not installed or not '
@@ -738,7 +822,7 @@ def read_answer(result: NodeResult, answer: Answer, stream: bool,
     if streamed:
         _take_streamed(result, answer)
         return
-    if got['X-Nexe-Status'] != 'ok':
+    if not by_edges and got['X-Nexe-Status'] != 'ok':
         result.status = NODE_FAILED
         result.error = 'Node %s failed: %s' % (node.name,
                                                got['X-Nexe-Status'])
@@ -748,8 +832,20 @@ def read_answer(result: NodeResult, answer: Answer, stream: bool,
     try:
         while True:
             member = reader.next_member()
+            if by_edges and (member is None or
+                             protocol.PAX_END in member.pax):
+                _take_final(result, reader, member, retcode_fails=False)
+                break
             if member is None:
                 break
+            if member.name in edges and outgoing is not None and \
+                    protocol.PAX_EDGE in member.pax:
+                if on_flow is not None:
+                    on_flow()
+                    on_flow = None
+                for chunk in _member_chunks(reader):
+                    outgoing[member.name].append(chunk)
+                continue
             if member.name in edges:
                 result.edges[member.name] = _spool(reader, spool_dir)
                 continue
@@ -781,6 +877,9 @@ def read_answer(result: NodeResult, answer: Answer, stream: bool,
         result.error = 'Storage server failed while answering for node %s' \
             % node.name
         result.server_failed = True
+    except NodeStopped:
+        result.status = NODE_FAILED
+        result.stopped = True
     except (protocol.FramingError, ValueError) as err:
         result.status = 503
         result.error = 'Bad answer from storage server: %s' % err

@@ -1,9 +1,19 @@
-"""Running a job's nodes on storage servers, stage by stage.
+"""Running a job's nodes on storage servers.
 
-A job runs as stages (DESIGN.md §4): the nodes of one stage run in parallel;
-a connection A → B is materialised: what A wrote to ``/dev/out/B`` is
-spooled here and handed to B as ``/dev/in/A`` once every node B reads from
-has finished.  A failed stage stops the job.
+Nodes that are not connected run in parallel.  A job whose nodes are
+connected (``connect``, ``zvm://`` paths) runs them at the same time, the
+data flowing while they run (:mod:`zerocloud.proxy.edges`): what A writes
+to ``/dev/out/B`` reaches B's ``/dev/in/A`` as A writes it, through this
+proxy, each connection a sequential stream for both programs.  A node is
+sent once every node it reads from is running (its server answered), so
+that a node waiting for its inputs never holds a sandbox its upstream
+nodes wait for.  The first node that fails stops the job: the nodes not
+sent yet are not run, and the others are stopped (their connections are
+closed, so their programs' next reads and writes there fail), reported
+``stopped: node <name> failed``.  A node connected to others is not sent
+again once it has been answered (data may have flowed); nodes ``replicate``
+d in a connected job run stage by stage instead, their data materialised
+between stages, so that their copies can be compared first.
 
 Each node goes to the first of its candidate servers (placement) that takes
 it.  A node whose server fails while running it is retried once on the next
@@ -35,7 +45,7 @@ import random
 import time
 import uuid
 from dataclasses import replace
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from eventlet import GreenPile
 from eventlet.event import Event
@@ -47,10 +57,12 @@ from zerocloud import protocol
 from zerocloud.job.model import Channel, Job, Node, SwiftPath
 from zerocloud.job.source import Spooled
 from zerocloud.proxy import inputs
+from zerocloud.proxy.edges import Connections, edge_body, upstreams
 from zerocloud.proxy.nodeclient import (
     NODE_FAILED, Answer, Attempts, InputFailed, NodeClient, NodeError,
     NodeResult, Upload, nexe_reported, read_answer)
 from zerocloud.proxy.placement import Placer, Target
+from zerocloud.spill import SpillBroken
 from zerocloud.proxy.request import JobRequest
 from zerocloud.proxy.swiftaccess import SwiftAccess
 from zerocloud.stages import StageClock
@@ -116,11 +128,23 @@ class Scheduler:
         self.deadline = 0.0
         #: Sent when a node failed: the others stop waiting for servers.
         self.failed = Event()
+        #: The first node that failed.
+        self.cause = ''
+        #: A connected job's connections (:mod:`zerocloud.proxy.edges`).
+        self.connections: Optional[Connections] = None
+        #: Of a connected job: its nodes' events sent once each has been
+        #: answered (is running) or will not run, and how to stop those
+        #: whose answers are being read.
+        self.running: Dict[str, Event] = {}
+        self.stops: Dict[str, Callable[[], None]] = {}
 
     def run(self, job: Job, stream: bool) -> List[NodeResult]:
         """Run every stage; ``stream``: leave the single node's immediate
         output on its connection for the response to stream."""
         self.deadline = time.monotonic() + self.config.job_deadline
+        if any(node.edges for node in job.nodes) and not any(
+                node.edges and node.replicate > 1 for node in job.nodes):
+            return self._run_connected(job)
         done: Dict[str, NodeResult] = {}
         try:
             for stage in job.stages():
@@ -139,6 +163,87 @@ class Scheduler:
         finally:
             self.request.remove_inputs()
         return [done.get(node.name) or NodeResult(node) for node in job.nodes]
+
+    def _run_connected(self, job: Job) -> List[NodeResult]:
+        """Every node at once, connected as they run (see the module
+        docstring)."""
+        self.connections = Connections(job, self.config.spool_dir)
+        self.running = {node.name: Event() for node in job.nodes}
+        done: Dict[str, NodeResult] = {}
+        pile = GreenPile(len(job.nodes))
+        try:
+            for stage in job.stages():
+                for node in stage:
+                    pile.spawn(self._run_connected_node, node, done)
+            _collect(pile, done)
+        except BaseException:
+            self.connections.fail('the job stopped')
+            for stop in list(self.stops.values()):
+                stop()
+            for result in done.values():
+                result.discard()
+            raise
+        finally:
+            self.connections.remove()
+            self.request.remove_inputs()
+        return [done.get(node.name) or NodeResult(node) for node in job.nodes]
+
+    def _run_connected_node(self, node: Node, done: Dict[str, NodeResult]
+                            ) -> NodeResult:
+        try:
+            for peer in upstreams(node):
+                self.running[peer].wait()
+            if self.failed.ready():
+                return self._stopped(NodeResult(node), ran=False)
+            result = self._run_node(node, False, done)
+        finally:
+            self._now_running(node)
+        outgoing = self.connections.outgoing(node)
+        retcode = result.headers.get('X-Nexe-Retcode')
+        if result.failed or retcode != '0':
+            if result.failed and self.cause and self.cause != node.name:
+                result = self._stopped(result, ran=True)
+            why = 'node %s failed' % node.name if result.failed else \
+                'node %s did not run' % node.name if retcode is None else \
+                'node %s ended with exit code %s' % (node.name, retcode)
+            for spool in outgoing.values():
+                spool.fail(why)
+            if result.failed:
+                self._stop_all(node.name)
+        else:
+            for spool in outgoing.values():
+                spool.end()
+        return result
+
+    def _now_running(self, node: Node) -> None:
+        """``node`` runs (or never will): its downstream nodes may go."""
+        if not self.running[node.name].ready():
+            self.running[node.name].send()
+
+    def _stopped(self, result: NodeResult, ran: bool) -> NodeResult:
+        """A node the job stopped (or did not run), the first failure
+        being another node's: reported as such, with no error of its own."""
+        result.discard()
+        stopped = NodeResult(result.node, status=NODE_FAILED if ran else 200,
+                             stages=result.stages)
+        if ran:
+            # What it used is still accounted for.
+            stopped.headers = {name: value for name, value
+                               in result.headers.items()
+                               if name != 'X-Nexe-Error'}
+            stopped.headers['X-Nexe-Status'] = 'stopped: node %s failed' \
+                % self.cause
+        return stopped
+
+    def _stop_all(self, failed: str) -> None:
+        """Stop the connected job after node ``failed`` failed."""
+        self.cause = self.cause or failed
+        if not self.failed.ready():
+            self.failed.send()
+        self.connections.fail('node %s failed' % failed)
+        for name, stop in list(self.stops.items()):
+            if name != failed:
+                stop()
 
     # -- what a node's server gets -------------------------------------------
 
@@ -185,7 +290,7 @@ class Scheduler:
                 uploads.append(Upload('stdin', stream.size, stream.chunks(),
                                       'the request body', streamable=True))
             for edge in node.edges:
-                if edge.direction == 'in':
+                if edge.direction == 'in' and self.connections is None:
                     data = self._edge_data(done[edge.peer], node.name)
                     uploads.append(Upload(edge.device, data.size,
                                           data.chunks(),
@@ -225,6 +330,8 @@ class Scheduler:
             headers[protocol.LOCAL_ALIAS_HEADER] = quote(target.alias.url)
         if target.decryption is not None:
             headers[protocol.BODY_KEY_HEADER] = target.decryption.encode()
+        if self.connections is not None:
+            headers[protocol.EDGE_STREAM_HEADER] = protocol.EDGE_STREAM_VALUE
         return headers
 
     def _listing_keys(self, placed: Optional[Channel]) -> Dict[str, str]:
@@ -416,8 +523,15 @@ class Scheduler:
                 clock.mark('uploads')
                 outcome = self.client.send(candidates, target.partition,
                                            target.path_info, headers,
-                                           uploads, clock)
+                                           uploads, clock,
+                                           self._edge_body(node))
             except InputFailed as err:
+                if isinstance(err.cause, SpillBroken):
+                    # An upstream node's data ended short: its own failure
+                    # (or exit code) is the cause, not a busy cluster.
+                    return result.fail(NodeError(
+                        'Node %s failed: its input broke off: %s'
+                        % (node.name, err.cause), NODE_FAILED))
                 self.logger.warning('zerocloud: node %s: %s (%r)',
                                     node.name, err.message, err.cause)
                 return result.fail(NodeError(
@@ -446,7 +560,7 @@ class Scheduler:
             clock.mark('read')
             result.stages = clock.stages + result.stages
             if lost is not None and retries > 0 and \
-                    lost in candidates[:-1]:
+                    lost in candidates[:-1] and not self._flowed(node):
                 retries -= 1
                 self.logger.warning(
                     'zerocloud: retrying node %s after %s:%s failed',
@@ -463,6 +577,21 @@ class Scheduler:
                     continue
                 return ended
             return result
+
+    def _edge_body(self, node: Node
+                   ) -> Optional[Callable[[], Iterator[bytes]]]:
+        """What sends a connected node's in-edges' data, if it has any."""
+        if self.connections is None:
+            return None
+        incoming = self.connections.incoming(node)
+        return (lambda: edge_body(incoming)) if incoming else None
+
+    def _flowed(self, node: Node) -> bool:
+        """Has ``node`` sent data to a node connected to it?  Then it is
+        not sent again."""
+        return self.connections is not None and any(
+            spool.size for spool in
+            self.connections.outgoing(node).values())
 
     def _take(self, result: NodeResult, outcome: 'Answer | Attempts',
               target: Target, stream: bool) -> Optional[dict]:
@@ -481,8 +610,20 @@ class Scheduler:
                 'Error %d while running %s' % (outcome.status,
                                                result.node.name)
             return None
-        read_answer(result, outcome, stream, self.config.spool_dir,
-                    self.logger)
+        if self.connections is None:
+            read_answer(result, outcome, stream, self.config.spool_dir,
+                        self.logger)
+            return outcome.server if result.server_failed else None
+        node = result.node
+        self.stops[node.name] = outcome.stop
+        try:
+            if self.failed.ready():
+                outcome.stop()   # stopped while its server took it
+            read_answer(result, outcome, stream, self.config.spool_dir,
+                        self.logger, self.connections.outgoing(node),
+                        lambda: self._now_running(node))
+        finally:
+            del self.stops[node.name]
         return outcome.server if result.server_failed else None
 
     def _wait_for_busy(self, node: Node, retry_after: float,

@@ -193,9 +193,17 @@ class Workspace:
         if read_only:
             _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
 
-    def add_read_channel(self, channel: Channel, kind: str) -> str:
+    def add_read_channel(self, channel: Channel, kind: str,
+                         stand_in: bool = False) -> str:
+        """Place a read channel: a read-only bind mount (root), or a copy
+        of a small file.  With ``stand_in`` the host serves every read
+        (a FIFO: ``zerocloud.runtime.served``): an empty file only names
+        it, and opening it never waits for the FIFO's writer."""
         placed = self._placeholder(channel.alias)
-        if self.private:
+        if stand_in:
+            open(placed, 'wb').close()
+            os.chmod(placed, 0o400)
+        elif self.private:
             try:
                 self._bind(channel.uri, placed, read_only=True)
             except OSError as err:
@@ -216,15 +224,23 @@ class Workspace:
         self.read_only.append(os.path.relpath(placed, self.dev))
         return placed
 
-    def add_write_channel(self, channel: Channel, served: bool = False
-                          ) -> str:
+    def add_write_channel(self, channel: Channel, served: bool = False,
+                          stand_in: bool = False) -> str:
         """Place a write channel: a bind mount (root, so it stays writable
         under the read-only ``dev/`` of ``fix_dev``), a hard link, or a
         file copied back after the run.  A ``served`` one is written by
         the host straight into its host file (``zerocloud.runtime.
-        served``): its place only names it, nothing is copied back."""
+        served``): its place only names it, nothing is copied back; with
+        ``stand_in`` (a FIFO, every write served) an empty file does."""
         placed = self._placeholder(channel.alias)
         self.dev_writable = True
+        if stand_in:
+            open(placed, 'wb').close()
+            if self.private:
+                # Its own mount, so it stays open for writing under the
+                # read-only dev/ of fix_dev.
+                self._bind(placed, placed, read_only=False)
+            return placed
         if self.private:
             try:
                 self._bind(channel.uri, placed, read_only=False)

@@ -269,10 +269,10 @@ def _cpu_of_thread(native_id: int) -> Tuple[float, float]:
 
 
 def _streamed_device(channel) -> bool:
-    """A read channel under ``/dev`` the guest opens by name (stdin is
-    wasmtime's own stream, nvram and images are read by the host)."""
-    return not channel.writable and not channel.standard and \
-        channel.alias != NVRAM_ALIAS
+    """A channel under ``/dev`` the guest opens by name (stdin is
+    wasmtime's own stream, nvram and images are read by the host): read
+    or written only, never both (a FIFO cannot be)."""
+    return not channel.standard and channel.alias != NVRAM_ALIAS
 
 
 def _on_fifo(path: str) -> bool:
@@ -475,7 +475,8 @@ class _Session:
         for channel in manifest.channels:
             if self.kinds[channel.alias] == 'fifo' and \
                     _streamed_device(channel):
-                self._serve(channel.alias, StreamedFile, channel)
+                self._serve(channel.alias, StreamedOutput
+                            if channel.writable else StreamedFile, channel)
         stdout = manifest.channel(STDOUT_ALIAS)
         if stdout is not None and stdout.writable and \
                 self.kinds[STDOUT_ALIAS] == 'fifo':
@@ -518,12 +519,32 @@ class _Session:
         for channel in manifest.channels:
             if channel.standard:
                 continue
+            # A FIFO the host serves: opening it must not wait for its
+            # other side, which may have come and gone already.
+            stand_in = channel.alias in self.served and \
+                self.kinds[channel.alias] == 'fifo'
             if channel.writable:
                 self.workspace.add_write_channel(
-                    channel, served=channel.alias in self.served)
+                    channel, served=channel.alias in self.served,
+                    stand_in=stand_in)
             else:
                 self.workspace.add_read_channel(channel,
-                                                self.kinds[channel.alias])
+                                                self.kinds[channel.alias],
+                                                stand_in)
+
+    def _set_stdin(self, wasi: wasmtime.WasiConfig, path: str) -> None:
+        """wasmtime opens stdin here, blocking: on a FIFO whose writer is
+        gone already (its data waits in the pipe), it would wait for
+        another forever.  A writer held across the open keeps it from
+        waiting; the data's own writer alone decides the end."""
+        if self.kinds[STDIN_ALIAS] != 'fifo':
+            wasi.stdin_file = path
+            return
+        writer = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            wasi.stdin_file = path
+        finally:
+            os.close(writer)
 
     def _wasi_config(self, manifest: Manifest, config: nvram.Nvram,
                      program: _Program) -> wasmtime.WasiConfig:
@@ -532,7 +553,7 @@ class _Session:
         wasi.env = list(config.env.items())
         stdin = manifest.channel('/dev/stdin')
         if stdin.readable:
-            wasi.stdin_file = stdin.uri
+            self._set_stdin(wasi, stdin.uri)
         for alias, setter in (('/dev/stdout', 'stdout_file'),
                               ('/dev/stderr', 'stderr_file')):
             channel = manifest.channel(alias)

@@ -155,6 +155,74 @@ def test_a_program_reads_fifos_in_order(runtime, python_image, tmp_path):
         'File or stream is not seekable.', 'Invalid seek', md5(plain[:5000])]
 
 
+def filled_fifo(path: str, data: bytes) -> int:
+    """A FIFO at ``path`` holding ``data`` whose writer is gone already;
+    the descriptor that keeps its data alive (close it after the run)."""
+    os.mkfifo(path)
+    keeper = os.open(path, os.O_RDWR)
+    os.write(keeper, data)
+    writer = os.open(path, os.O_WRONLY)
+    os.close(keeper)
+    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    os.close(writer)
+    return reader
+
+
+def test_a_fifo_whose_writer_left_before_the_run_is_read_whole(
+        runtime, python_image, tmp_path):
+    """A connected node's input may be all sent and ended before its
+    program opens it: neither stdin nor a named device then waits for
+    another writer, and both read to the end."""
+    plain = random.Random(6).randbytes(20000)
+    keepers = [filled_fifo(str(tmp_path / 'input'), plain),
+               filled_fifo(str(tmp_path / 'stdin'), plain[:5000])]
+    manifest = write_manifest(
+        tmp_path, python_image, ProgramMember='python',
+        stdin=str(tmp_path / 'stdin'), timeout=20,
+        args=['python', '-c', 'import hashlib, sys\n'
+              'print(hashlib.md5(open("/dev/input", "rb").read())'
+              '.hexdigest())\n'
+              'print(hashlib.md5(sys.stdin.buffer.read()).hexdigest())\n'],
+        channels=[read_channel(str(tmp_path / 'input'), '/dev/input')])
+    try:
+        result = runtime.run(manifest)
+    finally:
+        for fd in keepers:
+            os.close(fd)
+    assert (result.report.status, result.report.retcode) == ('ok', 0), \
+        output(tmp_path, 'stderr')
+    assert output(tmp_path).decode().splitlines() == [
+        hashlib.md5(plain).hexdigest(),
+        hashlib.md5(plain[:5000]).hexdigest()]
+
+
+def test_a_program_writes_a_named_fifo_as_a_stream(
+        runtime, python_image, tmp_path):
+    """A named write device on a FIFO (a connection to another node) is
+    written in order as its reader takes it; a seek on it is
+    ``ESPIPE``."""
+    got = drain_fifo(str(tmp_path / 'edge'))
+    manifest = write_manifest(
+        tmp_path, python_image, ProgramMember='python',
+        args=['python', '-c', 'import os\n'
+              'with open("/dev/out/next", "wb") as f:\n'
+              '    f.write(b"a" * 70000)\n'
+              '    f.flush()\n'
+              '    try:\n'
+              '        f.seek(0)\n'
+              '    except OSError as err:\n'
+              '        print(err)\n'
+              '    f.write(b"b" * (3 << 20))\n'],
+        channels=[write_channel(str(tmp_path / 'edge'), '/dev/out/next')])
+    result = runtime.run(manifest)
+    got['thread'].join(30)
+    assert (result.report.status, result.report.retcode) == ('ok', 0), \
+        output(tmp_path, 'stderr')
+    assert got['data'] == b'a' * 70000 + b'b' * (3 << 20)
+    assert output(tmp_path).decode().splitlines() == [
+        'File or stream is not seekable.']
+
+
 def test_served_calls_check_guest_pointers_and_follow_descriptors(
         runtime, wat_programs, tmp_path):
     """``served_calls.wat``: bad pointers are ``EFAULT``, bad seeks
