@@ -25,6 +25,26 @@ from zerocloud.cipher import CipherKey, KeyStream
 CHUNK = 1 << 16
 
 
+class SpillFull(Exception):
+    """Appending would take a spill past its budget (its message says
+    which)."""
+
+
+class SpillBudget:
+    """Bytes that several spills may hold in all."""
+
+    def __init__(self, limit: int, why: str):
+        """``why``: what is said when it is exceeded (``%d``: the limit)."""
+        self.limit = limit
+        self.why = why
+        self.used = 0
+
+    def take(self, size: int) -> None:
+        if self.used + size > self.limit:
+            raise SpillFull(self.why % self.limit)
+        self.used += size
+
+
 class SpillBroken(Exception):
     """The writer failed: the data ends short, and must not be taken for
     whole."""
@@ -33,7 +53,11 @@ class SpillBroken(Exception):
 class GrowingSpill:
     """One sealed spill file (see the module docstring)."""
 
-    def __init__(self, directory: Optional[str], prefix: str):
+    def __init__(self, directory: Optional[str], prefix: str,
+                 budget: Optional[SpillBudget] = None):
+        """``budget``: shared with other spills; an append past it raises
+        :class:`SpillFull`."""
+        self._budget = budget
         fd, self.path = tempfile.mkstemp(prefix=prefix, dir=directory)
         self._fp = os.fdopen(fd, 'r+b', buffering=0)
         key = CipherKey.fresh()
@@ -49,6 +73,8 @@ class GrowingSpill:
     def append(self, data: bytes) -> None:
         if self.ended:
             raise ValueError('append after the end')
+        if self._budget is not None:
+            self._budget.take(len(data))
         os.pwrite(self._fp.fileno(), self._seal.apply(self.size, data),
                   self.size)
         self.size += len(data)

@@ -14,6 +14,8 @@ A private cluster whose proxy spools into a directory of its own
   same job with failing reducers, one failed by a trapping mapper, and a
   job whose client leaves before reading its spooled answer, the spool
   directory is empty.
+- The data between a job's nodes is bounded (``zerovm_job_spool_limit``,
+  1 MiB here): a mapper writing past it fails the job, naming the option.
 """
 
 import json
@@ -25,12 +27,16 @@ import pytest
 import requests
 import wasmtime
 
-from .helpers import Account, configure, started_cluster, unique
+from .helpers import (
+    Account, configure, nexe_list, python_node, started_cluster, store_zapp,
+    unique)
 
 #: Bytes of one response header line (CRLF included) we stay under.
 MAX_HEADER_LINE = 8192
 #: Seconds the proxy may take to notice a client that left.
 CLEANUP_WAIT = 30
+#: This cluster's ``zerovm_job_spool_limit``.
+JOB_SPOOL = 1 << 20
 
 NOOP = '(module (memory (export "memory") 1) (func (export "_start")))'
 TRAP = ('(module (memory (export "memory") 1) '
@@ -74,7 +80,7 @@ def own_spool_dir(cluster) -> None:
     spool = os.path.join(cluster.workdir, 'proxy-spool')
     os.makedirs(spool)
     configure(cluster, 'proxy-server', 'filter:proxy_query',
-              zerovm_spool_dir=spool)
+              zerovm_spool_dir=spool, zerovm_job_spool_limit=str(JOB_SPOOL))
 
 
 @pytest.fixture(scope='module')
@@ -179,6 +185,35 @@ def test_a_failed_job_leaves_no_spooled_file(
     assert set(statuses[:6]) <= {'ok', 'stopped: node bad failed'}
     assert statuses[7:] == ['ZeroVM did not run'] * 4
     assert resp.text.startswith('Node bad failed')
+    assert spooled_files(bounded_cluster) == []
+
+
+def test_data_between_nodes_past_the_job_limit_fails_the_job(
+        bounded_cluster, account):
+    """The proxy keeps a job's connections whole until it ends: past
+    ``zerovm_job_spool_limit`` the writing node fails, naming the option,
+    and its peer, stopped, stores nothing."""
+    container = unique('spool-limit')
+    account.put_container(container)
+    image = store_zapp(account, container, {
+        'write.py': 'with open("/dev/out/red", "wb") as out:\n'
+                    '    for _ in range(%d):\n'
+                    '        out.write(bytes(65536))\n' % (2 * JOB_SPOOL
+                                                          // 65536),
+        'read.py': 'import sys\n'
+                   'print(len(open("/dev/in/map", "rb").read()))\n'})
+    output = 'swift://~/%s/count' % container
+    resp = account.post_job([
+        python_node('map', image, 'write.py', connect=['red']),
+        python_node('red', image, 'read.py',
+                    devices=[{'name': 'stdout', 'path': output}])])
+    assert resp.status_code == 422, resp.text
+    assert resp.text.startswith('Node map failed: the data between the '
+                                "job's nodes went past %d bytes "
+                                '(zerovm_job_spool_limit)' % JOB_SPOOL), \
+        resp.text
+    assert nexe_list(resp, 'X-Nexe-Status')[1] != 'ok'
+    assert account.get('%s/count' % container).status_code == 404
     assert spooled_files(bounded_cluster) == []
 
 

@@ -13,7 +13,7 @@ from eventlet.hubs import trampoline
 from zerocloud import protocol
 from zerocloud.object.edges import EdgeDemux, EdgeInput
 from zerocloud.proxy.edges import edge_body
-from zerocloud.spill import GrowingSpill, SpillBroken
+from zerocloud.spill import GrowingSpill, SpillBroken, SpillBudget, SpillFull
 
 A = random.Random(1).randbytes(3 << 20)   # more than a FIFO's buffer
 B = random.Random(2).randbytes(70000)
@@ -44,6 +44,19 @@ def test_a_failed_spill_gives_its_data_then_says_so(tmp_path):
     with pytest.raises(SpillBroken, match='node up failed'):
         next(chunks)
     spill.remove()
+
+
+def test_spills_sharing_a_budget_hold_at_most_its_bytes(tmp_path):
+    budget = SpillBudget(1000, 'past %d bytes')
+    first = GrowingSpill(str(tmp_path), 'edge-', budget)
+    second = GrowingSpill(str(tmp_path), 'edge-', budget)
+    first.append(bytes(600))
+    second.append(bytes(400))
+    with pytest.raises(SpillFull, match='^past 1000 bytes$'):
+        first.append(b'x')
+    assert (first.size, second.size) == (600, 400)
+    first.remove()
+    second.remove()
 
 
 def pieces_of(body: bytes):

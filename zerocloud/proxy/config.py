@@ -37,6 +37,8 @@ DEFAULT_JOB_CONCURRENCY = 16
 #: Deferred jobs of one account running at once in one proxy worker process.
 DEFAULT_ACCOUNT_DEFERRED = 4
 DEFAULT_MAX_CONNECTIONS = MAX_CONNECTIONS
+#: Bytes of data between one job's connected nodes the proxy keeps.
+DEFAULT_JOB_SPOOL_LIMIT = 16 << 30
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class ProxyConfig:
     job_concurrency: int
     account_deferred: int
     max_connections: int
+    job_spool_limit: int
 
     @classmethod
     def from_conf(cls, conf: Conf) -> 'ProxyConfig':
@@ -108,6 +111,9 @@ class ProxyConfig:
                 minimum=1),
             max_connections=options.integer(
                 conf, 'zerovm_max_connections', DEFAULT_MAX_CONNECTIONS),
+            job_spool_limit=options.integer(
+                conf, 'zerovm_job_spool_limit', DEFAULT_JOB_SPOOL_LIMIT,
+                minimum=1),
         )
 
 

@@ -19,28 +19,30 @@ from eventlet.queue import LightQueue
 
 from zerocloud import protocol
 from zerocloud.job.model import Job, Node
-from zerocloud.spill import GrowingSpill, SpillBroken
+from zerocloud.spill import GrowingSpill, SpillBroken, SpillBudget
 
 #: Bytes of one piece sent to a downstream node.
 PIECE = 1 << 20
 #: Pieces read ahead of the body being sent.
 AHEAD = 4
+LIMIT_TEXT = 'the data between the job\'s nodes went past %d bytes ' \
+    '(zerovm_job_spool_limit)'
 
 
 class Connections:
     """The connections of one job (see the module docstring), by
     (upstream, downstream) node names."""
 
-    def __init__(self, job: Job, spool_dir: Optional[str]):
+    def __init__(self, job: Job, spool_dir: Optional[str], limit: int):
+        """``limit``: bytes all of them may hold (an upstream node whose
+        data goes past it fails)."""
+        budget = SpillBudget(limit, LIMIT_TEXT)
         self._spools: Dict[Tuple[str, str], GrowingSpill] = {}
-        self._devices: Dict[Tuple[str, str], str] = {}
         for node in job.nodes:
             for edge in node.edges:
                 if edge.direction == 'out':
                     self._spools[node.name, edge.peer] = GrowingSpill(
-                        spool_dir, 'zerocloud-edge-')
-                else:
-                    self._devices[edge.peer, node.name] = edge.device
+                        spool_dir, 'zerocloud-edge-', budget)
 
     def outgoing(self, node: Node) -> Dict[str, GrowingSpill]:
         """What ``node`` writes, by its out-edge device."""

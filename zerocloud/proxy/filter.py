@@ -97,6 +97,11 @@ Options (``[filter:proxy_query]``), with defaults:
     connections (``connect`` and ``zvm://`` edges) one job may declare; a
     job with more is refused with ``400`` naming this option before
     anything runs (each connection is a spooled stream here).
+``zerovm_job_spool_limit = 17179869184``
+    bytes of data between one job's connected nodes kept here (each
+    connection whole, sealed, in ``zerovm_spool_dir`` until the job ends):
+    the node whose data goes past it fails (``422`` naming this option),
+    which stops the job.
 ``zerovm_spool_dir`` (system temp dir)
     where uploaded images and what nodes answered are spooled; it must
     exist.  What nodes answered (outputs, data between nodes, answers) is

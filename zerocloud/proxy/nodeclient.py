@@ -43,7 +43,7 @@ from zerocloud import cgi, protocol
 from zerocloud.fairshare import AccountShare, half
 from zerocloud.job.model import JobError, Node, SwiftPath
 from zerocloud.job.source import Spooled, spool_file
-from zerocloud.spill import GrowingSpill
+from zerocloud.spill import GrowingSpill, SpillFull
 from zerocloud.stages import StageClock, Stages, parse_stages
 
 #: A node the sandbox stopped (time, memory, output limits, a trap).
@@ -880,6 +880,9 @@ def read_answer(result: NodeResult, answer: Answer, stream: bool,
     except NodeStopped:
         result.status = NODE_FAILED
         result.stopped = True
+    except SpillFull as err:
+        result.status = NODE_FAILED
+        result.error = 'Node %s failed: %s' % (node.name, err)
     except (protocol.FramingError, ValueError) as err:
         result.status = 503
         result.error = 'Bad answer from storage server: %s' % err

@@ -167,7 +167,8 @@ class Scheduler:
     def _run_connected(self, job: Job) -> List[NodeResult]:
         """Every node at once, connected as they run (see the module
         docstring)."""
-        self.connections = Connections(job, self.config.spool_dir)
+        self.connections = Connections(job, self.config.spool_dir,
+                                       self.config.job_spool_limit)
         self.running = {node.name: Event() for node in job.nodes}
         done: Dict[str, NodeResult] = {}
         pile = GreenPile(len(job.nodes))
