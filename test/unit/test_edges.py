@@ -9,6 +9,7 @@ import random
 import eventlet
 import pytest
 from eventlet.hubs import trampoline
+from swift.common.swob import HTTPRequestEntityTooLarge
 
 from zerocloud import protocol
 from zerocloud.object.edges import EdgeDemux, EdgeInput
@@ -149,4 +150,24 @@ def test_an_input_whose_data_breaks_off_is_named(tmp_path):
     assert read_fifo(inputs['in/b'].path) == b'12345'   # then the end
     assert read_fifo(inputs['in/a'].path) == B
     assert edges.broken == ['in/b']
+    assert edges.reason == 'its data broke off'
+    edges.stop()
+
+
+def test_inputs_past_the_nodes_limit_are_broken_off_and_said_so(tmp_path):
+    body = b''.join(edge_body({'in/a': filled(tmp_path, B)}))
+    read = io.BytesIO(body).read
+
+    def limited(size: int) -> bytes:
+        if read.__self__.tell() + size > 10000:
+            raise HTTPRequestEntityTooLarge()
+        return read(size)
+    reader = protocol.MemberReader(limited)
+    first = reader.next_member()
+    edges = EdgeDemux(reader, first, {'in/a': EdgeInput(
+        'in/a', str(tmp_path / 'fifo.a'), str(tmp_path))})
+    edges.start()
+    assert len(read_fifo(str(tmp_path / 'fifo.a'))) < 10000
+    assert edges.broken == ['in/a']
+    assert edges.reason == "the node's inputs went past zerovm_maxinput"
     edges.stop()

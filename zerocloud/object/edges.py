@@ -160,6 +160,8 @@ class EdgeDemux:
         self._first = first
         self.inputs = inputs
         self._thread: Optional[eventlet.greenthread.GreenThread] = None
+        #: Why the inputs not ended broke off.
+        self.reason = 'its data broke off'
 
     def start(self) -> None:
         self._thread = eventlet.spawn(self._run)
@@ -182,7 +184,10 @@ class EdgeDemux:
                             break
                         target.take(chunk)
                 member = reader.next_member()
-        except (protocol.FramingError, HTTPException, OSError, ValueError):
+        except HTTPException as err:
+            if err.status_int == 413:
+                self.reason = 'the node\'s inputs went past zerovm_maxinput'
+        except (protocol.FramingError, OSError, ValueError):
             pass   # the body broke off: the inputs not ended are broken
         finally:
             for target in self.inputs.values():

@@ -755,7 +755,8 @@ class NodeRequest:
                     '%d bytes)' % (alias, stream.size, stream.limit)
         broken = self.demux.broken if self.demux is not None else []
         if broken and report.ok:
-            report.status = 'channel /dev/%s: its data broke off' % broken[0]
+            report.status = 'channel /dev/%s: %s' % (broken[0],
+                                                     self.demux.reason)
         headers = nexe_headers(node.name, report, time.time() - started,
                                self.placement.policy.name, result.fuel)
         colocated = colocation_proof(
