@@ -42,11 +42,11 @@ from zerocloud.job.model import JobError, Node, SwiftPath, parse_location
 from zerocloud.object import decryption, swiftdisk
 from zerocloud.object.config import ObjectConfig
 from zerocloud.object.containerdb import decrypt_etags, snapshot_database
+from zerocloud.object.edges import (
+    EdgeAnswer, EdgeDemux, EdgeInput, EdgeOutputs)
 from zerocloud.object.execution import (
     USER_IMAGE, ExecutionError, Limits, LocalObject, Output, Session,
     prepare_session)
-from zerocloud.object.edges import (
-    EdgeAnswer, EdgeDemux, EdgeInput, EdgeOutputs)
 from zerocloud.object.hostmemory import node_dir_prefix
 from zerocloud.object.members import LiveInput, RequestBody, over_ram_limit
 from zerocloud.object.outstream import OutputStream, StreamedAnswer

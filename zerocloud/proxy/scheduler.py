@@ -5,15 +5,15 @@ connected (``connect``, ``zvm://`` paths) runs them at the same time, the
 data flowing while they run (:mod:`zerocloud.proxy.edges`): what A writes
 to ``/dev/out/B`` reaches B's ``/dev/in/A`` as A writes it, through this
 proxy, each connection a sequential stream for both programs.  A node is
-sent once every node it reads from is running (its server answered), so
-that a node waiting for its inputs never holds a sandbox its upstream
-nodes wait for.  The first node that fails stops the job: the nodes not
-sent yet are not run, and the others are stopped (their connections are
-closed, so their programs' next reads and writes there fail), reported
-``stopped: node <name> failed``.  A node connected to others is not sent
-again once it has been answered (data may have flowed); nodes ``replicate``
-d in a connected job run stage by stage instead, their data materialised
-between stages, so that their copies can be compared first.
+sent once every node it reads from has written to it (or ended), so that
+a node waiting for its inputs never holds a sandbox its upstream nodes
+wait for.  The first node that fails stops the job: the nodes not sent yet
+are not run, and the others are stopped (their connections are closed, so
+their programs' next reads and writes there fail), reported ``stopped:
+node <name> failed``.  A node is not sent again once data flowed from it.
+A connected job with a replicated node (``replicate``) runs stage by stage
+instead, its data materialised between stages, so that the copies'
+outputs can be compared before anything reads them.
 
 Each node goes to the first of its candidate servers (placement) that takes
 it.  A node whose server fails while running it is retried once on the next
@@ -62,9 +62,9 @@ from zerocloud.proxy.nodeclient import (
     NODE_FAILED, Answer, Attempts, InputFailed, NodeClient, NodeError,
     NodeResult, Upload, nexe_reported, read_answer)
 from zerocloud.proxy.placement import Placer, Target
-from zerocloud.spill import SpillBroken
 from zerocloud.proxy.request import JobRequest
 from zerocloud.proxy.swiftaccess import SwiftAccess
+from zerocloud.spill import SpillBroken
 from zerocloud.stages import StageClock
 
 #: Times a node is retried after its server failed while running it.
@@ -197,6 +197,9 @@ class Scheduler:
             if self.failed.ready():
                 return self._stopped(NodeResult(node), ran=False)
             result = self._run_node(node, False, done)
+        except BaseException:
+            self._stop_all(node.name)   # its peers must not wait for it
+            raise
         finally:
             self._now_running(node)
         outgoing = self.connections.outgoing(node)
