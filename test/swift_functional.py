@@ -5,9 +5,9 @@ must never be harmed by ZeroCloud's filters.  This takes Swift's test tree
 of the installed release (the sdist from PyPI carries ``test/``; kept in
 ``var/swift-<version>/``), starts the all-in-one launcher's cluster on free
 ports in a temporary directory (tmpfs when usable), writes ``test.conf`` for
-its tempauth users, runs Swift's ``test/functional`` with pytest and stops
-the cluster.  ``test/functional/s3api`` is left out: the s3api middleware is
-not in the pipeline.
+its tempauth users (their S3 keys too: ``s3api`` is in the pipeline), runs
+Swift's ``test/functional`` with pytest, ``s3api`` included, and stops the
+cluster.
 
 Exit status 0 only when every failure (or error) is listed, with its
 reason, in ``test/swift_functional_known_failures.txt``.  A listed test that
@@ -97,6 +97,11 @@ def write_test_conf(cluster: Cluster, path: str) -> None:
         'account6': reseller.account, 'username6': reseller.user,
         'password6': reseller.key,
         'collate': 'C',
+        # s3api: a tempauth user is an access key, its password the secret.
+        's3_storage_url': cluster.proxy_url + '/',
+        's3_access_key': first.login, 's3_secret_key': first.key,
+        's3_access_key2': second.login, 's3_secret_key2': second.key,
+        's3_access_key3': third.login, 's3_secret_key3': third.key,
     }
     with open(path, 'w') as conf:
         conf.write('[func_test]\n' + ''.join(
@@ -174,8 +179,7 @@ def run(tree: str, with_zerocloud: bool, pytest_args: list[str]) -> int:
             # test ids read test.functional.<module>.<class>::<test>.
             [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
              '--rootdir', tree, '-c', os.devnull,
-             '--junitxml', junit_xml, '--ignore', 'test/functional/s3api',
-             *pytest_args, 'test/functional'],
+             '--junitxml', junit_xml, *pytest_args, 'test/functional'],
             cwd=tree, env=env, timeout=PYTEST_TIMEOUT).returncode
     except LaunchError as err:
         print('%s: the cluster did not start: %s' % (PROG, err),

@@ -14,10 +14,11 @@ replicas on the 4 devices, like Swift's SAIO) and ``ec`` (erasure coded,
 ``liberasurecode_rs_vand``, 2 data + 1 parity fragments on the same devices,
 ring ``object-1``; a container uses it when created with
 ``X-Storage-Policy: ec``).  The proxy pipeline follows Swift's
-``proxy-server.conf-sample`` (``staticweb`` where Swift's SAIO has it)::
+``proxy-server.conf-sample`` (``staticweb`` where Swift's SAIO has it,
+``s3api`` right before auth as Swift's S3 documentation has it)::
 
     catch_errors gatekeeper healthcheck proxy-logging cache listing_formats
-    account_hosts bulk tempurl ratelimit tempauth staticweb job_chain
+    account_hosts bulk tempurl ratelimit s3api tempauth staticweb job_chain
     proxy_query copy container-quotas account-quotas slo dlo
     versioned_writes symlink keymaster encryption proxy-logging proxy-server
 
@@ -198,8 +199,8 @@ OBJECT_SERVER_IPS = {server: '127.0.0.%d' % (node + 1)
 #: filters before proxy-logging, as Swift requires.
 PROXY_PIPELINE = (
     'catch_errors gatekeeper healthcheck proxy-logging cache listing_formats '
-    'account_hosts bulk tempurl ratelimit tempauth staticweb job_chain '
-    'proxy_query copy container-quotas account-quotas slo dlo '
+    'account_hosts bulk tempurl ratelimit s3api tempauth staticweb '
+    'job_chain proxy_query copy container-quotas account-quotas slo dlo '
     'versioned_writes symlink keymaster encryption proxy-logging '
     'proxy-server')
 #: Server kind -> pipeline; object_query also serves container jobs.
@@ -945,6 +946,9 @@ class Cluster:
                                   'account_autocreate': 'true',
                                   'allow_account_management': 'true'}),
             ('filter:tempauth', tempauth),
+            # S3 clients sign with a tempauth user as the access key and
+            # its password as the secret (test:tester / testing).
+            ('filter:s3api', {'use': 'egg:swift#s3api'}),
             ('filter:job_chain', {'use': 'egg:zerocloud#job_chain'}),
             # By module: an editable install that predates the filter's
             # entry point loads it too.
