@@ -947,8 +947,11 @@ class Cluster:
                                   'allow_account_management': 'true'}),
             ('filter:tempauth', tempauth),
             # S3 clients sign with a tempauth user as the access key and
-            # its password as the secret (test:tester / testing).
-            ('filter:s3api', {'use': 'egg:swift#s3api'}),
+            # its password as the secret (test:tester / testing); only
+            # S3-signed requests reach s3api (zerocloud.proxy.s3gate).
+            ('filter:s3api', {
+                'paste.filter_factory':
+                    'zerocloud.proxy.s3gate:filter_factory'}),
             ('filter:job_chain', {'use': 'egg:zerocloud#job_chain'}),
             # By module: an editable install that predates the filter's
             # entry point loads it too.

@@ -9,7 +9,10 @@ key and ``testing`` as the secret, as the README shows:
 - a wrong secret is ``403 SignatureDoesNotMatch``; a user of the account
   without rights on the bucket gets ``403 AccessDenied``; buckets live in
   their account, so another account's user finds no such bucket;
-- ``/info`` lists ``s3api``.
+- ``/info`` lists ``s3api``;
+- only S3-signed requests reach s3api: a Swift request that also carries
+  ``Authorization: Bearer …`` is answered by Swift, and a job so sent
+  runs.
 """
 
 import hashlib
@@ -98,3 +101,17 @@ def test_info_lists_s3api(cluster):
     info = requests.get(cluster.proxy_url + '/info',
                         timeout=REQUEST_TIMEOUT).json()
     assert 's3api' in info
+
+
+def test_a_swift_request_with_another_authorization_is_swifts(account):
+    headers = account.headers(Authorization='Bearer ' + account.token)
+    listing = requests.get(account.url, headers=headers,
+                           timeout=REQUEST_TIMEOUT)
+    assert listing.status_code in (200, 204), listing.text
+    resp = requests.post(
+        account.url, data='#!file://python:python\nprint("ran")\n',
+        timeout=REQUEST_TIMEOUT,
+        headers=dict(headers, **{'X-Zerovm-Execute': '1.0',
+                                 'Content-Type': 'application/python'}))
+    assert resp.status_code == 200, resp.text
+    assert resp.text == 'ran\n'

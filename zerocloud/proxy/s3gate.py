@@ -1,0 +1,69 @@
+"""Swift's ``s3api``, given only the requests S3 clients sign.
+
+``s3api`` takes every request that carries an ``Authorization`` header for
+an S3 request.  A Swift client that sends one next to its ``X-Auth-Token``
+(``Authorization: Bearer …``, as some HTTP libraries and gateways add)
+then gets an S3 error (``403 AccessDenied``, "AWS authentication requires
+a valid Date or x-amz-date header") instead of its answer, and a job never
+runs.  This filter builds ``s3api`` with the options of its own section and
+hands it only what S3 signs:
+
+* an ``Authorization`` header of the form ``AWS <key>:<signature>``
+  (signature version 2) or ``AWS4-HMAC-SHA256 …`` (version 4);
+* a presigned URL: ``X-Amz-Credential`` (v4) or ``AWSAccessKeyId`` (v2) in
+  the query string.
+
+Every other request goes on down the pipeline untouched, exactly as
+``s3api`` itself lets through a request with no signature at all.  Use it
+in ``s3api``'s place, right before the auth middleware::
+
+    [filter:s3api]
+    use = egg:zerocloud#s3api
+    # every option of Swift's [filter:s3api] applies
+
+A tempauth user is then an S3 access key (``test:tester``) and its password
+the secret (``testing``).  ``/info`` lists ``s3api`` as usual.
+"""
+
+from typing import Callable, Dict, Iterable
+from urllib.parse import parse_qs
+
+from swift.common.middleware.s3api.s3api import \
+    filter_factory as s3api_filter_factory
+
+#: ``Authorization`` prefixes of S3's signatures (v2, v4).
+SIGNED_PREFIXES = ('AWS ', 'AWS4-HMAC-SHA256')
+#: Query parameters of S3's presigned URLs (v4, v2).
+PRESIGNED_PARAMS = ('X-Amz-Credential', 'AWSAccessKeyId')
+
+WsgiApp = Callable[[Dict, Callable], Iterable[bytes]]
+
+
+def signed_for_s3(env: Dict) -> bool:
+    """Does the request carry an S3 signature (header or presigned URL)?"""
+    if env.get('HTTP_AUTHORIZATION', '').startswith(SIGNED_PREFIXES):
+        return True
+    query = parse_qs(env.get('QUERY_STRING', ''), keep_blank_values=True)
+    return any(param in query for param in PRESIGNED_PARAMS)
+
+
+class S3Gate:
+    """Sends S3-signed requests to ``s3``, the others to ``app``."""
+
+    def __init__(self, app: WsgiApp, s3: WsgiApp):
+        self.app = app
+        self.s3 = s3
+
+    def __call__(self, env, start_response):
+        if signed_for_s3(env):
+            return self.s3(env, start_response)
+        return self.app(env, start_response)
+
+
+def filter_factory(global_conf, **local_conf):
+    # Swift's factory checks the options and registers /info's entry.
+    make_s3api = s3api_filter_factory(global_conf, **local_conf)
+
+    def gate(app):
+        return S3Gate(app, make_s3api(app))
+    return gate
