@@ -32,12 +32,11 @@ import os
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import eventlet
-from eventlet.hubs import trampoline
 from eventlet.queue import LightQueue
 from swift.common.swob import HTTPException
 
 from zerocloud import protocol
-from zerocloud.object.fifo import make_fifo
+from zerocloud.object.fifo import make_fifo, write_all
 from zerocloud.object.outstream import (
     OutputStream, RunningAnswer, end_member)
 from zerocloud.spill import GrowingSpill, SpillBroken
@@ -45,15 +44,6 @@ from zerocloud.spill import GrowingSpill, SpillBroken
 #: Pieces of out-edges read ahead of the answer (each up to a FIFO's
 #: buffer, ``outstream.CHUNK``).
 AHEAD = 4
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view):]
-        except BlockingIOError:
-            trampoline(fd, write=True)
 
 
 class EdgeInput:
@@ -110,7 +100,7 @@ class EdgeInput:
                 data = spill.read(self._drained)
                 if not data:
                     break
-                _write_all(self._fd, data)
+                write_all(self._fd, data)
                 self._drained += len(data)
         except (SpillBroken, OSError):
             pass
@@ -137,8 +127,7 @@ class EdgeInput:
 
     def drop(self) -> None:
         """Stop feeding (the run is over); what comes next is dropped."""
-        if self._feeder is not None and self._feeder is not \
-                eventlet.getcurrent():
+        if self._feeder is not None:
             self._feeder.kill()
         self._feeder = None
         self._close()

@@ -8,6 +8,8 @@ and the program's reads set the pace.
 import fcntl
 import os
 
+from eventlet.hubs import trampoline
+
 #: Pipe buffer asked for (Linux allows 1 MiB unprivileged).
 PIPE_SIZE = 1 << 20
 F_SETPIPE_SZ = 1031
@@ -24,3 +26,14 @@ def make_fifo(path: str, flags: int) -> int:
     except OSError:
         pass   # the default pipe size works too, in smaller steps
     return fd
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to a non-blocking FIFO, waiting (green
+    thread) while it is full: the reader sets the pace."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            trampoline(fd, write=True)

@@ -26,14 +26,13 @@ import os
 from typing import Callable, Dict, Optional, Tuple
 
 import eventlet
-from eventlet.hubs import trampoline
 from swift.common.swob import (
     HTTPBadRequest, HTTPClientDisconnect, HTTPException,
     HTTPRequestEntityTooLarge, Request)
 
 from zerocloud import protocol
 from zerocloud.cipher import CipherKey, SealedWriter
-from zerocloud.object.fifo import make_fifo
+from zerocloud.object.fifo import make_fifo, write_all
 
 #: Bytes moved per read from the request body.
 CHUNK = 65536
@@ -92,12 +91,7 @@ class LiveInput:
                 chunk = self._reader.read(CHUNK)
                 if not chunk:
                     break
-                view = memoryview(chunk)
-                while view:
-                    try:
-                        view = view[os.write(self._fd, view):]
-                    except BlockingIOError:
-                        trampoline(self._fd, write=True)
+                write_all(self._fd, chunk)
                 self.fed += len(chunk)
         except (protocol.FramingError, HTTPException, OSError):
             self.broken = True

@@ -257,6 +257,17 @@ def frame_output(output: Output) -> Tuple[int, Iterator[bytes]]:
                 output.host_path, output.key, offset), pax))
 
 
+def _on_fifo(session: Session, output: Output, limits: Limits
+             ) -> OutputStream:
+    """``output`` read as the program writes it, through a FIFO in place
+    of the file made for it: a FIFO holds no data on disk, nor anything to
+    seal."""
+    os.unlink(output.host_path)
+    del session.ciphers['/dev/' + output.device]
+    output.key = None
+    return OutputStream(output.host_path, limits.max_output)
+
+
 class AnswerBody:
     """The members of a node's answer; closing it (as the WSGI server does
     at the end, also when the client went away before the first byte)
@@ -563,14 +574,8 @@ class NodeRequest:
                       ) -> Optional[EdgeOutputs]:
         """FIFOs in place of the files made for the node's out-edges, read
         as the program writes them."""
-        streams = {}
-        for output in session.outputs:
-            if output.edge:
-                os.unlink(output.host_path)
-                del session.ciphers['/dev/' + output.device]
-                output.key = None
-                streams[output.device] = OutputStream(output.host_path,
-                                                      limits.max_output)
+        streams = {output.device: _on_fifo(session, output, limits)
+                   for output in session.outputs if output.edge}
         if not streams:
             return None
         outputs = EdgeOutputs(streams)
@@ -697,12 +702,7 @@ class NodeRequest:
         if output.device != 'stdout' or output.edge or output.min_size or \
                 (output.immediate and output.content_type in CGI_TYPES):
             return None
-        # In place of the file made for it: a FIFO holds no data on disk,
-        # nor anything to seal.
-        os.unlink(output.host_path)
-        del session.ciphers['/dev/' + output.device]
-        output.key = None
-        stream = OutputStream(output.host_path, limits.max_output)
+        stream = _on_fifo(session, output, limits)
         self.stack.callback(stream.close)
         return stream
 
@@ -770,11 +770,14 @@ class NodeRequest:
             headers['X-Nexe-Error'] = header_value(
                 'bad return code: ' + line if line else 'bad return code')
         self.server.logger.info(
-            'node: %s, status: %s, retcode: %s, cdr: %s%s%s', node.name,
+            'node: %s, status: %s, retcode: %s, cdr: %s%s%s%s', node.name,
             report.status, report.retcode, headers['X-Nexe-Cdr-Line'],
             ', fed %s: %d of %d bytes' % (self.live.name, self.live.fed,
                                           self.live.size)
             if self.live is not None else '',
+            ', in-edges received %d bytes' % sum(
+                t.received for t in self.demux.inputs.values())
+            if self.demux is not None else '',
             ', streamed %d bytes' % sum(s.size for s in streams.values())
             if streams else '')
         return headers

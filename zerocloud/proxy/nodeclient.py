@@ -245,8 +245,6 @@ class NodeResult:
     streaming_put: Optional[StreamingPut] = None
     #: Where the node's time went, here and (``server.*``) on its server.
     stages: Stages = field(default_factory=list)
-    #: The job stopped it, another node having failed.
-    stopped: bool = False
 
     @property
     def failed(self) -> bool:
@@ -878,8 +876,7 @@ def read_answer(result: NodeResult, answer: Answer, stream: bool,
             % node.name
         result.server_failed = True
     except NodeStopped:
-        result.status = NODE_FAILED
-        result.stopped = True
+        result.status = NODE_FAILED   # the scheduler says who stopped it
     except SpillFull as err:
         result.status = NODE_FAILED
         result.error = 'Node %s failed: %s' % (node.name, err)

@@ -77,7 +77,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import eventlet
 from eventlet.green import subprocess as green_subprocess
@@ -289,13 +289,11 @@ class SandboxPool:
             validate_only: bool = False,
             queue_wait: Optional[float] = None,
             account: str = '',
-            ciphers: Optional[Dict[str, CipherKey]] = None,
-            on_admitted: Optional[Callable[[], None]] = None
+            ciphers: Optional[Dict[str, CipherKey]] = None
             ) -> SessionResult:
         """Run one session in a worker for ``account``; raises PoolFull
         when none is free for it (within ``queue_wait`` seconds, if
-        given).  ``ciphers``: keys of channels read or written encrypted;
-        ``on_admitted`` is called once the session has a worker slot."""
+        given).  ``ciphers``: keys of channels read or written encrypted."""
         request = {'manifest': manifest_path,
                    'skip_validation': skip_validation,
                    'validate_only': validate_only,
@@ -303,7 +301,7 @@ class SandboxPool:
                                for alias, key in (ciphers or {}).items()}}
         try:
             reply = self._exchange(request, timeout + self.kill_timeout,
-                                   queue_wait, account, on_admitted)
+                                   queue_wait, account)
         except _WorkerNotStarted as exc:
             self.logger.error('sandbox worker did not start: %s', exc)
             return _failure(STATUS_WORKER_NOT_STARTED)
@@ -442,17 +440,13 @@ class SandboxPool:
 
     def _exchange(self, request: Dict[str, Any], limit: float,
                   queue_wait: Optional[float] = None,
-                  account: str = '',
-                  on_admitted: Optional[Callable[[], None]] = None
-                  ) -> Dict[str, Any]:
+                  account: str = '') -> Dict[str, Any]:
         """Send one request to a free worker and return its reply.
 
         A worker that times out or breaks down is killed and reaped here.
         """
         self._admit(account, queue_wait)
         try:
-            if on_admitted is not None:
-                on_admitted()
             worker = self._checkout()
             try:
                 reply = worker.ask(request, limit)
