@@ -202,6 +202,23 @@ class BodyKey:
 #: usual.
 STREAMED_ANSWER_HEADER = 'X-Zerocloud-Streamed-Answer'
 STREAM_AFTER = 1 << 20
+#: Request header, from the client to the proxy and on to the node's
+#: server: stream the answer once the program has written more than this
+#: many bytes (``0`` to ``STREAM_AFTER``; ``0``: at its first write), for
+#: answers whose first bytes matter before the node ends (progress lines,
+#: S3 Select's keep-alive events).
+STREAM_AFTER_HEADER = 'X-Zerocloud-Stream-After'
+
+
+def parse_stream_after(value: Optional[str]) -> int:
+    """``STREAM_AFTER_HEADER``'s bytes (``STREAM_AFTER`` when absent);
+    ValueError when it is not a whole number in range."""
+    if value is None:
+        return STREAM_AFTER
+    if not value.isdigit() or int(value) > STREAM_AFTER:
+        raise ValueError('%s must be a whole number of bytes from 0 to %d'
+                         % (STREAM_AFTER_HEADER, STREAM_AFTER))
+    return int(value)
 
 # -- nodes connected while they run
 #: Sent with every node of a job whose connected nodes run at once.  Its

@@ -100,7 +100,8 @@ def big(cluster):
                                             'head.py': HEAD,
                                             'seek.py': SEEKER,
                                             'fail.py': FAILER,
-                                            'talk.py': TALKER})
+                                            'talk.py': TALKER,
+                                            'tick.py': TICKER})
     return account, container, data, image
 
 
@@ -136,6 +137,15 @@ out.write(b'b' * %d)
 out.flush()
 sys.exit(int(sys.argv[1]))
 ''' % (4 * CHUNK, TALK_PAUSE, 4 * CHUNK)
+
+#: Writes one line, spins ``TALK_PAUSE`` seconds, writes another.
+TICKER = '''import sys, time
+print('tick', flush=True)
+start = time.time()
+while time.time() - start < %d:
+    pass
+print('tock')
+''' % TALK_PAUSE
 
 
 @pytest.fixture(scope='module')
@@ -318,13 +328,15 @@ def test_data_between_nodes_beyond_ram_streams_and_waits_sealed(cluster,
     assert found == []
 
 
-def post_job(account: Account, nodes: list) -> requests.Response:
+def post_job(account: Account, nodes: list,
+             **headers: str) -> requests.Response:
     """POST a JSON job; the answer read as it arrives."""
     return requests.post(
         account.url, stream=True, timeout=REQUEST_TIMEOUT,
         data=json.dumps(nodes),
         headers=account.headers(**{'X-Zerovm-Execute': '1.0',
-                                   'Content-Type': 'application/json'}))
+                                   'Content-Type': 'application/json'},
+                                **headers))
 
 
 def test_a_large_answer_streams_while_its_node_runs(cluster, big, slo):
@@ -358,6 +370,29 @@ def test_a_large_answer_streams_while_its_node_runs(cluster, big, slo):
         assert passthrough.status_code == 200
         assert passthrough.headers['X-Nexe-Status'] == status
         assert md5(passthrough.content) == md5(data), source
+
+
+def test_a_small_answer_streams_from_its_first_byte_when_asked(cluster,
+                                                                 big):
+    account, _container, _data, image = big
+    ticker = [python_node('ticker', image, script='tick.py',
+                          devices=[{'name': 'stdout'}])]
+    watch = LogWatch(cluster)
+    resp = post_job(account, ticker, **{'X-Zerocloud-Stream-After': '0'})
+    assert resp.status_code == 200
+    assert resp.headers['X-Nexe-Status'] == 'streaming'
+    assert resp.raw.read(5) == b'tick\n'
+    # The program still spins: its server logs a node at its end.
+    running = ''.join(watch.new_text(name) for name in watch.paths)
+    assert 'node: ticker' not in running
+    assert resp.raw.read() == b'tock\n'
+    # Without the header, five bytes come whole, headers first.
+    whole = post_job(account, ticker)
+    assert whole.headers['X-Nexe-Status'] == 'ok'
+    assert whole.content == b'tick\ntock\n'
+    bad = post_job(account, ticker, **{'X-Zerocloud-Stream-After': '-1'})
+    assert bad.status_code == 400
+    assert 'X-Zerocloud-Stream-After must be a whole number' in bad.text
 
 
 def test_a_node_failing_after_its_answer_started_cuts_it_short(

@@ -625,12 +625,13 @@ class NodeRequest:
         held: List[bytes] = []
         if stream is not None:
             run.link(lambda _: stream.run_ended())
+            stream_after = self._stream_after()
             while True:
                 data = stream.read()
                 if not data:
                     break
                 held.append(data)
-                if stream.size > protocol.STREAM_AFTER:
+                if stream.size > stream_after:
                     return self._streamed(node, session, stream, held, run,
                                           started, clock, limits)
         result = self._result(run, session, clock, limits)
@@ -680,6 +681,15 @@ class NodeRequest:
                     body='Node %s failed: %s' % (node.name, err),
                     headers=headers, request=self.req)
         return frames
+
+    def _stream_after(self) -> int:
+        """Bytes of the answer to hold back before it streams, as the
+        proxy asks (``protocol.STREAM_AFTER`` if it asks nothing valid)."""
+        try:
+            return protocol.parse_stream_after(
+                self.req.headers.get(protocol.STREAM_AFTER_HEADER))
+        except ValueError:
+            return protocol.STREAM_AFTER
 
     def _output_stream(self, session: Session, limits: Limits
                        ) -> Optional[OutputStream]:
@@ -800,6 +810,8 @@ class NodeRequest:
                    'X-Nexe-Policy': header_value(self.placement.policy.name),
                    protocol.STREAMED_ANSWER_HEADER: 'yes',
                    'Content-Type': protocol.TAR_CONTENT_TYPE}
+        # Each piece goes out as it comes (see _edge_answer).
+        self.req.environ['eventlet.minimum_write_chunk_size'] = 0
         return HTTPOk(headers=headers, request=self.req,
                       app_iter=StreamedAnswer(
                           output.device, dict(

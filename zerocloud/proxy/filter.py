@@ -131,7 +131,7 @@ from swift.common.swob import HTTPException, Request, Response
 from swift.common.utils import get_logger
 
 from zerocloud.fairshare import AccountShare
-from zerocloud.headers import header_value
+from zerocloud.headers import STREAMING_STATUS, header_value
 from zerocloud.job.model import JobError
 from zerocloud.protocol import ANSWER_SLACK, EXECUTE_HEADER
 from zerocloud.proxy import cors
@@ -256,6 +256,10 @@ class ProxyQueryMiddleware:
             self.logger.exception('zerocloud: job failed on %s', req.path)
             resp = Response(status=500, body='Internal error running the job',
                             content_type='text/plain')
+        if resp.headers.get('X-Nexe-Status') == STREAMING_STATUS:
+            # The answer's pieces go out as the node writes them: eventlet
+            # would hold back writes smaller than 4 KiB until more come.
+            env['eventlet.minimum_write_chunk_size'] = 0
         return resp(env, start_response)
 
 

@@ -29,7 +29,7 @@ from eventlet import tpool
 from swift.common.swob import HTTPException, HTTPMethodNotAllowed, Request
 from swift.common.utils import unquote
 
-from zerocloud import cgi
+from zerocloud import cgi, protocol
 from zerocloud.job import source as jobsource
 from zerocloud.job.model import (
     Job, JobError, Node, SwiftPath, job_from_script, parse_job,
@@ -125,10 +125,18 @@ class JobRequest:
         #: The user image (zapp or script) and the data for path-less stdin.
         self.image: Optional[jobsource.Spooled] = None
         self.stream: Optional[jobsource.Spooled] = None
+        #: Bytes of a one-node job's answer held back before it streams
+        #: (``X-Zerocloud-Stream-After``), read by :meth:`prepare`.
+        self.stream_after = protocol.STREAM_AFTER
 
     def prepare(self) -> Job:
         """The job, validated and authorized; inputs spooled."""
         req = self.req
+        try:
+            self.stream_after = protocol.parse_stream_after(
+                req.headers.get(protocol.STREAM_AFTER_HEADER))
+        except ValueError as err:
+            raise JobError(str(err))
         self.allowed_writes = access.parse_allowed_writes(
             req.headers.get(access.ALLOW_WRITE_HEADER), self.account)
         if self.kind == OPEN:

@@ -22,14 +22,21 @@ in ``s3api``'s place, right before the auth middleware::
     # every option of Swift's [filter:s3api] applies
 
 A tempauth user is then an S3 access key (``test:tester``) and its password
-the secret (``testing``).  ``/info`` lists ``s3api`` as usual.
+the secret (``testing``).  ``/info`` lists ``s3api`` as usual, with
+``select_object_content: true``: unlike plain ``s3api``, S3 Select works
+(``POST /bucket/key?select&select-type=2``, see
+:mod:`zerocloud.proxy.s3select`).
 """
 
 from typing import Callable, Dict, Iterable
 from urllib.parse import parse_qs
 
-from swift.common.middleware.s3api.s3api import \
-    filter_factory as s3api_filter_factory
+from swift.common.middleware.s3api.s3api import (
+    ListingEtagMiddleware, S3ApiMiddleware,
+    filter_factory as s3api_filter_factory)
+from swift.common.registry import register_swift_info
+
+from zerocloud.proxy.s3select import SelectObjectContent, is_select
 
 #: ``Authorization`` prefixes of S3's signatures (v2, v4).
 SIGNED_PREFIXES = ('AWS ', 'AWS4-HMAC-SHA256')
@@ -47,6 +54,19 @@ def signed_for_s3(env: Dict) -> bool:
     return any(param in query for param in PRESIGNED_PARAMS)
 
 
+class ZeroCloudS3Api(S3ApiMiddleware):
+    """Swift's ``s3api``, plus ``SelectObjectContent`` (which ``s3api``
+    answers ``501``) run as a job (:mod:`zerocloud.proxy.s3select`).  The
+    request is parsed and its signature format checked by ``s3api``
+    first, and ``s3api`` turns every error into S3's XML answer."""
+
+    def handle_request(self, req):
+        if is_select(req):
+            req.set_acl_handler(req.controller.acl_handler(req, self.logger))
+            return SelectObjectContent(self.app, req, self.logger).respond()
+        return super().handle_request(req)
+
+
 class S3Gate:
     """Sends S3-signed requests to ``s3``, the others to ``app``."""
 
@@ -61,9 +81,11 @@ class S3Gate:
 
 
 def filter_factory(global_conf, **local_conf):
-    # Swift's factory checks the options and registers /info's entry.
-    make_s3api = s3api_filter_factory(global_conf, **local_conf)
+    # Swift's factory registers /info's entry and the secret headers.
+    s3api_filter_factory(global_conf, **local_conf)
+    register_swift_info('s3api', select_object_content=True)
+    conf = dict(global_conf, **local_conf)
 
     def gate(app):
-        return S3Gate(app, make_s3api(app))
+        return S3Gate(app, ZeroCloudS3Api(ListingEtagMiddleware(app), conf))
     return gate

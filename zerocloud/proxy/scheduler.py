@@ -520,7 +520,9 @@ class Scheduler:
                 # the node runs.
                 headers = dict(headers, **{
                     protocol.ANSWER_STREAM_HEADER:
-                        protocol.ANSWER_STREAM_DUPLEX})
+                        protocol.ANSWER_STREAM_DUPLEX,
+                    protocol.STREAM_AFTER_HEADER:
+                        str(self.request.stream_after)})
             result = NodeResult(node)
             try:
                 uploads = self._uploads(node, placed, done, target.local_env)

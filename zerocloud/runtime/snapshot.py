@@ -13,7 +13,9 @@ spend two seconds importing.  Ours imports numpy, pandas and matplotlib:
      ``_colorize.pyc`` renamed ``_colorize_orig.pyc``, plus two modules of
      ours (``zerocloud/runtime/guest/``): ``_colorize.py``, which puts the
      real module in place and calls ``_zerocloud_guest.prepare()``, and
-     ``_zerocloud_guest.py`` itself.  Its ``matplotlib`` package is left
+     ``_zerocloud_guest.py`` itself, and the ``_zerocloud_select``
+     package (``zerocloud.s3select``: S3 Select's engine, pre-imported
+     like numpy).  Its ``matplotlib`` package is left
      out: matplotlib reads its data (``matplotlibrc``, fonts) as files.
    * ``usr/local/lib/python3.15/site-packages/matplotlib/``: that package as
      files, with ``mpl-data.zip`` unpacked to ``mpl-data/``.
@@ -45,6 +47,11 @@ from typing import Dict, List, Tuple
 
 GUEST_SOURCES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                              'guest')
+#: ``zerocloud.s3select``, copied whole (it imports only the standard
+#: library and itself), pre-imported under this name.
+SELECT_SOURCES = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 's3select')
+SELECT_PACKAGE = '_zerocloud_select'
 HOOK_SOURCE = 'colorize_hook.py'
 GUEST_MODULE_SOURCE = 'zerocloud_guest.py'
 STDLIB_ZIP = 'usr/local/lib/python315.zip'
@@ -54,7 +61,8 @@ MATPLOTLIB_DATA_ZIP = 'matplotlib/mpl-data.zip'
 COLORIZE = '_colorize.pyc'
 COLORIZE_ORIGINAL = '_colorize_orig.pyc'
 REPORT_NAME = 'zerocloud-snapshot.json'
-EXPECTED_PREIMPORTS = ['numpy', 'pandas', 'matplotlib', 'matplotlib.pyplot']
+EXPECTED_PREIMPORTS = ['numpy', 'pandas', 'matplotlib', 'matplotlib.pyplot',
+                       '_zerocloud_select.engine']
 #: The root (``/``) and ``/tmp``.
 PREOPENED_DIRECTORIES = 2
 #: Fixed entry time for the members we add, so the zip is reproducible.
@@ -66,12 +74,17 @@ class SnapshotError(Exception):
 
 
 def guest_sources() -> Dict[str, bytes]:
-    """Our two guest modules by their name in the zip."""
+    """Our guest modules by their name in the zip: the two above and the
+    S3 Select package."""
     sources = {}
     for zip_name, file_name in (('_colorize.py', HOOK_SOURCE),
                                 ('_zerocloud_guest.py', GUEST_MODULE_SOURCE)):
         with open(os.path.join(GUEST_SOURCES, file_name), 'rb') as handle:
             sources[zip_name] = handle.read()
+    for file_name in sorted(os.listdir(SELECT_SOURCES)):
+        if file_name.endswith('.py'):
+            with open(os.path.join(SELECT_SOURCES, file_name), 'rb') as handle:
+                sources['%s/%s' % (SELECT_PACKAGE, file_name)] = handle.read()
     return sources
 
 

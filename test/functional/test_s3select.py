@@ -1,0 +1,367 @@
+"""S3 Select (``SelectObjectContent``) through boto3 and raw signed requests.
+
+Every select runs as a ZeroCloud job next to the object; the test cluster
+encrypts at rest, so every object here is decrypted as the sandbox reads
+it.  What is checked, with botocore's own event-stream parser reading
+every answer:
+
+- CSV and JSON (LINES, DOCUMENT) input with their options, CSV and JSON
+  output, projections, filters, aggregates, ``LIMIT``, positional and
+  header columns, GZIP and BZIP2 input;
+- ``ScanRange`` splits whose answers, joined, are the whole answer;
+- an erasure-coded object, and an object three times the test cluster's
+  8 MiB RAM limit;
+- ``Stats`` (``BytesScanned`` the object's size for a full scan,
+  ``BytesReturned`` the records' bytes) and ``Progress`` events;
+- an error found mid-stream arrives as an ``error`` event after the
+  records before it; bad SQL and bad XML are ``400`` with S3's codes; a
+  user without read rights gets ``403 AccessDenied``, a missing key
+  ``404 NoSuchKey``;
+- each select is a job: its line reaches ``AUTH_stats``.
+"""
+
+import bz2
+import csv
+import gzip
+import io
+import json
+import random
+import time
+from typing import Dict, List, Optional
+
+import pytest
+import requests
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError, EventStreamError
+
+from .helpers import REQUEST_TIMEOUT, Account, unique
+from .test_s3api import s3_client
+
+PEOPLE = [('Name', 'Age', 'City', 'Joined'),
+          ('Ann', '34', 'Oslo', '2019-03-01T10:00:00Z'),
+          ('Bob', '27', 'Rome', '2021-07-15T08:30:00Z'),
+          ('Cid', '45', 'Oslo', '2015-01-20T00:00:00Z'),
+          ('Dee', '19', 'Lima', '2023-11-30T23:59:59Z'),
+          ('Eve', '61', 'Rome', '2010-05-05T12:00:00Z')]
+PEOPLE_CSV = ''.join(','.join(row) + '\n' for row in PEOPLE).encode()
+CSV_USE = {'CSV': {'FileHeaderInfo': 'USE'}}
+CSV_OUT = {'CSV': {}}
+JSON_OUT = {'JSON': {}}
+
+
+@pytest.fixture(scope='module')
+def account(cluster):
+    return Account(cluster)
+
+
+@pytest.fixture(scope='module')
+def s3(cluster):
+    return s3_client(cluster)
+
+
+@pytest.fixture(scope='module')
+def bucket(s3):
+    name = unique('select')
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key='people.csv', Body=PEOPLE_CSV)
+    return name
+
+
+class Answer:
+    """The events of one select, as botocore parsed them."""
+
+    def __init__(self, events: List[Dict], request_id: str = ''):
+        self.events = events
+        self.request_id = request_id
+        self.records = b''.join(e['Records']['Payload'] for e in events
+                                if 'Records' in e)
+        self.stats = next((e['Stats']['Details'] for e in events
+                           if 'Stats' in e), None)
+        self.progress = [e['Progress']['Details'] for e in events
+                         if 'Progress' in e]
+        self.ended = any('End' in e for e in events)
+
+    @property
+    def text(self) -> str:
+        return self.records.decode('utf-8')
+
+    def json_rows(self) -> List[Dict]:
+        return [json.loads(line) for line in self.text.splitlines()]
+
+
+def select(s3, bucket: str, key: str, sql: str,
+           inp: Optional[Dict] = None, out: Optional[Dict] = None,
+           **extra) -> Answer:
+    resp = s3.select_object_content(
+        Bucket=bucket, Key=key, Expression=sql, ExpressionType='SQL',
+        InputSerialization=inp if inp is not None else CSV_USE,
+        OutputSerialization=out if out is not None else CSV_OUT, **extra)
+    assert resp['ResponseMetadata']['HTTPStatusCode'] == 200
+    return Answer(list(resp['Payload']), resp['ResponseMetadata']['RequestId'])
+
+
+def test_csv_projection_filter_and_limit(s3, bucket):
+    answer = select(s3, bucket, 'people.csv',
+                    "SELECT s.Name, s.City FROM S3Object s "
+                    "WHERE CAST(s.Age AS INT) > 30")
+    assert answer.text == 'Ann,Oslo\nCid,Oslo\nEve,Rome\n'
+    assert answer.ended
+    assert answer.stats == {'BytesScanned': len(PEOPLE_CSV),
+                            'BytesProcessed': len(PEOPLE_CSV),
+                            'BytesReturned': len(answer.records)}
+    limited = select(s3, bucket, 'people.csv',
+                     'SELECT * FROM S3Object LIMIT 2')
+    assert limited.text == 'Ann,34,Oslo,2019-03-01T10:00:00Z\n' \
+        'Bob,27,Rome,2021-07-15T08:30:00Z\n'
+
+
+def test_positional_columns_and_header_handling(s3, bucket):
+    none = select(s3, bucket, 'people.csv', 'SELECT _1, s._3 FROM S3Object s',
+                  inp={'CSV': {'FileHeaderInfo': 'NONE'}})
+    assert none.text.splitlines() == ['%s,%s' % (r[0], r[2]) for r in PEOPLE]
+    ignore = select(s3, bucket, 'people.csv', 'SELECT _1 FROM S3Object',
+                    inp={'CSV': {'FileHeaderInfo': 'IGNORE'}})
+    assert ignore.text.splitlines() == [r[0] for r in PEOPLE[1:]]
+    quoted = select(s3, bucket, 'people.csv',
+                    'SELECT s."Name" FROM S3Object s WHERE s."City" = \'Rome\'')
+    assert quoted.text == 'Bob\nEve\n'
+
+
+def test_aggregates(s3, bucket):
+    answer = select(s3, bucket, 'people.csv',
+                    'SELECT COUNT(*), SUM(CAST(Age AS INT)), '
+                    'MIN(CAST(Age AS INT)), MAX(CAST(Age AS INT)) '
+                    'FROM S3Object')
+    assert answer.text == '5,186,19,61\n'
+    avg = select(s3, bucket, 'people.csv',
+                 "SELECT AVG(CAST(Age AS FLOAT)) FROM S3Object s "
+                 "WHERE s.City = 'Oslo'")
+    assert float(avg.text) == pytest.approx(39.5)
+
+
+def test_functions_and_json_output(s3, bucket):
+    answer = select(
+        s3, bucket, 'people.csv',
+        "SELECT UPPER(Name) AS who, CHAR_LENGTH(City) AS n, "
+        "EXTRACT(YEAR FROM TO_TIMESTAMP(Joined)) AS joined, "
+        "CASE WHEN CAST(Age AS INT) >= 40 THEN 'senior' ELSE 'junior' END "
+        "AS band FROM S3Object WHERE Name LIKE '_e%'", out=JSON_OUT)
+    assert answer.json_rows() == [
+        {'who': 'DEE', 'n': 4, 'joined': 2023, 'band': 'junior'}]
+
+
+def test_json_lines_and_document_input(s3, bucket):
+    rows = [{'id': i, 'tags': ['a', 'b'][:i % 3], 'user': {'name': 'u%d' % i,
+                                                           'score': i * 1.5}}
+            for i in range(1, 8)]
+    lines = ''.join(json.dumps(r) + '\n' for r in rows).encode()
+    document = json.dumps({'items': rows}, indent=2).encode()
+    s3.put_object(Bucket=bucket, Key='rows.jsonl', Body=lines)
+    s3.put_object(Bucket=bucket, Key='doc.json', Body=document)
+    answer = select(s3, bucket, 'rows.jsonl',
+                    'SELECT s.id, s.user.name FROM S3Object s '
+                    'WHERE s.user.score > 6', inp={'JSON': {'Type': 'LINES'}},
+                    out=JSON_OUT)
+    assert answer.json_rows() == [{'id': i, 'name': 'u%d' % i}
+                                  for i in range(5, 8)]
+    items = select(s3, bucket, 'doc.json',
+                   'SELECT i.id FROM S3Object[*].items[*] i WHERE i.id < 3',
+                   inp={'JSON': {'Type': 'DOCUMENT'}}, out=JSON_OUT)
+    assert items.json_rows() == [{'id': 1}, {'id': 2}]
+
+
+def test_parquet_input(s3, bucket):
+    import pyarrow
+    import pyarrow.parquet
+    table = pyarrow.table({'name': ['ann', 'bob', None, 'dee'],
+                           'score': [1.5, 7.25, 3.0, 9.5],
+                           'n': pyarrow.array([1, 2, 3, None],
+                                              pyarrow.int64())})
+    packed = io.BytesIO()
+    pyarrow.parquet.write_table(table, packed, compression='snappy')
+    s3.put_object(Bucket=bucket, Key='scores.parquet', Body=packed.getvalue())
+    answer = select(s3, bucket, 'scores.parquet',
+                    'SELECT s.name, s.n FROM S3Object s WHERE s.score > 2',
+                    inp={'Parquet': {}}, out=JSON_OUT)
+    assert answer.json_rows() == [{'name': 'bob', 'n': 2},
+                                  {'name': None, 'n': 3},
+                                  {'name': 'dee', 'n': None}]
+
+
+@pytest.mark.parametrize('compression', ['GZIP', 'BZIP2'])
+def test_compressed_input(s3, bucket, compression):
+    pack = gzip.compress if compression == 'GZIP' else bz2.compress
+    key = 'people.csv.' + compression.lower()
+    packed = pack(PEOPLE_CSV)
+    s3.put_object(Bucket=bucket, Key=key, Body=packed)
+    answer = select(s3, bucket, key, 'SELECT Name FROM S3Object',
+                    inp=dict(CSV_USE, CompressionType=compression))
+    assert answer.text == 'Ann\nBob\nCid\nDee\nEve\n'
+    assert answer.stats['BytesScanned'] == len(packed)
+    assert answer.stats['BytesProcessed'] == len(PEOPLE_CSV)
+
+
+def _numbers_csv(rows: int, seed: int) -> bytes:
+    rng = random.Random(seed)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator='\n')
+    for number in range(rows):
+        writer.writerow([number, rng.randrange(1000),
+                         'note "%d", with comma' % rng.randrange(100)])
+    return out.getvalue().encode()
+
+
+def test_scan_ranges_split_the_answer_exactly(s3, bucket):
+    data = _numbers_csv(3000, seed=7)
+    s3.put_object(Bucket=bucket, Key='numbers.csv', Body=data)
+    inp = {'CSV': {'FileHeaderInfo': 'NONE'}}
+    whole = select(s3, bucket, 'numbers.csv', 'SELECT * FROM S3Object',
+                   inp=inp)
+    assert whole.records == data
+    cuts = sorted(random.Random(1).sample(range(1, len(data)), 4))
+    bounds = list(zip([0] + cuts, [c - 1 for c in cuts] + [len(data) - 1]))
+    parts = [select(s3, bucket, 'numbers.csv', 'SELECT * FROM S3Object',
+                    inp=inp, ScanRange={'Start': start, 'End': end})
+             for start, end in bounds]
+    assert b''.join(p.records for p in parts) == data
+    assert all(p.text for p in parts)
+
+
+def test_erasure_coded_object(s3, account):
+    container = unique('select-ec')
+    account.put_container(container, **{'X-Storage-Policy': 'ec'})
+    data = _numbers_csv(20000, seed=3)
+    account.put_object(container, 'numbers.csv', data, 'text/csv')
+    answer = select(s3, container, 'numbers.csv',
+                    'SELECT SUM(CAST(_2 AS INT)), COUNT(*) FROM S3Object',
+                    inp={'CSV': {}})
+    expected = sum(int(line.split(b',')[1]) for line in data.splitlines())
+    assert answer.text == '%d,20000\n' % expected
+    assert answer.stats['BytesScanned'] == len(data)
+
+
+def test_an_object_larger_than_the_ram_limit(s3, bucket):
+    # 24 MiB of CSV against the test cluster's 8 MiB zerovm_ram_limit.
+    line = b'%08d,' + b'x' * 40 + b',%d\n'
+    rows = (24 << 20) // (len(line) + 2)
+    data = b''.join(line % (i, i % 7) for i in range(rows))
+    s3.put_object(Bucket=bucket, Key='large.csv', Body=data)
+    answer = select(s3, bucket, 'large.csv',
+                    "SELECT COUNT(*), SUM(CAST(_3 AS INT)) FROM S3Object "
+                    "WHERE _3 = '6'", inp={'CSV': {}},
+                    RequestProgress={'Enabled': True})
+    expected = sum(1 for i in range(rows) if i % 7 == 6)
+    assert answer.text == '%d,%d\n' % (expected, expected * 6)
+    assert answer.stats['BytesScanned'] == len(data)
+    assert answer.progress and answer.progress[-1]['BytesScanned'] \
+        == len(data)
+
+
+def test_an_error_mid_stream_is_an_error_event(s3, bucket):
+    rows = ['%d' % i for i in range(5000)] + ['not-a-number']
+    s3.put_object(Bucket=bucket, Key='bad.csv',
+                  Body=('\n'.join(rows) + '\n').encode())
+    resp = s3.select_object_content(
+        Bucket=bucket, Key='bad.csv', ExpressionType='SQL',
+        Expression='SELECT CAST(_1 AS INT) FROM S3Object',
+        InputSerialization={'CSV': {}}, OutputSerialization=CSV_OUT)
+    received = []
+    with pytest.raises(EventStreamError) as failed:
+        for event in resp['Payload']:
+            received.append(event)
+    assert failed.value.response['Error']['Code'] == 'CastFailed'
+    records = b''.join(e['Records']['Payload'] for e in received
+                       if 'Records' in e)
+    assert records == ('\n'.join(rows[:5000]) + '\n').encode()
+    assert not any('End' in e for e in received)
+
+
+def test_bad_sql_is_a_400_with_s3s_code(s3, bucket):
+    with pytest.raises(ClientError) as bad:
+        s3.select_object_content(
+            Bucket=bucket, Key='people.csv', ExpressionType='SQL',
+            Expression='SELECT FROM S3Object WHERE',
+            InputSerialization=CSV_USE, OutputSerialization=CSV_OUT)
+    error = bad.value.response['Error']
+    assert bad.value.response['ResponseMetadata']['HTTPStatusCode'] == 400
+    assert error['Code'].startswith('Parse'), error
+
+
+def test_rights_and_missing_keys(cluster, s3, bucket):
+    with pytest.raises(ClientError) as denied:
+        select(s3_client(cluster, 'test:tester3', 'testing3'), bucket,
+               'people.csv', 'SELECT * FROM S3Object')
+    assert denied.value.response['Error']['Code'] == 'AccessDenied'
+    assert denied.value.response['ResponseMetadata']['HTTPStatusCode'] == 403
+    with pytest.raises(ClientError) as missing:
+        select(s3, bucket, 'no-such.csv', 'SELECT * FROM S3Object')
+    assert missing.value.response['Error']['Code'] == 'NoSuchKey'
+
+
+def _signed_post(cluster, path: str, body: bytes) -> requests.Response:
+    url = '%s%s?select&select-type=2' % (cluster.proxy_url, path)
+    request = AWSRequest(method='POST', url=url, data=body)
+    S3SigV4Auth(Credentials('test:tester', 'testing'), 's3',
+              'us-east-1').add_auth(request)
+    prepared = request.prepare()
+    return requests.post(prepared.url, data=body,
+                         headers=dict(prepared.headers),
+                         timeout=REQUEST_TIMEOUT)
+
+
+def test_bad_xml_is_malformed_xml(cluster, bucket):
+    resp = _signed_post(cluster, '/%s/people.csv' % bucket,
+                        b'<SelectObjectContentRequest><Expression>')
+    assert resp.status_code == 400, resp.text
+    assert '<Code>MalformedXML</Code>' in resp.text
+    unknown = _signed_post(
+        cluster, '/%s/people.csv' % bucket,
+        b'<SelectObjectContentRequest><Expression>SELECT * FROM S3Object'
+        b'</Expression><ExpressionType>SQL</ExpressionType>'
+        b'<InputSerialization><CSV/></InputSerialization>'
+        b'<OutputSerialization><CSV/></OutputSerialization>'
+        b'<Surprise/></SelectObjectContentRequest>')
+    assert unknown.status_code == 400, unknown.text
+    assert '<Code>MalformedXML</Code>' in unknown.text
+
+
+def test_a_raw_signed_request_gets_the_event_stream(cluster, bucket):
+    resp = _signed_post(
+        cluster, '/%s/people.csv' % bucket,
+        b'<SelectObjectContentRequest xmlns="http://s3.amazonaws.com/doc/'
+        b'2006-03-01/"><Expression>SELECT Name FROM S3Object s WHERE '
+        b's.City = \'Lima\'</Expression><ExpressionType>SQL</ExpressionType>'
+        b'<InputSerialization><CSV><FileHeaderInfo>USE</FileHeaderInfo>'
+        b'</CSV></InputSerialization><OutputSerialization><CSV/>'
+        b'</OutputSerialization></SelectObjectContentRequest>')
+    assert resp.status_code == 200, resp.text
+    assert resp.headers.get('Transfer-Encoding') == 'chunked'
+    from botocore.eventstream import EventStreamBuffer
+    parsed = EventStreamBuffer()
+    parsed.add_data(resp.content)
+    kinds = [m.headers[':event-type'] for m in parsed]
+    assert kinds[0] == 'Records' and kinds[-2:] == ['Stats', 'End']
+
+
+def test_each_select_is_accounted(cluster, s3, bucket):
+    stats = cluster.storage_url('stats') + '/AUTH_test'
+    token = {'X-Auth-Token': cluster.token('stats')}
+
+    def names() -> set:
+        resp = requests.get(stats, headers=token, timeout=REQUEST_TIMEOUT)
+        return set(resp.text.split()) if resp.status_code == 200 else set()
+    before = names()
+    answer = select(s3, bucket, 'people.csv', 'SELECT COUNT(*) FROM S3Object')
+    found = []
+    deadline = time.monotonic() + 15
+    while not found and time.monotonic() < deadline:
+        time.sleep(0.5)
+        for name in names() - before:
+            text = requests.get(stats + '/' + name, headers=token,
+                                timeout=REQUEST_TIMEOUT).text
+            found += [line for line in text.splitlines()
+                      if ' %s select (' % answer.request_id in line]
+    assert len(found) == 1, found
+    assert found[0].endswith(' [ok]')

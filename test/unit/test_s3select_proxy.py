@@ -1,0 +1,109 @@
+"""The proxy's part of S3 Select: the job it runs, and how it ends the
+engine's event stream whatever happens to the node."""
+
+import json
+
+import pytest
+
+from zerocloud.proxy.s3select import (
+    finished_events, select_job, split_messages)
+from zerocloud.s3select import eventstream
+from zerocloud.s3select.errors import SelectError
+from zerocloud.s3select.model import SelectRequest
+
+
+def _events(stream) -> list:
+    decoder = eventstream.MessageDecoder()
+    messages = decoder.feed(b''.join(stream))
+    assert decoder.buffered == 0
+    return messages
+
+
+def _kind(message) -> str:
+    return message.headers.get(':event-type') or \
+        message.headers[':message-type']
+
+
+def test_the_job_reads_the_object_as_input_and_answers_on_stdout():
+    request = SelectRequest('SELECT * FROM S3Object')
+    [node] = json.loads(select_job('bucket', 'dir/ключ.csv', request, 1234))
+    assert node['exec']['path'] == 'file://python:python'
+    assert node['exec']['args'] == '-m _zerocloud_select'
+    env = node['exec']['env']
+    assert SelectRequest.from_json(env['S3SELECT_REQUEST']) == request
+    assert env['S3SELECT_SIZE'] == '1234'
+    assert node['devices'] == [
+        {'name': 'input', 'path': 'swift://~/bucket/dir/ключ.csv'},
+        {'name': 'stdout', 'content_type': 'application/octet-stream'}]
+
+
+def test_a_key_with_a_wildcard_is_refused():
+    with pytest.raises(SelectError) as refused:
+        select_job('b', 'a*b', SelectRequest('SELECT * FROM S3Object'), 1)
+    assert refused.value.code == 'InvalidRequest'
+
+
+def test_messages_are_split_whole():
+    one = eventstream.records_event(b'abc')
+    two = eventstream.end_event()
+    buffer = bytearray(one + two[:5])
+    assert split_messages(buffer) == [one]
+    assert bytes(buffer) == two[:5]
+    buffer += two[5:]
+    assert split_messages(buffer) == [two]
+    assert buffer == b''
+
+
+def test_a_stream_that_ends_is_passed_through():
+    stream = [eventstream.records_event(b'a\n'), eventstream.stats_event(
+        2, 2, 2), eventstream.end_event()]
+    joined = b''.join(stream)
+    # Any chunking: pieces of one byte.
+    out = list(finished_events([joined[i:i + 1] for i in range(len(joined))],
+                               lambda err: 'unused'))
+    assert b''.join(out) == joined
+
+
+def test_a_stream_without_end_gets_an_error_event():
+    records = eventstream.records_event(b'a\n')
+    cut = eventstream.records_event(b'never finished')[:-3]
+    out = list(finished_events([records + cut],
+                               lambda err: 'node select failed: timeout'))
+    messages = _events(out)
+    assert [_kind(m) for m in messages] == ['Records', 'error']
+    assert messages[1].headers[':error-code'] == 'InternalError'
+    assert messages[1].headers[':error-message'] == \
+        'node select failed: timeout'
+
+
+def test_a_failing_node_gets_an_error_event_naming_it():
+    def chunks():
+        yield eventstream.records_event(b'a\n')
+        raise RuntimeError('Node select failed: exit code 1')
+    seen = []
+    out = list(finished_events(chunks(), lambda err: seen.append(err) or
+                               str(err)))
+    messages = _events(out)
+    assert [_kind(m) for m in messages] == ['Records', 'error']
+    assert messages[1].headers[':error-message'] == \
+        'Node select failed: exit code 1'
+    assert isinstance(seen[0], RuntimeError)
+
+
+def test_the_engines_own_error_event_ends_the_stream():
+    error = eventstream.error_event('CastFailed', 'bad value')
+    out = list(finished_events([error], lambda err: 'unused'))
+    assert b''.join(out) == error
+
+
+def test_the_answer_is_read_to_its_end_after_the_last_event():
+    # The node's final status comes after the engine's last event: the
+    # job needs it for its status and accounting.
+    drained = []
+
+    def chunks():
+        yield eventstream.end_event()
+        drained.append(True)
+    out = list(finished_events(chunks(), lambda err: 'unused'))
+    assert b''.join(out) == eventstream.end_event()
+    assert drained == [True]

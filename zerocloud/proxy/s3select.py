@@ -1,0 +1,234 @@
+"""S3 Select: ``SelectObjectContent`` run as a ZeroCloud job next to the object.
+
+``POST /<bucket>/<key>?select&select-type=2`` with a
+``SelectObjectContentRequest`` body, signed as every S3 request
+(``zerocloud.proxy.s3gate`` routes it here; Swift's own ``s3api`` answers
+it ``501``).  What happens:
+
+1. The body is read (at most ``request.MAX_REQUEST_BODY`` bytes, its
+   ``x-amz-content-sha256``/``Content-MD5`` checked by ``s3api``) and
+   parsed; its SQL is compiled once here, so that bad XML or bad SQL is a
+   ``400`` with S3's error code before any sandbox starts.
+2. A ``HEAD`` of the object as the caller (through ``s3api``, so the
+   signature, the caller's rights and ``s3api``'s own error answers apply:
+   ``NoSuchKey``, ``NoSuchBucket``, ``AccessDenied``) gives its size.
+3. A one-node job, POSTed to the caller's account as the caller: the
+   system image's Python runs ``-m _zerocloud_select`` (the package
+   ``zerocloud.s3select``, pre-imported in the Python snapshot) with the
+   object on ``/dev/input``.  Placement puts it on a server that holds the
+   object; an encrypted object is decrypted as it is read, an erasure-
+   coded or large object streamed to it.  It is a job like any other:
+   ``zerovm_*`` limits, fair share, an ``AUTH_stats`` accounting line.  Its
+   answer streams from the first byte (``X-Zerocloud-Stream-After: 0``).
+4. The sandbox writes S3's event stream (``Records``, ``Cont``,
+   ``Progress``, ``Stats``, ``End``); this module passes it to the client
+   whole message by message and makes sure it ends: a node that fails or
+   stops mid-way (a limit, a lost server) ends the answer with an
+   ``error`` event (``InternalError``) naming the reason, never a stream cut
+   inside a message.
+
+Only the selected bytes cross the network from the object server.
+"""
+
+import json
+from typing import Callable, Dict, Iterable, Iterator, List, Optional
+
+from swift.common.http import HTTP_OK
+from swift.common.middleware.s3api.s3response import (
+    AccessDenied, ErrorResponse, InternalError, NoSuchKey, S3Response,
+    SlowDown)
+from swift.common.swob import RESPONSE_REASONS, wsgi_to_str
+from swift.common.utils import close_if_possible
+
+from zerocloud import protocol
+from zerocloud.s3select import eventstream
+from zerocloud.s3select.errors import SelectError
+from zerocloud.s3select.model import SelectRequest
+from zerocloud.s3select.request import (
+    MAX_REQUEST_BODY, check_select_query_params, parse_request)
+from zerocloud.s3select.sql import compile_query
+
+#: The job's node and how it runs the engine.
+NODE_NAME = 'select'
+ENGINE_EXEC = 'file://python:python'
+ENGINE_ARGS = '-m _zerocloud_select'
+REQUEST_ENV = 'S3SELECT_REQUEST'
+SIZE_ENV = 'S3SELECT_SIZE'
+#: Bytes of a job's error answer quoted in an S3 error.
+ERROR_QUOTE = 300
+EVENT_PRELUDE = 12
+
+
+def is_select(req) -> bool:
+    """Is this s3api request a ``SelectObjectContent``?"""
+    return req.method == 'POST' and 'select' in req.params and \
+        bool(req.container_name and req.object_name)
+
+
+class SelectErrorResponse(ErrorResponse):
+    """A :class:`SelectError` as s3api's XML error answer."""
+
+    def __init__(self, err: SelectError):
+        self._code = err.code
+        self._status = '%d %s' % (err.status,
+                                  RESPONSE_REASONS[err.status][0])
+        super().__init__(err.message)
+
+
+def select_job(bucket: str, key: str, request: SelectRequest,
+               size: int) -> bytes:
+    """The one-node job that answers ``request`` over the object."""
+    if '*' in key:
+        # A job path's '*' is a wildcard: it could match other objects.
+        raise SelectError('InvalidRequest', 'S3 Select on ZeroCloud does '
+                          'not support keys containing "*"')
+    node = {'name': NODE_NAME,
+            'exec': {'path': ENGINE_EXEC, 'args': ENGINE_ARGS,
+                     'env': {REQUEST_ENV: request.to_json(),
+                             SIZE_ENV: str(size)}},
+            'devices': [
+                {'name': 'input', 'path': 'swift://~/%s/%s' % (bucket, key)},
+                {'name': 'stdout',
+                 'content_type': 'application/octet-stream'}]}
+    return json.dumps([node]).encode('utf-8')
+
+
+def split_messages(buffer: bytearray) -> List[bytes]:
+    """Take the complete event-stream messages off the front of
+    ``buffer``."""
+    messages = []
+    while len(buffer) >= EVENT_PRELUDE:
+        length = int.from_bytes(buffer[:4], 'big')
+        if length < EVENT_PRELUDE + 4:
+            raise ValueError('event message of %d bytes' % length)
+        if len(buffer) < length:
+            break
+        messages.append(bytes(buffer[:length]))
+        del buffer[:length]
+    return messages
+
+
+def finished_events(chunks: Iterable[bytes],
+                    failure: Callable[[Optional[Exception]], str]
+                    ) -> Iterator[bytes]:
+    """The engine's event stream, whole messages only, always ended: by
+    the engine's ``End`` or ``error`` event, else by an ``error`` event
+    whose message is ``failure(exception or None)``.  After the engine's
+    last event the node's answer is still read to its end, so that the
+    job gets its final status and accounting."""
+    buffer = bytearray()
+    decoder = eventstream.MessageDecoder()
+    ended = False
+    problem: Optional[Exception] = None
+    try:
+        for chunk in chunks:
+            if ended:
+                continue   # nothing may follow the last event
+            buffer += chunk
+            for raw in split_messages(buffer):
+                [message] = decoder.feed(raw)
+                yield raw
+                if message.headers.get(':event-type') == 'End' or \
+                        message.headers.get(':message-type') == 'error':
+                    ended = True
+                    break
+    except Exception as err:  # the node failed, or its stream is broken
+        problem = err
+    finally:
+        close_if_possible(chunks)
+    if not ended:
+        yield eventstream.error_event('InternalError', failure(problem))
+
+
+def job_error(status: int, text: str) -> ErrorResponse:
+    """s3api's error for a job that did not run (``status``)."""
+    if status in (401, 403):
+        return AccessDenied()
+    if status == 404:
+        return NoSuchKey(None)
+    if status in (429, 498, 503):
+        return SlowDown()
+    message = 'The select could not run: %s' % text[:ERROR_QUOTE]
+    if 400 <= status < 500:
+        return SelectErrorResponse(SelectError('InvalidRequest', message))
+    return InternalError(message)
+
+
+class SelectObjectContent:
+    """One ``SelectObjectContent`` request (see the module docstring)."""
+
+    def __init__(self, app, req, logger):
+        self.app = app
+        self.req = req
+        self.logger = logger
+
+    def respond(self) -> S3Response:
+        try:
+            request = self._request()
+            size = self._object_size()
+            job = select_job(wsgi_to_str(self.req.container_name),
+                             wsgi_to_str(self.req.object_name), request,
+                             size)
+        except SelectError as err:
+            raise SelectErrorResponse(err)
+        return self._run(job)
+
+    def _request(self) -> SelectRequest:
+        check_select_query_params(self.req.params)
+        body = self.req.xml(MAX_REQUEST_BODY)
+        if not body:
+            raise SelectError('EmptyRequestBody', 'The request body is '
+                              'empty: a SelectObjectContentRequest is '
+                              'required')
+        request = parse_request(body)
+        compile_query(request.expression)
+        return request
+
+    def _object_size(self) -> int:
+        """The object's size, through s3api: its answers for a missing
+        object or bucket, a bad signature or no read rights apply."""
+        head = self.req.get_response(self.app, 'HEAD')
+        return int(head.headers['Content-Length'])
+
+    def _run(self, job: bytes) -> S3Response:
+        sub = self.req.to_swift_req('POST', None, None, body=job, headers={
+            'X-Zerovm-Execute': '1.0',
+            'Content-Type': 'application/json',
+            protocol.STREAM_AFTER_HEADER: '0'})
+        for stale in ('HTTP_TRANSFER_ENCODING', 'HTTP_CONTENT_MD5',
+                      'HTTP_EXPECT'):
+            # They described the client's XML body, not the job's.
+            sub.environ.pop(stale, None)
+        resp = sub.get_response(self.app)
+        if resp.status_int != HTTP_OK:
+            text = b''.join(resp.app_iter or []).decode('utf-8', 'replace')
+            self.logger.warning('zerocloud: S3 Select on %s failed: %d %s',
+                                self.req.path, resp.status_int, text[:200])
+            raise job_error(resp.status_int, text)
+        headers = resp.headers
+        # Every event goes out as it comes (a keep-alive is 48 bytes):
+        # eventlet would hold back writes smaller than 4 KiB.
+        self.req.environ['eventlet.minimum_write_chunk_size'] = 0
+
+        def failure(err: Optional[Exception]) -> str:
+            reason = str(err) if err is not None else _node_failure(headers)
+            self.logger.warning('zerocloud: S3 Select on %s ended early: %s',
+                                self.req.path, reason)
+            return 'The select stopped: %s' % reason
+
+        return S3Response(status=200, app_iter=finished_events(
+            resp.app_iter, failure),
+            headers={'Content-Type': 'application/octet-stream'})
+
+
+def _node_failure(headers: Dict[str, str]) -> str:
+    """Why a node whose answer came whole did not end its events."""
+    status = headers.get('X-Nexe-Status', 'no status')
+    error = headers.get('X-Nexe-Error')
+    retcode = headers.get('X-Nexe-Retcode')
+    parts = [status]
+    if retcode and retcode != '0':
+        parts.append('exit code %s' % retcode)
+    if error:
+        parts.append(error)
+    return ', '.join(parts)

@@ -1,0 +1,28 @@
+"""Values as the SQL engine and the writers see them.
+
+A value is ``None`` (SQL ``NULL``), ``MISSING`` (a JSON path that leads
+nowhere: not written to JSON output at all), ``bool``, ``int``,
+``float``, ``decimal.Decimal``, ``str``, ``datetime.datetime`` (an S3
+``TIMESTAMP``, always with a ``tzinfo``), or, from JSON and Parquet
+input, ``list`` and ``dict`` of values.
+"""
+
+
+class _Missing:
+    """The one ``MISSING`` value: falsy, equal only to itself."""
+
+    _instance = None
+
+    def __new__(cls) -> '_Missing':
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return 'MISSING'
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING = _Missing()
