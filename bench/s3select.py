@@ -116,7 +116,8 @@ def baseline(s3, size: int) -> Tuple[Measure, Measure]:
     def read(data: bytes) -> pyarrow.Table:
         return pyarrow.csv.read_csv(
             io.BytesIO(data),
-            read_options=pyarrow.csv.ReadOptions(autogenerate_column_names=True))
+            read_options=pyarrow.csv.ReadOptions(
+                autogenerate_column_names=True))
 
     def filtered() -> Tuple[object, int, int, int]:
         data = download()

@@ -125,7 +125,8 @@ def test_positional_columns_and_header_handling(s3, bucket):
                     inp={'CSV': {'FileHeaderInfo': 'IGNORE'}})
     assert ignore.text.splitlines() == [r[0] for r in PEOPLE[1:]]
     quoted = select(s3, bucket, 'people.csv',
-                    'SELECT s."Name" FROM S3Object s WHERE s."City" = \'Rome\'')
+                    'SELECT s."Name" FROM S3Object s '
+                    'WHERE s."City" = \'Rome\'')
     assert quoted.text == 'Bob\nEve\n'
 
 
@@ -304,7 +305,7 @@ def _signed_post(cluster, path: str, body: bytes) -> requests.Response:
     url = '%s%s?select&select-type=2' % (cluster.proxy_url, path)
     request = AWSRequest(method='POST', url=url, data=body)
     S3SigV4Auth(Credentials('test:tester', 'testing'), 's3',
-              'us-east-1').add_auth(request)
+                'us-east-1').add_auth(request)
     prepared = request.prepare()
     return requests.post(prepared.url, data=body,
                          headers=dict(prepared.headers),

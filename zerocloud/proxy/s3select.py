@@ -1,4 +1,4 @@
-"""S3 Select: ``SelectObjectContent`` run as a ZeroCloud job next to the object.
+"""S3 Select: ``SelectObjectContent``, a ZeroCloud job next to the object.
 
 ``POST /<bucket>/<key>?select&select-type=2`` with a
 ``SelectObjectContentRequest`` body, signed as every S3 request
