@@ -33,11 +33,11 @@ print(hashlib.md5(open('/dev/input', 'rb').read()).hexdigest())
 
 
 def s3_client(cluster, access_key: str = 'test:tester',
-              secret: str = 'testing'):
+              secret: str = 'testing', signature_version: str = 's3v4'):
     return boto3.client(
         's3', endpoint_url=cluster.proxy_url, region_name='us-east-1',
         aws_access_key_id=access_key, aws_secret_access_key=secret,
-        config=Config(signature_version='s3v4',
+        config=Config(signature_version=signature_version,
                       s3={'addressing_style': 'path'},
                       retries={'max_attempts': 1}))
 

@@ -366,3 +366,13 @@ def test_each_select_is_accounted(cluster, s3, bucket):
                       if ' %s select (' % answer.request_id in line]
     assert len(found) == 1, found
     assert found[0].endswith(' [ok]')
+
+
+def test_signature_version_2(cluster, bucket):
+    v2 = s3_client(cluster, signature_version='s3')
+    answer = select(v2, bucket, 'people.csv', 'SELECT COUNT(*) FROM S3Object')
+    assert answer.text == '5\n'
+    with pytest.raises(ClientError) as wrong:
+        select(s3_client(cluster, secret='wrong', signature_version='s3'),
+               bucket, 'people.csv', 'SELECT COUNT(*) FROM S3Object')
+    assert wrong.value.response['Error']['Code'] == 'SignatureDoesNotMatch'

@@ -31,6 +31,7 @@ the secret (``testing``).  ``/info`` lists ``s3api`` as usual, with
 from typing import Callable, Dict, Iterable
 from urllib.parse import parse_qs
 
+from swift.common.middleware.s3api import s3request
 from swift.common.middleware.s3api.s3api import (
     ListingEtagMiddleware, S3ApiMiddleware,
     filter_factory as s3api_filter_factory)
@@ -40,6 +41,9 @@ from zerocloud.proxy.s3select import SelectObjectContent, is_select
 
 #: ``Authorization`` prefixes of S3's signatures (v2, v4).
 SIGNED_PREFIXES = ('AWS ', 'AWS4-HMAC-SHA256')
+#: S3 Select's query parameters, which S3's version 2 signature covers
+#: (as botocore signs them) but s3api's list of sub-resources lacks.
+SELECT_SUB_RESOURCES = ('select', 'select-type')
 #: Query parameters of S3's presigned URLs (v4, v2).
 PRESIGNED_PARAMS = ('X-Amz-Credential', 'AWSAccessKeyId')
 
@@ -84,6 +88,10 @@ def filter_factory(global_conf, **local_conf):
     # Swift's factory registers /info's entry and the secret headers.
     s3api_filter_factory(global_conf, **local_conf)
     register_swift_info('s3api', select_object_content=True)
+    for name in SELECT_SUB_RESOURCES:
+        # Else a select signed with version 2 never matches its signature.
+        if name not in s3request.ALLOWED_SUB_RESOURCES:
+            s3request.ALLOWED_SUB_RESOURCES.append(name)
     conf = dict(global_conf, **local_conf)
 
     def gate(app):

@@ -366,6 +366,8 @@ def _cast_int(value: Any) -> int:
 def _int_from_text(text: str) -> int:
     """Integer text as is; decimal or exponent text truncated to zero."""
     stripped = text.strip()
+    if stripped.isascii() and stripped.isdigit():
+        return int(stripped)   # the common case, without a regex
     if _INTEGER_TEXT.fullmatch(stripped):
         return int(stripped)
     if _NUMBER_TEXT.fullmatch(stripped):

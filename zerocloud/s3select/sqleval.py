@@ -121,6 +121,9 @@ def _same_family(left: Any, right: Any) -> Optional[Tuple[Any, Any]]:
 # -- comparison and logic --------------------------------------------------
 
 _ORDERED = frozenset(('bool', 'number', 'string', 'timestamp'))
+#: Types ``compare`` takes as they are when both sides are numbers or both
+#: strings (``bool`` is not among them: ``type(True)`` is ``bool``).
+_PLAIN = frozenset((int, float, str))
 _COMPARE = {
     '=': lambda a, b: a == b, '!=': lambda a, b: a != b,
     '<>': lambda a, b: a != b, '<': lambda a, b: a < b,
@@ -132,6 +135,11 @@ _COMPARE = {
 def compare(op: str, left: Any, right: Any) -> Any:
     """``left op right`` with S3's NULL/MISSING rules and implicit
     conversion of strings (module docstring)."""
+    if type(left) in _PLAIN and type(right) in _PLAIN and (
+            type(left) is type(right) or str not in (type(left),
+                                                     type(right))):
+        # The common case, two numbers or two strings: nothing to convert.
+        return _COMPARE[op](left, right)
     if left is MISSING or right is MISSING:
         return MISSING
     if left is None or right is None:
