@@ -59,7 +59,7 @@ from decimal import Context, Decimal
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .errors import SelectError
-from .values import MISSING
+from .values import MISSING, type_name
 
 #: Timestamp precisions, coarsest first.
 PRECISIONS = ('YEAR', 'MONTH', 'DAY', 'MINUTE', 'SECOND', 'FRACTION')
@@ -301,35 +301,14 @@ def cast(value: Any, type_name: str) -> Any:
     return _CASTS[target](value)
 
 
-def _type_name(value: Any) -> str:
-    """The S3 type name of a value, for messages."""
-    if isinstance(value, bool):
-        return 'BOOL'
-    if isinstance(value, int):
-        return 'INT'
-    if isinstance(value, float):
-        return 'FLOAT'
-    if isinstance(value, Decimal):
-        return 'DECIMAL'
-    if isinstance(value, str):
-        return 'STRING'
-    if isinstance(value, datetime):
-        return 'TIMESTAMP'
-    if isinstance(value, list):
-        return 'LIST'
-    if isinstance(value, dict):
-        return 'STRUCT'
-    return type(value).__name__.upper()
-
-
 def _invalid_cast(value: Any, target: str) -> SelectError:
     return SelectError('InvalidCast', 'Cannot CAST a %s to %s.'
-                       % (_type_name(value), target))
+                       % (type_name(value), target))
 
 
 def _cast_failed(value: Any, target: str) -> SelectError:
     return SelectError('CastFailed', 'Cannot CAST %s %r to %s.'
-                       % (_type_name(value), value, target))
+                       % (type_name(value), value, target))
 
 
 def _cast_bool(value: Any) -> bool:
@@ -376,6 +355,8 @@ def _int_from_text(text: str) -> int:
 
 
 def _cast_float(value: Any) -> float:
+    if type(value) is str and _NUMBER_TEXT.fullmatch(value):
+        return float(value)   # the common case first
     if isinstance(value, (bool, int, float, Decimal)):
         try:
             return float(value)
@@ -436,7 +417,7 @@ def _wrong_type(function: str, position: int, wanted: str,
     return SelectError(
         'IncorrectSqlFunctionArgumentType',
         'Argument %d of %s must be %s, not %s.'
-        % (position, function, wanted, _type_name(value)))
+        % (position, function, wanted, type_name(value)))
 
 
 def _string_arg(function: str, position: int, value: Any) -> str:

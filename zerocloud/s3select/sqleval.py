@@ -39,7 +39,6 @@ two keys differ only in case), quoted names exactly.
 
 import math
 import re
-from datetime import datetime
 from decimal import Context, Decimal
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -49,7 +48,7 @@ from .errors import SelectError
 from .sqlparse import (Aggregate, Between, Binary, Call, Case, Cast, InList,
                        IsTest, Like, Literal, Name, Path, Step,
                        TimestampLiteral, Unary, Wildcard)
-from .values import MISSING
+from .values import MISSING, type_name
 
 Evaluator = Callable[[Any], Any]
 
@@ -62,21 +61,15 @@ _INTEGER_TEXT = re.compile(r'\s*[+-]?\d+\s*')
 
 # -- implicit conversion ---------------------------------------------------
 
+#: The type family each S3 type compares within.
+_FAMILIES = {'BOOL': 'bool', 'INT': 'number', 'FLOAT': 'number',
+             'DECIMAL': 'number', 'STRING': 'string',
+             'TIMESTAMP': 'timestamp', 'LIST': 'list', 'STRUCT': 'struct'}
+
+
 def _family(value: Any) -> str:
     """The type family values compare within."""
-    if isinstance(value, bool):
-        return 'bool'
-    if isinstance(value, (int, float, Decimal)):
-        return 'number'
-    if isinstance(value, str):
-        return 'string'
-    if isinstance(value, datetime):
-        return 'timestamp'
-    if isinstance(value, list):
-        return 'list'
-    if isinstance(value, dict):
-        return 'struct'
-    return 'other'
+    return _FAMILIES.get(type_name(value), 'other')
 
 
 def number_from_text(text: str) -> Any:
@@ -262,6 +255,9 @@ def _float_op(op: str, left: float, right: float) -> float:
 
 def arithmetic(op: str, left: Any, right: Any) -> Any:
     """``left op right`` for ``+ - * / %``."""
+    if type(left) is float and type(right) is float and (
+            right or op not in ('/', '%')):
+        return _float_op(op, left, right)   # the common case, as it is
     if left is MISSING or right is MISSING:
         return MISSING
     if left is None or right is None:

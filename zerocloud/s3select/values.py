@@ -7,6 +7,10 @@ nowhere: not written to JSON output at all), ``bool``, ``int``,
 input, ``list`` and ``dict`` of values.
 """
 
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
 
 class _Missing:
     """The one ``MISSING`` value: falsy, equal only to itself."""
@@ -26,3 +30,25 @@ class _Missing:
 
 
 MISSING = _Missing()
+
+
+def type_name(value: Any) -> str:
+    """S3's name of a value's type (``INT``, ``STRING``, ``TIMESTAMP`` …),
+    for type rules and messages."""
+    if isinstance(value, bool):
+        return 'BOOL'
+    if isinstance(value, int):
+        return 'INT'
+    if isinstance(value, float):
+        return 'FLOAT'
+    if isinstance(value, Decimal):
+        return 'DECIMAL'
+    if isinstance(value, str):
+        return 'STRING'
+    if isinstance(value, datetime):
+        return 'TIMESTAMP'
+    if isinstance(value, list):
+        return 'LIST'
+    if isinstance(value, dict):
+        return 'STRUCT'
+    return type(value).__name__.upper()
