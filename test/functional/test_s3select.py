@@ -130,6 +130,29 @@ def test_positional_columns_and_header_handling(s3, bucket):
     assert quoted.text == 'Bob\nEve\n'
 
 
+def test_csv_options_in_and_out(s3, bucket):
+    # ';' between fields, '|' between records, "'" quotes, '%' comments,
+    # a quoted field holding both delimiters and an escaped quote.
+    data = (b"%comment;skipped|id;note|1;'a;b|c'|2;'it\\'s'|"
+            b"3;plain|")
+    s3.put_object(Bucket=bucket, Key='options.csv', Body=data)
+    inp = {'CSV': {'FileHeaderInfo': 'USE', 'Comments': '%',
+                   'FieldDelimiter': ';', 'RecordDelimiter': '|',
+                   'QuoteCharacter': "'", 'QuoteEscapeCharacter': '\\',
+                   'AllowQuotedRecordDelimiter': True}}
+    out = {'CSV': {'QuoteFields': 'ALWAYS', 'FieldDelimiter': '\t',
+                   'RecordDelimiter': '\n', 'QuoteCharacter': '"',
+                   'QuoteEscapeCharacter': '"'}}
+    answer = select(s3, bucket, 'options.csv',
+                    'SELECT id, note FROM S3Object', inp=inp, out=out)
+    assert answer.text == ('"1"\t"a;b|c"\n"2"\t"it\'s"\n'
+                           '"3"\t"plain"\n')
+    lines = select(s3, bucket, 'options.csv',
+                   "SELECT note FROM S3Object WHERE id = '1'", inp=inp,
+                   out={'JSON': {'RecordDelimiter': ','}})
+    assert lines.text == '{"note":"a;b|c"},'
+
+
 def test_aggregates(s3, bucket):
     answer = select(s3, bucket, 'people.csv',
                     'SELECT COUNT(*), SUM(CAST(Age AS INT)), '

@@ -27,7 +27,7 @@ from . import eventstream, formats, functions
 from .errors import SelectError
 from .model import SelectRequest
 from .parquet import ParquetFile
-from .sql import compile_query
+from .sql import compile_query, too_deep
 
 INPUT_DEVICE = '/dev/input'
 REQUEST_ENV = 'S3SELECT_REQUEST'
@@ -167,6 +167,9 @@ def run(request: SelectRequest, raw: BinaryIO, size: int,
             events.add(encode(row))
     except SelectError as err:
         events.fail(err)
+        return
+    except RecursionError:
+        events.fail(too_deep())
         return
     events.finish()
 

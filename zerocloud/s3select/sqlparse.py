@@ -211,10 +211,13 @@ def children(node: Any) -> Iterator[Any]:
 
 
 def walk(node: Any) -> Iterator[Any]:
-    """``node`` and every node under it."""
-    yield node
-    for child in children(node):
-        yield from walk(child)
+    """``node`` and every node under it, parents first; without
+    recursion, as a chain of thousands of ``OR`` is that deep."""
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        yield current
+        pending.extend(reversed(list(children(current))))
 
 
 def parse(text: str) -> Statement:

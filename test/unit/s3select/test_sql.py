@@ -537,3 +537,14 @@ def test_cast():
     assert value_of('CAST(s.n AS STRING)', {'n': 5}) == '5'
     assert value_of("CAST('1.5' AS DECIMAL(10, 2))") == Decimal('1.5')
     assert value_of('CAST(NULL AS INT)') is None
+
+
+def test_thousands_of_or_terms_run_and_deep_nesting_is_a_clear_error():
+    terms = ' OR '.join("_1 = 'v%d'" % i for i in range(20000))
+    query = compile_query('SELECT _1 FROM S3Object WHERE ' + terms)
+    assert list(query.run_csv([['v19999'], ['w'], ['v0']], None)) == [
+        [('_1', 'v19999')], [('_1', 'v0')]]
+    with pytest.raises(SelectError) as deep:
+        compile_query('SELECT * FROM S3Object WHERE ' + '(' * 50000 +
+                      '1 = 1' + ')' * 50000)
+    assert deep.value.code == 'UnsupportedSqlStructure'
