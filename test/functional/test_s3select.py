@@ -399,3 +399,18 @@ def test_signature_version_2(cluster, bucket):
         select(s3_client(cluster, secret='wrong', signature_version='s3'),
                bucket, 'people.csv', 'SELECT COUNT(*) FROM S3Object')
     assert wrong.value.response['Error']['Code'] == 'SignatureDoesNotMatch'
+
+
+def test_a_long_expression_runs_and_a_deep_one_is_refused(s3, bucket):
+    # About 150 KB of SQL, as generated queries write it.
+    names = ["'%s'" % row[0] for row in PEOPLE[1:3]] + \
+        ["'nobody%d'" % i for i in range(9000)]
+    long_sql = 'SELECT Name FROM S3Object WHERE ' + ' OR '.join(
+        'Name = %s' % name for name in names)
+    assert len(long_sql) > 140000
+    assert select(s3, bucket, 'people.csv', long_sql).text == 'Ann\nBob\n'
+    with pytest.raises(ClientError) as deep:
+        select(s3, bucket, 'people.csv', 'SELECT * FROM S3Object WHERE ' +
+               '(' * 20000 + 'Name = 1' + ')' * 20000)
+    assert deep.value.response['Error']['Code'] == 'UnsupportedSqlStructure'
+    assert deep.value.response['ResponseMetadata']['HTTPStatusCode'] == 400

@@ -1,7 +1,9 @@
 """The proxy's part of S3 Select: the job it runs, and how it ends the
 engine's event stream whatever happens to the node."""
 
+import io
 import json
+import tarfile
 
 import pytest
 
@@ -26,15 +28,18 @@ def _kind(message) -> str:
 
 def test_the_job_reads_the_object_as_input_and_answers_on_stdout():
     request = SelectRequest('SELECT * FROM S3Object')
-    [node] = json.loads(select_job('bucket', 'dir/ключ.csv', request, 1234))
-    assert node['exec']['path'] == 'file://python:python'
-    assert node['exec']['args'] == '-m _zerocloud_select'
-    env = node['exec']['env']
-    assert SelectRequest.from_json(env['S3SELECT_REQUEST']) == request
-    assert env['S3SELECT_SIZE'] == '1234'
+    zapp = tarfile.open(fileobj=io.BytesIO(
+        select_job('bucket', 'dir/ключ.csv', request, 1234)))
+    assert zapp.getnames() == ['boot/system.map', 'select.json']
+    [node] = json.loads(zapp.extractfile('boot/system.map').read())
+    assert node['exec'] == {'path': 'file://python:python',
+                            'args': '-m _zerocloud_select',
+                            'env': {'S3SELECT_SIZE': '1234'}}
     assert node['devices'] == [
         {'name': 'input', 'path': 'swift://~/bucket/dir/ключ.csv'},
         {'name': 'stdout', 'content_type': 'application/octet-stream'}]
+    assert SelectRequest.from_json(
+        zapp.extractfile('select.json').read().decode()) == request
 
 
 def test_a_key_with_a_wildcard_is_refused():

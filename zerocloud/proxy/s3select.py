@@ -12,7 +12,8 @@ it ``501``).  What happens:
 2. A ``HEAD`` of the object as the caller (through ``s3api``, so the
    signature, the caller's rights and ``s3api``'s own error answers apply:
    ``NoSuchKey``, ``NoSuchBucket``, ``AccessDenied``) gives its size.
-3. A one-node job, POSTed to the caller's account as the caller: the
+3. A one-node job, POSTed to the caller's account as the caller, as a
+   zapp holding the request: the
    system image's Python runs ``-m _zerocloud_select`` (the package
    ``zerocloud.s3select``, pre-imported in the Python snapshot) with the
    object on ``/dev/input``.  Placement puts it on a server that holds the
@@ -30,7 +31,9 @@ it ``501``).  What happens:
 Only the selected bytes cross the network from the object server.
 """
 
+import io
 import json
+import tarfile
 from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
 from swift.common.http import HTTP_OK
@@ -52,7 +55,9 @@ from zerocloud.s3select.sql import compile_query
 NODE_NAME = 'select'
 ENGINE_EXEC = 'file://python:python'
 ENGINE_ARGS = '-m _zerocloud_select'
-REQUEST_ENV = 'S3SELECT_REQUEST'
+SYSTEM_MAP = 'boot/system.map'
+#: Where the engine finds the request: ``/select.json`` in the sandbox.
+REQUEST_MEMBER = 'select.json'
 SIZE_ENV = 'S3SELECT_SIZE'
 #: Bytes of a job's error answer quoted in an S3 error.
 ERROR_QUOTE = 300
@@ -77,20 +82,31 @@ class SelectErrorResponse(ErrorResponse):
 
 def select_job(bucket: str, key: str, request: SelectRequest,
                size: int) -> bytes:
-    """The one-node job that answers ``request`` over the object."""
+    """The one-node job that answers ``request`` over the object: a zapp
+    (tar) of its ``boot/system.map`` and the request, which the engine
+    reads from its image (an expression of up to 256 KB does not fit a
+    job description, ``zerovm_maxconfig``)."""
     if '*' in key:
         # A job path's '*' is a wildcard: it could match other objects.
         raise SelectError('InvalidRequest', 'S3 Select on ZeroCloud does '
                           'not support keys containing "*"')
     node = {'name': NODE_NAME,
             'exec': {'path': ENGINE_EXEC, 'args': ENGINE_ARGS,
-                     'env': {REQUEST_ENV: request.to_json(),
-                             SIZE_ENV: str(size)}},
+                     'env': {SIZE_ENV: str(size)}},
             'devices': [
                 {'name': 'input', 'path': 'swift://~/%s/%s' % (bucket, key)},
                 {'name': 'stdout',
                  'content_type': 'application/octet-stream'}]}
-    return json.dumps([node]).encode('utf-8')
+    members = ((SYSTEM_MAP, json.dumps([node]).encode('utf-8')),
+               (REQUEST_MEMBER, request.to_json().encode('utf-8')))
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode='w', format=tarfile.PAX_FORMAT) \
+            as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return packed.getvalue()
 
 
 def split_messages(buffer: bytearray) -> List[bytes]:
@@ -193,7 +209,7 @@ class SelectObjectContent:
     def _run(self, job: bytes) -> S3Response:
         sub = self.req.to_swift_req('POST', None, None, body=job, headers={
             'X-Zerovm-Execute': '1.0',
-            'Content-Type': 'application/json',
+            'Content-Type': 'application/x-tar',
             protocol.STREAM_AFTER_HEADER: '0'})
         for stale in ('HTTP_TRANSFER_ENCODING', 'HTTP_CONTENT_MD5',
                       'HTTP_EXPECT'):

@@ -2,7 +2,8 @@
 
 ``python -m _zerocloud_select`` (see ``__main__``) with:
 
-* ``S3SELECT_REQUEST``: the request (``model.SelectRequest.to_json``);
+* ``/select.json``, a member of the job's image: the request
+  (``model.SelectRequest.to_json``);
 * ``S3SELECT_SIZE``: the object's size in bytes (what a ``HEAD`` gave),
   for a ``ScanRange`` counted from the end and for Parquet's footer;
 * the object on ``/dev/input`` (seekable when the object server reads it
@@ -30,7 +31,9 @@ from .parquet import ParquetFile
 from .sql import compile_query, too_deep
 
 INPUT_DEVICE = '/dev/input'
-REQUEST_ENV = 'S3SELECT_REQUEST'
+#: The request, a member of the job's image (``/`` in the sandbox): an
+#: expression of 256 KB would not fit a job description.
+REQUEST_PATH = '/select.json'
 SIZE_ENV = 'S3SELECT_SIZE'
 #: Records payload per event: large enough to cost little framing, small
 #: enough that a client sees rows soon.
@@ -175,7 +178,8 @@ def run(request: SelectRequest, raw: BinaryIO, size: int,
 
 
 def main() -> int:
-    request = SelectRequest.from_json(os.environ[REQUEST_ENV])
+    with open(REQUEST_PATH, encoding='utf-8') as text:
+        request = SelectRequest.from_json(text.read())
     size = int(os.environ[SIZE_ENV])
     with open(INPUT_DEVICE, 'rb') as raw:
         run(request, raw, size, sys.stdout.buffer)

@@ -22,15 +22,13 @@ the header, ``InvalidColumnIndex``); the CSV header must be known when
 ``run_csv`` is called.
 """
 
-from dataclasses import replace
 from typing import (Any, Callable, Iterable, Iterator, List, Optional,
                     Sequence, Set, Tuple)
 
 from .errors import SelectError
 from .sqleval import (Compiler, CSVCompiler, JSONCompiler, Evaluator,
                       csv_pairs, expand_path, truth)
-from .sqlparse import (Aggregate, Binary, Name, Path, SelectItem, Statement,
-                       parse, walk)
+from .sqlparse import Aggregate, Name, Path, SelectItem, Statement, parse, walk
 from .values import MISSING
 
 Row = List[Tuple[str, Any]]
@@ -40,11 +38,7 @@ def compile_query(expression: str) -> 'Query':
     """The ``Query`` of ``expression``; ``SelectError`` with S3's parse
     error code if S3 Select would not run it."""
     try:
-        statement = parse(expression)
-        statement.items = [replace(item, expr=balanced(item.expr))
-                           for item in statement.items]
-        statement.where = balanced(statement.where)
-        return Query(expression, statement)
+        return Query(expression, parse(expression))
     except RecursionError:
         raise too_deep() from None
 
@@ -54,31 +48,6 @@ def too_deep() -> SelectError:
         'UnsupportedSqlStructure', 'The expression nests too deeply to be '
         'evaluated (parentheses, NOT, CASE or functions inside each other '
         'hundreds of levels deep).')
-
-
-def balanced(node: Any) -> Any:
-    """``node`` with every chain of one ``AND`` or ``OR`` after another
-    (``a OR b OR c …``, as generated SQL writes thousands of them) made a
-    balanced tree: the same operands in the same order, so the same
-    result and the same short-circuits, but nested ``log2(n)`` deep, not
-    ``n``, for evaluation recurses once per level."""
-    if not (isinstance(node, Binary) and node.op in ('AND', 'OR')):
-        return node
-    operands: List[Any] = []
-    pending = [node]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, Binary) and item.op == node.op:
-            pending += [item.right, item.left]
-        else:
-            operands.append(balanced(item))
-
-    def tree(first: int, stop: int) -> Any:
-        if stop - first == 1:
-            return operands[first]
-        middle = (first + stop) // 2
-        return Binary(node.op, tree(first, middle), tree(middle, stop))
-    return tree(0, len(operands))
 
 
 class Query:
