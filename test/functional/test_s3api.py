@@ -101,6 +101,7 @@ def test_info_lists_s3api(cluster):
     info = requests.get(cluster.proxy_url + '/info',
                         timeout=REQUEST_TIMEOUT).json()
     assert 's3api' in info
+    assert info['s3api']['select_object_content'] is True
 
 
 def test_a_swift_request_with_another_authorization_is_swifts(account):
