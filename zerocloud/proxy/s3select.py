@@ -217,7 +217,7 @@ class SelectObjectContent:
             sub.environ.pop(stale, None)
         resp = sub.get_response(self.app)
         if resp.status_int != HTTP_OK:
-            text = b''.join(resp.app_iter or []).decode('utf-8', 'replace')
+            text = _quoted(resp.app_iter or [])
             self.logger.warning('zerocloud: S3 Select on %s failed: %d %s',
                                 self.req.path, resp.status_int, text[:200])
             raise job_error(resp.status_int, text)
@@ -228,6 +228,7 @@ class SelectObjectContent:
 
         def failure(err: Optional[Exception]) -> str:
             reason = str(err) if err is not None else _node_failure(headers)
+            reason = reason[:ERROR_QUOTE]
             self.logger.warning('zerocloud: S3 Select on %s ended early: %s',
                                 self.req.path, reason)
             return 'The select stopped: %s' % reason
@@ -235,6 +236,19 @@ class SelectObjectContent:
         return S3Response(status=200, app_iter=finished_events(
             resp.app_iter, failure),
             headers={'Content-Type': 'application/octet-stream'})
+
+
+def _quoted(chunks: Iterable[bytes]) -> str:
+    """The start of an error answer, as text: enough to quote."""
+    held = b''
+    try:
+        for chunk in chunks:
+            held += chunk
+            if len(held) >= ERROR_QUOTE:
+                break
+    finally:
+        close_if_possible(chunks)
+    return held[:ERROR_QUOTE].decode('utf-8', 'replace')
 
 
 def _node_failure(headers: Dict[str, str]) -> str:
