@@ -32,7 +32,7 @@ standard library like the rest of the package.
 
 import re
 import xml.etree.ElementTree as ElementTree
-from typing import AbstractSet, Dict, Mapping, Optional, Tuple
+from typing import AbstractSet, Dict, Mapping, Optional, Tuple, Union
 
 from .errors import SelectError
 from .model import (COMPRESSIONS, FILE_HEADER_INFOS, JSON_TYPES, QUOTE_FIELDS,
@@ -289,11 +289,18 @@ def _parse_csv_input(element: ElementTree.Element) -> CSVInput:
     if 'AllowQuotedRecordDelimiter' in fields:
         result.allow_quoted_record_delimiter = _boolean(
             fields['AllowQuotedRecordDelimiter'])
+    _set_characters(result, fields)
+    return result
+
+
+def _set_characters(result: Union[CSVInput, CSVOutput],
+                    fields: Dict[str, ElementTree.Element]) -> None:
+    """The delimiters and quotes of a CSV input or output that were given
+    (a record delimiter may be two characters, ``\\r\\n``)."""
     for name, attribute in _CSV_CHARACTER_FIELDS:
         if name in fields:
             setattr(result, attribute, _characters(
                 fields[name], longest=2 if name == 'RecordDelimiter' else 1))
-    return result
 
 
 def _parse_json_input(element: ElementTree.Element) -> JSONInput:
@@ -322,10 +329,7 @@ def _parse_csv_output(element: ElementTree.Element) -> CSVOutput:
     if 'QuoteFields' in fields:
         result.quote_fields = _enum(fields['QuoteFields'], QUOTE_FIELDS,
                                     'InvalidQuoteFields')
-    for name, attribute in _CSV_CHARACTER_FIELDS:
-        if name in fields:
-            setattr(result, attribute, _characters(
-                fields[name], longest=2 if name == 'RecordDelimiter' else 1))
+    _set_characters(result, fields)
     return result
 
 
