@@ -324,8 +324,9 @@ def test_rights_and_missing_keys(cluster, s3, bucket):
     assert missing.value.response['Error']['Code'] == 'NoSuchKey'
 
 
-def _signed_post(cluster, path: str, body: bytes) -> requests.Response:
-    url = '%s%s?select&select-type=2' % (cluster.proxy_url, path)
+def _signed_post(cluster, path: str, body: bytes,
+                 query: str = 'select&select-type=2') -> requests.Response:
+    url = '%s%s?%s' % (cluster.proxy_url, path, query)
     request = AWSRequest(method='POST', url=url, data=body)
     S3SigV4Auth(Credentials('test:tester', 'testing'), 's3',
                 'us-east-1').add_auth(request)
@@ -471,19 +472,12 @@ def test_parquet_in_the_ec_policy(s3, account):
 
 
 def test_select_needs_select_type_2(cluster, bucket):
-    url = '%s/%s/people.csv?select&select-type=1' % (cluster.proxy_url,
-                                                     bucket)
     body = (b'<SelectObjectContentRequest><Expression>SELECT * FROM S3Object'
             b'</Expression><ExpressionType>SQL</ExpressionType>'
             b'<InputSerialization><CSV/></InputSerialization>'
             b'<OutputSerialization><CSV/></OutputSerialization>'
             b'</SelectObjectContentRequest>')
-    request = AWSRequest(method='POST', url=url, data=body)
-    S3SigV4Auth(Credentials('test:tester', 'testing'), 's3',
-                'us-east-1').add_auth(request)
-    prepared = request.prepare()
-    resp = requests.post(prepared.url, data=body,
-                         headers=dict(prepared.headers),
-                         timeout=REQUEST_TIMEOUT)
+    resp = _signed_post(cluster, '/%s/people.csv' % bucket, body,
+                        query='select&select-type=1')
     assert resp.status_code == 400, resp.text
     assert '<Code>InvalidRequestParameter</Code>' in resp.text

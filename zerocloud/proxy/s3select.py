@@ -61,7 +61,6 @@ REQUEST_MEMBER = 'select.json'
 SIZE_ENV = 'S3SELECT_SIZE'
 #: Bytes of a job's error answer quoted in an S3 error.
 ERROR_QUOTE = 300
-EVENT_PRELUDE = 12
 
 
 def is_select(req) -> bool:
@@ -113,9 +112,9 @@ def split_messages(buffer: bytearray) -> List[bytes]:
     """Take the complete event-stream messages off the front of
     ``buffer``."""
     messages = []
-    while len(buffer) >= EVENT_PRELUDE:
+    while len(buffer) >= eventstream.PRELUDE_LENGTH:
         length = int.from_bytes(buffer[:4], 'big')
-        if length < EVENT_PRELUDE + 4:
+        if length < eventstream.MESSAGE_OVERHEAD:
             raise ValueError('event message of %d bytes' % length)
         if len(buffer) < length:
             break
