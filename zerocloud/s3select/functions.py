@@ -307,8 +307,11 @@ def _invalid_cast(value: Any, target: str) -> SelectError:
 
 
 def _cast_failed(value: Any, target: str) -> SelectError:
-    return SelectError('CastFailed', 'Cannot CAST %s %r to %s.'
-                       % (type_name(value), value, target))
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:60] + '...'   # a field may be a MiB long
+    return SelectError('CastFailed', 'Cannot CAST %s %s to %s.'
+                       % (type_name(value), shown, target))
 
 
 def _cast_bool(value: Any) -> bool:

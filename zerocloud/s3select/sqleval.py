@@ -673,7 +673,9 @@ def _show(value: Any) -> str:
                                 else value[:40] + '...')
     if value is MISSING:
         return 'MISSING'
-    return '%s %s' % (type(value).__name__, value)
+    shown = str(value)
+    return '%s %s' % (type(value).__name__, shown if len(shown) <= 40
+                      else shown[:40] + '...')
 
 
 class JSONCompiler(Compiler):

@@ -371,3 +371,11 @@ def test_timestamp_subclass_is_a_datetime():
     assert isinstance(ts('2007T'), datetime)
     assert functions.make_timestamp(
         datetime(2001, 2, 3, 4, 5), 'DAY').hour == 0
+
+
+def test_a_failed_cast_quotes_only_the_start_of_a_long_value():
+    with pytest.raises(SelectError) as failed:
+        functions.cast('x' * (1 << 20), 'INT')
+    assert failed.value.code == 'CastFailed'
+    assert len(failed.value.message) < 120
+    assert "'xxxx" in failed.value.message
