@@ -199,7 +199,10 @@ class BodyKey:
 #: (the first carries its content type), then a last member marked
 #: ``PAX_END`` whose data is the node's final ``X-Nexe-*`` headers as a
 #: JSON object.  Smaller outputs are answered when the node ends, as
-#: usual.
+#: usual.  The one output may also be a named device stored as an object,
+#: a file the program may seek in: it streams as long as the program
+#: writes it in order, and it is sent again whole (``PAX_REPLACES``)
+#: when the file differs from what streamed.
 STREAMED_ANSWER_HEADER = 'X-Zerocloud-Streamed-Answer'
 STREAM_AFTER = 1 << 20
 #: Request header, from the client to the proxy and on to the node's
@@ -275,6 +278,11 @@ PAX_META_PREFIX = 'meta.'
 PAX_END = 'end'
 #: Marks a piece of an edge's data (``EDGE_STREAM_HEADER``).
 PAX_EDGE = 'edge'
+#: Marks a streamed output sent again whole, just before the final
+#: headers: what streamed is not what the program left in its file (it
+#: wrote out of order, or truncated), so the receiver drops the pieces
+#: (abandons their ``PUT``) and takes this member instead.
+PAX_REPLACES = 'replaces'
 
 
 class FramingError(ValueError):

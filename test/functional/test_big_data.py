@@ -26,6 +26,10 @@ inputs in RAM and encrypt at rest.
   ``X-Nexe-Status: streaming``, the whole body right; a node that fails
   after its answer started cuts the body short (the client's read fails),
   and the proxy's log line of the job says how it ended.
+- A large output stored as an object (stdout with a path, or a named
+  device written in order) goes into its PUT while its node runs; a
+  named device written out of order is stored as the program left it;
+  a node that fails stores nothing.
 """
 
 import hashlib
@@ -35,6 +39,7 @@ import random
 import re
 import threading
 import time
+from typing import List, Optional, Tuple
 
 import pytest
 import requests
@@ -101,6 +106,7 @@ def big(cluster):
                                             'seek.py': SEEKER,
                                             'fail.py': FAILER,
                                             'talk.py': TALKER,
+                                            'save.py': SAVER,
                                             'tick.py': TICKER})
     return account, container, data, image
 
@@ -137,6 +143,28 @@ out.write(b'b' * %d)
 out.flush()
 sys.exit(int(sys.argv[1]))
 ''' % (4 * CHUNK, TALK_PAUSE, 4 * CHUNK)
+
+#: Writes 4 MiB of ``SAVED`` to ``/dev/output``, spins ``TALK_PAUSE``
+#: seconds, writes 4 MiB more; with an argument ``rewrite``, then its first
+#: bytes again (``HEAD``); with ``answer``, prints a line; exits with
+#: argv[1].
+SAVED = b'saved as it goes|'
+SAVER = '''import sys, time
+piece = %r * (%d // %d)
+with open('/dev/output', 'wb') as out:
+    out.write(piece)
+    out.flush()
+    start = time.time()
+    while time.time() - start < %d:
+        pass
+    out.write(piece)
+    if 'rewrite' in sys.argv[2:]:
+        out.seek(0)
+        out.write(b'HEAD')
+if 'answer' in sys.argv[2:]:
+    print('saved', 2 * len(piece))
+sys.exit(int(sys.argv[1]))
+''' % (SAVED, 4 * CHUNK, len(SAVED), TALK_PAUSE)
 
 #: Writes one line, spins ``TALK_PAUSE`` seconds, writes another.
 TICKER = '''import sys, time
@@ -435,6 +463,28 @@ def _largest_swift_upload(cluster) -> int:
     return largest
 
 
+def _watch_uploads(cluster, job: threading.Thread,
+                   marker: Optional[bytes] = None) -> Tuple[int, List[str]]:
+    """While ``job`` runs, until its node's sandbox has run and ended: the
+    largest object upload in progress seen, and (given ``marker``) the
+    device files holding it, looked at once that upload is past 2 MiB."""
+    uploading, ran, holding = 0, False, []
+    try:
+        while job.is_alive():
+            running = node_running()
+            ran = ran or running
+            if ran and not running:
+                break
+            uploading = max(uploading, _largest_swift_upload(cluster))
+            if marker and running and uploading > 2 * CHUNK and not holding:
+                holding = device_files_holding(cluster, marker) or ['none']
+            time.sleep(0.1)
+    finally:
+        job.join()
+    assert ran, 'the node was never seen running'
+    return uploading, [path for path in holding if path != 'none']
+
+
 def test_a_large_stdout_to_store_goes_into_its_put_while_it_runs(
         cluster, big):
     """stdout with a path, more than the answer holds back: the object's
@@ -450,19 +500,7 @@ def test_a_large_stdout_to_store_goes_into_its_put_while_it_runs(
             'talker', image, script='talk.py 0', devices=[
                 {'name': 'stdout', 'path': 'swift://~/' + target}])])))
     job.start()
-    # Looked at while the node's sandbox runs.
-    uploading, ran = 0, False
-    try:
-        while job.is_alive():
-            running = node_running()
-            ran = ran or running
-            if ran and not running:
-                break
-            uploading = max(uploading, _largest_swift_upload(cluster))
-            time.sleep(0.1)
-    finally:
-        job.join()
-    assert ran, 'the node was never seen running'
+    uploading, _holding = _watch_uploads(cluster, job)
     resp = answer['resp']
     assert resp.status_code == 200, resp.text
     assert_all_ok(resp, 1)
@@ -471,9 +509,54 @@ def test_a_large_stdout_to_store_goes_into_its_put_while_it_runs(
     assert uploading > 2 * CHUNK
     stored = account.get(target)
     assert stored.content == b'a' * (4 * CHUNK) + b'b' * (4 * CHUNK)
+    _failing_stores_nothing(big, 'talk.py 5', 'stdout')
+
+
+def _failing_stores_nothing(big, script: str, device: str) -> None:
+    """A node whose ``script`` exits 5 after writing ``device`` (a path)
+    leaves no object."""
+    account, container, _data, image = big
     failed = '%s/%s' % (container, unique('failed'))
     resp = account.post_job([python_node(
-        'quitter', image, script='talk.py 5', devices=[
-            {'name': 'stdout', 'path': 'swift://~/' + failed}])])
+        'quitter', image, script=script, devices=[
+            {'name': device, 'path': 'swift://~/' + failed}])])
     assert nexe_list(resp, 'X-Nexe-Retcode') == ['5'], resp.text
     assert account.get(failed).status_code == 404
+
+
+@pytest.mark.parametrize('flags', ['', 'rewrite', 'answer'])
+def test_a_named_output_goes_into_its_put_while_it_runs(cluster, big,
+                                                        flags):
+    """``/dev/output``, a file the program may seek in, stored as an
+    object: written in order, its PUT is under way while the program
+    spins between its two halves, and no device holds its plaintext
+    meanwhile (its file is sealed).  A program that goes back and writes
+    its first bytes again gets exactly what it left in the file stored
+    (sent again whole, the PUT in progress abandoned).  Beside an answer
+    on stdout too, which comes whole once the object is stored.  A node
+    that fails leaves no object."""
+    account, container, _data, image = big
+    target = '%s/%s' % (container, unique('saved'))
+    answer = {}
+    job = threading.Thread(target=lambda: answer.update(
+        resp=account.post_job([python_node(
+            'saver', image, script=('save.py 0 ' + flags).strip(),
+            devices=[{'name': 'output', 'path': 'swift://~/' + target}] +
+            ([{'name': 'stdout'}] if flags == 'answer' else []))])))
+    job.start()
+    uploading, holding = _watch_uploads(cluster, job, SAVED * 4)
+    resp = answer['resp']
+    assert resp.status_code == 200, resp.text
+    assert_all_ok(resp, 1)
+    assert uploading > 2 * CHUNK
+    assert holding == []
+    piece = SAVED * (4 * CHUNK // len(SAVED))
+    stored = account.get(target)
+    assert stored.status_code == 200
+    assert stored.content == (b'HEAD' + piece[4:] + piece
+                              if flags == 'rewrite' else piece + piece)
+    assert stored.headers['Etag'] == md5(stored.content)
+    assert resp.text == ('saved %d\n' % (2 * len(piece))
+                         if flags == 'answer' else '')
+    if not flags:
+        _failing_stores_nothing(big, 'save.py 5', 'output')

@@ -5,6 +5,8 @@ import io
 import subprocess
 import threading
 
+import pytest
+
 from zerocloud import protocol
 from zerocloud.object.outstream import OutputStream, StreamedAnswer
 
@@ -60,13 +62,19 @@ def test_an_output_past_its_limit_is_cut_and_said_so(tmp_path):
     assert stream.fd == -1
 
 
-def test_a_streamed_answer_is_pieces_then_the_final_headers(tmp_path):
+@pytest.mark.parametrize('whole', [b'', b'sent again whole'])
+def test_a_streamed_answer_is_pieces_then_the_final_headers(tmp_path,
+                                                            whole):
+    """The pieces, then the members ``finish()`` gives (an output sent
+    again whole), then the final headers."""
     pieces, stream = written(tmp_path, SIZE, SIZE)
     released = []
+    frames = [(0, protocol.iter_member('stdout', len(whole), [whole], {
+        protocol.PAX_REPLACES: '1'}))] if whole else []
     body = StreamedAnswer(
         'stdout', {protocol.PAX_CONTENT_TYPE: 'text/plain',
                    protocol.PAX_META_PREFIX + 'color': 'red'},
-        pieces, stream, lambda: {'X-Nexe-Status': 'ok'},
+        pieces, stream, lambda: (frames, {'X-Nexe-Status': 'ok'}),
         lambda: released.append(True))
     wire = b''.join(body)
     body.close()
@@ -81,11 +89,15 @@ def test_a_streamed_answer_is_pieces_then_the_final_headers(tmp_path):
         chunk = b''.join(iter(reader.read, b''))
         if protocol.PAX_END in member.pax:
             assert chunk == b'{"X-Nexe-Status": "ok"}'
+        elif protocol.PAX_REPLACES in member.pax:
+            assert chunk == whole
         else:
             data += chunk
     assert data == bytes(SIZE)
     assert members[0].pax == {protocol.PAX_CONTENT_TYPE: 'text/plain',
                               protocol.PAX_META_PREFIX + 'color': 'red'}
-    assert all(m.pax == {} for m in members[1:-1])
+    middle = members[1:-2] if whole else members[1:-1]
+    assert all(m.pax == {} for m in middle)
+    assert (protocol.PAX_REPLACES in members[-2].pax) == bool(whole)
     assert protocol.PAX_END in members[-1].pax
     assert all(m.name == 'stdout' for m in members)

@@ -49,8 +49,7 @@ class StoringSwift:
     def store(self, put, grants=None):
         if self.refuse:
             return self.refuse
-        with open(put.data.path, 'rb') as fp:
-            self.stored.append((put.path.url, fp.read()))
+        self.stored.append((put.path.url, b''.join(put.data.chunks())))
         return None
 
 
@@ -212,6 +211,68 @@ def test_a_streamed_answer_ends_cleanly_only_for_a_node_that_succeeded(
     assert result.status == status
     if final:
         assert result.headers['X-Nexe-Status'] == final['X-Nexe-Status']
+
+
+class StreamingSwift(StoringSwift):
+    """Stores what streams too: a PUT ended by StreamFailed is abandoned
+    (what Swift does with a client gone before its last chunk)."""
+
+    def __init__(self):
+        super().__init__()
+        self.abandoned = []
+
+    def store_streaming(self, put, grants=None):
+        got = b''
+        try:
+            for chunk in put.chunks:
+                got += chunk
+        except StreamFailed:
+            self.abandoned.append((put.path.url, got))
+            return 499, 'abandoned'
+        self.stored.append((put.path.url, got))
+        return None
+
+
+def stored_node(doc_path='swift://a/c/o'):
+    [node] = parse_job([{'name': 'saver',
+                         'exec': {'path': 'file://python:python'},
+                         'devices': [{'name': 'output', 'path': doc_path}]}],
+                       account='a', sysimages={'python'}).nodes
+    return node
+
+
+@pytest.mark.parametrize('whole', [None, b'HEAD rewritten'])
+def test_a_streamed_output_to_store_is_put_or_replaced_whole(tmp_path,
+                                                             whole):
+    """An output stored while its node runs: PUT as it streams, or, when
+    its server sends it again whole (the program wrote out of order),
+    that PUT is abandoned and the whole copy stored instead."""
+    final = json.dumps({'X-Nexe-Status': 'ok', 'X-Nexe-Retcode': '0'}
+                       ).encode()
+    members = [(b'first', {protocol.PAX_CONTENT_TYPE: 'text/plain'}),
+               (b'later', {})]
+    if whole is not None:
+        members.append((whole, {protocol.PAX_REPLACES: '1',
+                                protocol.PAX_CONTENT_TYPE: 'text/plain'}))
+    members.append((final, {protocol.PAX_END: '1'}))
+    wire = b''.join(b''.join(protocol.iter_member('output', len(data),
+                                                  [data], pax))
+                    for data, pax in members)
+    result = NodeResult(stored_node())
+    read_answer(result, Answer(200, {protocol.STREAMED_ANSWER_HEADER: 'yes'},
+                               io.BytesIO(wire).read, lambda: None),
+                True, str(tmp_path), LOGGER)
+    assert result.streaming_put is not None and not result.streamed
+    swift = StreamingSwift()
+    resp = respond([result], swift)
+    assert resp.status_int == 200, resp.body
+    if whole is None:
+        assert swift.stored == [('swift://a/c/o', b'firstlater')]
+        assert swift.abandoned == []
+    else:
+        assert swift.abandoned == [('swift://a/c/o', b'firstlater')]
+        assert swift.stored == [('swift://a/c/o', whole)]
+    assert os.listdir(tmp_path) == []
 
 
 def test_printed_headers_never_frame_the_response():

@@ -38,7 +38,7 @@ from swift.common.swob import HTTPException
 from zerocloud import protocol
 from zerocloud.object.fifo import make_fifo, write_all
 from zerocloud.object.outstream import (
-    OutputStream, RunningAnswer, end_member)
+    Frame, OutputStream, RunningAnswer, end_member)
 from zerocloud.spill import GrowingSpill, SpillBroken
 
 #: Pieces of out-edges read ahead of the answer (each up to a FIFO's
@@ -257,8 +257,7 @@ class EdgeAnswer(RunningAnswer):
     members and the final headers."""
 
     def __init__(self, outputs: EdgeOutputs,
-                 finish: Callable[[], Tuple[List[Tuple[int, Iterator[bytes]]],
-                                            Dict[str, str]]],
+                 finish: Callable[[], Tuple[List[Frame], Dict[str, str]]],
                  release: Callable[[], None]):
         self._outputs = outputs
         super().__init__(finish, release)

@@ -102,6 +102,10 @@ class Output:
     #: The key its file is sealed with (``zerocloud.cipher``); ``None``
     #: for a FIFO or a file in RAM.
     key: Optional[CipherKey] = None
+    #: The FIFO its bytes written in order also go to, for the object
+    #: server to send them while the node runs
+    #: (``zerocloud.runtime.served.TeedFile``).
+    tee: Optional[str] = None
 
     @property
     def immediate(self) -> bool:

@@ -49,7 +49,7 @@ from zerocloud.object.execution import (
     prepare_session)
 from zerocloud.object.hostmemory import node_dir_prefix
 from zerocloud.object.members import LiveInput, RequestBody, over_ram_limit
-from zerocloud.object.outstream import OutputStream, StreamedAnswer
+from zerocloud.object.outstream import Frame, OutputStream, StreamedAnswer
 from zerocloud.runtime.cache import STATUS_NOT_COMPILED
 from zerocloud.runtime.pool import PoolFull, SandboxPool
 from zerocloud.runtime.report import Report
@@ -229,13 +229,17 @@ def meta_pax(meta: Dict[str, str]) -> Dict[str, str]:
             for key, value in meta.items()}
 
 
-def frame_output(output: Output) -> Tuple[int, Iterator[bytes]]:
-    """(wire length, chunks) of one output member, CGI headers parsed.
+def frame_output(output: Output, replaces: bool = False) -> Frame:
+    """(wire length, chunks) of one output member, CGI headers parsed;
+    with ``replaces``, marked as the whole of a streamed output
+    (``protocol.PAX_REPLACES``).
 
     Raises :class:`cgi.InvalidCgiOutput` for CGI output that breaks a rule.
     """
     size = os.path.getsize(output.host_path)
     pax = {protocol.PAX_CONTENT_TYPE: output.content_type}
+    if replaces:
+        pax[protocol.PAX_REPLACES] = '1'
     offset = 0
     if output.content_type in CGI_TYPES:
         head = _output_bytes(output.host_path, output.key, CGI_HEAD)
@@ -268,18 +272,35 @@ def _on_fifo(session: Session, output: Output, limits: Limits
     return OutputStream(output.host_path, limits.max_output)
 
 
+def _teed(output: Output, ramdir: str, limits: Limits) -> OutputStream:
+    """``output``'s sealed file, also read as the program writes it in
+    order, through a FIFO the sandbox copies those writes to."""
+    output.tee = os.path.join(ramdir, 'tee.' + output.device)
+    return OutputStream(output.tee, limits.max_output)
+
+
+def teed_whole(output: Output, stream: OutputStream, report: Report
+               ) -> bool:
+    """Did the teed ``output`` stream whole: exactly the bytes of its file,
+    as the run's report hashes them?"""
+    return not stream.over_limit and \
+        stream.size == os.path.getsize(output.host_path) and \
+        stream.digest.hexdigest() == dict(report.etags).get(
+            '/dev/' + output.device)
+
+
 class AnswerBody:
     """The members of a node's answer; closing it (as the WSGI server does
     at the end, also when the client went away before the first byte)
     releases what the request held."""
 
-    def __init__(self, frames: List[Tuple[int, Iterator[bytes]]],
+    def __init__(self, frames: List[Frame],
                  stack: ExitStack):
         self._chunks = self._iterate(frames)
         self._stack = stack
 
     @staticmethod
-    def _iterate(frames: List[Tuple[int, Iterator[bytes]]]
+    def _iterate(frames: List[Frame]
                  ) -> Iterator[bytes]:
         for _, chunks in frames:
             yield from chunks
@@ -607,7 +628,7 @@ class NodeRequest:
         self.clock.mark('prepare')
         edges = self._edge_outputs(session, limits) \
             if self._connected() else None
-        stream = self._output_stream(session, limits)
+        streaming = self._output_stream(session, limits)
         if self.live is not None:
             self.live.start()
         if self.demux is not None:
@@ -617,13 +638,17 @@ class NodeRequest:
         run = eventlet.spawn(self.pool.run, session.manifest_path,
                              limits.timeout, queue_wait=protocol.QUEUE_WAIT,
                              account=job_account(req),
-                             ciphers=session.ciphers)
+                             ciphers=session.ciphers,
+                             tees={'/dev/' + output.device: output.tee
+                                   for output in session.outputs
+                                   if output.tee})
         if edges is not None:
             run.link(lambda _: edges.run_ended())
             return self._edge_answer(node, session, edges, run, started,
                                      clock, limits)
         held: List[bytes] = []
-        if stream is not None:
+        if streaming is not None:
+            output, stream = streaming
             run.link(lambda _: stream.run_ended())
             stream_after = self._stream_after()
             while True:
@@ -632,14 +657,14 @@ class NodeRequest:
                     break
                 held.append(data)
                 if stream.size > stream_after:
-                    return self._streamed(node, session, stream, held, run,
-                                          started, clock, limits)
+                    return self._streamed(node, session, output, stream,
+                                          held, run, started, clock, limits)
         result = self._result(run, session, clock, limits)
         self.clock.mark('sandbox')
         streams = {}
-        if stream is not None:
-            self._keep_output(session.outputs[0], held)
-            streams[session.outputs[0].device] = stream
+        if streaming is not None and not output.tee:
+            self._keep_output(output, held)
+            streams[output.device] = stream
         headers = self._headers(node, session, result, started, streams)
         frames = self._frames(node, session, result, headers)
         body_length = sum(length for length, _ in frames)
@@ -652,13 +677,14 @@ class NodeRequest:
         return resp
 
     def _frames(self, node: Node, session: Session, result: SessionResult,
-                headers: Dict[str, str], streamed: Collection[str] = ()
-                ) -> List[Tuple[int, Iterator[bytes]]]:
+                headers: Dict[str, str], streamed: Collection[str] = (),
+                replaced: Collection[str] = ()) -> List[Frame]:
         """The members of the node's outputs to send, but for the
-        ``streamed`` devices (sent as written); raises ``422`` when a CGI
-        output breaks a rule."""
+        ``streamed`` devices (sent as written), the ``replaced`` ones
+        marked as sent again whole; raises ``422`` when a CGI output breaks
+        a rule."""
         succeeded = result.report.ok and result.report.retcode == 0
-        frames: List[Tuple[int, Iterator[bytes]]] = []
+        frames: List[Frame] = []
         # Stored outputs first, the immediate response last: the proxy
         # writes the objects, then streams the body straight to the client.
         # A sandbox that failed returns none.
@@ -672,7 +698,8 @@ class NodeRequest:
             if os.path.getsize(output.host_path) < output.min_size:
                 continue
             try:
-                frames.append(frame_output(output))
+                frames.append(frame_output(
+                    output, replaces=output.device in replaced))
             except cgi.InvalidCgiOutput as err:
                 # The sandbox ran (its X-Nexe-* headers say how): the node
                 # fails for what it printed, and the proxy reports it.
@@ -692,29 +719,39 @@ class NodeRequest:
             return protocol.STREAM_AFTER
 
     def _output_stream(self, session: Session, limits: Limits
-                       ) -> Optional[OutputStream]:
-        """The FIFO the node's stdout is read from as it is written, when
-        the proxy may take the answer while the node runs and stdout is the
-        node's only output (:mod:`zerocloud.object.outstream`)."""
+                       ) -> Optional[Tuple[Output, OutputStream]]:
+        """The output read as the program writes it, and its FIFO, when
+        the proxy may take the answer while the node runs
+        (:mod:`zerocloud.object.outstream`): the node's only output when
+        it is its answer on stdout, else its first output stored as an
+        object (stdout, or a named device, teed)."""
         wanted = self.req.headers.get(protocol.ANSWER_STREAM_HEADER)
-        if len(session.outputs) != 1 or not (
-                wanted == protocol.ANSWER_STREAM_DUPLEX or (
-                    wanted == protocol.ANSWER_STREAM_AFTER_BODY
-                    and self.live is None)):
+        if not (wanted == protocol.ANSWER_STREAM_DUPLEX or (
+                wanted == protocol.ANSWER_STREAM_AFTER_BODY
+                and self.live is None)):
             # With an input fed live, the proxy is still sending the body:
             # unless it said it reads the answer meanwhile, the answer
             # must wait for the body's end.
             return None
-        output = session.outputs[0]
-        # stdout only: a named device is a file the program may seek in.
-        # The answer, or an object to store (which the proxy then PUTs as
-        # it comes); not one stored only past a size, nor CGI.
-        if output.device != 'stdout' or output.edge or output.min_size or \
-                (output.immediate and output.content_type in CGI_TYPES):
-            return None
-        stream = _on_fifo(session, output, limits)
-        self.stack.callback(stream.close)
-        return stream
+        # Never one stored only past a size, nor CGI.  The answer streams
+        # only alone (the others would have to wait for it).  A named
+        # device is a file the program may seek in: stored, it is teed;
+        # the answer it is not (what reached the client cannot be taken
+        # back).
+        for output in session.outputs:
+            if output.edge or output.min_size or \
+                    output.content_type in CGI_TYPES or \
+                    (output.immediate and len(session.outputs) > 1):
+                continue
+            if output.device == 'stdout':
+                stream = _on_fifo(session, output, limits)
+            elif output.swift_path is not None and output.key is not None:
+                stream = _teed(output, self.ramdir, limits)
+            else:
+                continue
+            self.stack.callback(stream.close)
+            return output, stream
+        return None
 
     def _keep_output(self, output: Output, held: List[bytes]) -> None:
         """A small streamed output, whole once the node ended: a RAM file
@@ -792,20 +829,31 @@ class NodeRequest:
             if streams else '')
         return headers
 
-    def _streamed(self, node: Node, session: Session, stream: OutputStream,
-                  held: List[bytes], run, started: float,
-                  clock: Optional[int], limits: Limits) -> Response:
+    def _streamed(self, node: Node, session: Session, output: Output,
+                  stream: OutputStream, held: List[bytes], run,
+                  started: float, clock: Optional[int], limits: Limits
+                  ) -> Response:
         """Answer now, while the node runs (:data:`zerocloud.protocol.
-        STREAMED_ANSWER_HEADER`); the final headers end the body."""
-        output = session.outputs[0]
+        STREAMED_ANSWER_HEADER`): ``output``'s pieces; its other outputs
+        whole and the final headers end the body."""
 
-        def finish() -> Dict[str, str]:
+        def finish() -> Tuple[List[Frame], Dict[str, str]]:
             result = self._result(run, session, clock, limits)
             self.clock.mark('sandbox')
-            return dict(self._headers(node, session, result, started,
-                                      {output.device: stream}),
-                        **{protocol.STAGES_HEADER:
-                           format_stages(self.clock.stages)})
+            # A teed output's file is the output: sent again whole unless
+            # that is what streamed.
+            rewritten = output.tee is not None and \
+                not teed_whole(output, stream, result.report)
+            headers = self._headers(node, session, result, started,
+                                    {} if output.tee else
+                                    {output.device: stream})
+            frames = self._frames(
+                node, session, result, headers,
+                streamed=() if rewritten else (output.device,),
+                replaced=(output.device,) if rewritten else ())
+            headers[protocol.STAGES_HEADER] = format_stages(
+                self.clock.stages)
+            return frames, headers
         headers = {'X-Nexe-System': header_value(node.name),
                    'X-Nexe-Policy': header_value(self.placement.policy.name),
                    protocol.STREAMED_ANSWER_HEADER: 'yes',
@@ -832,8 +880,7 @@ class NodeRequest:
         if run.dead:
             result = self._result(run, session, clock, limits)
 
-        def finish() -> Tuple[List[Tuple[int, Iterator[bytes]]],
-                              Dict[str, str]]:
+        def finish() -> Tuple[List[Frame], Dict[str, str]]:
             nonlocal result
             if result is None:
                 result = self._result(run, session, clock, limits)

@@ -10,6 +10,13 @@ and their md5 (the channel's etag) and holding it to ``zerovm_maxoutput``:
 beyond that the FIFO is closed and the program's next write fails
 (``EPIPE``).  Nothing the program writes there lands on a disk.
 
+When that only output is a named device stored as an object, a file the
+program may seek in, it stays a sealed file and the sandbox also writes
+its bytes to a FIFO as long as the program writes them in order
+(``zerocloud.runtime.served.TeedFile``).  The server reads that FIFO the
+same way; once the run ended it compares what it read with the file (size
+and md5), and sends the file again whole when they differ.
+
 Up to ``STREAM_AFTER`` bytes are held back: a node that ends before that
 is answered as usual, its output in one member.  A larger output starts
 the answer at once (:class:`StreamedAnswer`, :mod:`zerocloud.protocol`):
@@ -20,7 +27,7 @@ import json
 import os
 from abc import ABC, abstractmethod
 from hashlib import md5
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 from eventlet.hubs import trampoline
 from swift.common.swob import HTTPException
@@ -28,6 +35,8 @@ from swift.common.swob import HTTPException
 from zerocloud import protocol
 from zerocloud.object.fifo import make_fifo
 
+#: One member of an answer: its length on the wire, and its bytes.
+Frame = Tuple[int, Iterator[bytes]]
 #: Bytes taken from the FIFO at once (its whole buffer, ``fifo.PIPE_SIZE``).
 CHUNK = 1 << 20
 
@@ -146,11 +155,13 @@ class RunningAnswer(ABC):
 class StreamedAnswer(RunningAnswer):
     """The body of a streamed answer: the output's pieces, then the final
     headers.  ``held`` is what was read before the answer started;
-    ``finish()`` returns the node's ``X-Nexe-*`` headers."""
+    ``finish()`` returns the members to send before the final headers (a
+    teed output sent again whole, or none) and the node's ``X-Nexe-*``
+    headers."""
 
     def __init__(self, device: str, pax: Dict[str, str], held: List[bytes],
                  stream: OutputStream,
-                 finish: Callable[[], Dict[str, str]],
+                 finish: Callable[[], Tuple[List[Frame], Dict[str, str]]],
                  release: Callable[[], None]):
         """``pax``: the output's content type and metadata, sent with its
         first piece."""
@@ -173,7 +184,10 @@ class StreamedAnswer(RunningAnswer):
             if not data:
                 break
             yield from self._member(data)
-        yield from end_member(self._device, self._final())
+        frames, headers = self._final()
+        for _length, chunks in frames:
+            yield from chunks
+        yield from end_member(self._device, headers)
 
     def _close_streams(self) -> None:
         self._stream.close()

@@ -205,13 +205,15 @@ class PendingPut:
 
 @dataclass
 class StreamingPut:
-    """An output (the node's stdout) that comes while its node runs: PUT
-    as it comes (:class:`StreamFailed` ends ``chunks`` when the node
-    failed)."""
+    """A node's one output that comes while its node runs: PUT as it comes
+    (:class:`StreamFailed` ends ``chunks`` when the node failed, or when
+    the output came again whole: ``replaced``, and its whole copy is then
+    in the node's ``puts``)."""
     path: SwiftPath
     content_type: str
     meta: Dict[str, str]
     chunks: Iterator[bytes]
+    replaced: bool = False
 
 
 @dataclass
@@ -254,23 +256,33 @@ class NodeResult:
         self.status, self.error = err.status, err.message
         return self
 
-    def discard(self) -> None:
-        """Drop everything this node's answer left behind."""
-        for chunks in (self.body and self.body.chunks,
-                       self.streaming_put and self.streaming_put.chunks):
-            close = getattr(chunks, 'close', None)
-            if close:
-                close()
-        self.streaming_put = None
-        if self.body is not None and self.body.spooled:
-            self.body.spooled.remove()
+    def end_stream(self) -> None:
+        """Done with an output stored as it came: drop the rest of its
+        answer, and the connection."""
+        if self.streaming_put is not None:
+            _close(self.streaming_put.chunks)
+            self.streaming_put = None
         if self.release:
             self.release()
             self.release = None
+
+    def discard(self) -> None:
+        """Drop everything this node's answer left behind."""
+        if self.body is not None:
+            _close(self.body.chunks)
+        self.end_stream()
+        if self.body is not None and self.body.spooled:
+            self.body.spooled.remove()
         for put in self.puts:
             put.data.remove()
         for data in self.edges.values():
             data.remove()
+
+
+def _close(chunks: Iterator[bytes]) -> None:
+    close = getattr(chunks, 'close', None)
+    if close:
+        close()
 
 
 def _describe(err: BaseException) -> str:
@@ -708,9 +720,42 @@ def _spool(reader: protocol.MemberReader, spool_dir: Optional[str]
     return spooled
 
 
-def _take_streamed(result: NodeResult, answer: Answer) -> None:
+def _take_output(result: NodeResult, reader: protocol.MemberReader,
+                 member: protocol.Member, spool_dir: Optional[str],
+                 release: Optional[Callable[[], None]] = None) -> bool:
+    """A whole output member into ``result``: an object to store
+    (spooled), or the node's part of the client's answer, spooled or,
+    given ``release`` (its connection's), left on the connection for the
+    response to stream (``True``: read nothing more of the answer)."""
+    channel = {ch.device: ch for ch in result.node.channels}.get(member.name)
+    if channel is None:
+        raise protocol.FramingError('Channel name %s not found'
+                                    % member.name)
+    ctype = member.pax.get(protocol.PAX_CONTENT_TYPE, channel.content_type)
+    meta = member_meta(member.pax)
+    if isinstance(channel.path, SwiftPath):
+        result.puts.append(PendingPut(
+            channel.path, _spool(reader, spool_dir), ctype, meta))
+        return False
+    headers = body_headers(member.pax, meta)
+    if protocol.PAX_STATUS in member.pax:
+        result.status = max(result.status, program_status(member.pax))
+    if release is not None:
+        result.body = Body(member.size, ctype, _member_chunks(reader),
+                           headers)
+        result.release = release
+        return True
+    spooled = _spool(reader, spool_dir)
+    result.body = Body(spooled.size, ctype, spooled.chunks(), headers,
+                       spooled)
+    return False
+
+
+def _take_streamed(result: NodeResult, answer: Answer,
+                   spool_dir: Optional[str]) -> None:
     """Leave a streamed answer on its connection, for the response to
-    stream or to store."""
+    stream or to store (an output sent again whole is spooled to
+    ``spool_dir``)."""
     reader = protocol.MemberReader(answer.read)
     try:
         first = reader.next_member()
@@ -725,7 +770,7 @@ def _take_streamed(result: NodeResult, answer: Answer) -> None:
     content_type = first.pax.get(
         protocol.PAX_CONTENT_TYPE, channel.content_type if channel else
         'application/octet-stream')
-    chunks = _streamed_chunks(reader, result, first)
+    chunks = _streamed_chunks(reader, result, first, spool_dir)
     if channel is not None and isinstance(channel.path, SwiftPath):
         result.streaming_put = StreamingPut(
             channel.path, content_type, member_meta(first.pax), chunks)
@@ -741,16 +786,32 @@ class StreamFailed(Exception):
 
 
 def _streamed_chunks(reader: protocol.MemberReader, result: NodeResult,
-                     first: protocol.Member) -> Iterator[bytes]:
+                     first: protocol.Member, spool_dir: Optional[str]
+                     ) -> Iterator[bytes]:
     """The pieces of a streamed answer (:data:`zerocloud.protocol.
     STREAMED_ANSWER_HEADER`), starting with member ``first``; at its end
-    ``result`` gets the node's final headers.  Raises
-    :class:`StreamFailed` when the node failed, so that the client sees a
-    body cut short, never a clean end."""
+    ``result`` gets the node's other outputs, whole (spooled to
+    ``spool_dir``), and its final headers.  Raises :class:`StreamFailed`
+    when the node failed, so that the client sees a body cut short, never
+    a clean end, and when an output to store came again whole
+    (``PAX_REPLACES``): its ``PUT`` is abandoned and the whole copy stored
+    as any output."""
     member: Optional[protocol.Member] = first
+    replaced = False
     try:
         while member is not None and protocol.PAX_END not in member.pax:
-            yield from _member_chunks(reader)
+            again = member.name == first.name
+            if again and protocol.PAX_REPLACES not in member.pax:
+                yield from _member_chunks(reader)
+            elif result.streaming_put is None or (again and replaced):
+                # Only an output to store streams beside others, and it
+                # comes again whole at most once.
+                raise protocol.FramingError('unexpected whole output %s'
+                                            % member.name)
+            else:
+                if again:
+                    result.streaming_put.replaced = replaced = True
+                _take_output(result, reader, member, spool_dir)
             member = reader.next_member()
         _take_final(result, reader, member)
     except (ServerLost, protocol.FramingError, ValueError) as err:
@@ -758,8 +819,16 @@ def _streamed_chunks(reader: protocol.MemberReader, result: NodeResult,
         result.error = 'Storage server failed while streaming the answer ' \
             'of node %s: %s' % (result.node.name, err)
         raise StreamFailed(result.error)
+    except OSError as err:   # the whole copy's spool
+        result.status = 503
+        result.error = 'Cannot keep the output of node %s: %s' % (
+            result.node.name, err.strerror)
+        raise StreamFailed(result.error)
     if result.failed:
         raise StreamFailed(result.error)
+    if replaced:
+        raise StreamFailed('node %s rewrote its output: stored whole'
+                           % result.node.name)
 
 
 def _take_final(result: NodeResult, reader: protocol.MemberReader,
@@ -818,13 +887,12 @@ def read_answer(result: NodeResult, answer: Answer, stream: bool,
     result.headers = nexe_reported(got)
     result.stages += server_stages(got)
     if streamed:
-        _take_streamed(result, answer)
+        _take_streamed(result, answer, spool_dir)
         return
     if not by_edges and got['X-Nexe-Status'] != 'ok':
         result.status = NODE_FAILED
         result.error = 'Node %s failed: %s' % (node.name,
                                                got['X-Nexe-Status'])
-    channels = {ch.device: ch for ch in node.channels}
     edges = {e.device for e in node.edges if e.direction == 'out'}
     reader = protocol.MemberReader(answer.read)
     try:
@@ -847,29 +915,9 @@ def read_answer(result: NodeResult, answer: Answer, stream: bool,
             if member.name in edges:
                 result.edges[member.name] = _spool(reader, spool_dir)
                 continue
-            channel = channels.get(member.name)
-            if channel is None:
-                raise protocol.FramingError(
-                    'Channel name %s not found' % member.name)
-            ctype = member.pax.get(protocol.PAX_CONTENT_TYPE,
-                                   channel.content_type)
-            meta = member_meta(member.pax)
-            if isinstance(channel.path, SwiftPath):
-                result.puts.append(PendingPut(
-                    channel.path, _spool(reader, spool_dir), ctype, meta))
-                continue
-            headers = body_headers(member.pax, meta)
-            if protocol.PAX_STATUS in member.pax:
-                result.status = max(result.status,
-                                    program_status(member.pax))
-            if stream:
-                result.body = Body(member.size, ctype,
-                                   _member_chunks(reader), headers)
-                result.release = answer.release
+            if _take_output(result, reader, member, spool_dir,
+                            answer.release if stream else None):
                 return
-            spooled = _spool(reader, spool_dir)
-            result.body = Body(spooled.size, ctype, spooled.chunks(),
-                               headers, spooled)
     except ServerLost:
         result.status = 503
         result.error = 'Storage server failed while answering for node %s' \

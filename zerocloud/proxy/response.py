@@ -122,15 +122,16 @@ class JobResponse:
 
     def store_streaming(self, results: List[NodeResult]) -> None:
         """PUT the outputs that come while their node runs (a one-node
-        job's stdout, see :mod:`zerocloud.object.outstream`); the node's
-        final headers come at their end."""
+        job's only output, see :mod:`zerocloud.object.outstream`); the
+        node's final headers come at their end.  One that came again whole
+        is stored by :meth:`store_outputs`, its ``PUT`` here abandoned."""
         for result in results:
             put = result.streaming_put
             if put is None:
                 continue
             refusal = self.swift.store_streaming(put, self.grants)
-            result.discard()   # the rest of the answer, and its connection
-            if refusal and not result.failed:
+            result.end_stream()
+            if refusal and not put.replaced and not result.failed:
                 result.status, result.error = refusal
 
     def store_outputs(self, results: List[NodeResult]) -> None:

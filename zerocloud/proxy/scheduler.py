@@ -493,14 +493,13 @@ class Scheduler:
         return placed, candidates, headers
 
     def _may_stream(self, node: Node) -> bool:
-        """May ``node``'s server answer while it runs?  A stdout stored as
+        """May ``node``'s server answer while it runs?  An output stored as
         it comes is written into a PUT, which Swift abandons when no byte
         came for ``client_timeout`` seconds: only when the node may not
         run that long."""
-        for channel in node.channels:
-            if channel.device == 'stdout' and \
-                    isinstance(channel.path, SwiftPath):
-                return self.config.timeout < self.config.client_timeout
+        if any(channel.writable and isinstance(channel.path, SwiftPath)
+               for channel in node.channels):
+            return self.config.timeout < self.config.client_timeout
         return True
 
     def _send(self, node: Node, stream: bool, done: Dict[str, NodeResult],

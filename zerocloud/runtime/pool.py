@@ -289,16 +289,19 @@ class SandboxPool:
             validate_only: bool = False,
             queue_wait: Optional[float] = None,
             account: str = '',
-            ciphers: Optional[Dict[str, CipherKey]] = None
-            ) -> SessionResult:
+            ciphers: Optional[Dict[str, CipherKey]] = None,
+            tees: Optional[Dict[str, str]] = None) -> SessionResult:
         """Run one session in a worker for ``account``; raises PoolFull
         when none is free for it (within ``queue_wait`` seconds, if
-        given).  ``ciphers``: keys of channels read or written encrypted."""
+        given).  ``ciphers``: keys of channels read or written encrypted;
+        ``tees``: FIFOs sealed outputs are also written to, by alias
+        (``zerocloud.runtime.served.TeedFile``)."""
         request = {'manifest': manifest_path,
                    'skip_validation': skip_validation,
                    'validate_only': validate_only,
                    'ciphers': {alias: key.to_json()
-                               for alias, key in (ciphers or {}).items()}}
+                               for alias, key in (ciphers or {}).items()},
+                   'tees': dict(tees or {})}
         try:
             reply = self._exchange(request, timeout + self.kill_timeout,
                                    queue_wait, account)

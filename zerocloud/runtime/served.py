@@ -18,6 +18,16 @@ These channels are not read or written by wasmtime's own calls:
   (:mod:`zerocloud.cipher`): the program's plaintext never lands on a
   disk.  Writes go anywhere; a hole or a larger size reads back as zeros
   (encrypted zeros are written for it).
+* **Teed outputs.**  A sealed output the object server may store while
+  the node runs (:class:`TeedFile`): each write goes to its sealed file
+  as above and, as long as the program writes in order from the start,
+  its plaintext also goes to a FIFO the server reads (with a full FIFO
+  holding the guest back).  The first write out of that order or a new
+  size ends the copy, never the program's write: the file stays what the
+  program wrote, and the server, which compares what it read with the
+  file's md5 and size once the run ended, sends the file instead.  A FIFO
+  whose reader went away (the answer was dropped, or went past the
+  output's limit) fails the write with ``EPIPE``, as for stdout.
 * **Streams.**  A named device on a FIFO (an input the object server feeds
   while the node runs): wasmtime reads files at a position it keeps, which
   a pipe refuses, so reads are served here in order.  A seek, ``fd_tell``
@@ -200,6 +210,57 @@ class StreamedOutput(ServedFile):
 
     def write(self, views: List[memoryview], offset: int) -> int:
         return os.writev(self.fd, views) if views else 0
+
+
+class TeedFile(CipheredFile):
+    """A sealed output whose bytes written in order from its start are
+    also written to a FIFO, for the object server to store them while the
+    node runs.  ``teed``: the bytes the FIFO got; the copy ends (its end
+    of the FIFO closed) at the first write elsewhere than there or at a
+    new size, and the server then sends the file.  Raises OSError
+    (``EPIPE``) when the FIFO's reader went away."""
+
+    def __init__(self, path: str, key: CipherKey, fifo: str):
+        super().__init__(path, key, writable=True)
+        self.tee = _open_fifo(fifo, os.O_WRONLY)
+        self.teed = 0
+
+    def write(self, views: List[memoryview], offset: int) -> int:
+        done = super().write(views, offset)
+        if self.tee >= 0:
+            if offset == self.teed:
+                _write_all(self.tee, views)
+                self.teed += done
+            else:
+                self._end_copy()
+        return done
+
+    def set_size(self, size: int) -> None:
+        super().set_size(size)
+        if size != self.teed:
+            self._end_copy()
+
+    def _end_copy(self) -> None:
+        if self.tee >= 0:
+            os.close(self.tee)
+            self.tee = -1
+
+    def close(self) -> None:
+        self._end_copy()
+        super().close()
+
+
+def _write_all(fd: int, views: List[memoryview]) -> None:
+    """Write every byte of ``views`` to blocking descriptor ``fd`` (a
+    write to a pipe may take fewer bytes than given)."""
+    views = [view for view in views if len(view)]
+    while views:
+        done = os.writev(fd, views)
+        while views and done >= len(views[0]):
+            done -= len(views[0])
+            views.pop(0)
+        if done:
+            views[0] = views[0][done:]
 
 
 class _Open:

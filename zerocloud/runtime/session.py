@@ -117,7 +117,7 @@ from zerocloud.cipher import CipherKey, KeyStream
 from zerocloud.runtime import image, nvram, reactor
 from zerocloud.runtime.cache import ModuleCache
 from zerocloud.runtime.served import (
-    CipheredFile, ServedFile, StreamedFile, StreamedOutput)
+    CipheredFile, ServedFile, StreamedFile, StreamedOutput, TeedFile)
 from zerocloud.runtime.engine import EngineSettings
 from zerocloud.runtime.errors import SessionFailure, error_text
 from zerocloud.runtime.guard import (
@@ -353,13 +353,15 @@ class Runtime:
 
     def run(self, manifest_path: str, *, skip_validation: bool = False,
             validate_only: bool = False,
-            ciphers: Optional[Dict[str, CipherKey]] = None) -> SessionResult:
+            ciphers: Optional[Dict[str, CipherKey]] = None,
+            tees: Optional[Dict[str, str]] = None) -> SessionResult:
         """Run one session; ``ciphers`` maps the aliases of channels read or
         written encrypted (read channels stored encrypted, sealed outputs)
-        to their keys (``zerocloud.runtime.served``)."""
+        to their keys, ``tees`` those of sealed outputs also written to a
+        FIFO to theirs (``zerocloud.runtime.served``)."""
         report = Report(validation=2)
         session = _Session(self, manifest_path, report, skip_validation,
-                           validate_only, ciphers or {})
+                           validate_only, ciphers or {}, tees or {})
         try:
             exit_status = session.execute()
         except SessionFailure as failure:
@@ -383,9 +385,10 @@ class _Session:
 
     def __init__(self, runtime: Runtime, manifest_path: str, report: Report,
                  skip_validation: bool, validate_only: bool,
-                 ciphers: Dict[str, CipherKey]):
+                 ciphers: Dict[str, CipherKey], tees: Dict[str, str]):
         self.runtime = runtime
         self.ciphers = ciphers
+        self.tees = tees
         #: The served channels' host files, by alias, open for the run.
         self.served: Dict[str, ServedFile] = {}
         self.manifest_path = manifest_path
@@ -462,6 +465,12 @@ class _Session:
     def _open_channels(self, manifest: Manifest) -> None:
         for channel in manifest.channels:
             self.kinds[channel.alias] = prepare_host_channel(channel)
+        for alias in self.tees:
+            channel = manifest.channel(alias)
+            if alias not in self.ciphers or channel is None or \
+                    not channel.writable:
+                raise SessionFailure('channel %s: only a sealed output can '
+                                     'be teed' % alias, errno.EINVAL)
         for alias, key in self.ciphers.items():
             channel = manifest.channel(alias)
             if channel is None or self.kinds[alias] != 'file' or \
@@ -470,7 +479,9 @@ class _Session:
                 raise SessionFailure('channel %s: only a read or a write '
                                      'channel on a file can be ciphered'
                                      % alias, errno.EINVAL)
-            self._serve(alias, lambda uri, key=key, channel=channel:
+            fifo = self.tees.get(alias)
+            self._serve(alias, lambda uri, key=key, channel=channel,
+                        fifo=fifo: TeedFile(uri, key, fifo) if fifo else
                         CipheredFile(uri, key, channel.writable), channel)
         for channel in manifest.channels:
             if self.kinds[channel.alias] == 'fifo' and \

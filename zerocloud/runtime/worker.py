@@ -29,7 +29,9 @@ Protocol: one JSON object per line, worker stdin = requests, stdout = replies.
   text>", "fuel": <int or null>}``.  ``ciphers`` (optional) names the
   channels read or written encrypted and their keys (read channels stored
   encrypted, outputs sealed: ``zerocloud.runtime.served``): keys travel on
-  this pipe only, never in a file.
+  this pipe only, never in a file.  ``tees`` (optional, ``{"<alias>":
+  "<FIFO path>"}``) names sealed outputs whose bytes written in order also
+  go to a FIFO the object server reads while the node runs.
 * With ``--wall-clock exit``, a session still running at its ``Timeout``
   answers ``{"exit_status": 4, "report": "<report with status session
   timeout>", "fuel": null, "exiting": true}`` from the watchdog thread; the
@@ -130,6 +132,14 @@ def _ciphers(request: Dict[str, Any]) -> Dict[str, CipherKey]:
         raise RequestError(str(exc))
 
 
+def _tees(request: Dict[str, Any]) -> Dict[str, str]:
+    value = request.get('tees', {})
+    if not isinstance(value, dict) or not all(
+            isinstance(path, str) and path for path in value.values()):
+        raise RequestError("'tees' must map aliases to FIFO paths")
+    return value
+
+
 def session_reply(result: Any) -> Dict[str, Any]:
     """The reply to a manifest request, from a SessionResult."""
     return {'exit_status': int(result.exit_status),
@@ -150,7 +160,8 @@ def handle(runtime: Any, line: bytes) -> Dict[str, Any]:
         result = runtime.run(_text(request, 'manifest', True),
                              skip_validation=_flag(request, 'skip_validation'),
                              validate_only=_flag(request, 'validate_only'),
-                             ciphers=_ciphers(request))
+                             ciphers=_ciphers(request),
+                             tees=_tees(request))
         return session_reply(result)
     except Exception as exc:
         return {ERROR: '%s: %s' % (type(exc).__name__, exc)}

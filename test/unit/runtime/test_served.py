@@ -390,3 +390,59 @@ def test_sealed_outputs_are_ciphertext_on_disk_and_plaintext_to_the_program(
     assert dict(result.report.etags) == {
         '/dev/stdout': hashlib.md5(b'answer ' * 1000).hexdigest(),
         '/dev/out': hashlib.md5(expected).hexdigest()}
+
+
+#: Writes ``/dev/out`` in order (a tell and a seek to where it is do not
+#: end the copy), then, with argument ``rewrite``, its first bytes again.
+TEED_WRITER = r'''
+import os, sys
+with open("/dev/out", "wb") as f:
+    for size in (1, 70000, 3 << 20, 5):
+        f.write(bytes([size % 251]) * size)
+        f.seek(f.tell())
+    f.flush()
+    if sys.argv[1:] == ["rewrite"]:
+        os.pwrite(f.fileno(), b"HEAD", 0)
+        f.write(b"tail")
+'''
+TEED_BYTES = b''.join(bytes([size % 251]) * size
+                      for size in (1, 70000, 3 << 20, 5))
+
+
+@pytest.mark.parametrize('rewrite', [False, True])
+def test_a_teed_output_streams_what_is_written_in_order(
+        runtime, python_image, tmp_path, rewrite):
+    """A sealed output teed to a FIFO: the FIFO gets every byte written in
+    order from the start, while the file (sealed) gets every write; a
+    write out of order ends the copy there, the file stays whole."""
+    out = tmp_path / 'out'
+    got = drain_fifo(str(tmp_path / 'tee'))
+    manifest = write_manifest(
+        tmp_path, python_image, ProgramMember='python',
+        args=['python', '-c', TEED_WRITER] + (['rewrite'] if rewrite else []),
+        channels=[write_channel(str(out), '/dev/out', etag=1)])
+    key = CipherKey(os.urandom(32), os.urandom(16))
+    result = runtime.run(manifest, ciphers={'/dev/out': key},
+                         tees={'/dev/out': str(tmp_path / 'tee')})
+    got['thread'].join(30)
+    assert (result.exit_status, result.report.retcode) == (0, 0), \
+        output(tmp_path, 'stderr')
+    stored = KeyStream(key).apply(0, out.read_bytes())
+    assert TEED_BYTES[:1000] not in out.read_bytes()
+    if rewrite:
+        assert stored == b'HEAD' + TEED_BYTES[4:] + b'tail'
+        assert got['data'] == TEED_BYTES
+    else:
+        assert stored == got['data'] == TEED_BYTES
+    assert dict(result.report.etags)['/dev/out'] == \
+        hashlib.md5(stored).hexdigest()
+
+
+def test_only_sealed_outputs_are_teed(runtime, python_image, tmp_path):
+    manifest = write_manifest(
+        tmp_path, python_image, ProgramMember='python',
+        args=['python', '-c', 'pass'],
+        channels=[write_channel(str(tmp_path / 'out'), '/dev/out')])
+    result = runtime.run(manifest, tees={'/dev/out': str(tmp_path / 'x')})
+    assert result.report.status == \
+        'channel /dev/out: only a sealed output can be teed'

@@ -48,7 +48,8 @@ class FakeRuntime:
 
     def run(self, manifest_path: str, *, skip_validation: bool = False,
             validate_only: bool = False,
-            ciphers: Optional[dict] = None) -> FakeResult:
+            ciphers: Optional[dict] = None,
+            tees: Optional[dict] = None) -> FakeResult:
         with open(manifest_path) as manifest:
             command, _, argument = manifest.read().strip().partition(' ')
         if command == 'sleep':
@@ -77,6 +78,9 @@ class FakeRuntime:
             status = ' '.join('%s=%s' % (alias, hashlib.sha256(
                 key.key + key.iv).hexdigest()[:8])
                 for alias, key in sorted((ciphers or {}).items()))
+        if command == 'tees':
+            status = ' '.join('%s=%s' % item
+                              for item in sorted((tees or {}).items()))
         return FakeResult(0, Report(validation=0, retcode=retcode,
                                     status=status), 7)
 

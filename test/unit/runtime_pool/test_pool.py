@@ -47,6 +47,9 @@ def test_cipher_keys_reach_the_worker_with_the_run(
     assert result.report.status == '/dev/input=%s /dev/stdin=%s' % (
         digest, digest)
     assert pool.run(command('ciphers'), 5).report.status == ''
+    assert pool.run(command('tees'), 5, tees={
+        '/dev/output': '/ram/tee.output'}).report.status == \
+        '/dev/output=/ram/tee.output'
 
 
 def test_concurrent_green_runs_use_separate_workers(

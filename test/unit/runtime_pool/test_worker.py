@@ -17,9 +17,9 @@ class RecordingRuntime:
         self.calls = []
 
     def run(self, manifest_path, *, skip_validation=False,
-            validate_only=False, ciphers=None):
+            validate_only=False, ciphers=None, tees=None):
         self.calls.append(('run', manifest_path, skip_validation,
-                           validate_only, ciphers))
+                           validate_only, ciphers, tees))
 
         class Result:
             exit_status = 0
@@ -40,7 +40,7 @@ def test_run_request_answers_rendered_report():
     runtime = RecordingRuntime()
     reply = worker.handle(runtime, worker.encode_message(
         {'manifest': '/m', 'skip_validation': True}))
-    assert runtime.calls == [('run', '/m', True, False, {})]
+    assert runtime.calls == [('run', '/m', True, False, {}, {})]
     assert reply['exit_status'] == 0 and reply['fuel'] is None
     report = parse_report(reply['report'])
     assert report.retcode == 3
@@ -51,9 +51,12 @@ def test_run_request_carries_cipher_keys():
     runtime = RecordingRuntime()
     key = CipherKey(b'k' * 32, b'i' * 16)
     worker.handle(runtime, worker.encode_message(
-        {'manifest': '/m', 'ciphers': {'/dev/input': key.to_json()}}))
+        {'manifest': '/m', 'ciphers': {'/dev/input': key.to_json(),
+                                       '/dev/output': key.to_json()},
+         'tees': {'/dev/output': '/ram/tee'}}))
     assert runtime.calls == [('run', '/m', False, False,
-                              {'/dev/input': key})]
+                              {'/dev/input': key, '/dev/output': key},
+                              {'/dev/output': '/ram/tee'})]
 
 
 def test_warm_request_and_its_failure():
@@ -81,6 +84,10 @@ def test_bad_requests_get_error_replies():
         b'{"manifest": "/m", "ciphers": []}': "'ciphers' must be an object",
         b'{"manifest": "/m", "ciphers": {"/dev/input": {"key": "AA=="}}}':
             'bad cipher key',
+        b'{"manifest": "/m", "tees": {"/dev/output": ""}}':
+            "'tees' must map aliases to FIFO paths",
+        b'{"manifest": "/m", "tees": ["/dev/output"]}':
+            "'tees' must map aliases to FIFO paths",
     }
     for line, message in cases.items():
         reply = worker.handle(runtime, line)
