@@ -212,6 +212,16 @@ def test_parquet_input(s3, bucket):
     assert answer.json_rows() == [{'name': 'bob', 'n': 2},
                                   {'name': None, 'n': 3},
                                   {'name': 'dee', 'n': None}]
+    # Only the columns the query names are read, and counted.
+    metadata = pyarrow.parquet.ParquetFile(
+        io.BytesIO(packed.getvalue())).metadata.row_group(0)
+    assert answer.stats['BytesScanned'] == sum(
+        metadata.column(column).total_compressed_size for column in range(3))
+    one = select(s3, bucket, 'scores.parquet',
+                 'SELECT SUM(s.score) FROM S3Object s', inp={'Parquet': {}})
+    assert one.text == '21.25\n'
+    assert one.stats['BytesScanned'] == \
+        metadata.column(1).total_compressed_size
 
 
 @pytest.mark.parametrize('compression', ['GZIP', 'BZIP2'])

@@ -149,7 +149,7 @@ def selected_rows(request: SelectRequest, raw: BinaryIO, size: int,
                 'erasure-coded, large or symlinked object); store it as a '
                 'plain object of a replicated policy.')
         return query.run_json(ParquetFile(raw, size).records(
-            counter, request.scan_range))
+            counter, request.scan_range, query.fields_read()))
     stream = formats.open_input(raw, inp.compression, counter)
     if inp.format == 'JSON':
         return query.run_json(formats.json_records(

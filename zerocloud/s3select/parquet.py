@@ -28,6 +28,8 @@ codecs LZO, BROTLI, LZ4 and ZSTD are
 chunks kept in another file are refused.  Memory: the column chunks of
 one row group and their decoded values are held at once, so a row group
 bigger than ``max_row_group_bytes`` is ``OverMaxParquetBlockSize``.
+Only the columns a query names are read (``records(fields=...)``), as
+S3 does; ``BytesScanned`` counts those.
 """
 
 import struct
@@ -35,7 +37,7 @@ import zlib
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import (
-    Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple)
+    Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Set, Tuple)
 
 from .errors import SelectError
 from .model import ScanRange, byte_bounds
@@ -739,8 +741,11 @@ class ParquetFile:
         metadata = self._read_footer()
         try:
             self._columns = self._read_schema(metadata.get(2) or [])
+            row_groups = metadata.get(4) or []
             self._row_groups = [self._place_row_group(row_group)
-                                for row_group in metadata.get(4) or []]
+                                for row_group in row_groups]
+            self._row_counts: List[int] = [int(row_group[3])
+                                           for row_group in row_groups]
         except _CORRUPTION as exc:
             raise _parsing_error('The Parquet metadata is damaged: %s.'
                                  % exc) from exc
@@ -756,25 +761,33 @@ class ParquetFile:
                     % (index, held, max_row_group_bytes))
 
     def records(self, counter: Any = None,
-                scan_range: Optional[ScanRange] = None
+                scan_range: Optional[ScanRange] = None,
+                fields: Optional[Set[str]] = None
                 ) -> Iterator[Dict[str, Any]]:
         """Every row as ``{column name: value}``; ``counter``, if given,
         has ``bytes_scanned`` (compressed) and ``bytes_processed``
         (uncompressed) added to as column chunks are read.  With
         ``scan_range``, only the row groups that start in it (S3 splits
-        Parquet by row group)."""
+        Parquet by row group).  With ``fields`` (lower-case names), only
+        the columns named so are read, as S3 reads only the columns a
+        query uses: the rows hold just those."""
         start, stop = byte_bounds(scan_range, self._size)
         for index, places in enumerate(self._row_groups):
             offset = min(place.offset for place in places)
             if offset < start or (stop is not None and offset >= stop):
                 continue
+            read = [place for place in places if fields is None
+                    or place.column.name.lower() in fields]
             columns = []
-            for place in places:
+            for place in read:
                 columns.append(self._read_chunk(index, place))
                 if counter is not None:
                     counter.bytes_scanned += place.compressed_size
                     counter.bytes_processed += place.uncompressed_size
-            names = self.columns
+            if not read:   # COUNT(*): the row group's own count
+                yield from ({} for _ in range(self._row_counts[index]))
+                continue
+            names = [place.column.name for place in read]
             for row in zip(*columns):
                 yield dict(zip(names, row))
 

@@ -27,7 +27,7 @@ from typing import (Any, Callable, Iterable, Iterator, List, Optional,
 
 from .errors import SelectError
 from .sqleval import (Compiler, CSVCompiler, JSONCompiler, Evaluator,
-                      csv_pairs, expand_path, truth)
+                      csv_pairs, expand_path, matches_alias, truth)
 from .sqlparse import Aggregate, Name, Path, SelectItem, Statement, parse, walk
 from .values import MISSING
 
@@ -84,6 +84,32 @@ class Query:
         return self._generate(rows, JSONCompiler(self.text,
                                                  self._json_aliases()),
                               _json_pairs)
+
+    def fields_read(self) -> Optional[Set[str]]:
+        """The lower-case names of the top-level fields of a JSON (or
+        Parquet) record the statement reads, so a Parquet reader may skip
+        the other columns; ``None`` when it may read the whole record
+        (``SELECT *``, the row itself, a path after ``S3Object[*]``, or one
+        that starts with an index or a wildcard)."""
+        statement = self.statement
+        if not statement.items or statement.from_path:
+            return None
+        aliases = self._json_aliases()
+        fields: Set[str] = set()
+        roots = [item.expr for item in statement.items]
+        if statement.where is not None:
+            roots.append(statement.where)
+        for root in roots:
+            for node in walk(root):
+                if not isinstance(node, Path):
+                    continue
+                steps = node.steps
+                if matches_alias(steps[0], aliases):
+                    steps = steps[1:]
+                if not steps or not isinstance(steps[0], Name):
+                    return None
+                fields.add(steps[0].name.lower())
+        return fields
 
     def _csv_aliases(self) -> Set[str]:
         return {(self.statement.alias or 'S3Object').lower()}

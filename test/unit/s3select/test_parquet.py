@@ -158,6 +158,26 @@ def test_scan_ranges_take_the_row_groups_that_start_in_them():
         list(range(750, 1000))
 
 
+def test_only_the_columns_asked_for_are_read_and_counted():
+    table = pa.table({'n': list(range(600)),
+                      'Name': ['v%d' % i for i in range(600)],
+                      'big': ['x' * 100] * 600})
+    data = write(table, row_group_size=200)
+    metadata = pq.ParquetFile(io.BytesIO(data)).metadata
+    counter = SimpleNamespace(bytes_scanned=0, bytes_processed=0)
+    rows = list(open_parquet(data).records(counter, fields={'n', 'name'}))
+    assert rows[599] == {'n': 599, 'Name': 'v599'}
+    assert len(rows) == 600
+    assert counter.bytes_scanned == sum(
+        metadata.row_group(group).column(column).total_compressed_size
+        for group in range(3) for column in (0, 1))
+    # No column at all (COUNT(*)): one empty row per row, nothing read.
+    counter = SimpleNamespace(bytes_scanned=0, bytes_processed=0)
+    assert list(open_parquet(data).records(counter, fields=set())) == \
+        [{}] * 600
+    assert counter.bytes_scanned == 0
+
+
 def test_counter_grows_row_group_by_row_group():
     data = write(pa.table({'n': list(range(10))}), row_group_size=5)
     counter = SimpleNamespace(bytes_scanned=0, bytes_processed=0)

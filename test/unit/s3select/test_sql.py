@@ -548,3 +548,17 @@ def test_thousands_of_or_terms_run_and_deep_nesting_is_a_clear_error():
         compile_query('SELECT * FROM S3Object WHERE ' + '(' * 50000 +
                       '1 = 1' + ')' * 50000)
     assert deep.value.code == 'UnsupportedSqlStructure'
+
+
+@pytest.mark.parametrize('query, fields', [
+    ('SELECT s.a, b FROM S3Object s WHERE s."C" > 1', {'a', 'b', 'c'}),
+    ('SELECT COUNT(*) FROM S3Object', set()),
+    ('SELECT SUM(x.y) FROM S3Object[*] WHERE S3Object.z IS NULL',
+     {'x', 'z'}),
+    ('SELECT * FROM S3Object', None),
+    ('SELECT s FROM S3Object s', None),
+    ('SELECT a FROM S3Object[*].b', None),
+    ('SELECT s[0] FROM S3Object s', None),
+])
+def test_fields_read_name_the_columns_a_reader_may_keep(query, fields):
+    assert compile_query(query).fields_read() == fields
