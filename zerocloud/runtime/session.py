@@ -772,7 +772,10 @@ class _Session:
         etags: List[Tuple[str, str]] = []
         for channel in manifest.channels:
             if channel.etag:
-                etags.append((channel.alias, _md5_of(
+                served = self.served.get(channel.alias)
+                teed = served.whole_md5() \
+                    if isinstance(served, TeedFile) else None
+                etags.append((channel.alias, teed or _md5_of(
                     channel.uri, self.ciphers.get(channel.alias))))
         if manifest.memory_etag:
             etags.append(('/dev/memory', hashlib.md5(memory.read(
