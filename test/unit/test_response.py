@@ -275,6 +275,25 @@ def test_a_streamed_output_to_store_is_put_or_replaced_whole(tmp_path,
     assert os.listdir(tmp_path) == []
 
 
+def test_a_whole_output_inside_a_streamed_answer_is_a_bad_answer():
+    """Only an output to store streams beside others: an answer streamed
+    to the client that goes on with a whole member fails (cut short)."""
+    answer = streamed_answer([b'piece'])
+    wire = answer.read(1 << 20) + b''.join(protocol.iter_member(
+        'stdout', 5, [b'again'], {protocol.PAX_REPLACES: '1'}))
+    [only] = nodes('only')
+    result = NodeResult(only)
+    read_answer(result, Answer(200, answer.headers, io.BytesIO(wire).read,
+                               lambda: None), True, None, LOGGER)
+    got = []
+    with pytest.raises(StreamFailed):
+        for chunk in result.body.chunks:
+            got.append(chunk)
+    assert got == [b'piece']
+    assert result.status == 503
+    assert 'unexpected whole output stdout' in result.error
+
+
 def test_printed_headers_never_frame_the_response():
     [only] = nodes('only')
     result = NodeResult(only)

@@ -294,14 +294,12 @@ class AnswerBody:
     at the end, also when the client went away before the first byte)
     releases what the request held."""
 
-    def __init__(self, frames: List[Frame],
-                 stack: ExitStack):
+    def __init__(self, frames: List[Frame], stack: ExitStack):
         self._chunks = self._iterate(frames)
         self._stack = stack
 
     @staticmethod
-    def _iterate(frames: List[Frame]
-                 ) -> Iterator[bytes]:
+    def _iterate(frames: List[Frame]) -> Iterator[bytes]:
         for _, chunks in frames:
             yield from chunks
 
