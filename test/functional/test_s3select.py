@@ -312,6 +312,17 @@ def test_an_error_mid_stream_is_an_error_event(s3, bucket):
     assert not any('End' in e for e in received)
 
 
+def test_an_error_before_the_first_event_is_a_400_with_s3s_code(s3, bucket):
+    """A header name the CSV lacks is only found once the sandbox read the
+    header: before any event, so the answer is S3's error, not a stream."""
+    with pytest.raises(ClientError) as bad:
+        select(s3, bucket, 'people.csv', 'SELECT s.Nom FROM S3Object s')
+    assert bad.value.response['ResponseMetadata']['HTTPStatusCode'] == 400
+    error = bad.value.response['Error']
+    assert error['Code'] == 'EvaluatorBindingDoesNotExist'
+    assert 'No column Nom in the header' in error['Message']
+
+
 def test_bad_sql_is_a_400_with_s3s_code(s3, bucket):
     with pytest.raises(ClientError) as bad:
         s3.select_object_content(
@@ -470,12 +481,12 @@ def test_parquet_in_the_ec_policy(s3, account):
     noise = random.Random(5)
     store('large.parquet', pyarrow.table({'blob': [
         noise.randbytes(1 << 20).hex() for _ in range(6)]}))
-    resp = s3.select_object_content(
-        Bucket=container, Key='large.parquet', ExpressionType='SQL',
-        Expression='SELECT COUNT(*) FROM S3Object', InputSerialization={
-            'Parquet': {}}, OutputSerialization=CSV_OUT)
-    with pytest.raises(EventStreamError) as failed:
-        list(resp['Payload'])
+    with pytest.raises(ClientError) as failed:
+        s3.select_object_content(
+            Bucket=container, Key='large.parquet', ExpressionType='SQL',
+            Expression='SELECT COUNT(*) FROM S3Object', InputSerialization={
+                'Parquet': {}}, OutputSerialization=CSV_OUT)
+    assert failed.value.response['ResponseMetadata']['HTTPStatusCode'] == 400
     error = failed.value.response['Error']
     assert error['Code'] == 'ParquetParsingError'
     assert 'as a stream' in error['Message']

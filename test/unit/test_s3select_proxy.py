@@ -8,7 +8,7 @@ import tarfile
 import pytest
 
 from zerocloud.proxy.s3select import (
-    finished_events, select_job, split_messages)
+    early_error, finished_events, select_job, split_messages)
 from zerocloud.s3select import eventstream
 from zerocloud.s3select.errors import SelectError
 from zerocloud.s3select.model import SelectRequest
@@ -112,3 +112,22 @@ def test_the_answer_is_read_to_its_end_after_the_last_event():
     out = list(finished_events(chunks(), lambda err: 'unused'))
     assert b''.join(out) == eventstream.end_event()
     assert drained == [True]
+
+
+def test_an_error_before_any_event_is_an_error_answer():
+    """The first message decides the answer's status: an error event is
+    S3's XML error (400 with its code; 500 for InternalError), any other
+    event starts the stream."""
+    binding = early_error(eventstream.error_event(
+        'EvaluatorBindingDoesNotExist', 'No column Nom in the header'))
+    assert binding.status_int == 400
+    assert b'<Code>EvaluatorBindingDoesNotExist</Code>' in binding.body
+    assert b'No column Nom in the header' in binding.body
+    failed = early_error(eventstream.error_event(
+        'InternalError', 'The select stopped: session timeout'))
+    assert failed.status_int == 500
+    assert b'session timeout' in failed.body
+    for event in (eventstream.cont_event(), eventstream.end_event(),
+                  eventstream.records_event(b'a,b\n'),
+                  eventstream.stats_event(1, 1, 1)):
+        assert early_error(event) is None

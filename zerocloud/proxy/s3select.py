@@ -26,7 +26,11 @@ it ``501``).  What happens:
    whole message by message and makes sure it ends: a node that fails or
    stops mid-way (a limit, a lost server) ends the answer with an
    ``error`` event (``InternalError``) naming the reason, never a stream cut
-   inside a message.
+   inside a message.  The answer's status waits for the first event: an
+   error before it (a header name the CSV lacks, a value that does not
+   ``CAST`` in the first record, input that is not what the request says,
+   a node that failed at once) is an S3 XML error answer instead, ``400``
+   with the engine's code (``500 InternalError`` for a failed node).
 
 Only the selected bytes cross the network from the object server.
 """
@@ -155,6 +159,19 @@ def finished_events(chunks: Iterable[bytes],
         yield eventstream.error_event('InternalError', failure(problem))
 
 
+def early_error(raw: bytes) -> Optional[ErrorResponse]:
+    """The error answer an ``error`` event stands for when it is the first
+    message of the stream (``None`` for any other event)."""
+    [message] = eventstream.MessageDecoder().feed(raw)
+    if message.headers.get(':message-type') != 'error':
+        return None
+    code = str(message.headers.get(':error-code', 'InternalError'))
+    text = str(message.headers.get(':error-message', ''))
+    if code == 'InternalError':
+        return InternalError(text)
+    return SelectErrorResponse(SelectError(code, text))
+
+
 def job_error(status: int, text: str) -> ErrorResponse:
     """s3api's error for a job that did not run (``status``)."""
     if status in (401, 403):
@@ -232,9 +249,26 @@ class SelectObjectContent:
                                 self.req.path, reason)
             return 'The select stopped: %s' % reason
 
-        return S3Response(status=200, app_iter=finished_events(
-            resp.app_iter, failure),
-            headers={'Content-Type': 'application/octet-stream'})
+        events = finished_events(resp.app_iter, failure)
+        first = next(events)   # there is always one, if only an error
+        error = early_error(first)
+        if error is not None:
+            for _ in events:
+                pass   # the job's end: its final status and accounting
+            raise error
+        return S3Response(status=200, app_iter=_resumed(first, events),
+                          headers={'Content-Type':
+                                   'application/octet-stream'})
+
+
+def _resumed(first: bytes, events: Iterator[bytes]) -> Iterator[bytes]:
+    """``first``, then the rest of ``events``; closed (the client went
+    away), it closes them."""
+    try:
+        yield first
+        yield from events
+    finally:
+        close_if_possible(events)
 
 
 def _quoted(chunks: Iterable[bytes]) -> str:
