@@ -38,6 +38,8 @@ class Exchange:
             name, value = line.split(':', 1)
             self.headers[name.strip().title()] = value.strip()
         self._left = int(self.headers.get('Content-Length', 0))
+        self._chunked = self.headers.get('Transfer-Encoding') == 'chunked'
+        self._pending = b''
 
     def refuse(self, status: int, headers: Optional[Dict[str, str]] = None,
                text: bytes = b'') -> None:
@@ -48,8 +50,23 @@ class Exchange:
         self.sock.sendall(b'HTTP/1.1 100 Continue\r\n\r\n')
 
     def _read(self, size: int) -> bytes:
+        if self._chunked:
+            return self._read_chunked(size)
         data = self.rfile.read(min(size, self._left))
         self._left -= len(data)
+        return data
+
+    def _read_chunked(self, size: int) -> bytes:
+        """Up to ``size`` bytes of a chunked body (``b''`` at its end)."""
+        if not self._pending:
+            length = int(self.rfile.readline().split(b';')[0], 16)
+            if length == 0:
+                self.rfile.readline()   # the empty trailer
+                self._chunked = False   # the end: nothing more to read
+                return b''
+            self._pending = self.rfile.read(length)
+            self.rfile.readline()
+        data, self._pending = self._pending[:size], self._pending[size:]
         return data
 
     def read_body(self) -> Dict[str, bytes]:

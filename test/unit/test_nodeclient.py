@@ -14,8 +14,8 @@ from eventlet.event import Event
 from zerocloud import protocol
 from zerocloud.job.model import Node, parse_job
 from zerocloud.proxy.nodeclient import (
-    Answer, Attempts, InputFailed, NodeResult, Upload, busy_seconds,
-    dispatch, read_answer)
+    Answer, Attempts, FetchingUpload, InputFailed, NodeError, NodeResult,
+    Upload, busy_seconds, dispatch, read_answer)
 
 from test.unit.storage_server import TIMEOUTS, StorageServer, busy, runs
 
@@ -255,6 +255,79 @@ def test_an_input_shorter_than_announced_is_the_inputs_failure(servers):
         send([server], blame, [sysmap(), short])
     assert 'swift://a/c/short' in failure.value.message
     assert blame.servers == []
+
+
+def test_a_member_still_being_fetched_overlaps_the_servers_answer(servers):
+    """A stored program's GET goes on while the server is reached (here
+    it cannot end before the server saw the request); the body is then
+    chunked, the member sent once fetched."""
+    arrived = Event()
+    got = {}
+
+    def behave(ex) -> None:
+        arrived.send()
+        ex.continue_()
+        got.update(ex.read_body())
+        ex.answer_node(json.loads(got[protocol.SYSMAP_MEMBER]))
+    [server] = servers(behave)
+
+    def fetch() -> Upload:
+        arrived.wait()
+        return Upload(protocol.EXECUTABLE_MEMBER, 5, [b'wasm!'])
+    blame = Blame()
+    answer = send([server], blame, [
+        sysmap(), FetchingUpload('swift://a/c/prog', fetch)])
+    assert output_of(answer) == b'cat ran on %d' % server.port
+    assert server.requests[0]['Transfer-Encoding'] == 'chunked'
+    assert 'Content-Length' not in server.requests[0]
+    assert got[protocol.EXECUTABLE_MEMBER] == b'wasm!'
+    assert blame.servers == []
+
+
+def refused_fetch() -> Upload:
+    raise NodeError('Error 404 Not Found while fetching /a/c/prog', 404)
+
+
+def test_a_refused_fetch_fails_the_node_and_blames_no_server(servers):
+    """Refused after the server said ``100 Continue``: the fetch's own
+    error, the body cut short (the node never runs)."""
+    [server] = servers(runs)
+    blame = Blame()
+
+    def late_refusal() -> Upload:
+        while not server.requests:
+            eventlet.sleep(0.01)
+        refused_fetch()
+    with pytest.raises(NodeError) as failure:
+        send([server], blame, [
+            sysmap(), FetchingUpload('swift://a/c/prog', late_refusal)])
+    assert (failure.value.status, failure.value.message) == (
+        404, 'Error 404 Not Found while fetching /a/c/prog')
+    assert not isinstance(failure.value, InputFailed)
+    assert blame.servers == [] and server.ran == []
+
+
+def test_a_refused_fetch_stops_the_tries_of_other_servers(servers):
+    first, second = servers(busy, runs)
+    blame = Blame()
+    with pytest.raises(NodeError) as failure:
+        send([first, second], blame, [
+            sysmap(), FetchingUpload('swift://a/c/prog', refused_fetch)])
+    assert failure.value.status == 404
+    assert len(first.requests) == 1 and second.requests == []
+
+
+def test_a_fetch_that_breaks_is_the_inputs_failure(servers):
+    [server] = servers(runs)
+    blame = Blame()
+
+    def broken() -> Upload:
+        raise OSError('backend GET broke off')
+    with pytest.raises(InputFailed) as failure:
+        send([server], blame, [
+            sysmap(), FetchingUpload('swift://a/c/prog', broken)])
+    assert 'swift://a/c/prog' in failure.value.message
+    assert blame.servers == [] and server.ran == []
 
 
 LIVE_SIZE = 8 << 20

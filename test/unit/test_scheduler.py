@@ -269,9 +269,10 @@ def test_beyond_the_waiting_cap_a_busy_node_fails_at_once(cluster):
 
 
 def test_once_a_node_failed_the_others_stop_waiting(cluster):
-    """``missing`` fails at once (its program is not there); ``patient``
-    meets busy servers that ask for seconds: it gives up instead of
-    coming back, and is reported as not run."""
+    """``missing`` fails at once (its program is not there: its fetch,
+    which overlaps the first server's answer, stops it from trying
+    another); ``patient`` meets busy servers that ask for seconds: it
+    gives up instead of coming back, and is reported as not run."""
     long_wait = [lambda ex: busy(ex, '5')] * 3
     servers = cluster(*long_wait)
     missing, patient = servers.run([
@@ -280,7 +281,8 @@ def test_once_a_node_failed_the_others_stop_waiting(cluster):
         free_node('patient')])
     assert missing.status == 404
     assert (patient.status, patient.error, patient.headers) == (200, '', {})
-    assert servers.requests() == 3   # one round, never again
+    # missing: one server; patient: one round, never again.
+    assert servers.requests() == 1 + 3
     assert servers.client.waiting == 0
 
 

@@ -5,7 +5,9 @@ The request is a ``POST`` straight to the object (or container) server with
 device mounted, a sandbox slot free) before the body is sent, so the proxy
 can move to the next replica without having consumed any input.  Once
 ``100 Continue`` arrives the members are streamed with an exact
-``Content-Length`` and the final answer is read as a member stream
+``Content-Length`` (chunked instead when in-edges' data follows, or when a
+member is still being fetched: :class:`FetchingUpload`, whose GET goes on
+while the server is reached) and the final answer is read as a member stream
 (:mod:`zerocloud.protocol`) into a :class:`NodeResult`: outputs to store,
 edges for downstream nodes, and the node's part of the response.
 
@@ -28,7 +30,8 @@ node's run answered is the job's business.
 import json
 import socket
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, Iterator, List, Optional
+from typing import (
+    Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union)
 
 import eventlet
 from eventlet import Timeout
@@ -109,6 +112,52 @@ class Upload:
         close = getattr(self.chunks, 'close', None)
         if close:
             close()
+
+
+class FetchingUpload:
+    """A member still being fetched from Swift (a stored program or
+    image, never a streamed input): its GET goes on in a green thread
+    while the node's server is reached, and the member is sent once it
+    answered.  Its size is known only then, so a body holding one is
+    chunked."""
+
+    def __init__(self, source: str, fetch: Callable[[], Upload]):
+        self.source = source
+        self._fetch = eventlet.spawn(_outcome, fetch)
+
+    def upload(self) -> Upload:
+        """The member, once fetched; raises what the fetch raised."""
+        upload, failure = self._fetch.wait()
+        if failure is not None:
+            raise failure
+        return upload
+
+    def refused(self, wait: bool) -> Optional[NodeError]:
+        """The fetch's refusal (the object is missing, or the user may not
+        read it), if it ended so; with ``wait``, once it ended."""
+        if not (wait or self._fetch.dead):
+            return None
+        failure = self._fetch.wait()[1]
+        return failure if isinstance(failure, NodeError) else None
+
+    def close(self) -> None:
+        upload = self._fetch.wait()[0]
+        if upload is not None:
+            upload.close()
+
+
+def _outcome(fetch: Callable[[], Upload]
+             ) -> Tuple[Optional[Upload], Optional[BaseException]]:
+    """``fetch()``'s upload or failure, returned: a green thread that
+    raised would have its traceback printed (into the proxy's log)."""
+    try:
+        return fetch(), None
+    except (Exception, Timeout) as err:
+        return None, err
+
+
+#: One member of a node's request stream, fetched or being fetched.
+Member = Union[Upload, FetchingUpload]
 
 
 @dataclass
@@ -404,39 +453,75 @@ def _chunked(send: Callable[[bytes], None]) -> Callable[[bytes], None]:
     return send_chunk
 
 
-def _send_body(send: Callable[[bytes], None], uploads: List[Upload],
+def is_chunked(uploads: List[Member], edges: bool) -> bool:
+    """Is a body of ``uploads`` (and in-edges' data) sent chunked?"""
+    return edges or any(isinstance(u, FetchingUpload) for u in uploads)
+
+
+def _fetched(member: Member) -> Upload:
+    """``member`` once its fetch answered: a refusal naming the object
+    (NodeError) as it is, any other failure the input's."""
+    if isinstance(member, Upload):
+        return member
+    try:
+        return member.upload()
+    except NodeError:
+        raise
+    except (Exception, Timeout) as err:
+        raise InputFailed(member.source, err)
+
+
+def _raise_refused_fetch(uploads: List[Member], wait: bool) -> None:
+    """Raise a member's fetch refusal, if one ended so (with ``wait``:
+    once every fetch ended): the node cannot run, whatever a server
+    says."""
+    for member in uploads:
+        if isinstance(member, FetchingUpload):
+            refusal = member.refused(wait)
+            if refusal is not None:
+                raise refusal
+
+
+def _send_part(send: Callable[[bytes], None], source: str,
+               frames: Iterator[bytes], timeout: float) -> None:
+    while True:
+        try:
+            chunk = next(frames, None)
+        except (Exception, Timeout) as err:
+            raise InputFailed(source, err)
+        if chunk is None:
+            return
+        with ChunkWriteTimeout(timeout):
+            send(chunk)
+
+
+def _send_body(send: Callable[[bytes], None], uploads: List[Member],
                timeouts: Timeouts, streamed: Optional[Upload],
                edges: Optional[Iterator[bytes]] = None) -> None:
     """Stream the members through ``send``, then ``edges`` (the in-edges'
-    data, chunked: :func:`zerocloud.proxy.edges.edge_body`);
-    :class:`InputFailed` when an input breaks, anything else is the
-    connection's.  The ``streamed`` member and ``edges`` go at the
-    program's pace: each of their chunks may wait as long as the answer
-    does."""
-    parts = [(upload.source or 'member %s' % upload.name,
-              protocol.iter_member(upload.name, upload.size, upload.chunks),
-              timeouts.answer if upload is streamed else timeouts.node)
-             for upload in uploads]
+    data: :func:`zerocloud.proxy.edges.edge_body`), chunked when
+    :func:`is_chunked`; :class:`InputFailed` when an input breaks (a
+    fetch refused: its NodeError), anything else is the connection's.
+    The ``streamed`` member and ``edges`` go at the program's pace: each
+    of their chunks may wait as long as the answer does."""
+    chunked = is_chunked(uploads, edges is not None)
     raw_send = send
-    if edges is not None:
+    if chunked:
         send = _chunked(send)
-        parts.append((EDGES_SOURCE, edges, timeouts.answer))
-    for source, frames, timeout in parts:
-        while True:
-            try:
-                chunk = next(frames, None)
-            except (Exception, Timeout) as err:
-                raise InputFailed(source, err)
-            if chunk is None:
-                break
-            with ChunkWriteTimeout(timeout):
-                send(chunk)
+    for member in uploads:
+        upload = _fetched(member)
+        _send_part(send, upload.source or 'member %s' % upload.name,
+                   protocol.iter_member(upload.name, upload.size,
+                                        upload.chunks),
+                   timeouts.answer if upload is streamed else timeouts.node)
     if edges is not None:
+        _send_part(send, EDGES_SOURCE, edges, timeouts.answer)
+    if chunked:
         with ChunkWriteTimeout(timeouts.node):
             raw_send(b'0\r\n\r\n')
 
 
-def _send_and_answer(conn, uploads: List[Upload], timeouts: Timeouts,
+def _send_and_answer(conn, uploads: List[Member], timeouts: Timeouts,
                      streamed: Optional[Upload], duplex: bool,
                      clock: StageClock,
                      edges: Optional[Iterator[bytes]] = None):
@@ -484,7 +569,7 @@ def _raise_failure(sender) -> None:
             raise failure
 
 
-def _send_in_background(sock, uploads: List[Upload], timeouts: Timeouts,
+def _send_in_background(sock, uploads: List[Member], timeouts: Timeouts,
                         streamed: Optional[Upload],
                         edges: Optional[Iterator[bytes]] = None
                         ) -> Optional[BaseException]:
@@ -503,13 +588,13 @@ def _send_in_background(sock, uploads: List[Upload], timeouts: Timeouts,
     return None
 
 
-def _close_all(uploads: List[Upload]) -> None:
+def _close_all(uploads: List[Member]) -> None:
     for upload in uploads:
         upload.close()
 
 
 def dispatch(servers: List[dict], partition: int, path_info: str,
-             headers: Dict[str, str], uploads: List[Upload],
+             headers: Dict[str, str], uploads: List[Member],
              timeouts: Timeouts, on_error: Callable[[dict, str], None],
              clock: Optional[StageClock] = None,
              edges: Optional[Callable[[], Iterator[bytes]]] = None
@@ -517,7 +602,8 @@ def dispatch(servers: List[dict], partition: int, path_info: str,
     """Try ``servers`` in order; stream ``uploads`` to the first that
     accepts, then, if given, what ``edges()`` makes (the node's in-edges'
     data, in a chunked body, while the answer is read).  Raises
-    :class:`InputFailed` when an upload breaks.  The stages go to
+    :class:`InputFailed` when an upload breaks, and a member's fetch's own
+    NodeError when it was refused.  The stages go to
     ``clock``: ``connect`` (up to ``100 Continue``), ``send`` and
     ``wait`` (for the answer's headers), or ``send+wait`` when the answer
     may come while the body is sent."""
@@ -525,11 +611,11 @@ def dispatch(servers: List[dict], partition: int, path_info: str,
     headers = dict(headers)
     headers['Expect'] = '100-continue'
     streamed = None
-    if edges is None:
+    if is_chunked(uploads, edges is not None):
+        headers['Transfer-Encoding'] = 'chunked'
+    else:
         headers['Content-Length'] = str(sum(u.length for u in uploads))
         streamed = streaming_order(uploads)
-    else:
-        headers['Transfer-Encoding'] = 'chunked'
     if streamed is not None:
         headers[protocol.STREAMED_LENGTH_HEADER] = str(streamed.length)
     duplex = headers.get(protocol.ANSWER_STREAM_HEADER) == \
@@ -539,6 +625,7 @@ def dispatch(servers: List[dict], partition: int, path_info: str,
     sender = None
     try:
         for server in servers:
+            _raise_refused_fetch(uploads, wait=False)
             conn = _expect(server, partition, path_info, headers, timeouts,
                            on_error, attempts)
             if conn is None:
@@ -551,7 +638,8 @@ def dispatch(servers: List[dict], partition: int, path_info: str,
                 final, sender = _send_and_answer(
                     conn, uploads, timeouts, streamed, duplex, clock,
                     edges() if edges is not None else None)
-            except InputFailed:
+            except NodeError:
+                # An input broke, or a member's fetch was refused: theirs.
                 conn.close()
                 raise
             except (Exception, Timeout) as err:
@@ -595,6 +683,8 @@ def dispatch(servers: List[dict], partition: int, path_info: str,
             return Answer(final.status, answer_headers, body.read,
                           lambda: _stop(sender, conn), server=server,
                           stop=stop)
+        # Every server refused before the body: a refused fetch says more.
+        _raise_refused_fetch(uploads, wait=True)
         return attempts
     finally:
         if sender is None or sender.dead:
@@ -630,7 +720,7 @@ class NodeClient:
         self.error_occurred = error_occurred
 
     def send(self, candidates: List[dict], partition: int, path_info: str,
-             headers: Dict[str, str], uploads: List[Upload],
+             headers: Dict[str, str], uploads: List[Member],
              clock: StageClock,
              edges: Optional[Callable[[], Iterator[bytes]]] = None
              ) -> 'Answer | Attempts':

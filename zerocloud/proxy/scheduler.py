@@ -59,8 +59,8 @@ from zerocloud.job.source import Spooled
 from zerocloud.proxy import inputs
 from zerocloud.proxy.edges import Connections, edge_body, upstreams
 from zerocloud.proxy.nodeclient import (
-    NODE_FAILED, Answer, Attempts, InputFailed, NodeClient, NodeError,
-    NodeResult, Upload, nexe_reported, read_answer)
+    NODE_FAILED, Answer, Attempts, FetchingUpload, InputFailed, Member,
+    NodeClient, NodeError, NodeResult, Upload, nexe_reported, read_answer)
 from zerocloud.proxy.placement import Placer, Target
 from zerocloud.proxy.request import JobRequest
 from zerocloud.proxy.swiftaccess import SwiftAccess
@@ -252,18 +252,34 @@ class Scheduler:
     # -- what a node's server gets -------------------------------------------
 
     def _uploads(self, node: Node, placed, done: Dict[str, NodeResult],
-                 local_env: Dict[str, str]) -> List[Upload]:
+                 local_env: Dict[str, str]) -> List[Member]:
         """The members of the node's request stream, in protocol order.
 
         An input the node was to read in place but gets streamed brings its
         ``LOCAL_*`` variables along, as does one its server decrypts
-        (``local_env``; :mod:`zerocloud.proxy.inputs`).
+        (``local_env``; :mod:`zerocloud.proxy.inputs`).  A stored program
+        or image of a node that streams no input is still being fetched
+        when the node is sent (:class:`~zerocloud.proxy.nodeclient.
+        FetchingUpload`): its GET and the connection to the server overlap.
         """
         description = node.to_dict()
         description['env'].update(local_env)
         streamed_anchor = node.placement_channel() if placed is None else None
-        uploads: List[Upload] = []
+        remote = [ch for ch in node.channels
+                  if isinstance(ch.path, SwiftPath) and not ch.writable
+                  and ch is not placed]
+        overlap = not (
+            any(ch.device != protocol.IMAGE_MEMBER for ch in remote) or
+            (node.wants_stream and self.request.stream is not None) or
+            any(edge.direction == 'in' for edge in node.edges))
+        uploads: List[Member] = []
         grants = self.request.grants
+
+        def fetched(path: SwiftPath, member: str) -> Member:
+            if overlap:
+                return FetchingUpload(path.url, lambda: self.swift.fetch(
+                    path, member, grants))
+            return self.swift.fetch(path, member, grants)
         try:
             has_image_path = any(
                 ch.device == protocol.IMAGE_MEMBER and
@@ -273,15 +289,16 @@ class Scheduler:
                 uploads.append(Upload(protocol.IMAGE_MEMBER, image.size,
                                       image.chunks(), "the job's image"))
             if isinstance(node.exe, SwiftPath):
-                uploads.append(self.swift.fetch(
-                    node.exe, protocol.EXECUTABLE_MEMBER, grants))
-            for ch in node.channels:
-                if not isinstance(ch.path, SwiftPath) or ch.writable or \
-                        ch is placed:
-                    continue
+                uploads.append(fetched(node.exe,
+                                       protocol.EXECUTABLE_MEMBER))
+            for ch in remote:
                 if ch.path.obj is None:
                     raise NodeError('Cannot use container %s as a remote '
                                     'object reference' % ch.path.url)
+                if ch.device == protocol.IMAGE_MEMBER and \
+                        ch is not streamed_anchor:
+                    uploads.append(fetched(ch.path, ch.device))
+                    continue
                 upload, got = self.swift.fetch_input(ch.path, ch.device,
                                                      grants)
                 upload.streamable = ch.device != protocol.IMAGE_MEMBER
