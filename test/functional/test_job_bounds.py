@@ -16,10 +16,14 @@ A private cluster whose proxy spools into a directory of its own
   directory is empty.
 - The data between a job's nodes is bounded (``zerovm_job_spool_limit``,
   1 MiB here): a mapper writing past it fails the job, naming the option.
+- So is what a node writes (``zerovm_maxoutput``, 4 MiB here), also an
+  output stored while it is written (stdout with a path, a named device
+  teed): past it the node fails naming the limit, and nothing is stored.
 """
 
 import json
 import os
+import re
 import time
 from typing import List
 
@@ -28,8 +32,8 @@ import requests
 import wasmtime
 
 from .helpers import (
-    Account, configure, nexe_list, python_node, started_cluster, store_zapp,
-    unique)
+    Account, configure, configure_object_query, nexe_list, python_node,
+    started_cluster, store_zapp, unique)
 
 #: Bytes of one response header line (CRLF included) we stay under.
 MAX_HEADER_LINE = 8192
@@ -37,6 +41,8 @@ MAX_HEADER_LINE = 8192
 CLEANUP_WAIT = 30
 #: This cluster's ``zerovm_job_spool_limit``.
 JOB_SPOOL = 1 << 20
+#: This cluster's ``zerovm_maxoutput``.
+MAX_OUTPUT = 4 << 20
 
 NOOP = '(module (memory (export "memory") 1) (func (export "_start")))'
 TRAP = ('(module (memory (export "memory") 1) '
@@ -81,6 +87,7 @@ def own_spool_dir(cluster) -> None:
     os.makedirs(spool)
     configure(cluster, 'proxy-server', 'filter:proxy_query',
               zerovm_spool_dir=spool, zerovm_job_spool_limit=str(JOB_SPOOL))
+    configure_object_query(cluster, zerovm_maxoutput=str(MAX_OUTPUT))
 
 
 @pytest.fixture(scope='module')
@@ -215,6 +222,30 @@ def test_data_between_nodes_past_the_job_limit_fails_the_job(
     assert nexe_list(resp, 'X-Nexe-Status')[1] != 'ok'
     assert account.get('%s/count' % container).status_code == 404
     assert spooled_files(bounded_cluster) == []
+
+
+@pytest.mark.parametrize('device', ['stdout', 'output'])
+def test_an_output_stored_as_written_is_bounded_by_maxoutput(
+        bounded_cluster, account, device):
+    container = unique('max-output')
+    account.put_container(container)
+    image = store_zapp(account, container, {
+        'write.py': 'import sys\n'
+                    'out = sys.stdout.buffer if sys.argv[1] == "stdout" '
+                    'else open("/dev/output", "wb")\n'
+                    'for _ in range(%d):\n'
+                    '    out.write(bytes(65536))\n'
+                    'out.flush()\n' % (2 * MAX_OUTPUT // 65536)})
+    target = '%s/written' % container
+    resp = account.post_job([python_node(
+        'writer', image, 'write.py ' + device, devices=[
+            {'name': device, 'path': 'swift://~/' + target}])])
+    assert resp.status_code == 422, resp.text
+    [status] = nexe_list(resp, 'X-Nexe-Status')
+    assert re.fullmatch(r'channel /dev/%s: write limit exceeded '
+                        r'\(\d+ > %d bytes\)' % (device, MAX_OUTPUT),
+                        status), status
+    assert account.get(target).status_code == 404
 
 
 def test_a_client_that_leaves_unread_leaves_no_spooled_file(
