@@ -41,6 +41,7 @@ from swift.common.exceptions import (
     ChunkReadTimeout, ChunkWriteTimeout, ConnectionTimeout, ResponseTimeout)
 from swift.common.http import is_success
 from swift.common.request_helpers import get_ip_port
+from swift.common.utils import close_if_possible
 
 from zerocloud import cgi, protocol
 from zerocloud.fairshare import AccountShare, half
@@ -109,9 +110,7 @@ class Upload:
         return protocol.member_length(self.name, self.size)
 
     def close(self) -> None:
-        close = getattr(self.chunks, 'close', None)
-        if close:
-            close()
+        close_if_possible(self.chunks)
 
 
 class FetchingUpload:
@@ -309,7 +308,7 @@ class NodeResult:
         """Done with an output stored as it came: drop the rest of its
         answer, and the connection."""
         if self.streaming_put is not None:
-            _close(self.streaming_put.chunks)
+            close_if_possible(self.streaming_put.chunks)
             self.streaming_put = None
         if self.release:
             self.release()
@@ -318,7 +317,7 @@ class NodeResult:
     def discard(self) -> None:
         """Drop everything this node's answer left behind."""
         if self.body is not None:
-            _close(self.body.chunks)
+            close_if_possible(self.body.chunks)
         self.end_stream()
         if self.body is not None and self.body.spooled:
             self.body.spooled.remove()
@@ -326,12 +325,6 @@ class NodeResult:
             put.data.remove()
         for data in self.edges.values():
             data.remove()
-
-
-def _close(chunks: Iterator[bytes]) -> None:
-    close = getattr(chunks, 'close', None)
-    if close:
-        close()
 
 
 def _describe(err: BaseException) -> str:
