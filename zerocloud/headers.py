@@ -56,7 +56,8 @@ _ESCAPED_BYTES = range(0xdc80, 0xdd00)
 #: comes from a node that succeeded; when the node fails, the body is cut
 #: short (the connection closes without that chunk), which HTTP/1.1
 #: clients report as an error.  The final ``X-Nexe-*`` are in the proxy's
-#: log line of the job and its accounting object.
+#: log line of the job and its accounting object, and in the answer's
+#: trailer fields for a client that asked (:mod:`zerocloud.proxy.trailers`).
 STREAMING_STATUS = 'streaming'
 
 

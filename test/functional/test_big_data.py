@@ -25,7 +25,9 @@ inputs in RAM and encrypt at rest.
   MiBs while the program still runs (its server has not logged its end),
   ``X-Nexe-Status: streaming``, the whole body right; a node that fails
   after its answer started cuts the body short (the client's read fails),
-  and the proxy's log line of the job says how it ended.
+  and the proxy's log line of the job says how it ended; a client that
+  sends ``TE: trailers`` (curl) gets a clean end either way, with the
+  final status in trailer fields.
 - A large output stored as an object (stdout with a path, or a named
   device written in order) goes into its PUT while its node runs; a
   named device written out of order is stored as the program left it;
@@ -37,9 +39,10 @@ import json
 import os
 import random
 import re
+import subprocess
 import threading
 import time
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 import requests
@@ -107,7 +110,8 @@ def big(cluster):
                                             'fail.py': FAILER,
                                             'talk.py': TALKER,
                                             'save.py': SAVER,
-                                            'tick.py': TICKER})
+                                            'tick.py': TICKER,
+                                            'say.py': SAYER})
     return account, container, data, image
 
 
@@ -174,6 +178,17 @@ while time.time() - start < %d:
     pass
 print('tock')
 ''' % TALK_PAUSE
+
+#: Prints ``tick``, spins a second, prints ``tock``, exits with its
+#: argument.
+SAYER = '''import sys, time
+print('tick', flush=True)
+start = time.time()
+while time.time() - start < 1:
+    pass
+print('tock')
+sys.exit(int(sys.argv[1]))
+'''
 
 
 @pytest.fixture(scope='module')
@@ -437,6 +452,47 @@ def test_a_node_failing_after_its_answer_started_cuts_it_short(
     [line] = [line for line in log.new_text().splitlines()
               if 'zerocloud job' in line and 'nodes quitter' in line]
     assert 'status 422' in line and 'node-status ok' in line
+
+
+def _header_fields(block: str) -> Dict[str, str]:
+    return dict(line.split(': ', 1) for line in block.split('\r\n') if line)
+
+
+@pytest.mark.parametrize('code, status', [(0, 200), (5, 422)])
+def test_a_streamed_answer_ends_with_its_final_status_when_asked(
+        cluster, big, tmp_path, code, status):
+    """``TE: trailers``: curl gets the final status after the body, as
+    trailer fields (``-D`` writes them after the headers), and the body
+    ends cleanly whether the node succeeded or not."""
+    account, _container, _data, image = big
+    job = tmp_path / 'job.json'
+    job.write_text(json.dumps([python_node(
+        'sayer', image, script='say.py %d' % code,
+        devices=[{'name': 'stdout'}])]))
+    head, body = tmp_path / 'head', tmp_path / 'body'
+    curl = subprocess.run(
+        ['curl', '-sS', '-D', str(head), '-o', str(body),
+         '-H', 'TE: trailers', '-H', 'X-Auth-Token: ' + account.token,
+         '-H', 'X-Zerovm-Execute: 1.0', '-H', 'X-Zerocloud-Stream-After: 0',
+         '-H', 'Content-Type: application/json',
+         '--data-binary', '@%s' % job, account.url],
+        capture_output=True, text=True, timeout=REQUEST_TIMEOUT)
+    assert curl.returncode == 0, curl.stderr
+    assert body.read_bytes() == b'tick\ntock\n'
+    status_line, rest = head.read_bytes().decode().split('\r\n', 1)
+    header_block, trailer_block = rest.split('\r\n\r\n', 1)
+    assert status_line.endswith(' 200 OK')
+    headers = _header_fields(header_block)
+    assert headers['X-Nexe-Status'] == 'streaming'
+    assert headers['Trailer'].startswith('X-Zerocloud-Status, ')
+    trailers = _header_fields(trailer_block)
+    assert trailers['X-Zerocloud-Status'] == str(status)
+    assert trailers['X-Nexe-System'] == 'sayer'
+    assert trailers['X-Nexe-Status'] == 'ok'
+    assert trailers['X-Nexe-Retcode'] == str(code)
+    assert ('X-Nexe-Error' in trailers) is (code != 0)
+    assert set(trailers) <= {
+        name.strip() for name in headers['Trailer'].split(',')}
 
 
 def _largest_swift_upload(cluster) -> int:

@@ -4,8 +4,10 @@ import io
 import json
 import logging
 import os
+import socket
 
 import pytest
+from eventlet import wsgi as eventlet_wsgi
 from swift.common.swob import Request
 
 from zerocloud import protocol
@@ -17,6 +19,8 @@ from zerocloud.proxy.nodeclient import (
 from zerocloud.proxy.request import iter_reader
 from zerocloud.proxy.response import JobResponse, nexe_headers
 from zerocloud.stages import StageClock
+
+from .test_trailers import ClientInput
 
 LOGGER = logging.getLogger('test')
 
@@ -466,3 +470,46 @@ def test_results_are_removed_when_answering_fails(tmp_path):
         respond([NodeResult(only, puts=[put], edges={'out/x': edge})],
                 BrokenSwift())
     assert not os.path.exists(data.path) and not os.path.exists(edge.path)
+
+
+@pytest.mark.parametrize('final, status', [
+    ({'X-Nexe-Status': 'ok', 'X-Nexe-Retcode': '0'}, 200),
+    ({'X-Nexe-Status': 'ok', 'X-Nexe-Retcode': '5',
+      'X-Nexe-Error': 'bad return code'}, 422),
+    (None, 503)])
+def test_a_streamed_answer_asked_for_trailers_ends_with_its_status(
+        final, status):
+    """The client sent ``TE: trailers``: the body ends with the final
+    status either way, never cut short."""
+    ours, theirs = socket.socketpair()
+    swift = StoringSwift()
+    swift.req.environ.update({'HTTP_TE': 'trailers',
+                              'eventlet.input': ClientInput(ours)})
+    [only] = nodes('only')
+    result = NodeResult(only)
+    read_answer(result, streamed_answer([b'a' * 70000, b'b' * 5], final),
+                True, None, LOGGER)
+    resp = respond([result], swift)
+    assert resp.headers['Trailer'].startswith(
+        'X-Zerocloud-Status, X-Nexe-System, X-Nexe-Status, ')
+    assert b''.join(resp.app_iter) == b'a' * 70000 + b'b' * 5
+    trailer = theirs.recv(10000).decode()
+    assert trailer.startswith('0\r\nX-Zerocloud-Status: %d\r\n' % status)
+    assert trailer.endswith('\r\n\r\n')
+    fields = dict(line.split(': ', 1)
+                  for line in trailer.split('\r\n')[1:-2])
+    assert fields['X-Nexe-System'] == 'only'
+    if final:
+        assert fields['X-Nexe-Retcode'] == final['X-Nexe-Retcode']
+    assert ('X-Nexe-Error' in fields) is (status != 200)
+    eventlet_wsgi.WSGI_LOCAL.already_handled = False
+
+
+def test_a_streamed_answer_not_asked_for_trailers_has_none():
+    [only] = nodes('only')
+    result = NodeResult(only)
+    read_answer(result, streamed_answer([b'piece'], {
+        'X-Nexe-Status': 'ok', 'X-Nexe-Retcode': '0'}), True, None, LOGGER)
+    resp = respond([result])
+    assert 'Trailer' not in resp.headers
+    assert b''.join(resp.app_iter) == b'piece'

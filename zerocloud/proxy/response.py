@@ -23,8 +23,9 @@ from zerocloud.job.model import SwiftPath
 from zerocloud.proxy.access import Grants
 from zerocloud.proxy.accounting import (
     UNRUN_CDR, UNRUN_STATUS, AccountingSpool, accounting_lines)
-from zerocloud.proxy.nodeclient import Body, NodeResult
+from zerocloud.proxy.nodeclient import Body, NodeResult, StreamFailed
 from zerocloud.proxy.swiftaccess import SwiftAccess
+from zerocloud.proxy.trailers import Trailers
 from zerocloud.stages import StageClock, format_stages
 
 DEFERRED_HEADER = 'X-Zerovm-Deferred'
@@ -39,6 +40,9 @@ NEXE_DEFAULTS = (
     ('X-Nexe-Policy', ''),
     ('X-Nexe-Colocated', '0'),
 )
+#: The final headers a streamed answer's trailers may hold.
+NEXE_TRAILERS = [name for name, _default in NEXE_DEFAULTS] + [
+    'X-Nexe-Fuel', 'X-Nexe-Error']
 #: Headers whose items are text, not numbers or digests.
 NEXE_TEXT_HEADERS = ('X-Nexe-System', 'X-Nexe-Status', 'X-Nexe-Policy')
 
@@ -195,28 +199,46 @@ class JobResponse:
         """The answer of a one-node job whose body streams while the node
         runs: ``200`` at once, ``X-Nexe-Status: streaming``; the body ends
         cleanly only if the node succeeds, else it is cut short (see
-        :data:`STREAMING_STATUS`).  The job's log line and accounting come
-        at its end, with the node's final headers."""
+        :data:`STREAMING_STATUS`), unless the client asked for trailers:
+        then it ends with the final status in them, either way (see
+        :mod:`zerocloud.proxy.trailers`).  The job's log line and
+        accounting come at its end, with the node's final headers."""
         [result] = results
         body = result.body
         headers = {'X-Nexe-System': header_value(result.headers.get(
                        'X-Nexe-System', result.node.name)),
                    'X-Nexe-Policy': result.headers.get('X-Nexe-Policy', ''),
                    'X-Nexe-Status': STREAMING_STATUS}
+        trailers = Trailers.for_request(self.swift.req.environ,
+                                        NEXE_TRAILERS)
+        if trailers is not None:
+            headers['Trailer'] = trailers.announcement
         resp = Response(status=200, headers=headers, app_iter=_ResultBody(
-            results, [Body(None, body.content_type,
-                           self._accounted(results, body.chunks))]))
+            results, [Body(None, body.content_type, self._accounted(
+                results, body.chunks, trailers))]))
         resp.content_type = body.content_type
         return resp
 
-    def _accounted(self, results: List[NodeResult],
-                   chunks: Iterator[bytes]) -> Iterator[bytes]:
+    def _accounted(self, results: List[NodeResult], chunks: Iterator[bytes],
+                   trailers: Optional[Trailers]) -> Iterator[bytes]:
+        """``chunks``, then the job's accounting; then, if the client
+        asked for them, the trailers, also after a failure (which otherwise
+        goes on as :class:`StreamFailed`, cutting the body short).  They
+        follow a body eventlet has begun to write, never an empty one."""
+        started = False
         try:
-            yield from chunks
+            for chunk in chunks:
+                started = started or bool(chunk)
+                yield chunk
+        except StreamFailed:
+            if trailers is None or not started:
+                raise
         finally:
-            self._account_for(
-                results, max(r.status for r in results),
-                nexe_headers(results, time.time() - self.started))
+            status = max(r.status for r in results)
+            final = nexe_headers(results, time.time() - self.started)
+            self._account_for(results, status, final)
+        if trailers is not None and started:
+            trailers.send(status, final)
 
     def _account_for(self, results: List[NodeResult], status: int,
                      headers: Dict[str, str]) -> None:
