@@ -27,7 +27,9 @@ Targets and the directories that hold them are identified by (device, inode)
 through wasmtime's own ``path_filestat_get``/``fd_filestat_get`` (so
 symlinks, hard links, ``..`` and any directory fd resolve exactly as the real
 call would); the identities of ``/dev``, its subdirectories and the read
-channels are taken the same way before the guest starts.  A call that cannot
+channels are taken the same way at the first call that checks a path
+(every call that could change ``/dev`` is one, so it is still as the run
+began; a run that never makes one pays nothing).  A call that cannot
 be checked (no guest memory to borrow, see ``RunGuard._stat_inode``) is
 refused too.  Writes through a descriptor opened without write rights are
 already refused by wasmtime.  ``/tmp`` is left alone.  This is the first
@@ -143,8 +145,10 @@ class RunGuard:
         self.calls: Optional[ServedCalls] = None
         self.dev_folders = dev_folders
         self.dev_fd = dev_fd
-        self.protected: Set[Inode] = set()
-        self.fixed_folders: Set[Inode] = set()
+        #: Identities of the read channels and of /dev's folders, taken at
+        #: the first call that checks them (see :meth:`_identified`).
+        self._protected: Optional[Set[Inode]] = None
+        self._fixed_folders: Set[Inode] = set()
         self.deterministic = deterministic
         self.clock_ns = clock_seconds * 1_000_000_000
         self.rng = random.Random(seed)
@@ -163,15 +167,24 @@ class RunGuard:
         shim_instance = wasmtime.Instance(store, shim, imports + [memory])
         exports = shim_instance.exports(store)
         self.original = {name: exports[name] for name in names}
-        for relative in self.read_only:
-            self.protected.add(self._identify(store, memory, relative))
-        for relative in self.dev_folders:
-            self.fixed_folders.add(self._identify(store, memory, relative))
         if self.served or self.served_stdio:
             self.calls = ServedCalls(
                 {self._identify(store, memory, relative): file
                  for relative, file in self.served.items()},
                 self._call_original, self._fd_inode, self.served_stdio)
+
+    def _identified(self, caller) -> Set[Inode]:
+        """The read channels' identities, taken at the first call that
+        checks a path (so a run that never does pays no stats): every call
+        that could add, remove or swap an entry of /dev is such a call, so
+        /dev is still as the run began."""
+        if self._protected is None:
+            memory = caller.get('memory')
+            self._fixed_folders = {self._identify(caller, memory, relative)
+                                   for relative in self.dev_folders}
+            self._protected = {self._identify(caller, memory, relative)
+                               for relative in self.read_only}
+        return self._protected
 
     def _call_original(self, caller, name: str, *args) -> int:
         return self.original[name](caller, *args)
@@ -180,7 +193,8 @@ class RunGuard:
         return self._stat_inode(caller, caller.get('memory'),
                                 'fd_filestat_get', (fd,), (0, 0))
 
-    def _identify(self, store: wasmtime.Store, memory: wasmtime.Memory,
+    def _identify(self, store: 'wasmtime.Store | wasmtime.Caller',
+                  memory: wasmtime.Memory,
                   relative: str) -> Inode:
         """WASI's (dev, ino) of a file under /dev, as the guest will see it.
 
@@ -233,10 +247,11 @@ class RunGuard:
             memory.write(caller, saved, scratch)
 
     def _path_protected(self, caller, fd, flags, path, path_len) -> bool:
+        protected = self._identified(caller)
         inode = self._stat_inode(caller, caller.get('memory'),
                                  'path_filestat_get',
                                  (fd, flags, path, path_len), (path, path_len))
-        return inode in self.protected
+        return inode in protected
 
     def _entry_in_dev(self, caller, fd, path, path_len) -> bool:
         """True when the directory entry ``path`` names lies in ``/dev`` or
@@ -248,6 +263,7 @@ class RunGuard:
         is written there but the stat result.  A path outside guest memory
         is left to the real call, which fails with ``EFAULT``.
         """
+        self._identified(caller)
         memory = caller.get('memory')
         start, length = path & U32, path_len & U32
         if start + length > memory.data_len(caller):
@@ -262,7 +278,7 @@ class RunGuard:
                 caller, memory, 'path_filestat_get',
                 (fd, LOOKUP_SYMLINK_FOLLOW, path, max(slash, 1)),
                 (path, path_len))
-        return folder in self.fixed_folders
+        return folder in self._fixed_folders
 
     # -- guarded calls ------------------------------------------------------
 
@@ -271,11 +287,12 @@ class RunGuard:
         writes = (rights_base & RIGHTS_WRITE_INTENT or oflags & OFLAGS_TRUNC
                   or fdflags & FDFLAGS_APPEND)
         if writes or oflags & OFLAGS_CREAT:
+            protected = self._identified(caller)
             target = self._stat_inode(
                 caller, caller.get('memory'), 'path_filestat_get',
                 (fd, dirflags & LOOKUP_SYMLINK_FOLLOW, path, path_len),
                 (path, path_len))
-            if writes and target in self.protected:
+            if writes and target in protected:
                 return ERRNO_ACCES
             if oflags & OFLAGS_CREAT and target is None and \
                     self._entry_in_dev(caller, fd, path, path_len):
@@ -334,9 +351,10 @@ class RunGuard:
             caller, fd, flags, path, path_len, atim, mtim, fst_flags)
 
     def fd_filestat_set_times(self, caller, fd, atim, mtim, fst_flags):
+        protected = self._identified(caller)
         inode = self._stat_inode(caller, caller.get('memory'),
                                  'fd_filestat_get', (fd,), (0, 0))
-        if inode in self.protected:
+        if inode in protected:
             return ERRNO_ACCES
         return self.original['fd_filestat_set_times'](caller, fd, atim, mtim,
                                                       fst_flags)

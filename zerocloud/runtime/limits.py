@@ -4,7 +4,7 @@ the bounds of compiling and caching programs (``CacheLimits``).
 Wall clock, two modes (``Runtime(wall_clock=...)``):
 
 * ``epoch`` (the default; safe inside any process, used by the ``zerovm``
-  command): a real OS thread (``threading.Timer``) calls
+  command): a real OS thread (the runtime's ``Alarm``, started once) calls
   ``Engine.increment_epoch()`` when ``Timeout`` expires; the store's epoch
   deadline is one tick, so the guest traps at its next loop or call and the
   run reports ``session timeout``.  wasm runs with the GIL released, so the
@@ -16,7 +16,7 @@ Wall clock, two modes (``Runtime(wall_clock=...)``):
   20 % slower than without).
 * ``exit`` (for sandbox pool workers, processes the server can afford to
   lose): engines are built without epoch interruption, and a watchdog OS
-  thread (``ExitWatchdog``) ends the *process* when ``Timeout`` expires
+  thread (``ExitWatchdog``, on the same ``Alarm``) ends the *process* when ``Timeout`` expires
   while the guest still runs: it hands the timeout result to a callback
   (the worker writes its reply there), flushes Python's stdout and stderr
   and calls ``os._exit(4)`` (EINTR, the session's exit status).  This also
@@ -43,8 +43,9 @@ import resource
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 if TYPE_CHECKING:  # the worker imports the mode names before wasmtime
     import wasmtime
@@ -67,26 +68,83 @@ def check_wall_clock(mode: str) -> str:
     return mode
 
 
+class Alarm:
+    """One OS thread that runs an action at a deadline, armed and disarmed
+    once per run.
+
+    A ``threading.Timer`` per run costs a thread start and join, about half
+    a millisecond of a small job; this thread is started once (at the first
+    run) and then waits.  One deadline at a time: a ``Runtime`` runs one
+    guest at a time and owns one.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._deadline: Optional[float] = None
+        self._action: Optional[Callable[[], None]] = None
+        self._firing = False
+        self._thread: Optional[threading.Thread] = None
+
+    def arm(self, seconds: float, action: Callable[[], None]) -> None:
+        """Run ``action`` on the alarm's thread in ``seconds``."""
+        with self._changed:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._serve, name='zerocloud-alarm', daemon=True)
+                self._thread.start()
+            self._deadline = time.monotonic() + seconds
+            self._action = action
+            self._changed.notify_all()
+
+    def disarm(self) -> None:
+        """Cancel the deadline; once this returns the action is not running
+        and will not run."""
+        with self._changed:
+            self._deadline = self._action = None
+            while self._firing:
+                self._changed.wait()
+
+    def _serve(self) -> None:
+        with self._changed:
+            while True:
+                if self._deadline is None:
+                    self._changed.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left > 0:
+                    self._changed.wait(left)
+                    continue
+                action, self._deadline, self._action = self._action, None, None
+                self._firing = True
+                self._changed.release()
+                try:
+                    action()
+                finally:
+                    self._changed.acquire()
+                    self._firing = False
+                    self._changed.notify_all()
+
+
 class WallClock:
     """Interrupt the engine's running guests after ``seconds``."""
 
-    def __init__(self, engine: 'wasmtime.Engine', seconds: float):
+    def __init__(self, engine: 'wasmtime.Engine', seconds: float,
+                 alarm: Alarm):
         self.expired = False
         self._engine = engine
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
+        self._seconds = seconds
+        self._alarm = alarm
 
     def _expire(self) -> None:
         self.expired = True
         self._engine.increment_epoch()
 
     def __enter__(self) -> 'WallClock':
-        self._timer.start()
+        self._alarm.arm(self._seconds, self._expire)
         return self
 
     def __exit__(self, *exc) -> None:
-        self._timer.cancel()
-        self._timer.join()
+        self._alarm.disarm()
 
 
 class ExitWatchdog:
@@ -97,13 +155,14 @@ class ExitWatchdog:
     exits anyway.
     """
 
-    def __init__(self, seconds: float, last_words: Callable[[], None]):
+    def __init__(self, seconds: float, last_words: Callable[[], None],
+                 alarm: Optional[Alarm] = None):
         self.expired = False
         self._last_words = last_words
         self._decided = threading.Lock()
         self._returned = False
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
+        self._seconds = seconds
+        self._alarm = alarm or Alarm()
 
     def _expire(self) -> None:
         self._decided.acquire()
@@ -125,14 +184,13 @@ class ExitWatchdog:
             os._exit(TIMEOUT_EXIT_STATUS)
 
     def __enter__(self) -> 'ExitWatchdog':
-        self._timer.start()
+        self._alarm.arm(self._seconds, self._expire)
         return self
 
     def __exit__(self, *exc) -> None:
         with self._decided:  # blocks for good once the deadline fired
             self._returned = True
-        self._timer.cancel()
-        self._timer.join()
+        self._alarm.disarm()
 
 
 def ignore_sigxfsz() -> None:

@@ -124,7 +124,7 @@ from zerocloud.runtime.guard import (
     SERVED_ALL, SERVED_NONE, SERVED_STDIO, RunGuard, base_linker,
     guarded_linker, shim_module)
 from zerocloud.runtime.limits import (WALL_CLOCK_EPOCH, CacheLimits,
-                                      ExitWatchdog, WallClock,
+                                      Alarm, ExitWatchdog, WallClock,
                                       check_wall_clock, file_size_limit)
 from zerocloud.runtime.lru import BoundedLru
 from zerocloud.runtime.manifest import Manifest, load_manifest
@@ -323,6 +323,8 @@ class Runtime:
                                  cache_limits)
         self._warm: Dict[EngineSettings, _Warm] = {}
         self._local = threading.local()
+        #: Ends runs at their wall-clock deadline (one run at a time).
+        self.alarm = Alarm()
 
     def _current_guard(self) -> RunGuard:
         return self._local.guard
@@ -709,8 +711,9 @@ class _Session:
 
     def _wall_clock(self, warm: _Warm, seconds: float):
         if warm.settings.epoch:
-            return WallClock(warm.engine, seconds)
-        return ExitWatchdog(seconds, self._announce_timeout_exit)
+            return WallClock(warm.engine, seconds, self.runtime.alarm)
+        return ExitWatchdog(seconds, self._announce_timeout_exit,
+                            self.runtime.alarm)
 
     def _announce_timeout_exit(self) -> None:
         """On the watchdog thread, just before the process exits."""

@@ -11,11 +11,12 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
 from zerocloud.runtime.engine import EngineSettings
-from zerocloud.runtime.limits import TIMEOUT_EXIT_STATUS
+from zerocloud.runtime.limits import TIMEOUT_EXIT_STATUS, Alarm
 from zerocloud.runtime.report import parse_report
 from zerocloud.runtime.session import Runtime
 
@@ -84,14 +85,19 @@ def test_finished_run_returns_normally_and_cancels_the_watchdog(
     announced = []
     runtime = Runtime(str(tmp_path / 'modules'), wall_clock='exit',
                       on_timeout_exit=announced.append)
-    threads = threading.active_count()
     manifest = write_manifest(tmp_path, wat_programs['hello'], timeout=1,
                               etag_stdout=1)
     result = runtime.run(manifest)
     assert (result.exit_status, result.report.status) == (0, 'ok')
     assert output(tmp_path) == b'hello\n'
     assert result.report.etag_of('/dev/stdout') is not None
-    assert threading.active_count() == threads  # the watchdog is gone
+    threads = threading.active_count()
+    assert runtime.run(manifest).report.status == 'ok'
+    # The second run's deadline is on the same thread as the first's.
+    assert threading.active_count() == threads
+    # Past both deadlines: disarmed, they never fire (a watchdog that
+    # fired would have announced, then ended this process).
+    time.sleep(1.5)
     assert announced == []
     with open(wat_programs['hello'], 'rb') as handle:
         digest = hashlib.sha256(handle.read()).hexdigest()
@@ -113,3 +119,17 @@ def test_unknown_wall_clock_is_refused():
     with pytest.raises(ValueError, match="wall clock must be 'epoch' or "
                        "'exit', got 'fast'"):
         Runtime(wall_clock='fast')
+
+
+def test_an_alarm_fires_once_armed_and_never_once_disarmed():
+    alarm = Alarm()
+    fired = threading.Event()
+    alarm.arm(0.01, fired.set)
+    assert fired.wait(10)
+    late = []
+    alarm.arm(0.2, lambda: late.append('fired'))
+    alarm.disarm()
+    again = threading.Event()
+    alarm.arm(0.3, again.set)   # the same thread serves the next deadline
+    assert again.wait(10)
+    assert late == []
