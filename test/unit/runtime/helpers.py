@@ -3,7 +3,7 @@
 import io
 import os
 import tarfile
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 from zerocloud.runtime import nvram
 
@@ -59,11 +59,11 @@ def output(directory, name: str = 'stdout') -> bytes:
         return handle.read()
 
 
-def text_tar(path, files: Dict[str, str]) -> str:
-    """A tar at ``path`` of ``files`` (member name -> text)."""
+def text_tar(path, files: Dict[str, Union[str, bytes]]) -> str:
+    """A tar at ``path`` of ``files`` (member name -> text or bytes)."""
     with tarfile.open(str(path), 'w') as archive:
         for name, text in files.items():
-            data = text.encode()
+            data = text.encode() if isinstance(text, str) else text
             info = tarfile.TarInfo(name)
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
@@ -71,7 +71,7 @@ def text_tar(path, files: Dict[str, str]) -> str:
 
 
 def run_python(runtime, python_image: str, directory, args: List[str],
-               files: Optional[Dict[str, str]] = None,
+               files: Optional[Dict[str, Union[str, bytes]]] = None,
                channels: Sequence[str] = (), **keys):
     """Run ``python <args>`` from a Python system image; with ``files``, a
     user image of them (file ``image.tar`` in ``directory``) is the

