@@ -152,7 +152,7 @@ class Query:
         names = self.names
         emitted = 0
         for row in rows:
-            if condition is not None and truth(condition(row)) is not True:
+            if condition is not None and not _selects(condition(row)):
                 continue
             if outputs:
                 yield [(name, output(row))
@@ -168,12 +168,18 @@ class Query:
         if self.limit == 0:
             return
         for row in rows:
-            if condition is not None and truth(condition(row)) is not True:
+            if condition is not None and not _selects(condition(row)):
                 continue
             for argument, accumulator in updates:
                 accumulator.add(True if argument is None else argument(row))
         yield [(name, output(None))
                for name, output in zip(self.names, outputs)]
+
+
+def _selects(verdict: Any) -> bool:
+    """Whether a ``WHERE`` keeps its row: only when it is ``TRUE``."""
+    return verdict is True or (verdict is not False
+                               and truth(verdict) is True)
 
 
 def _output_name(item: SelectItem, position: int) -> str:

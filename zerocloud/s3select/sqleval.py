@@ -145,6 +145,20 @@ def compare(op: str, left: Any, right: Any) -> Any:
     return _COMPARE[op](*pair)
 
 
+def _compare_with_number(op: str, left: Evaluator,
+                         number: Any) -> Evaluator:
+    """``left op <number literal>``: when ``left`` gives a number (a
+    ``CAST``), the comparison itself; anything else as :func:`compare`."""
+    test = _COMPARE[op]
+
+    def compare_number(row: Any) -> Any:
+        value = left(row)
+        if type(value) in (int, float):
+            return test(value, number)
+        return compare(op, value, number)
+    return compare_number
+
+
 def truth(value: Any) -> Optional[bool]:
     """``value`` as a condition: ``True``, ``False`` or ``None``
     (unknown)."""
@@ -373,6 +387,10 @@ class Sum(Accumulator):
         self.count = 0
 
     def add(self, value: Any) -> None:
+        if type(value) is float and type(self.total) is float:
+            self.total += value   # the common case, as arithmetic does it
+            self.count += 1
+            return
         if value is None or value is MISSING:
             return
         value = _as_number(value, self.name)
@@ -532,6 +550,9 @@ class Compiler:
         if op == '||':
             return lambda row: concatenate(left(row), right(row))
         if op in _COMPARE:
+            if isinstance(node.right, Literal) and \
+                    type(node.right.value) in (int, float):
+                return _compare_with_number(op, left, node.right.value)
             return lambda row: compare(op, left(row), right(row))
         return lambda row: arithmetic(op, left(row), right(row))
 
@@ -594,8 +615,9 @@ class Compiler:
         return test
 
     def _Cast(self, node: Cast) -> Evaluator:
-        value, type_name = self.compile(node.value), node.type_name
-        return lambda row: functions.cast(value(row), type_name)
+        value, convert = self.compile(node.value), functions.caster(
+            node.type_name)
+        return lambda row: convert(value(row))
 
     def _Case(self, node: Case) -> Evaluator:
         whens = [(self.compile(condition), self.compile(result))

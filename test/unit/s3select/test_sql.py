@@ -562,3 +562,32 @@ def test_thousands_of_or_terms_run_and_deep_nesting_is_a_clear_error():
 ])
 def test_fields_read_name_the_columns_a_reader_may_keep(query, fields):
     assert compile_query(query).fields_read() == fields
+
+
+def test_number_literal_comparisons_keep_every_rule():
+    """``x < 10`` takes a shortcut when ``x`` is a number; strings, NULL,
+    MISSING and booleans keep the general rules."""
+    rows = [['7', '2.5', 'true'], ['12', 'x', 'false'], ['', '1e1'],
+            ['99999999999999999999', '-3']]
+    assert run_csv('SELECT _1 FROM S3Object WHERE CAST(_1 AS INT) < 10',
+                   rows[:2]) == [[('_1', '7')]]
+    # A string field: converted when it is a number, else no order.
+    assert run_csv('SELECT _1 FROM S3Object WHERE _2 < 10', rows) == [
+        [('_1', '7')], [('_1', '99999999999999999999')]]
+    # MISSING (a short row) and a boolean are never less than a number.
+    assert run_csv('SELECT _1 FROM S3Object WHERE _3 < 10', rows) == []
+    assert run_csv('SELECT _1 FROM S3Object WHERE CAST(_3 AS BOOL) = 1',
+                   rows[:2]) == []
+    assert run_csv('SELECT _1 FROM S3Object WHERE CAST(_2 AS FLOAT) >= 2.5',
+                   [rows[0], rows[2]]) == [[('_1', '7')], [('_1', '')]]
+    # Past 8 bytes, a CAST to INT fails as ever.
+    with pytest.raises(SelectError) as caught:
+        run_csv('SELECT _1 FROM S3Object WHERE CAST(_1 AS INT) < 10',
+                rows[3:])
+    assert caught.value.code == 'CastFailed'
+
+
+def test_sum_of_floats_skips_null_and_missing():
+    rows = [['1.5'], ['', 'x'], [], ['2.25'], ['0.25']]
+    assert run_csv("SELECT SUM(CAST(NULLIF(_1, '') AS FLOAT)) "
+                   'FROM S3Object', rows) == [[('_1', 4.0)]]
