@@ -65,6 +65,8 @@ DETERMINISTIC_HEADER = 'X-Zerovm-Deterministic'
 #: ``<salt>:<ip>:<port>`` of the location a node shares with others; the
 #: answer carries a proof under the same name.
 COLOCATED_HEADER = 'X-Nexe-Colocated'
+#: Whether an app snapshot ran the node (``zerocloud.runtime.appsnap``).
+SNAPSHOT_HEADER = 'X-Nexe-Snapshot'
 #: Sent only when the caller owns the container a node reads: only then is
 #: the node given the container's database unscrubbed.
 OWNER_HEADER = 'X-Zerocloud-Container-Owner'

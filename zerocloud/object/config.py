@@ -37,6 +37,8 @@ DEFAULT_RAM_DIR = '/dev/shm'
 DEFAULT_RAM_LIMIT = 256 << 20
 #: Compiling and caching user programs: ``CacheLimits``'s defaults.
 DEFAULT_CACHE_LIMITS = CacheLimits()
+#: App snapshots kept per machine (``zerovm_app_snapshots``).
+DEFAULT_APP_SNAPSHOTS = 4
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class ObjectConfig:
     ram_dir: str
     ram_limit: int
     cache_limits: CacheLimits
+    #: App snapshots kept (0: none made; :mod:`zerocloud.runtime.appsnap`).
+    app_snapshots: int
     #: The server's ``workers`` setting, for the memory check at start.
     workers: Optional[str]
 
@@ -105,6 +109,8 @@ class ObjectConfig:
             ram_limit=options.integer(conf, 'zerovm_ram_limit',
                                       DEFAULT_RAM_LIMIT, minimum=1),
             cache_limits=cache_limits(conf),
+            app_snapshots=options.integer(conf, 'zerovm_app_snapshots',
+                                          DEFAULT_APP_SNAPSHOTS),
         )
 
 

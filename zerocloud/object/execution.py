@@ -34,12 +34,13 @@ bytes (``Limits.image_scan``, :mod:`zerocloud.tarscan`) and be at most
 import os
 import tarfile
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from zerocloud import cgi, protocol, tarscan
 from zerocloud.job.model import FilePath, JobError, Node, SwiftPath
 from zerocloud.runtime import image, manifest, nvram
 from zerocloud.cipher import CipherKey
+from zerocloud.runtime.appsnap import SNAPSHOT_NONE
 
 USER_IMAGE = protocol.IMAGE_MEMBER
 EXECUTABLE_MEMBER = protocol.EXECUTABLE_MEMBER
@@ -125,6 +126,8 @@ class Session:
     #: channels stored encrypted (their body keys) and every output file,
     #: stderr's too (sealed, each with a fresh key).
     ciphers: Dict[str, CipherKey] = field(default_factory=dict)
+    #: ``X-Nexe-Snapshot``: whether an app snapshot ran the node.
+    snapshot: str = SNAPSHOT_NONE
 
     @property
     def stderr_key(self) -> Optional[CipherKey]:
@@ -205,6 +208,10 @@ def resolve_program(node: Node, workdir: str, members: Mapping[str, str],
     raise ExecutionError('No executable found in request')
 
 
+#: (program, member) -> (program, member, ``X-Nexe-Snapshot``).
+ProgramChooser = Callable[[str, Optional[str]],
+                          Tuple[str, Optional[str], str]]
+
 #: Channel type of every binding: random access, as ZeroVM's type 3.
 CHANNEL_TYPE = 3
 
@@ -247,7 +254,8 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
                     local: Optional[LocalObject], limits: Limits,
                     deterministic_clock: Optional[int] = None,
                     seed: int = 0, output_dir: Optional[str] = None,
-                    sealed: Optional[Mapping[str, CipherKey]] = None
+                    sealed: Optional[Mapping[str, CipherKey]] = None,
+                    choose_program: Optional[ProgramChooser] = None
                     ) -> Session:
     """Bind every channel of ``node`` to a host file and write the manifest.
 
@@ -259,11 +267,15 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
     node writes (outputs, edges, stderr) go to ``output_dir`` (default
     ``workdir``); the manifest, nvram and the program taken out of an image
     go to ``workdir``, and the sandbox's run directory is made next to
-    them.
+    them.  ``choose_program`` may put an app snapshot in the place of the
+    program found (:mod:`zerocloud.object.appsnapshots`).
     """
     output_dir = output_dir or workdir
     program, member = resolve_program(node, workdir, members, sysimages,
                                       limits)
+    snapshot = SNAPSHOT_NONE
+    if choose_program is not None:
+        program, member, snapshot = choose_program(program, member)
     channels: List[BoundChannel] = []
     outputs: List[Output] = []
     ciphers: Dict[str, CipherKey] = {
@@ -348,4 +360,4 @@ def prepare_session(node: Node, workdir: str, members: Mapping[str, str],
             deterministic=deterministic_clock is not None, seed=seed),
             node.id))
     return Session(manifest_path, outputs, stderr_path, program, member,
-                   ciphers)
+                   ciphers, snapshot=snapshot)

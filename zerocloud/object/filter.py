@@ -145,6 +145,10 @@ Options (``[filter:object_query]``), with defaults:
     CPU cap in wasm fuel units (0: unmetered, the fast default).
 ``zerovm_module_cache`` (``~/.cache/zerocloud/modules``)
     where compiled WebAssembly modules are cached.
+``zerovm_app_snapshots = 4``
+    snapshots of Python scripts' heavy imports kept in that cache (each
+    about 350 MB with its compiled module), least recently used removed
+    first; 0 makes none (:mod:`zerocloud.runtime.appsnap`).
 ``zerovm_ram_dir = /dev/shm``
     where a node's inputs are kept during its run (see above); must exist.
     A warning is logged at start when it is not a RAM filesystem (tmpfs).
@@ -186,6 +190,7 @@ from zerocloud.object.hostmemory import (
     not_in_ram_warning, orphaned_node_dirs, overcommit_warning,
     process_alive, server_processes, visible_memory)
 from zerocloud.object.node import NodeRequest, job_account, Placement, busy
+from zerocloud.object.appsnapshots import PYTHON_IMAGE, AppSnapshotChooser
 from zerocloud.runtime.cache import keep_source
 from zerocloud.runtime.pool import PoolFull, SandboxPool, SandboxWorkerError
 
@@ -203,6 +208,12 @@ class ObjectQueryMiddleware:
             max_iops=config.max_iops, scratch=config.scratch,
             fuel=config.fuel, image_scan=config.image_scan)
         self._pool: Optional[SandboxPool] = None
+        python_image = config.sysimages.get(PYTHON_IMAGE)
+        #: Runs Python scripts from snapshots of their imports (None: off).
+        self.app_snapshots = AppSnapshotChooser(
+            python_image, config.cache_dir, config.app_snapshots,
+            config.cache_limits, self.logger) \
+            if python_image and config.app_snapshots else None
         #: (program digest or image path, member, fuel, deterministic)
         self._compiling: Set[Tuple[str, Optional[str], bool, bool]] = set()
         overcommit = overcommit_warning(

@@ -10,6 +10,7 @@ stack releases all of it.  The Swift internals it needs are in
 :mod:`zerocloud.object.swiftdisk`.
 """
 
+import functools
 import hmac
 import json
 import os
@@ -610,6 +611,11 @@ class NodeRequest:
         limits = request_limits(self.server.limits, req)
         clock = deterministic_clock(
             req.headers.get(protocol.DETERMINISTIC_HEADER))
+        chooser = self.server.app_snapshots
+        choose_program = None if chooser is None else functools.partial(
+            chooser.choose, node=node, members=members,
+            bounds=self.config.image_scan,
+            plain=limits.fuel == 0 and clock is None)
         try:
             # Taking a program out of a (maybe gzip) image is CPU work: in
             # a real thread, so the server's other requests go on.
@@ -617,7 +623,7 @@ class NodeRequest:
                 prepare_session, node, self.ramdir, members,
                 self.config.sysimages, local, limits,
                 output_dir=self.workdir, deterministic_clock=clock,
-                sealed=self.sealed,
+                sealed=self.sealed, choose_program=choose_program,
                 seed=int(md5(req.headers[protocol.JOB_ID_HEADER].encode() +
                              node.name.encode()).hexdigest()[:15], 16))
         except ExecutionError as err:
@@ -804,6 +810,7 @@ class NodeRequest:
                                                      self.demux.reason)
         headers = nexe_headers(node.name, report, time.time() - started,
                                self.placement.policy.name, result.fuel)
+        headers[protocol.SNAPSHOT_HEADER] = session.snapshot
         colocated = colocation_proof(
             req.headers.get(protocol.COLOCATED_HEADER))
         if colocated:

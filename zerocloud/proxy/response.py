@@ -16,7 +16,7 @@ import eventlet
 from swift.common.swob import Response
 from swift.common.utils import FileLikeIter, close_if_possible
 
-from zerocloud import cgi
+from zerocloud import cgi, protocol
 from zerocloud.headers import (
     STREAMING_STATUS, fit_item_lists, fit_text, header_value, value_room)
 from zerocloud.job.model import SwiftPath
@@ -39,6 +39,7 @@ NEXE_DEFAULTS = (
     ('X-Nexe-Cdr-Line', UNRUN_CDR),
     ('X-Nexe-Policy', ''),
     ('X-Nexe-Colocated', '0'),
+    (protocol.SNAPSHOT_HEADER, 'none'),
 )
 #: The final headers a streamed answer's trailers may hold.
 NEXE_TRAILERS = [name for name, _default in NEXE_DEFAULTS] + [

@@ -64,7 +64,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Tuple
+from typing import Callable, Iterable, List, Optional, Tuple
 
 import wasmtime
 
@@ -209,6 +209,20 @@ class ModuleCache:
         unpacked support trees of those digests; returns files removed."""
         keep = {self.settings_digest(s) for s in keep_settings}
         gone = set(replaced)
+        return self._remove(lambda digest, key: key not in keep
+                            or digest in gone, gone)
+
+    def forget(self, digests: Iterable[str]) -> int:
+        """Delete the compiled modules and support trees of these module
+        digests, whatever their settings (app snapshots let go of);
+        returns files removed."""
+        gone = set(digests)
+        return self._remove(lambda digest, _key: digest in gone, gone)
+
+    def _remove(self, doomed: Callable[[str, str], bool],
+                trees: Iterable[str]) -> int:
+        """Delete the compiled modules ``doomed(digest, settings key)``
+        names, and the support trees of ``trees``."""
         removed = 0
         for folder in (self.cache_dir, self.user_dir):
             try:
@@ -219,14 +233,14 @@ class ModuleCache:
                 if not name.endswith(CWASM_SUFFIX):
                     continue
                 digest, _, key = name[:-len(CWASM_SUFFIX)].partition('-')
-                if key in keep and digest not in gone:
+                if not doomed(digest, key):
                     continue
                 try:
                     os.unlink(os.path.join(folder, name))
                     removed += 1
                 except OSError:
                     pass
-        for digest in gone:
+        for digest in trees:
             shutil.rmtree(os.path.join(self.cache_dir, reactor.TREES_DIR,
                                        digest), ignore_errors=True)
         return removed

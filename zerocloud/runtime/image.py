@@ -29,7 +29,7 @@ import errno
 import functools
 import os
 import tarfile
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from zerocloud.runtime.errors import SessionFailure, reason
 from zerocloud.tarscan import member_path
@@ -153,9 +153,19 @@ def system_member(tar_path: str, member: str
     the file instead (a replaced image has a new inode or mtime).
     Raises what :func:`tarfile.open` and reading raise.
     """
+    return _index_of(tar_path).get(member_path(member))
+
+
+def system_member_names(tar_path: str) -> List[str]:
+    """The member names of a system image, read as :func:`system_member`
+    reads them."""
+    return list(_index_of(tar_path))
+
+
+def _index_of(tar_path: str) -> Dict[str, tarfile.TarInfo]:
     stat = os.stat(tar_path)
     version = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    return _member_index(tar_path, version).get(member_path(member))
+    return _member_index(tar_path, version)
 
 
 def _locate(tar_path: str, member: str

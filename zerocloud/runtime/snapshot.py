@@ -44,7 +44,7 @@ import os
 import shutil
 import subprocess
 import zipfile
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 GUEST_SOURCES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                              'guest')
@@ -149,27 +149,33 @@ def _unpack_matplotlib_member(source: zipfile.ZipFile, info: zipfile.ZipInfo,
 
 
 def wizer_command(wasmtime_cli: str, python_wasm: str, root: str, tmp: str,
-                  output: str) -> List[str]:
-    """The exact command that makes the snapshot."""
+                  output: str, extra_env: Sequence[str] = ()) -> List[str]:
+    """The exact command that makes the snapshot (``extra_env``:
+    ``NAME=value`` items for the guest, an app snapshot's imports)."""
+    environment = []
+    for item in extra_env:
+        environment += ['--env', item]
     return [wasmtime_cli, 'wizer',
             '-W', 'exceptions=y,unknown-imports-trap=y',
             '-S', 'cli=y,inherit-stdin=n,inherit-stdout=n,inherit-stderr=n',
             '-C', 'cache=n',
             '--env', 'PYTHONHASHSEED=0',
-            '--env', 'MPLCONFIGDIR=/tmp/matplotlib',
+            '--env', 'MPLCONFIGDIR=/tmp/matplotlib'] + environment + [
             '--init-func', 'wizer.initialize',
             '--dir', '%s::/' % root, '--dir', '%s::/tmp' % tmp,
             '-o', output, python_wasm]
 
 
 def make_snapshot(wasmtime_cli: str, python_wasm: str, root: str,
-                  work: str) -> Tuple[str, List[str], Dict]:
+                  work: str, extra_env: Sequence[str] = ()
+                  ) -> Tuple[str, List[str], Dict]:
     """Run wizer; returns (snapshot path, command, the guest's report)."""
     tmp = os.path.join(work, 'tmp')
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     output = os.path.join(work, 'python-snapshot.wasm')
-    command = wizer_command(wasmtime_cli, python_wasm, root, tmp, output)
+    command = wizer_command(wasmtime_cli, python_wasm, root, tmp, output,
+                            extra_env)
     done = subprocess.run(command, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
     if done.returncode != 0:
@@ -184,12 +190,17 @@ def make_snapshot(wasmtime_cli: str, python_wasm: str, root: str,
     return output, command, report
 
 
-def check_report(report: Dict) -> None:
-    """SnapshotError unless the guest's report shows a clean snapshot."""
+def check_report(report: Dict, app_imports: Sequence[str] = ()) -> None:
+    """SnapshotError unless the guest's report shows a clean snapshot
+    (with ``app_imports`` imported too, for an app snapshot)."""
     problems = []
     if report.get('preimported') != EXPECTED_PREIMPORTS:
         problems.append('pre-imported %s, expected %s'
                         % (report.get('preimported'), EXPECTED_PREIMPORTS))
+    if report.get('app_imports', []) != list(app_imports):
+        problems.append('imported %s for the app, expected %s (%s)' % (
+            report.get('app_imports'), list(app_imports),
+            '; '.join(report.get('app_import_failures') or ['no error'])))
     if report.get('open_file_descriptors'):
         problems.append('file descriptors %s left open'
                         % report['open_file_descriptors'])

