@@ -62,10 +62,7 @@ def private_cluster():
 @pytest.fixture(scope='session')
 def cluster():
     def small_ram(shared):
-        # App snapshots are built only where a test asks for them
-        # (test_app_snapshots.py): a build takes the CPU for minutes.
-        configure_object_query(shared, zerovm_ram_limit=str(SHARED_RAM_LIMIT),
-                               zerovm_app_snapshots='0')
+        configure_object_query(shared, zerovm_ram_limit=str(SHARED_RAM_LIMIT))
         # Accounting objects are stored soon after their jobs.
         configure(shared, 'proxy-server', 'filter:proxy_query',
                   zerovm_accounting_interval='1')

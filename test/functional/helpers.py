@@ -48,17 +48,21 @@ def fast_tmp_dir() -> str:
 @contextlib.contextmanager
 def started_cluster(prefix: str,
                     configure_before_start: Optional[Callable] = None,
+                    app_snapshots: bool = False,
                     **options) -> Iterator[Cluster]:
     """A cluster of its own, on free ports in a fresh directory, stopped
     and removed afterwards.  ``configure_before_start(cluster)`` may edit
-    its prepared configuration.  A cluster that does not start fails the
-    test loudly with the launcher's message; its work directory is kept
-    for the logs."""
+    its prepared configuration.  App snapshots are off unless asked for
+    (a build takes the CPU for minutes: test_app_snapshots.py).  A cluster
+    that does not start fails the test loudly with the launcher's message;
+    its work directory is kept for the logs."""
     workdir = tempfile.mkdtemp(prefix=prefix, dir=fast_tmp_dir())
     cluster = Cluster(workdir, port=0, **options)
     try:
+        cluster.prepare()
+        if not app_snapshots:
+            configure_object_query(cluster, zerovm_app_snapshots='0')
         if configure_before_start is not None:
-            cluster.prepare()
             configure_before_start(cluster)
         cluster.start()
     except LaunchError as err:

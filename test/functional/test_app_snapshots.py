@@ -1,6 +1,7 @@
 """App snapshots (issue 17): a Python zapp whose script imports heavy
 modules of the image is run from a snapshot of those imports once one is
-built, on a cluster of its own with the default ``zerovm_app_snapshots``.
+built, on a cluster of its own with the default ``zerovm_app_snapshots``
+(the other test clusters have them off).
 
 - Its first run comes from the system image (``X-Nexe-Snapshot:
   building``: the import happens in the run) and starts a build in the
@@ -51,7 +52,7 @@ def _forget_app_snapshots() -> None:
 @pytest.fixture(scope='module')
 def snapshots_cluster():
     _forget_app_snapshots()
-    with started_cluster('zerocloud-appsnap-') as cluster:
+    with started_cluster('zerocloud-appsnap-', app_snapshots=True) as cluster:
         yield cluster
     _forget_app_snapshots()
 

@@ -6,10 +6,9 @@ import io
 import json
 import os
 import tarfile
-import threading
 import zipfile
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Set, Tuple
+from typing import Dict, List, Mapping, Optional, Set, Tuple
 
 from zerocloud import protocol, tarscan
 from zerocloud.job.model import Node
@@ -93,21 +92,22 @@ class AppSnapshotChooser:
                  cache_limits: CacheLimits, logger):
         self.python_image = python_image
         self.logger = logger
+        #: Lines to log, from :meth:`choose` (list appends are atomic).
+        self.notes: List[str] = []
         self.store = appsnap.AppSnapshots(cache_dir, keep)
         self.cache = ModuleCache(cache_dir, cache_limits)
-        self._lock = threading.Lock()
         #: The image's facts by its (size, mtime): read once, in a real
-        #: thread.
+        #: thread.  No lock (green locks cannot be taken there): two first
+        #: requests may both read them, to the same result.
         self._base: Dict[Tuple[int, float], BaseFacts] = {}
 
     def _base_facts(self) -> BaseFacts:
         stat = os.stat(self.python_image)
         version = (stat.st_size, stat.st_mtime)
-        with self._lock:
-            facts = self._base.get(version)
-            if facts is None:
-                facts = base_facts(self.python_image)
-                self._base = {version: facts}
+        facts = self._base.get(version)
+        if facts is None:
+            facts = base_facts(self.python_image)
+            self._base = {version: facts}
         return facts
 
     def choose(self, program: str, member: Optional[str], node: Node,
@@ -116,15 +116,23 @@ class AppSnapshotChooser:
         """(Program, ProgramMember, ``X-Nexe-Snapshot``) for a node whose
         program resolved to ``program``/``member``; ``plain``: a run
         without fuel, not deterministic.  Runs in a real thread (it reads
-        tars), and may start a build.  Never fails the node: what goes
-        wrong here is logged, and the node runs from ``program``."""
+        tars), and may start a build; it takes no lock and logs nothing
+        (green locks cannot be taken there): what it has to say goes to
+        :attr:`notes`, for the server's green thread to log.  Never fails
+        the node: the node runs from ``program`` then."""
         try:
             return self._choose(program, member, node, members, bounds,
                                 plain)
-        except Exception:
-            self.logger.exception('zerocloud: app snapshot of node %s',
-                                  node.name)
+        except Exception as err:
+            self.notes.append('zerocloud: app snapshot of node %s: %s: %s'
+                              % (node.name, type(err).__name__, err))
             return program, member, appsnap.SNAPSHOT_NONE
+
+    def log_notes(self) -> None:
+        """Log what :meth:`choose` noted (on the server's green thread)."""
+        notes, self.notes = self.notes, []
+        for note in notes:
+            self.logger.info(note)
 
     def _choose(self, program: str, member: Optional[str], node: Node,
                 members: Mapping[str, str], bounds: tarscan.ScanBounds,
@@ -151,8 +159,8 @@ class AppSnapshotChooser:
         if self.store.building(key):
             return program, member, appsnap.SNAPSHOT_BUILDING
         if self.store.start(self.python_image, key, imports):
-            self.logger.info('zerocloud: building app snapshot %s of %s '
-                             '(for node %s)', key, ','.join(imports),
-                             node.name)
+            self.notes.append('zerocloud: building app snapshot %s of %s '
+                              '(for node %s)' % (key, ','.join(imports),
+                                                 node.name))
             return program, member, appsnap.SNAPSHOT_BUILDING
         return program, member, appsnap.SNAPSHOT_NONE

@@ -629,6 +629,9 @@ class NodeRequest:
         except ExecutionError as err:
             raise HTTPException(status=err.status, body=err.message,
                                 request=req)
+        finally:
+            if chooser is not None:
+                chooser.log_notes()
         self.clock.mark('prepare')
         edges = self._edge_outputs(session, limits) \
             if self._connected() else None

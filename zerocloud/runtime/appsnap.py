@@ -9,9 +9,10 @@ this; here it is the same snapshot recipe (``wasmtime wizer``) with the
 program's imports added.
 
 What is snapshotted is only the system image's own code: the modules of
-its ``site-packages`` that a script imports at its top level (the module
-body and the bodies of top-level ``try``, ``if`` and ``with`` blocks), never
-the program's own modules, files or data.  So one snapshot serves every
+its packages (not of the standard library) that a script imports at its
+top level (the module body and the bodies of top-level ``try``, ``if`` and
+``with`` blocks) and that the image's snapshot has not loaded already,
+never the program's own modules, files or data.  So one snapshot serves every
 program, of every account, that imports the same set
 (:func:`snapshot_key`), and it holds nothing of any of them.  Every run
 still starts from a fresh copy of it, with its own argv, environment,
@@ -27,7 +28,10 @@ image), and:
   on this machine already, starts building one in the background
   (``X-Nexe-Snapshot: building``), with ``python -m
   zerocloud.runtime.appsnap``: the wizer run (about a minute here), the
-  tar, then the compile (about a minute more);
+  tar, then the compile (about a minute more).  One build at a time per
+  machine, at the lowest CPU priority (``nice`` 19), so that builds asked
+  for by many different import sets cost at most one core's spare time
+  and about 2 GB of memory while a compile runs;
 * for a script that imports nothing more, a run with fuel or a
   deterministic one, ``X-Nexe-Snapshot: none``.
 
@@ -45,7 +49,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -108,10 +111,12 @@ def system_imports(names: Iterable[str], packages: Set[str],
                    loaded: Set[str]) -> List[str]:
     """The ``names`` a snapshot would add: modules of the image's
     ``packages`` (the top-level names it can import) that its own snapshot
-    has not ``loaded``, sorted, at most :data:`MAX_IMPORTS`."""
+    has not ``loaded``, sorted, at most :data:`MAX_IMPORTS`; never the
+    standard library's (a few milliseconds each, not worth a snapshot)."""
     kept = sorted({name for name in names
                    if _MODULE_NAME.fullmatch(name) and name not in loaded
-                   and name.split('.')[0] in packages})
+                   and name.split('.')[0] in packages
+                   and name.split('.')[0] not in sys.stdlib_module_names})
     return kept[:MAX_IMPORTS]
 
 
@@ -316,6 +321,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('key')
     parser.add_argument('imports', nargs='+')
     args = parser.parse_args(argv)
+    # Jobs come first: a build only takes what CPU they leave.
+    os.nice(19 - os.nice(0))
     started = time.monotonic()
     try:
         _build_and_install(args)

@@ -12,7 +12,8 @@ from zerocloud import tarscan
 from zerocloud.object.appsnapshots import read_script, script_member
 from zerocloud.runtime import appsnap
 
-PACKAGES = {'sklearn', 'scipy', 'numpy', 'pandas', 'statsmodels', 'six'}
+PACKAGES = {'sklearn', 'scipy', 'numpy', 'pandas', 'statsmodels', 'six',
+            'csv', 'json'}
 
 
 def test_top_level_imports_in_order_once():
@@ -49,7 +50,7 @@ def test_a_script_that_cannot_be_read_adds_nothing(source):
 
 def test_only_the_images_modules_its_snapshot_has_not_loaded():
     names = ['os', 'scipy.stats', 'sklearn.linear_model', 'numpy.linalg',
-             'pandas', 'mymodule', 'six', 'scipy.stats']
+             'pandas', 'mymodule', 'six', 'scipy.stats', 'csv', 'json.tool']
     loaded = {'os', 'numpy', 'numpy.linalg', 'pandas', 'scipy'}
     assert appsnap.system_imports(names, PACKAGES, loaded) == [
         'scipy.stats', 'six', 'sklearn.linear_model']
