@@ -7,8 +7,10 @@ built, on a cluster of its own with the default ``zerovm_app_snapshots``
   building``: the import happens in the run) and starts a build in the
   background on its server.
 - Once built, its runs come from the snapshot (``X-Nexe-Snapshot: app``):
-  the modules are in ``sys.modules`` before the script imports them, and
-  it prints the same answer.
+  the modules are in ``sys.modules`` before the script imports them
+  (``scipy.stats`` of ``from scipy import stats`` too; the class named by
+  ``from sklearn.linear_model import LinearRegression`` is no module, and
+  no failure), and it prints the same answer.
 - A script importing nothing beyond the image's own snapshot, and a run
   with ``-c``, say ``none``.
 
@@ -32,7 +34,9 @@ from .helpers import (
 #: Seconds a snapshot may take to be built and compiled on 2 cores.
 BUILD_WAIT = 600
 FIT = '''import sys
-preloaded = 'sklearn.linear_model' in sys.modules
+preloaded = all(name in sys.modules
+                for name in ('sklearn.linear_model', 'scipy.stats'))
+from scipy import stats
 from sklearn.linear_model import LinearRegression
 import numpy as np
 x = np.arange(100, dtype=float).reshape(-1, 1)

@@ -101,7 +101,12 @@ def script_imports(source: bytes) -> List[str]:
             names += [alias.name for alias in statement.names]
         elif isinstance(statement, ast.ImportFrom):
             if statement.level == 0 and statement.module:
+                # ``from scipy import stats`` imports ``scipy.stats``; a
+                # name that is no module is found so when the snapshot is
+                # made, and costs nothing.
                 names.append(statement.module)
+                names += ['%s.%s' % (statement.module, alias.name)
+                          for alias in statement.names if alias.name != '*']
         elif isinstance(statement, (ast.Try, ast.If, ast.With)):
             pending[0:0] = statement.body
     return list(dict.fromkeys(names))

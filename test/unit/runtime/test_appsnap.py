@@ -10,7 +10,9 @@ import pytest
 
 from zerocloud import tarscan
 from zerocloud.object.appsnapshots import read_script, script_member
-from zerocloud.runtime import appsnap
+from zerocloud.runtime import appsnap, snapshot
+
+from test.unit.runtime.test_sysimage import GOOD_REPORT
 
 PACKAGES = {'sklearn', 'scipy', 'numpy', 'pandas', 'statsmodels', 'six',
             'csv', 'json'}
@@ -38,7 +40,8 @@ import scipy.stats
 '''
     assert appsnap.script_imports(source) == [
         'os', 'sys', 'scipy.stats', 'sklearn.linear_model',
-        'statsmodels.api', 'six', 'numpy.linalg']
+        'sklearn.linear_model.LinearRegression', 'statsmodels.api', 'six',
+        'numpy.linalg']
 
 
 @pytest.mark.parametrize('source', [b'def broken(:\n', b'(' * 100000,
@@ -122,3 +125,16 @@ def test_the_script_is_read_from_the_image_within_bounds(tmp_path):
     assert read_script(str(path), 'big.py', bounds) == b''
     assert read_script(str(path), 'gone.py', bounds) == b''
     assert read_script(str(tmp_path / 'none.tar'), 'main.py', bounds) == b''
+
+
+def test_an_app_snapshot_report_takes_classes_but_no_failure():
+    wanted = ['scipy.stats', 'sklearn.linear_model.LinearRegression']
+    report = dict(GOOD_REPORT, app_imports=['scipy.stats'],
+                  app_not_modules=['sklearn.linear_model.LinearRegression'])
+    snapshot.check_report(report, wanted)
+    for bad in (dict(report, app_imports=[], app_not_modules=wanted),
+                dict(report, app_not_modules=[],
+                     app_import_failures=['sklearn...: boom'])):
+        with pytest.raises(snapshot.SnapshotError) as caught:
+            snapshot.check_report(bad, wanted)
+        assert 'for the app of' in str(caught.value)

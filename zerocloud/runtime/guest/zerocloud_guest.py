@@ -245,16 +245,24 @@ def _open_file_objects():
 
 def _import_for_app(importlib):
     """An app snapshot's modules (``APP_IMPORTS``, set only while one is
-    made): (imported, failures)."""
+    made): (imported, not modules, failures).  ``from scipy import stats``
+    names ``scipy.stats`` as a candidate, ``from sklearn.linear_model
+    import LinearRegression`` names ``sklearn.linear_model
+    .LinearRegression``: a class, no module, which is no failure."""
     names = os.environ.pop(APP_IMPORTS, '')
-    imported, failures = [], []
+    imported, not_modules, failures = [], [], []
     for name in filter(None, names.split(',')):
         try:
             importlib.import_module(name)
             imported.append(name)
+        except ModuleNotFoundError as err:
+            if err.name == name and '.' in name:
+                not_modules.append(name)
+            else:
+                failures.append('%s: %s' % (name, err))
         except BaseException as err:
             failures.append('%s: %s: %s' % (name, type(err).__name__, err))
-    return imported, failures
+    return imported, not_modules, failures
 
 
 def prepare():
@@ -265,7 +273,8 @@ def prepare():
     matplotlib.use('Agg')
     for name in PREIMPORTS:
         importlib.import_module(name)
-    app_imports, app_import_failures = _import_for_app(importlib)
+    app_imports, app_not_modules, app_import_failures = _import_for_app(
+        importlib)
     _wrap_reactor_run()
     gc.collect()
     files, folders = _open_descriptors()
@@ -273,6 +282,7 @@ def prepare():
               'preimported': [n for n in PREIMPORTS if n in sys.modules],
               'loaded_modules': sorted(sys.modules),
               'app_imports': app_imports,
+              'app_not_modules': app_not_modules,
               'app_import_failures': app_import_failures,
               'open_file_descriptors': files,
               'open_directory_descriptors': folders,
