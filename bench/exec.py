@@ -62,7 +62,6 @@ import requests
 from zerocloud import paths
 from zerocloud.headers import STREAMING_STATUS
 from zerocloud.runtime import appsnap
-from zerocloud.runtime.cache import ModuleCache
 from zerocloud.stages import parse_stages
 
 from common import (
@@ -751,13 +750,6 @@ P8_TARGET = 1.5
 P8_BUILD_WAIT = 900
 
 
-def _forget_app_snapshots() -> None:
-    """Start P8 without any app snapshot on this machine."""
-    store = appsnap.AppSnapshots(paths.module_cache_dir(), keep=0)
-    if os.path.isdir(store.folder):
-        ModuleCache(paths.module_cache_dir()).forget(store.evict())
-
-
 def _snapshot_bytes() -> int:
     """Disk taken by the app snapshots now: tars, compiled modules, files."""
     cache = paths.module_cache_dir()
@@ -782,7 +774,7 @@ def measure_p8(bench: Bench) -> None:
     account, count = bench.account, bench.args.requests
     session = account.session()
     body = tar_of({'boot/system.map': P8_SYSTEM_MAP, 'main.py': P8_MAIN})
-    _forget_app_snapshots()
+    appsnap.AppSnapshots(paths.module_cache_dir(), keep=0).trim()
 
     def post_fit() -> str:
         resp = account.execute(session, body, 'application/x-tar')
@@ -827,7 +819,7 @@ def measure_p8(bench: Bench) -> None:
     bench.verdicts.append(Verdict(
         'P8 sklearn zapp p50 / hello p50', ms(fit_p50), ms(hello_p50),
         '%.2f' % ratio, '<= %g' % P8_TARGET, ratio <= P8_TARGET))
-    _forget_app_snapshots()
+    appsnap.AppSnapshots(paths.module_cache_dir(), keep=0).trim()
 
 
 def load_average() -> str:

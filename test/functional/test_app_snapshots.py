@@ -18,14 +18,12 @@ The snapshots this test leaves in the machine's module cache are removed
 at its start and its end.
 """
 
-import os
 import time
 
 import pytest
 
 from zerocloud import paths
 from zerocloud.runtime import appsnap
-from zerocloud.runtime.cache import ModuleCache
 
 from .helpers import (
     Account, python_node, started_cluster, store_zapp,
@@ -47,18 +45,12 @@ print(preloaded, round(float(model.coef_[0]), 6),
 PLAIN = 'import json, numpy\nprint(json.dumps(int(numpy.arange(4).sum())))\n'
 
 
-def _forget_app_snapshots() -> None:
-    store = appsnap.AppSnapshots(paths.module_cache_dir(), keep=0)
-    if os.path.isdir(store.folder):
-        ModuleCache(paths.module_cache_dir()).forget(store.evict())
-
-
 @pytest.fixture(scope='module')
 def snapshots_cluster():
-    _forget_app_snapshots()
+    appsnap.AppSnapshots(paths.module_cache_dir(), keep=0).trim()
     with started_cluster('zerocloud-appsnap-', app_snapshots=True) as cluster:
         yield cluster
-    _forget_app_snapshots()
+    appsnap.AppSnapshots(paths.module_cache_dir(), keep=0).trim()
 
 
 def _run(account: Account, image: str, script: str):

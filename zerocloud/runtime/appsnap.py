@@ -58,6 +58,9 @@ from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Set
 
 from zerocloud.runtime import snapshot
+from zerocloud.runtime.cache import ModuleCache
+from zerocloud.runtime.limits import WALL_CLOCK_EXIT
+from zerocloud.runtime.session import Runtime
 
 #: The guest reads the modules to add from this variable while the
 #: snapshot is made (``zerocloud/runtime/guest/zerocloud_guest.py``).
@@ -228,6 +231,12 @@ class AppSnapshots:
                 gone.append(ready.digest)
         return gone
 
+    def trim(self) -> None:
+        """:meth:`evict`, and drop the compiled modules and files of what
+        it evicted (``keep=0``: every snapshot of this machine)."""
+        if os.path.isdir(self.folder):
+            ModuleCache(self.cache_dir).forget(self.evict())
+
 
 def _extract(image_tar: str, root: str) -> None:
     """The builder's inputs out of our own system image: ``usr/``, the
@@ -295,10 +304,7 @@ def _build_and_install(args: argparse.Namespace) -> None:
             pass
 
 
-def _install(store: 'AppSnapshots', args: argparse.Namespace) -> None:
-    from zerocloud.runtime.cache import ModuleCache
-    from zerocloud.runtime.limits import WALL_CLOCK_EXIT
-    from zerocloud.runtime.session import Runtime
+def _install(store: AppSnapshots, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix='appsnap-',
                                      dir=store.folder) as work:
         try:
@@ -313,7 +319,7 @@ def _install(store: 'AppSnapshots', args: argparse.Namespace) -> None:
         os.rename(tar, store.path(args.key, '.tar'))
         with open(store.path(args.key, '.sha256'), 'w') as handle:
             handle.write(digest + '\n')
-    ModuleCache(args.cache_dir).forget(store.evict())
+    store.trim()
 
 
 def main(argv: Optional[List[str]] = None) -> int:
