@@ -15,9 +15,9 @@ WORKDIR     ?= var/saio
 PYTEST_ARGS ?=
 
 .PHONY: bootstrap apt-packages venv constraints sysimage run test unit \
-        functional swift-functional examples clean
+        functional swift-functional examples native clean
 
-bootstrap: apt-packages venv sysimage examples
+bootstrap: apt-packages venv sysimage examples native
 
 # Fetch and check the CPython-for-WASI system image, warm the module cache.
 # One line on stderr when the cache is warm; the images' paths (stdout) are
@@ -31,6 +31,15 @@ examples: apt-packages $(EXAMPLES)
 
 examples/%.wasm: examples/%.c
 	clang --target=wasm32-wasi -O2 -o $@ $<
+
+# S3 Select's native scanner (zerocloud/s3select/native.py), which the
+# proxy sends with the selects it answers.
+SCANNER := zerocloud/s3select/native/selectscan.wasm
+native: apt-packages $(SCANNER)
+
+$(SCANNER): zerocloud/s3select/native/selectscan.c
+	clang --target=wasm32-wasi -O2 -Wall -Wextra -Werror -Wl,--strip-all \
+	  -Wl,-z,stack-size=1048576 -o $@ $<
 
 # Install the Debian packages we rely on when root; otherwise name them.
 # (chromium: the browser test of the zapp page, driven by Playwright.)

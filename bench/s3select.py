@@ -1,6 +1,6 @@
 """S3 Select next to the data versus downloading it:
 ``.venv/bin/python bench/s3select.py [--size-mb 1024] [--ranges 8]
-[--no-encryption]``.
+[--repeat 3] [--no-encryption]``.
 
 Starts its own all-in-one cluster (encryption at rest on), stores a CSV of
 ``--size-mb`` MiB (10 columns: an id, integers, floats and words) through
@@ -15,16 +15,20 @@ boto3, and runs, via boto3:
 The baseline, measured in the same run, is what a client does without S3
 Select: a GET of the whole object with boto3, then the same filter (or
 sum) on the client with pyarrow's CSV reader and compute functions.
-For each: seconds, the ratio to the baseline (target ≤ 0.5), bytes that
-crossed the proxy to the client, and the scan throughput (MB/s of object
-per select node).  Every answer is checked against the baseline's
-result; nothing is asserted about time.
+For each: seconds (the median of ``--repeat`` runs; the first run of a
+select also compiles the native scanner on the server it lands on), the
+ratio to the baseline (target ≤ 0.5), bytes that crossed the proxy to
+the client, the scan throughput (MB/s of object per select node), and
+the engine that answered (``X-Zerocloud-Select-Engine``: ``native`` or
+``python``).  Every answer is checked against the baseline's result;
+nothing is asserted about time.
 """
 
 import argparse
 import concurrent.futures
 import io
 import random
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
@@ -75,6 +79,7 @@ class Measure:
     nodes: int
     answer: object
     error: Optional[str] = None
+    engine: str = '-'
 
 
 def s3_client(cluster):
@@ -85,9 +90,9 @@ def s3_client(cluster):
                       read_timeout=3600, retries={'max_attempts': 1}))
 
 
-def run_select(s3, sql: str,
-               scan: Optional[Tuple[int, int]] = None) -> Tuple[bytes, int]:
-    """The records of one select, and the bytes it scanned."""
+def run_select(s3, sql: str, scan: Optional[Tuple[int, int]] = None
+               ) -> Tuple[bytes, int, str]:
+    """The records of one select, the bytes it scanned, and its engine."""
     extra = {'ScanRange': {'Start': scan[0], 'End': scan[1]}} if scan else {}
     resp = s3.select_object_content(
         Bucket=BUCKET, Key=KEY, ExpressionType='SQL', Expression=sql,
@@ -99,23 +104,30 @@ def run_select(s3, sql: str,
             records.append(event['Records']['Payload'])
         elif 'Stats' in event:
             scanned = event['Stats']['Details']['BytesScanned']
-    return b''.join(records), scanned
+    engine = resp['ResponseMetadata']['HTTPHeaders'].get(
+        'x-zerocloud-select-engine', '?')
+    return b''.join(records), scanned, engine
 
 
-def timed(label: str, action: Callable[[], Tuple[object, int, int, int]]
-          ) -> Measure:
-    start = time.monotonic()
-    try:
-        answer, to_client, scanned, nodes = action()
-    except (ClientError, EventStreamError) as err:
-        # A select that fails (over zerovm_timeout, say) is a row saying so.
-        return Measure(label, time.monotonic() - start, 0, 0, 0, None,
-                       str(err))
-    return Measure(label, time.monotonic() - start, to_client, scanned,
-                   nodes, answer)
+def timed(label: str, action: Callable[[], Tuple[object, int, int, int]],
+          repeat: int, engine: Callable[[], str] = lambda: '-') -> Measure:
+    """``action`` run ``repeat`` times: the median time, the last answer."""
+    times = []
+    for _ in range(repeat):
+        start = time.monotonic()
+        try:
+            answer, to_client, scanned, nodes = action()
+        except (ClientError, EventStreamError) as err:
+            # A select that fails (over zerovm_timeout, say) is a row
+            # saying so.
+            return Measure(label, time.monotonic() - start, 0, 0, 0, None,
+                           str(err))
+        times.append(time.monotonic() - start)
+    return Measure(label, statistics.median(times), to_client, scanned,
+                   nodes, answer, engine=engine())
 
 
-def baseline(s3, size: int) -> Tuple[Measure, Measure]:
+def baseline(s3, size: int, repeat: int) -> Tuple[Measure, Measure]:
     """GET the object, then filter (or sum) it with pyarrow."""
     def download() -> bytes:
         return s3.get_object(Bucket=BUCKET, Key=KEY)['Body'].read()
@@ -137,14 +149,17 @@ def baseline(s3, size: int) -> Tuple[Measure, Measure]:
         data = download()
         total = pyarrow.compute.sum(read(data).column(2)).as_py()
         return total, len(data), len(data), 0
-    return (timed('GET + pyarrow filter', filtered),
-            timed('GET + pyarrow sum', summed))
+    return (timed('GET + pyarrow filter', filtered, repeat),
+            timed('GET + pyarrow sum', summed, repeat))
 
 
-def selects(s3, size: int, ranges: int) -> List[Measure]:
+def selects(s3, size: int, ranges: int, repeat: int) -> List[Measure]:
+    engines: List[str] = []
+
     def one(sql: str) -> Callable[[], Tuple[object, int, int, int]]:
         def action():
-            records, scanned = run_select(s3, sql)
+            records, scanned, engine = run_select(s3, sql)
+            engines.append(engine)
             return records, len(records), scanned, 1
         return action
 
@@ -155,11 +170,18 @@ def selects(s3, size: int, ranges: int) -> List[Measure]:
         with concurrent.futures.ThreadPoolExecutor(ranges) as pool:
             parts = list(pool.map(lambda b: run_select(s3, FILTER_SQL, b),
                                   bounds))
-        records = b''.join(part for part, _ in parts)
-        return records, len(records), sum(s for _, s in parts), ranges
-    return [timed('S3 Select filter', one(FILTER_SQL)),
-            timed('S3 Select sum', one(SUM_SQL)),
-            timed('S3 Select filter x%d ranges' % ranges, split)]
+        engines.extend(engine for _, _, engine in parts)
+        records = b''.join(part for part, _, _ in parts)
+        return records, len(records), sum(s for _, s, _ in parts), ranges
+
+    def used() -> str:
+        seen = '/'.join(sorted(set(engines)))
+        engines.clear()
+        return seen
+    return [timed('S3 Select filter', one(FILTER_SQL), repeat, used),
+            timed('S3 Select sum', one(SUM_SQL), repeat, used),
+            timed('S3 Select filter x%d ranges' % ranges, split, repeat,
+                  used)]
 
 
 def check(filter_base: Measure, sum_base: Measure,
@@ -187,6 +209,9 @@ def main() -> int:
                         help='size of the CSV object in MiB (default 1024)')
     parser.add_argument('--ranges', type=int, default=8,
                         help='ScanRanges of the split select (default 8)')
+    parser.add_argument('--repeat', type=int, default=3,
+                        help='runs of each measure, the median printed '
+                        '(default 3)')
     add_encryption_flag(parser)
     args = parser.parse_args()
     try:
@@ -197,8 +222,8 @@ def main() -> int:
             s3.put_object(Bucket=BUCKET, Key=KEY, Body=data)
             size = len(data)
             del data
-            filter_base, sum_base = baseline(s3, size)
-            measures = selects(s3, size, args.ranges)
+            filter_base, sum_base = baseline(s3, size, args.repeat)
+            measures = selects(s3, size, args.ranges, args.repeat)
     except BenchError as err:
         print('bench failed: %s' % err)
         return 1
@@ -215,9 +240,9 @@ def main() -> int:
         rows.append([measure.label, '%.2f' % measure.seconds,
                      '%.3f' % (measure.seconds / base.seconds),
                      '%.1f MB' % (measure.bytes_to_client / 1e6), per_node,
-                     verdicts.get(measure.label, '-')])
+                     measure.engine, verdicts.get(measure.label, '-')])
     print_table(['run', 'seconds', 'vs baseline', 'to the client',
-                 'scan MB/s per node', 'answer'], rows)
+                 'scan MB/s per node', 'engine', 'answer'], rows)
     done = [m.seconds / filter_base.seconds for m in measures
             if 'filter' in m.label and not m.error]
     print('target (filter ≤ %.1f × baseline) met: %s'

@@ -102,6 +102,7 @@ def test_info_lists_s3api(cluster):
                         timeout=REQUEST_TIMEOUT).json()
     assert 's3api' in info
     assert info['s3api']['select_object_content'] is True
+    assert info['s3api']['select_native_scanner'] is True
 
 
 def test_a_swift_request_with_another_authorization_is_swifts(account):

@@ -72,9 +72,12 @@ def bucket(s3):
 class Answer:
     """The events of one select, as botocore parsed them."""
 
-    def __init__(self, events: List[Dict], request_id: str = ''):
+    def __init__(self, events: List[Dict], request_id: str = '',
+                 engine: Optional[str] = None):
         self.events = events
         self.request_id = request_id
+        #: Which engine answered (``X-Zerocloud-Select-Engine``).
+        self.engine = engine
         self.records = b''.join(e['Records']['Payload'] for e in events
                                 if 'Records' in e)
         self.stats = next((e['Stats']['Details'] for e in events
@@ -98,8 +101,10 @@ def select(s3, bucket: str, key: str, sql: str,
         Bucket=bucket, Key=key, Expression=sql, ExpressionType='SQL',
         InputSerialization=inp if inp is not None else CSV_USE,
         OutputSerialization=out if out is not None else CSV_OUT, **extra)
-    assert resp['ResponseMetadata']['HTTPStatusCode'] == 200
-    return Answer(list(resp['Payload']), resp['ResponseMetadata']['RequestId'])
+    meta = resp['ResponseMetadata']
+    assert meta['HTTPStatusCode'] == 200
+    return Answer(list(resp['Payload']), meta['RequestId'],
+                  meta['HTTPHeaders'].get('x-zerocloud-select-engine'))
 
 
 def test_csv_projection_filter_and_limit(s3, bucket):
@@ -107,6 +112,7 @@ def test_csv_projection_filter_and_limit(s3, bucket):
                     "SELECT s.Name, s.City FROM S3Object s "
                     "WHERE CAST(s.Age AS INT) > 30")
     assert answer.text == 'Ann,Oslo\nCid,Oslo\nEve,Rome\n'
+    assert answer.engine == 'native'
     assert answer.ended
     assert answer.stats == {'BytesScanned': len(PEOPLE_CSV),
                             'BytesProcessed': len(PEOPLE_CSV),
@@ -174,6 +180,7 @@ def test_functions_and_json_output(s3, bucket):
         "AS band FROM S3Object WHERE Name LIKE '_e%'", out=JSON_OUT)
     assert answer.json_rows() == [
         {'who': 'DEE', 'n': 4, 'joined': 2023, 'band': 'junior'}]
+    assert answer.engine == 'python'   # what the native scanner leaves
 
 
 def test_json_lines_and_document_input(s3, bucket):
@@ -273,6 +280,7 @@ def test_erasure_coded_object(s3, account):
                     inp={'CSV': {}})
     expected = sum(int(line.split(b',')[1]) for line in data.splitlines())
     assert answer.text == '%d,20000\n' % expected
+    assert answer.engine == 'native'   # streamed to it, decoded
     assert answer.stats['BytesScanned'] == len(data)
 
 
@@ -288,6 +296,7 @@ def test_an_object_larger_than_the_ram_limit(s3, bucket):
                     RequestProgress={'Enabled': True})
     expected = sum(1 for i in range(rows) if i % 7 == 6)
     assert answer.text == '%d,%d\n' % (expected, expected * 6)
+    assert answer.engine == 'native'
     assert answer.stats['BytesScanned'] == len(data)
     assert answer.progress and answer.progress[-1]['BytesScanned'] \
         == len(data)
@@ -306,6 +315,8 @@ def test_an_error_mid_stream_is_an_error_event(s3, bucket):
         for event in resp['Payload']:
             received.append(event)
     assert failed.value.response['Error']['Code'] == 'CastFailed'
+    assert resp['ResponseMetadata']['HTTPHeaders'][
+        'x-zerocloud-select-engine'] == 'native'
     records = b''.join(e['Records']['Payload'] for e in received
                        if 'Records' in e)
     assert records == ('\n'.join(rows[:5000]) + '\n').encode()

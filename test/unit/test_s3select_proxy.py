@@ -9,9 +9,11 @@ import pytest
 
 from zerocloud.proxy.s3select import (
     early_error, finished_events, select_job, split_messages)
+from zerocloud.proxy import selectscan
 from zerocloud.s3select import eventstream
 from zerocloud.s3select.errors import SelectError
 from zerocloud.s3select.model import SelectRequest
+from zerocloud.s3select.sql import compile_query
 
 
 def _events(stream) -> list:
@@ -26,10 +28,16 @@ def _kind(message) -> str:
         message.headers[':message-type']
 
 
+def _job(bucket: str, key: str, request: SelectRequest, size: int):
+    return select_job(bucket, key, request,
+                      compile_query(request.expression), size)
+
+
 def test_the_job_reads_the_object_as_input_and_answers_on_stdout():
-    request = SelectRequest('SELECT * FROM S3Object')
-    zapp = tarfile.open(fileobj=io.BytesIO(
-        select_job('bucket', 'dir/ключ.csv', request, 1234)))
+    request = SelectRequest('SELECT UPPER(_1) FROM S3Object')
+    job, engine = _job('bucket', 'dir/ключ.csv', request, 1234)
+    assert engine == 'python'
+    zapp = tarfile.open(fileobj=io.BytesIO(job))
     assert zapp.getnames() == ['boot/system.map', 'select.json']
     [node] = json.loads(zapp.extractfile('boot/system.map').read())
     assert node['exec'] == {'path': 'file://python:python',
@@ -42,9 +50,26 @@ def test_the_job_reads_the_object_as_input_and_answers_on_stdout():
         zapp.extractfile('select.json').read().decode()) == request
 
 
+def test_the_native_scanner_answers_with_its_plan():
+    request = SelectRequest('SELECT _2 FROM S3Object WHERE '
+                            'CAST(_1 AS INT) < 10')
+    job, engine = _job('bucket', 'table.csv', request, 1234)
+    assert engine == 'native'
+    zapp = tarfile.open(fileobj=io.BytesIO(job))
+    assert zapp.getnames() == ['boot/system.map', 'plan', 'selectscan.wasm']
+    [node] = json.loads(zapp.extractfile('boot/system.map').read())
+    assert node['exec'] == {'path': 'file://selectscan.wasm'}
+    assert node['devices'][0] == {'name': 'input',
+                                  'path': 'swift://~/bucket/table.csv'}
+    assert zapp.extractfile('selectscan.wasm').read() == selectscan.scanner()
+    plan = zapp.extractfile('plan').read().decode()
+    assert plan.startswith('zerocloud-select-scan 1\n')
+    assert 'where int 0 lt 10\n' in plan
+
+
 def test_a_key_with_a_wildcard_is_refused():
     with pytest.raises(SelectError) as refused:
-        select_job('b', 'a*b', SelectRequest('SELECT * FROM S3Object'), 1)
+        _job('b', 'a*b', SelectRequest('SELECT * FROM S3Object'), 1)
     assert refused.value.code == 'InvalidRequest'
 
 

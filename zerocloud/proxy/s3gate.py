@@ -38,6 +38,7 @@ from swift.common.middleware.s3api.s3api import (
 from swift.common.registry import register_swift_info
 
 from zerocloud.proxy.s3select import SelectObjectContent, is_select
+from zerocloud.proxy import selectscan
 
 #: ``Authorization`` prefixes of S3's signatures (v2, v4).
 SIGNED_PREFIXES = ('AWS ', 'AWS4-HMAC-SHA256')
@@ -87,7 +88,9 @@ class S3Gate:
 def filter_factory(global_conf, **local_conf):
     # Swift's factory registers /info's entry and the secret headers.
     s3api_filter_factory(global_conf, **local_conf)
-    register_swift_info('s3api', select_object_content=True)
+    scanner_built = selectscan.scanner() is not None
+    register_swift_info('s3api', select_object_content=True,
+                        select_native_scanner=scanner_built)
     for name in SELECT_SUB_RESOURCES:
         # Else a select signed with version 2 never matches its signature.
         if name not in s3request.ALLOWED_SUB_RESOURCES:
@@ -95,5 +98,11 @@ def filter_factory(global_conf, **local_conf):
     conf = dict(global_conf, **local_conf)
 
     def gate(app):
-        return S3Gate(app, ZeroCloudS3Api(ListingEtagMiddleware(app), conf))
+        api = ZeroCloudS3Api(ListingEtagMiddleware(app), conf)
+        if not scanner_built:
+            api.logger.warning(
+                'zerocloud: S3 Select native scanner %s is not built '
+                '(make native): every select runs in the Python engine',
+                selectscan.SCANNER_PATH)
+        return S3Gate(app, api)
     return gate

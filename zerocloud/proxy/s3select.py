@@ -13,12 +13,16 @@ it ``501``).  What happens:
    signature, the caller's rights and ``s3api``'s own error answers apply:
    ``NoSuchKey``, ``NoSuchBucket``, ``AccessDenied``) gives its size.
 3. A one-node job, POSTed to the caller's account as the caller, as a
-   zapp holding the request: the
-   system image's Python runs ``-m _zerocloud_select`` (the package
-   ``zerocloud.s3select``, pre-imported in the Python snapshot) with the
-   object on ``/dev/input``.  Placement puts it on a server that holds the
-   object; an encrypted object is decrypted as it is read, an erasure-
-   coded or large object streamed to it.  It is a job like any other:
+   zapp holding the request.  Its program is the native scanner
+   (:mod:`zerocloud.proxy.selectscan`: the common CSV selects, a C program
+   sent in the zapp with its plan) when it answers this select, else the
+   system image's Python running ``-m _zerocloud_select`` (the package
+   ``zerocloud.s3select``, pre-imported in the Python snapshot); the
+   answer's ``X-Zerocloud-Select-Engine`` says which (``native`` or
+   ``python``).  Either reads the object on ``/dev/input``.  Placement
+   puts it on a server that holds the object; an encrypted object is
+   decrypted as it is read, an erasure-coded or large object streamed to
+   it.  It is a job like any other:
    ``zerovm_*`` limits, fair share, an ``AUTH_stats`` accounting line.  Its
    answer streams from the first byte (``X-Zerocloud-Stream-After: 0``).
 4. The sandbox writes S3's event stream (``Records``, ``Cont``,
@@ -38,7 +42,8 @@ Only the selected bytes cross the network from the object server.
 import io
 import json
 import tarfile
-from typing import Callable, Dict, Iterable, Iterator, List, Optional
+from typing import (Callable, Dict, Iterable, Iterator, List, Optional,
+                    Tuple)
 
 from swift.common.http import HTTP_OK
 from swift.common.middleware.s3api.s3response import (
@@ -48,12 +53,13 @@ from swift.common.swob import RESPONSE_REASONS, wsgi_to_str
 from swift.common.utils import close_if_possible
 
 from zerocloud import protocol
+from zerocloud.proxy import selectscan
 from zerocloud.s3select import eventstream
 from zerocloud.s3select.errors import SelectError
 from zerocloud.s3select.model import SelectRequest
 from zerocloud.s3select.request import (
     MAX_REQUEST_BODY, check_select_query_params, parse_request)
-from zerocloud.s3select.sql import compile_query
+from zerocloud.s3select.sql import Query, compile_query
 
 #: The job's node and how it runs the engine.
 NODE_NAME = 'select'
@@ -63,6 +69,11 @@ SYSTEM_MAP = 'boot/system.map'
 #: Where the engine finds the request: ``/select.json`` in the sandbox.
 REQUEST_MEMBER = 'select.json'
 SIZE_ENV = 'S3SELECT_SIZE'
+#: The native scanner's program and plan, members of the zapp.
+SCANNER_MEMBER = 'selectscan.wasm'
+PLAN_MEMBER = 'plan'
+#: Which engine answered: ``native`` or ``python``.
+ENGINE_HEADER = 'X-Zerocloud-Select-Engine'
 #: Bytes of a job's error answer quoted in an S3 error.
 ERROR_QUOTE = 300
 
@@ -84,24 +95,34 @@ class SelectErrorResponse(ErrorResponse):
 
 
 def select_job(bucket: str, key: str, request: SelectRequest,
-               size: int) -> bytes:
-    """The one-node job that answers ``request`` over the object: a zapp
-    (tar) of its ``boot/system.map`` and the request, which the engine
-    reads from its image (an expression of up to 256 KB does not fit a
-    job description, ``zerovm_maxconfig``)."""
+               query: Query, size: int) -> Tuple[bytes, str]:
+    """The one-node job that answers ``request`` over the object, and the
+    engine it runs: a zapp (tar) of its ``boot/system.map`` and what the
+    engine reads from its image, the native scanner and its plan or the
+    request for the Python engine (an expression of up to 256 KB does not
+    fit a job description, ``zerovm_maxconfig``)."""
     if '*' in key:
         # A job path's '*' is a wildcard: it could match other objects.
         raise SelectError('InvalidRequest', 'S3 Select on ZeroCloud does '
                           'not support keys containing "*"')
-    node = {'name': NODE_NAME,
-            'exec': {'path': ENGINE_EXEC, 'args': ENGINE_ARGS,
-                     'env': {SIZE_ENV: str(size)}},
+    scanner = selectscan.scanner()
+    plan = selectscan.plan(request, query, size) if scanner else None
+    if plan is not None:
+        engine = 'native'
+        program = {'path': 'file://' + SCANNER_MEMBER}
+        members = ((PLAN_MEMBER, plan.encode('utf-8')),
+                   (SCANNER_MEMBER, scanner))
+    else:
+        engine = 'python'
+        program = {'path': ENGINE_EXEC, 'args': ENGINE_ARGS,
+                   'env': {SIZE_ENV: str(size)}}
+        members = ((REQUEST_MEMBER, request.to_json().encode('utf-8')),)
+    node = {'name': NODE_NAME, 'exec': program,
             'devices': [
                 {'name': 'input', 'path': 'swift://~/%s/%s' % (bucket, key)},
                 {'name': 'stdout',
                  'content_type': 'application/octet-stream'}]}
-    members = ((SYSTEM_MAP, json.dumps([node]).encode('utf-8')),
-               (REQUEST_MEMBER, request.to_json().encode('utf-8')))
+    members = ((SYSTEM_MAP, json.dumps([node]).encode('utf-8')),) + members
     packed = io.BytesIO()
     with tarfile.open(fileobj=packed, mode='w', format=tarfile.PAX_FORMAT) \
             as tar:
@@ -109,7 +130,7 @@ def select_job(bucket: str, key: str, request: SelectRequest,
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    return packed.getvalue()
+    return packed.getvalue(), engine
 
 
 def split_messages(buffer: bytearray) -> List[bytes]:
@@ -197,13 +218,14 @@ class SelectObjectContent:
     def respond(self) -> S3Response:
         try:
             request = self._request()
+            query = compile_query(request.expression)
             size = self._object_size()
-            job = select_job(wsgi_to_str(self.req.container_name),
-                             wsgi_to_str(self.req.object_name), request,
-                             size)
+            job, engine = select_job(
+                wsgi_to_str(self.req.container_name),
+                wsgi_to_str(self.req.object_name), request, query, size)
         except SelectError as err:
             raise SelectErrorResponse(err)
-        return self._run(job)
+        return self._run(job, engine)
 
     def _request(self) -> SelectRequest:
         check_select_query_params(self.req.params)
@@ -212,9 +234,7 @@ class SelectObjectContent:
             raise SelectError('EmptyRequestBody', 'The request body is '
                               'empty: a SelectObjectContentRequest is '
                               'required')
-        request = parse_request(body)
-        compile_query(request.expression)
-        return request
+        return parse_request(body)
 
     def _object_size(self) -> int:
         """The object's size, through s3api: its answers for a missing
@@ -222,7 +242,7 @@ class SelectObjectContent:
         head = self.req.get_response(self.app, 'HEAD')
         return int(head.headers['Content-Length'])
 
-    def _run(self, job: bytes) -> S3Response:
+    def _run(self, job: bytes, engine: str) -> S3Response:
         sub = self.req.to_swift_req('POST', None, None, body=job, headers={
             'X-Zerovm-Execute': '1.0',
             'Content-Type': 'application/x-tar',
@@ -256,9 +276,11 @@ class SelectObjectContent:
             for _ in events:
                 pass   # the job's end: its final status and accounting
             raise error
-        return S3Response(status=200, app_iter=_resumed(first, events),
-                          headers={'Content-Type':
-                                   'application/octet-stream'})
+        answer = S3Response(status=200, app_iter=_resumed(first, events),
+                            headers={'Content-Type':
+                                     'application/octet-stream'})
+        answer.headers[ENGINE_HEADER] = engine   # S3Response drops others
+        return answer
 
 
 def _resumed(first: bytes, events: Iterator[bytes]) -> Iterator[bytes]:

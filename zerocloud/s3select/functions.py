@@ -79,8 +79,9 @@ _DECIMAL_CONTEXT = Context(prec=38)
 _MONTH_NAMES = ('January', 'February', 'March', 'April', 'May', 'June',
                 'July', 'August', 'September', 'October', 'November',
                 'December')
-_INTEGER_TEXT = re.compile(r'[+-]?\d+')
-_NUMBER_TEXT = re.compile(r'[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?')
+# ASCII digits only, as S3 reads numbers.
+_INTEGER_TEXT = re.compile(r'[+-]?[0-9]+')
+_NUMBER_TEXT = re.compile(r'[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?')
 _FLOAT_WORDS = {'nan': float('nan'), 'inf': float('inf'),
                 '+inf': float('inf'), '-inf': float('-inf'),
                 'infinity': float('inf'), '+infinity': float('inf'),
@@ -369,7 +370,13 @@ def _int_from_text(text: str) -> int:
     if _INTEGER_TEXT.fullmatch(stripped):
         return int(stripped)
     if _NUMBER_TEXT.fullmatch(stripped):
-        return int(Decimal(stripped))
+        number = Decimal(stripped)
+        if number.is_zero():
+            return 0
+        if number.adjusted() >= 19:
+            # Past 8 bytes: said before int() spends minutes on 1e999999999.
+            raise _cast_failed(text, 'INT')
+        return int(number)
     raise _cast_failed(text, 'INT')
 
 

@@ -72,7 +72,7 @@ class Query:
         if self.statement.from_path:
             raise SelectError('InvalidKeyPath', 'A path after S3Object[*] '
                               'in FROM works with JSON input only.')
-        compiler = CSVCompiler(self.text, self._csv_aliases(), header)
+        compiler = CSVCompiler(self.text, self.csv_aliases(), header)
         return self._generate(rows, compiler,
                               lambda row: csv_pairs(row, header))
 
@@ -111,7 +111,7 @@ class Query:
                 fields.add(steps[0].name.lower())
         return fields
 
-    def _csv_aliases(self) -> Set[str]:
+    def csv_aliases(self) -> Set[str]:
         return {(self.statement.alias or 'S3Object').lower()}
 
     def _json_aliases(self) -> Set[str]:

@@ -1,0 +1,281 @@
+"""S3 Select's native scanner: which selects it answers, and its plans.
+
+The Python engine (:mod:`zerocloud.s3select.engine`) answers every
+select; for the common ones a C program,
+``zerocloud/s3select/native/selectscan.c`` built for WASI
+(``make native``), answers in its place, several times faster, with the
+same bytes: same records, same events, same errors.  The proxy decides
+here, once per request, from the parsed query; anything this module does
+not recognise goes to the Python engine.  The scanner takes:
+
+* uncompressed CSV whose records end with ``\\n``: a field delimiter and a
+  quote character (or none) of one ASCII character each, the quote its own
+  escape, a ``Comments`` character of one ASCII character (or none), no
+  quoted record delimiters, any ``FileHeaderInfo``, any ``ScanRange``;
+* CSV or JSON output, with any options;
+* ``SELECT *``, a list of columns (``_N``, header names, with or without
+  the table alias) and ``CAST(column AS INT|FLOAT)``, or a list of ``COUNT(*)``, ``COUNT(column)``,
+  ``SUM(CAST(column AS INT|FLOAT))``;
+* a ``WHERE`` of ``AND``, ``OR``, ``NOT`` over comparisons of a column
+  with a string literal, or of ``CAST(column AS INT|FLOAT)`` with an
+  integer literal (for ``FLOAT``, one that a double holds exactly);
+* ``LIMIT``.
+
+Its plan is a member of the job's image (``/plan``): whitespace-separated
+tokens, byte strings as ``x`` and their hex digits::
+
+    zerocloud-select-scan 1
+    input <field> <quote> <comment> NONE|USE|IGNORE
+    range <start> <stop>|-
+    output csv ALWAYS|ASNEEDED <field> <record> <quote> <escape>
+           | json <record>
+    progress 0|1
+    limit <n>|-1
+    columns <n> (<index>|-1 <name> <quoted 0|1> <where>)...
+    select star | items <n> (text|int|float <column>)... |
+           aggregates <n> (countall | count <c> | sumint <c> | sumfloat <c>)...
+    names <n> <name>...
+    where none | <condition>
+    end
+
+where a condition is ``and <c> <c>``, ``or <c> <c>``, ``not <c>``,
+``int|float <column> <op> <integer>`` or ``string <column> <op> <bytes>``
+(``op`` one of ``eq ne lt le gt ge``), and a column is its position in the
+``columns`` table, and ``names`` are the items' output names (JSON's
+keys).  That table lists the columns in the order the Python
+engine binds them (``WHERE`` first), each with the ``line L, column C``
+of its first mention, so that a name the header lacks fails with the same
+error.  The scanner binds header names itself, once it has read the
+header.
+"""
+
+import functools
+import os
+import re
+from typing import Any, Dict, List, Optional, Tuple
+
+from zerocloud.s3select import functions, sqllex
+from zerocloud.s3select.errors import SelectError
+from zerocloud.s3select.model import SelectRequest, byte_bounds
+from zerocloud.s3select.sql import Query
+from zerocloud.s3select.sqleval import matches_alias
+from zerocloud.s3select.sqlparse import (
+    Aggregate, Binary, Cast, Literal, Name, Path, Unary)
+
+#: The scanner, built by ``make native`` next to its source.
+SCANNER_PATH = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 's3select',
+    'native', 'selectscan.wasm')
+PLAN_MAGIC = 'zerocloud-select-scan 1'
+
+_OPS = {'=': 'eq', '!=': 'ne', '<>': 'ne', '<': 'lt', '<=': 'le',
+        '>': 'gt', '>=': 'ge'}
+#: ``a op b`` as ``b swapped[op] a``.
+_SWAPPED = {'=': '=', '!=': '!=', '<>': '<>', '<': '>', '<=': '>=',
+            '>': '<', '>=': '<='}
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
+#: The largest integer literal a double holds exactly (and its neighbours).
+_EXACT_FLOAT = 1 << 53
+#: Nesting of AND, OR and NOT the scanner takes (it evaluates them
+#: recursively, on a stack of its own).
+MAX_DEPTH = 64
+
+
+@functools.lru_cache(maxsize=1)
+def scanner() -> Optional[bytes]:
+    """The scanner's WebAssembly, or ``None`` when it was not built."""
+    try:
+        with open(SCANNER_PATH, 'rb') as built:
+            return built.read()
+    except OSError:
+        return None
+
+
+class _NotNative(Exception):
+    """The select needs the Python engine."""
+
+
+def plan(request: SelectRequest, query: Query, size: int) -> Optional[str]:
+    """The scanner's plan for ``query`` over an object of ``size`` bytes,
+    or ``None`` when the Python engine must answer it."""
+    try:
+        return _Planner(request, query).text(size)
+    except (_NotNative, RecursionError):
+        return None
+
+
+def _hex(text: str) -> str:
+    return 'x' + text.encode('utf-8').hex()
+
+
+def _one_ascii(text: str, *forbidden: str) -> bool:
+    return len(text) == 1 and text.isascii() and text not in forbidden
+
+
+class _Planner:
+    def __init__(self, request: SelectRequest, query: Query):
+        self.request = request
+        self.query = query
+        self.statement = query.statement
+        self.columns: List[Tuple[Any, ...]] = []
+        self._column_at: Dict[Tuple[Any, ...], int] = {}
+
+    def text(self, size: int) -> str:
+        inp = self.request.input
+        csv = inp.csv
+        if inp.format != 'CSV' or inp.compression != 'NONE':
+            raise _NotNative
+        if csv.record_delimiter != '\n' or \
+                csv.allow_quoted_record_delimiter or \
+                not _one_ascii(csv.field_delimiter, '\n', '\r') or \
+                not (csv.quote_character == '' or _one_ascii(
+                    csv.quote_character, '\n', csv.field_delimiter)) or \
+                (csv.quote_character and csv.quote_escape_character
+                 not in ('', csv.quote_character)) or \
+                not (csv.comments == '' or _one_ascii(csv.comments, '\n')):
+            raise _NotNative
+        if self.statement.from_path is not None:
+            raise _NotNative
+        try:
+            start, stop = byte_bounds(self.request.scan_range, size)
+        except SelectError:
+            raise _NotNative from None
+        # Bound in the Python engine's order: WHERE, then the items.
+        where = ('none' if self.statement.where is None
+                 else self._condition(self.statement.where, 0))
+        select = self._select()
+        limit = self.statement.limit
+        lines = [
+            PLAN_MAGIC,
+            'input %s %s %s %s' % (_hex(csv.field_delimiter),
+                                   _hex(csv.quote_character),
+                                   _hex(csv.comments),
+                                   csv.file_header_info),
+            'range %d %s' % (start, '-' if stop is None else stop),
+            self._output(),
+            'progress %d' % self.request.request_progress,
+            'limit %d' % (-1 if limit is None else limit),
+            'columns %d' % len(self.columns),
+        ]
+        lines += ['%d %s %d %s' % column for column in self.columns]
+        lines += ['select ' + select,
+                  'names %d %s' % (len(self.query.names), ' '.join(
+                      _hex(name) for name in self.query.names)),
+                  'where ' + where, 'end', '']
+        return '\n'.join(lines)
+
+    def _output(self) -> str:
+        output = self.request.output
+        if output.format == 'JSON':
+            return 'output json %s' % _hex(output.json.record_delimiter)
+        out = output.csv
+        return 'output csv %s %s %s %s %s' % (
+            out.quote_fields, _hex(out.field_delimiter),
+            _hex(out.record_delimiter), _hex(out.quote_character),
+            _hex(out.quote_escape_character or out.quote_character))
+
+    def _select(self) -> str:
+        items = self.statement.items
+        if not items:
+            return 'star'
+        if not self.query.is_aggregate:
+            return 'items %d %s' % (len(items), ' '.join(
+                self._item(item.expr) for item in items))
+        parts = []
+        for item in items:
+            expr = item.expr
+            if not isinstance(expr, Aggregate):
+                raise _NotNative
+            if expr.name == 'COUNT' and expr.arg is None:
+                parts.append('countall')
+            elif expr.name == 'COUNT':
+                parts.append('count %d' % self._column(expr.arg))
+            elif expr.name == 'SUM':
+                kind, column = self._cast(expr.arg)
+                parts.append('sum%s %d' % (kind, column))
+            else:
+                raise _NotNative
+        return 'aggregates %d %s' % (len(parts), ' '.join(parts))
+
+    def _item(self, node: Any) -> str:
+        """A projected column, as it is or ``CAST`` to a number."""
+        if isinstance(node, Cast):
+            return '%s %d' % self._cast(node)
+        return 'text %d' % self._column(node)
+
+    def _condition(self, node: Any, depth: int) -> str:
+        if depth > MAX_DEPTH:
+            raise _NotNative
+        if isinstance(node, Binary) and node.op in ('AND', 'OR'):
+            left = self._condition(node.left, depth + 1)
+            return '%s %s %s' % (node.op.lower(), left,
+                                 self._condition(node.right, depth + 1))
+        if isinstance(node, Unary) and node.op == 'NOT':
+            return 'not ' + self._condition(node.operand, depth + 1)
+        if not isinstance(node, Binary) or node.op not in _OPS:
+            raise _NotNative
+        op, operand, literal = node.op, node.left, node.right
+        if _literal(operand) is not None:
+            # The Python engine binds the left side first.
+            op, operand, literal = _SWAPPED[op], node.right, node.left
+            if _literal(literal) is None:
+                raise _NotNative
+        value = _literal(literal)
+        if value is None:
+            raise _NotNative
+        if isinstance(value, str):
+            return 'string %d %s %s' % (self._column(operand), _OPS[op],
+                                        _hex(value))
+        kind, column = self._cast(operand)
+        bound = _EXACT_FLOAT if kind == 'float' else None
+        if (bound is not None and abs(value) > bound) or \
+                not _INT_MIN <= value <= _INT_MAX:
+            raise _NotNative
+        return '%s %d %s %d' % (kind, column, _OPS[op], value)
+
+    def _cast(self, node: Any) -> Tuple[str, int]:
+        """``CAST(column AS INT|FLOAT)``: the kind and the column."""
+        if not isinstance(node, Cast):
+            raise _NotNative
+        target = functions.CAST_TYPES.get(node.type_name)
+        if target not in ('INT', 'FLOAT'):
+            raise _NotNative
+        return target.lower(), self._column(node.value)
+
+    def _column(self, node: Any) -> int:
+        """The position in the columns table of the CSV column ``node``
+        names (as ``sqleval.CSVCompiler`` resolves it)."""
+        if not isinstance(node, Path):
+            raise _NotNative
+        steps = node.steps
+        if matches_alias(steps[0], self.query.csv_aliases()):
+            steps = steps[1:]
+        if len(steps) != 1 or not isinstance(steps[0], Name):
+            raise _NotNative
+        name = steps[0]
+        if re.fullmatch(r'_\d+', name.name):
+            index = int(name.name[1:]) - 1
+            if index < 0:
+                raise _NotNative
+            key: Tuple[Any, ...] = (index, name.name, False)
+        elif self.request.input.csv.file_header_info != 'USE' or \
+                not name.name.isascii():
+            raise _NotNative
+        else:
+            key = (-1, name.name, name.quoted)
+        if key not in self._column_at:
+            self._column_at[key] = len(self.columns)
+            self.columns.append((key[0], _hex(key[1]), key[2],
+                                 _hex(sqllex.where(self.query.text,
+                                                   node.pos))))
+        return self._column_at[key]
+
+
+def _literal(node: Any) -> Optional[Any]:
+    """An ``int`` or ``str`` literal's value (``-n`` too), else ``None``."""
+    if isinstance(node, Unary) and node.op == '-':
+        value = _literal(node.operand)
+        return -value if type(value) is int else None
+    if isinstance(node, Literal) and type(node.value) in (int, str):
+        return node.value
+    return None
