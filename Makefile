@@ -38,7 +38,8 @@ SCANNER := zerocloud/s3select/native/selectscan.wasm
 native: apt-packages $(SCANNER)
 
 $(SCANNER): zerocloud/s3select/native/selectscan.c
-	clang --target=wasm32-wasi -O2 -Wall -Wextra -Werror -Wl,--strip-all \
+	clang --target=wasm32-wasi -O2 -msimd128 -Wall -Wextra -Werror \
+	  -Wl,--strip-all \
 	  -Wl,-z,stack-size=1048576 -o $@ $<
 
 # Install the Debian packages we rely on when root; otherwise name them.

@@ -52,7 +52,8 @@ TARGET = 0.5
 
 
 def table_chunks(size: int, seed: int = 11):
-    """About ``size`` bytes of CSV, 10 columns, made as it is sent."""
+    """At most ``size`` bytes of CSV (whole records), 10 columns, made as
+    it is sent: 1 GiB stays within the all-in-one's ``zerovm_maxinput``."""
     rng = random.Random(seed)
     written = 0
     row = 0
@@ -66,6 +67,10 @@ def table_chunks(size: int, seed: int = 11):
                 rng.randrange(7), 'z' * rng.randrange(1, 20)))
             row += 1
         chunk = ''.join(lines).encode()
+        if written + len(chunk) > size:
+            chunk = chunk[:chunk.rfind(b'\n', 0, size - written) + 1]
+            if not chunk:
+                return
         written += len(chunk)
         yield chunk
 

@@ -185,6 +185,17 @@ def test_input_edges(scanner, data):
         '> -100'), data)
 
 
+@pytest.mark.parametrize('op', ['=', '<>', '<', '<=', '>', '>='])
+def test_fields_compared_with_integers_as_the_numbers_they_spell(scanner, op):
+    data = '\n'.join([
+        '7', '7.0', '7.5', '6.999', '-7', '-7.5', ' 7 ', '+7', '07', '7e0',
+        '7.1e0', '1e400', '-1e400', '99999999999999999999', '-0.0', 'seven',
+        '', '7x', '\u00a07', '0.5', '-0.5', '.5', '7.', '1e-400']).encode()
+    for literal in (7, -7, 0, -1):
+        same_answer(scanner, csv_request(
+            'SELECT _1 FROM S3Object WHERE _1 %s %d' % (op, literal)), data)
+
+
 def test_integer_overflow_in_a_sum(scanner):
     same_answer(scanner, csv_request('SELECT SUM(CAST(_1 AS INT)) FROM '
                                      'S3Object'),
@@ -340,7 +351,8 @@ def test_deep_conditions_stay_with_the_python_engine(scanner):
     csv_request('SELECT * FROM S3Object', field_delimiter='||'),
     csv_request('SELECT * FROM S3Object', quote_escape_character='\\'),
     csv_request('SELECT UPPER(_1) FROM S3Object'),
-    csv_request('SELECT _1 FROM S3Object WHERE _1 = 5'),
+    csv_request('SELECT _1 FROM S3Object WHERE _1 = 5.5'),
+    csv_request('SELECT _1 FROM S3Object WHERE _1 = %d' % (2 ** 53 + 1)),
     csv_request('SELECT _1 FROM S3Object WHERE CAST(_1 AS FLOAT) < 0.5'),
     csv_request('SELECT _1 FROM S3Object WHERE _1 LIKE \'a%\''),
     csv_request('SELECT AVG(CAST(_1 AS INT)) FROM S3Object'),
@@ -424,6 +436,8 @@ def _random_query(rng: random.Random, names: List[str]) -> str:
         if roll < 0.7:
             return "%s %s '%s'" % (column(), op,
                                    rng.choice(['7', 'abc', 'é', '', 'Z']))
+        if roll < 0.8:
+            return '%s %s %d' % (column(), op, rng.randrange(-20, 50))
         return 'CAST(%s AS %s) %s %d' % (column(),
                                          rng.choice(['INT', 'FLOAT']), op,
                                          rng.randrange(-20, 50))

@@ -17,8 +17,9 @@ not recognise goes to the Python engine.  The scanner takes:
   the table alias) and ``CAST(column AS INT|FLOAT)``, or a list of ``COUNT(*)``, ``COUNT(column)``,
   ``SUM(CAST(column AS INT|FLOAT))``;
 * a ``WHERE`` of ``AND``, ``OR``, ``NOT`` over comparisons of a column
-  with a string literal, or of ``CAST(column AS INT|FLOAT)`` with an
-  integer literal (for ``FLOAT``, one that a double holds exactly);
+  with a string literal, or of a column or ``CAST(column AS INT|FLOAT)``
+  with an integer literal (except for ``INT``, one that a double holds
+  exactly);
 * ``LIMIT``.
 
 Its plan is a member of the job's image (``/plan``): whitespace-separated
@@ -39,7 +40,9 @@ tokens, byte strings as ``x`` and their hex digits::
     end
 
 where a condition is ``and <c> <c>``, ``or <c> <c>``, ``not <c>``,
-``int|float <column> <op> <integer>`` or ``string <column> <op> <bytes>``
+``int|float <column> <op> <integer>`` (the column ``CAST``),
+``number <column> <op> <integer>`` (the column compared as the number it
+spells, if any) or ``string <column> <op> <bytes>``
 (``op`` one of ``eq ne lt le gt ge``), and a column is its position in the
 ``columns`` table, and ``names`` are the items' output names (JSON's
 keys).  That table lists the columns in the order the Python
@@ -226,8 +229,12 @@ class _Planner:
         if isinstance(value, str):
             return 'string %d %s %s' % (self._column(operand), _OPS[op],
                                         _hex(value))
-        kind, column = self._cast(operand)
-        bound = _EXACT_FLOAT if kind == 'float' else None
+        if isinstance(operand, Path):
+            # The field read as the number it spells (sqleval.compare).
+            kind, column = 'number', self._column(operand)
+        else:
+            kind, column = self._cast(operand)
+        bound = _EXACT_FLOAT if kind in ('float', 'number') else None
         if (bound is not None and abs(value) > bound) or \
                 not _INT_MIN <= value <= _INT_MAX:
             raise _NotNative

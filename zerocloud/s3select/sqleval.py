@@ -55,8 +55,10 @@ Evaluator = Callable[[Any], Any]
 INT_MIN = -2 ** 63
 INT_MAX = 2 ** 63 - 1
 _DECIMAL = Context(prec=38)
-_NUMBER_TEXT = re.compile(r'\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*')
-_INTEGER_TEXT = re.compile(r'\s*[+-]?\d+\s*')
+# ASCII digits only, as S3 reads numbers.
+_NUMBER_TEXT = re.compile(
+    r'\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*')
+_INTEGER_TEXT = re.compile(r'\s*[+-]?[0-9]+\s*')
 
 
 # -- implicit conversion ---------------------------------------------------

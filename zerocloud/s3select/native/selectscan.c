@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <wasm_simd128.h>
 
 #define PLAN_PATH "/plan"
 #define INPUT_PATH "/dev/input"
@@ -40,6 +42,46 @@
 #define MAX_ERROR_TEXT 0xFFFF
 
 typedef unsigned char uchar;
+
+/* ---------------------------------------------------- byte scanning */
+
+/* The first ``c`` in p[0..n), 16 bytes at a time (WebAssembly SIMD);
+ * NULL if none. */
+static const uchar *find_byte(const uchar *p, size_t n, uchar c) {
+    const v128_t wanted = wasm_i8x16_splat((int8_t)c);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        uint32_t hits = wasm_i8x16_bitmask(
+            wasm_i8x16_eq(wasm_v128_load(p + i), wanted));
+        if (hits)
+            return p + i + __builtin_ctz(hits);
+    }
+    for (; i < n; i++)
+        if (p[i] == c)
+            return p + i;
+    return NULL;
+}
+
+/* Whether p[0..n) is all ASCII, and whether it holds ``c``. */
+static void ascii_and_has(const uchar *p, size_t n, uchar c, int *ascii,
+                          int *has) {
+    const v128_t wanted = wasm_i8x16_splat((int8_t)c);
+    v128_t high = wasm_i8x16_splat(0), seen = wasm_i8x16_splat(0);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        v128_t bytes = wasm_v128_load(p + i);
+        high = wasm_v128_or(high, bytes);
+        seen = wasm_v128_or(seen, wasm_i8x16_eq(bytes, wanted));
+    }
+    int any_high = wasm_i8x16_bitmask(high) != 0;
+    int any_seen = wasm_v128_any_true(seen);
+    for (; i < n; i++) {
+        any_high |= p[i] >= 0x80;
+        any_seen |= p[i] == c;
+    }
+    *ascii = !any_high;
+    *has = any_seen;
+}
 
 /* ------------------------------------------------------------ buffers */
 
@@ -245,7 +287,7 @@ static void fail(const char *code, const char *format, ...) {
 /* --------------------------------------------------------------- plan */
 
 enum { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE };
-enum { X_AND, X_OR, X_NOT, X_INT, X_FLOAT, X_STRING };
+enum { X_AND, X_OR, X_NOT, X_INT, X_FLOAT, X_NUMBER, X_STRING };
 enum { A_COUNT_ALL, A_COUNT, A_SUM_INT, A_SUM_FLOAT };
 enum { P_TEXT, P_INT, P_FLOAT };
 enum { HEADER_NONE, HEADER_USE, HEADER_IGNORE };
@@ -292,6 +334,7 @@ typedef struct {
     Buffer *names; /* of the items, for JSON */
     Buffer *titles; /* the header's names, for JSON's SELECT * */
     long title_count;
+    long needed; /* fields of a row the query reads */
     int64_t limit; /* -1: none */
     Column *columns;
     long column_count;
@@ -404,8 +447,9 @@ static Expr *expr_token(Tokens *t, const char *word) {
     } else if (!strcmp(word, "not")) {
         e->kind = X_NOT;
         e->left = expr_token(t, token(t));
-    } else if (!strcmp(word, "int") || !strcmp(word, "float")) {
-        e->kind = word[0] == 'i' ? X_INT : X_FLOAT;
+    } else if (!strcmp(word, "int") || !strcmp(word, "float") ||
+               !strcmp(word, "number")) {
+        e->kind = word[0] == 'i' ? X_INT : word[0] == 'f' ? X_FLOAT : X_NUMBER;
         e->column = column_token(t);
         e->op = op_token(t);
         e->number = number_token(t);
@@ -585,20 +629,10 @@ static size_t utf8_sequence(const uchar *p, size_t avail, int *bad) {
     return need;
 }
 
-/* Fails unless the record's bytes are UTF-8 (checked as records are
- * read, so that bytes skipped before a range's first record are not). */
+/* Fails unless the record's bytes are UTF-8. */
 static void check_utf8(const uchar *p, size_t len, uint64_t offset) {
     size_t at = 0;
     while (at < len) {
-        while (at + 8 <= len) {
-            uint64_t word;
-            memcpy(&word, p + at, 8);
-            if (word & 0x8080808080808080ULL)
-                break;
-            at += 8;
-        }
-        if (at >= len)
-            break;
         if (p[at] < 0x80) {
             at++;
             continue;
@@ -686,14 +720,25 @@ typedef struct {
     size_t len;
     uint64_t offset; /* of its first byte in the object */
     int delimited;   /* ended by "\n", not by the end of the input */
+    int quoted;      /* holds the quote character */
 } Record;
+
+/* Checks a record's UTF-8 (as it is read, so that the bytes skipped
+ * before a range's first record are not) and notes its quotes. */
+static void look_at(Record *r) {
+    int ascii, quoted;
+    ascii_and_has(r->data, r->len, plan.quote, &ascii, &quoted);
+    r->quoted = plan.has_quote && quoted;
+    if (!ascii)
+        check_utf8(r->data, r->len, r->offset);
+}
 
 /* The next record (empty ones too); 0 at the end of the input. */
 static int next_record(Record *r) {
     for (;;) {
         size_t from = in.searched > in.head ? in.searched : in.head;
         const uchar *nl = from < in.tail
-                              ? memchr(in.buf + from, '\n', in.tail - from) : NULL;
+                              ? find_byte(in.buf + from, in.tail - from, '\n') : NULL;
         if (nl) {
             size_t end = (size_t)(nl - in.buf);
             r->data = in.buf + in.head;
@@ -704,7 +749,7 @@ static int next_record(Record *r) {
             in.searched = in.head;
             if (r->len > MAX_RECORD)
                 break;
-            check_utf8(r->data, r->len, r->offset);
+            look_at(r);
             return 1;
         }
         in.searched = in.tail;
@@ -718,7 +763,7 @@ static int next_record(Record *r) {
             r->offset = in.base + in.head;
             r->delimited = 0;
             in.head = in.searched = in.tail;
-            check_utf8(r->data, r->len, r->offset);
+            look_at(r);
             return 1;
         }
     }
@@ -768,7 +813,7 @@ static size_t quoted_field(const Record *r, size_t at) {
     int copied = 0;
     size_t spare = row.unquoted.len;
     for (;;) {
-        const uchar *close = memchr(p + cursor, plan.quote, n - cursor);
+        const uchar *close = find_byte(p + cursor, n - cursor, plan.quote);
         if (!close)
             break;
         size_t c = (size_t)(close - p);
@@ -797,12 +842,25 @@ static size_t quoted_field(const Record *r, size_t at) {
     return 0;
 }
 
-/* The record's fields into ``row``. */
+/* The record's fields into ``row``: all of them when it has quotes (any
+ * may be malformed), else the first ``plan.needed``. */
 static void split(const Record *r) {
     const uchar *p = r->data;
     size_t n = r->len, at = 0;
     row.count = 0;
     row.unquoted.len = 0;
+    if (!r->quoted) {
+        while (row.count < plan.needed) {
+            const uchar *next = find_byte(p + at, n - at, plan.field);
+            if (!next) {
+                add_field(p + at, n - at, 0);
+                return;
+            }
+            add_field(p + at, (size_t)(next - p) - at, 0);
+            at = (size_t)(next - p) + 1;
+        }
+        return;
+    }
     for (;;) {
         if (plan.has_quote && at < n && p[at] == plan.quote) {
             at = quoted_field(r, at);
@@ -817,7 +875,7 @@ static void split(const Record *r) {
                  "A closing quote is followed by '%c' instead of a field or "
                  "record delimiter, near '%s'.", p[at], near(p + from, n - from));
         }
-        const uchar *next = memchr(p + at, plan.field, n - at);
+        const uchar *next = find_byte(p + at, n - at, plan.field);
         if (!next) {
             add_field(p + at, n - at, 0);
             break;
@@ -878,7 +936,7 @@ typedef struct {
     const uchar *fraction;
     size_t fraction_len;
     int64_t exponent;
-    int integer_only;
+    int has_exponent;
 } Number;
 
 static int is_digit(uchar c) { return c >= '0' && c <= '9'; }
@@ -891,10 +949,8 @@ static int parse_number(const uchar *p, size_t len, Number *num) {
     num->digits = p + at;
     while (at < len && is_digit(p[at]))
         at++, num->int_len++;
-    num->integer_only = 1;
     if (at < len && p[at] == '.') {
         at++;
-        num->integer_only = 0;
         num->fraction = p + at;
         while (at < len && is_digit(p[at]))
             at++, num->fraction_len++;
@@ -903,7 +959,7 @@ static int parse_number(const uchar *p, size_t len, Number *num) {
         return 0;
     if (at < len && (p[at] == 'e' || p[at] == 'E')) {
         at++;
-        num->integer_only = 0;
+        num->has_exponent = 1;
         int negative = 0;
         if (at < len && (p[at] == '+' || p[at] == '-'))
             negative = p[at++] == '-';
@@ -1038,6 +1094,44 @@ static double cast_float(const uchar *text, size_t len) {
     return 0;
 }
 
+/* A field that is no number, in a comparison with one. */
+#define NOT_A_NUMBER 2
+
+/* A field compared with an integer (no CAST): the field read as the
+ * number it spells, exactly (an integer or a decimal, or a double when it
+ * has an exponent); -1, 0, 1, or NOT_A_NUMBER. */
+static int compare_with_integer(const uchar *text, size_t len, int64_t other) {
+    const uchar *p = text;
+    size_t n = len;
+    Number num;
+    strip(&p, &n);
+    if (!parse_number(p, n, &num))
+        return NOT_A_NUMBER;
+    if (num.has_exponent) {
+        double value = cast_float(text, len), bound = (double)other;
+        return value < bound ? -1 : value > bound;
+    }
+    size_t at = 0;
+    while (at < num.int_len && num.digits[at] == '0')
+        at++;
+    int fraction = 0;
+    for (size_t i = 0; i < num.fraction_len; i++)
+        fraction |= num.fraction[i] != '0';
+    if (num.int_len - at > 19) /* beyond any int64 */
+        return num.negative ? -1 : 1;
+    __int128 whole = 0;
+    for (; at < num.int_len; at++)
+        whole = whole * 10 + (num.digits[at] - '0');
+    if (num.negative)
+        whole = -whole;
+    if (!fraction)
+        return whole < other ? -1 : whole > other;
+    /* value = whole + a fraction toward the sign's side */
+    if (!num.negative)
+        return whole >= other ? 1 : -1;
+    return whole <= other ? -1 : 1;
+}
+
 /* --------------------------------------------------------- evaluation */
 
 enum { FALSE_ = 0, TRUE_ = 1, UNKNOWN = -1 };
@@ -1100,6 +1194,13 @@ static int evaluate(const Expr *e) {
     }
     if (e->kind == X_FLOAT)
         return float_test(e->op, cast_float(text, len), (double)e->number);
+    if (e->kind == X_NUMBER) {
+        int cmp = compare_with_integer(text, len, e->number);
+        if (cmp != NOT_A_NUMBER)
+            return ordered(e->op, cmp);
+        /* Values of different types: never equal, never ordered. */
+        return e->op == OP_EQ ? FALSE_ : e->op == OP_NE ? TRUE_ : UNKNOWN;
+    }
     size_t common = len < e->text_len ? len : e->text_len;
     int cmp = memcmp(text, e->text, common);
     if (!cmp)
@@ -1459,7 +1560,7 @@ static void skip_to_first_record(uint64_t start, uint64_t floor) {
     for (;;) {
         size_t from = in.searched > in.head ? in.searched : in.head;
         const uchar *nl = from < in.tail
-            ? memchr(in.buf + from, '\n', in.tail - from) : NULL;
+            ? find_byte(in.buf + from, in.tail - from, '\n') : NULL;
         if (nl) {
             in.head = in.searched = (size_t)(nl - in.buf) + 1;
             return;
@@ -1487,6 +1588,7 @@ int main(void) {
     Record r;
     uint64_t floor = 0;
     row.count = 0;
+    plan.needed = LONG_MAX; /* the whole header */
     if (plan.header) {
         while (next_record(&r))
             if (wanted(&r)) {
@@ -1501,8 +1603,14 @@ int main(void) {
             plan.title_count = row.count;
         }
     }
-    for (long i = 0; i < plan.column_count; i++)
+    plan.needed = 0;
+    for (long i = 0; i < plan.column_count; i++) {
         bind_column(&plan.columns[i], &row);
+        if (plan.columns[i].index >= plan.needed)
+            plan.needed = plan.columns[i].index + 1;
+    }
+    if (plan.star)
+        plan.needed = LONG_MAX;
     if (plan.limit == 0)
         finish();
 
