@@ -847,22 +847,11 @@ static size_t quoted_field(const Record *r, size_t at) {
 static void split(const Record *r) {
     const uchar *p = r->data;
     size_t n = r->len, at = 0;
+    long wanted = r->quoted ? LONG_MAX : plan.needed;
     row.count = 0;
     row.unquoted.len = 0;
-    if (!r->quoted) {
-        while (row.count < plan.needed) {
-            const uchar *next = find_byte(p + at, n - at, plan.field);
-            if (!next) {
-                add_field(p + at, n - at, 0);
-                return;
-            }
-            add_field(p + at, (size_t)(next - p) - at, 0);
-            at = (size_t)(next - p) + 1;
-        }
-        return;
-    }
-    for (;;) {
-        if (plan.has_quote && at < n && p[at] == plan.quote) {
+    while (row.count < wanted) {
+        if (r->quoted && at < n && p[at] == plan.quote) {
             at = quoted_field(r, at);
             if (at == n)
                 break;
@@ -1160,23 +1149,18 @@ static int float_test(int op, double a, double b) {
 
 static int evaluate(const Expr *e) {
     switch (e->kind) {
-    case X_AND: {
-        int left = evaluate(e->left);
-        if (left == FALSE_)
-            return FALSE_;
-        int right = evaluate(e->right);
-        if (right == FALSE_)
-            return FALSE_;
-        return left == TRUE_ && right == TRUE_ ? TRUE_ : UNKNOWN;
-    }
+    case X_AND:
     case X_OR: {
+        /* Left to right, as the Python engine: a FALSE (AND) or a TRUE
+         * (OR) decides, else UNKNOWN unless both are the other value. */
+        int decisive = e->kind == X_AND ? FALSE_ : TRUE_;
         int left = evaluate(e->left);
-        if (left == TRUE_)
-            return TRUE_;
+        if (left == decisive)
+            return decisive;
         int right = evaluate(e->right);
-        if (right == TRUE_)
-            return TRUE_;
-        return left == FALSE_ && right == FALSE_ ? FALSE_ : UNKNOWN;
+        if (right == decisive)
+            return decisive;
+        return left == !decisive && right == !decisive ? !decisive : UNKNOWN;
     }
     case X_NOT: {
         int value = evaluate(e->left);
