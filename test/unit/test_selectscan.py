@@ -196,6 +196,16 @@ def test_fields_compared_with_integers_as_the_numbers_they_spell(scanner, op):
             'SELECT _1 FROM S3Object WHERE _1 %s %d' % (op, literal)), data)
 
 
+@pytest.mark.parametrize('pattern', [
+    "'a%'", "'%é'", "'_b_'", "'%'", "''", "'%a%a%a%b'", "'é%_'",
+    "'a!%b' ESCAPE '!'", "'!_%' ESCAPE '!'", "'%!!' ESCAPE '!'"])
+def test_like(scanner, pattern):
+    data = 'a\nab\nabc\né\néé\naé\na%b\n_x\nb!\naaaaaaaaab\n'.encode()
+    same_answer(scanner, csv_request(
+        'SELECT _1 FROM S3Object WHERE _1 LIKE %s OR _2 LIKE %s'
+        % (pattern, pattern)), data)
+
+
 def test_integer_overflow_in_a_sum(scanner):
     same_answer(scanner, csv_request('SELECT SUM(CAST(_1 AS INT)) FROM '
                                      'S3Object'),
@@ -354,7 +364,8 @@ def test_deep_conditions_stay_with_the_python_engine(scanner):
     csv_request('SELECT _1 FROM S3Object WHERE _1 = 5.5'),
     csv_request('SELECT _1 FROM S3Object WHERE _1 = %d' % (2 ** 53 + 1)),
     csv_request('SELECT _1 FROM S3Object WHERE CAST(_1 AS FLOAT) < 0.5'),
-    csv_request('SELECT _1 FROM S3Object WHERE _1 LIKE \'a%\''),
+    csv_request('SELECT _1 FROM S3Object WHERE UPPER(_1) LIKE \'a%\''),
+    csv_request('SELECT _1 FROM S3Object WHERE _1 IN (1.5, 2)'),
     csv_request('SELECT AVG(CAST(_1 AS INT)) FROM S3Object'),
     csv_request('SELECT name FROM S3Object'),   # names need USE
     csv_request('SELECT s FROM S3Object s'),
@@ -433,6 +444,24 @@ def _random_query(rng: random.Random, names: List[str]) -> str:
         if depth < 2 and roll < 0.4:
             return 'NOT ' + condition(depth + 1)
         op = rng.choice(['=', '<>', '!=', '<', '<=', '>', '>='])
+        if roll < 0.5:
+            return rng.choice([
+                "%s %sLIKE '%s'" % (column(), rng.choice(['', 'NOT ']),
+                                    rng.choice(['a%', '%b', '%', '_', 'é_',
+                                                'a_c', '%a%b%', '%7%',
+                                                '_%_', ''])),
+                "%s LIKE '!%%%%' ESCAPE '!'" % column(),
+                "%s LIKE 'x#_%%' ESCAPE '#'" % column(),
+                "%s %sIN ('abc', '7', 'é', '')" % (
+                    column(), rng.choice(['', 'NOT '])),
+                '%s IN (7, -12, 3)' % column(),
+                'CAST(%s AS INT) IN (7, 0)' % column(),
+                '%s %sBETWEEN %d AND %d' % (
+                    column(), rng.choice(['', 'NOT ']),
+                    rng.randrange(-20, 5), rng.randrange(0, 50)),
+                "%s BETWEEN 'a' AND 'z'" % column(),
+                '%s IS %sNULL' % (column(), rng.choice(['', 'NOT '])),
+                '%s IS %sMISSING' % (column(), rng.choice(['', 'NOT ']))])
         if roll < 0.7:
             return "%s %s '%s'" % (column(), op,
                                    rng.choice(['7', 'abc', 'é', '', 'Z']))

@@ -16,10 +16,11 @@ not recognise goes to the Python engine.  The scanner takes:
 * ``SELECT *``, a list of columns (``_N``, header names, with or without
   the table alias) and ``CAST(column AS INT|FLOAT)``, or a list of ``COUNT(*)``, ``COUNT(column)``,
   ``SUM(CAST(column AS INT|FLOAT))``;
-* a ``WHERE`` of ``AND``, ``OR``, ``NOT`` over comparisons of a column
-  with a string literal, or of a column or ``CAST(column AS INT|FLOAT)``
-  with an integer literal (except for ``INT``, one that a double holds
-  exactly);
+* a ``WHERE`` of ``AND``, ``OR``, ``NOT`` over comparisons (``IN`` and
+  ``BETWEEN`` too) of a column with a string literal, or of a column or
+  ``CAST(column AS INT|FLOAT)`` with an integer literal (except for
+  ``INT``, one that a double holds exactly); ``column [NOT] LIKE`` a
+  literal pattern (and ``ESCAPE``); ``column IS [NOT] NULL|MISSING``;
 * ``LIMIT``.
 
 Its plan is a member of the job's image (``/plan``): whitespace-separated
@@ -42,14 +43,14 @@ tokens, byte strings as ``x`` and their hex digits::
 where a condition is ``and <c> <c>``, ``or <c> <c>``, ``not <c>``,
 ``int|float <column> <op> <integer>`` (the column ``CAST``),
 ``number <column> <op> <integer>`` (the column compared as the number it
-spells, if any) or ``string <column> <op> <bytes>``
-(``op`` one of ``eq ne lt le gt ge``), and a column is its position in the
-``columns`` table, and ``names`` are the items' output names (JSON's
-keys).  That table lists the columns in the order the Python
-engine binds them (``WHERE`` first), each with the ``line L, column C``
-of its first mention, so that a name the header lacks fails with the same
-error.  The scanner binds header names itself, once it has read the
-header.
+spells, if any), ``string <column> <op> <bytes>``, ``missing <column>``
+or ``like <column> <n> (% | _ | <bytes>)...``
+(``op`` one of ``eq ne lt le gt ge``).  A column is its position in the
+``columns`` table, which lists the columns in the order the Python engine
+binds them (``WHERE`` first), each with the ``line L, column C`` of its
+first mention, so that a name the header lacks fails with the same error;
+the scanner binds header names itself, once it has read the header.
+``names`` are the items' output names (JSON's keys).
 """
 
 import functools
@@ -63,7 +64,8 @@ from zerocloud.s3select.model import SelectRequest, byte_bounds
 from zerocloud.s3select.sql import Query
 from zerocloud.s3select.sqleval import matches_alias
 from zerocloud.s3select.sqlparse import (
-    Aggregate, Binary, Cast, Literal, Name, Path, Unary)
+    Aggregate, Between, Binary, Cast, InList, IsTest, Like, Literal, Name,
+    Path, Unary)
 
 #: The scanner, built by ``make native`` next to its source.
 SCANNER_PATH = os.path.join(
@@ -215,14 +217,30 @@ class _Planner:
                                  self._condition(node.right, depth + 1))
         if isinstance(node, Unary) and node.op == 'NOT':
             return 'not ' + self._condition(node.operand, depth + 1)
+        if isinstance(node, Like):
+            return _negated(self._like(node), node.negated)
+        if isinstance(node, InList) and node.items:
+            # OR of equalities: the same three values, the same order.
+            return _negated(_joined('or', [
+                self._comparison('=', node.value, item)
+                for item in node.items]), node.negated)
+        if isinstance(node, Between):
+            return _negated('and %s %s' % (
+                self._comparison('>=', node.value, node.low),
+                self._comparison('<=', node.value, node.high)), node.negated)
+        if isinstance(node, IsTest):
+            # A CSV field is a string or MISSING, never NULL.
+            return _negated('missing %d' % self._column(node.value),
+                            node.negated)
         if not isinstance(node, Binary) or node.op not in _OPS:
             raise _NotNative
-        op, operand, literal = node.op, node.left, node.right
-        if _literal(operand) is not None:
-            # The Python engine binds the left side first.
-            op, operand, literal = _SWAPPED[op], node.right, node.left
-            if _literal(literal) is None:
-                raise _NotNative
+        if _literal(node.left) is not None:
+            return self._comparison(_SWAPPED[node.op], node.right, node.left)
+        return self._comparison(node.op, node.left, node.right)
+
+    def _comparison(self, op: str, operand: Any, literal: Any) -> str:
+        """``operand op literal``: a column (or its ``CAST``) and an
+        integer or string literal."""
         value = _literal(literal)
         if value is None:
             raise _NotNative
@@ -239,6 +257,34 @@ class _Planner:
                 not _INT_MIN <= value <= _INT_MAX:
             raise _NotNative
         return '%s %d %s %d' % (kind, column, _OPS[op], value)
+
+    def _like(self, node: Like) -> str:
+        """``column LIKE 'pattern' [ESCAPE 'c']``: the pattern as tokens,
+        ``%`` (any run of characters), ``_`` (one) and literal bytes."""
+        pattern, escape = _literal(node.pattern), None
+        if not isinstance(pattern, str):
+            raise _NotNative
+        if node.escape is not None:
+            escape = _literal(node.escape)
+            if not isinstance(escape, str):
+                raise _NotNative
+        tokens: List[str] = []
+        literal = ''
+        chars = iter(pattern)
+        for char in chars:
+            if char == escape:
+                literal += next(chars)   # checked when the query compiled
+            elif char in '%_':
+                if literal:
+                    tokens.append(_hex(literal))
+                    literal = ''
+                tokens.append(char)
+            else:
+                literal += char
+        if literal:
+            tokens.append(_hex(literal))
+        return 'like %d %d %s' % (self._column(node.value), len(tokens),
+                                  ' '.join(tokens))
 
     def _cast(self, node: Any) -> Tuple[str, int]:
         """``CAST(column AS INT|FLOAT)``: the kind and the column."""
@@ -276,6 +322,20 @@ class _Planner:
                                  _hex(sqllex.where(self.query.text,
                                                    node.pos))))
         return self._column_at[key]
+
+
+def _negated(condition: str, negated: bool) -> str:
+    return 'not ' + condition if negated else condition
+
+
+def _joined(op: str, conditions: List[str]) -> str:
+    """``conditions`` joined by ``op`` as a balanced tree (shallow for the
+    scanner's stack), still evaluated left to right."""
+    if len(conditions) == 1:
+        return conditions[0]
+    half = len(conditions) // 2
+    return '%s %s %s' % (op, _joined(op, conditions[:half]),
+                         _joined(op, conditions[half:]))
 
 
 def _literal(node: Any) -> Optional[Any]:

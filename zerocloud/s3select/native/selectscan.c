@@ -287,7 +287,10 @@ static void fail(const char *code, const char *format, ...) {
 /* --------------------------------------------------------------- plan */
 
 enum { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE };
-enum { X_AND, X_OR, X_NOT, X_INT, X_FLOAT, X_NUMBER, X_STRING };
+enum { X_AND, X_OR, X_NOT, X_INT, X_FLOAT, X_NUMBER, X_STRING, X_MISSING,
+       X_LIKE };
+/* LIKE pattern tokens: any run of characters, one character, bytes. */
+enum { L_ANY, L_ONE, L_BYTES };
 enum { A_COUNT_ALL, A_COUNT, A_SUM_INT, A_SUM_FLOAT };
 enum { P_TEXT, P_INT, P_FLOAT };
 enum { HEADER_NONE, HEADER_USE, HEADER_IGNORE };
@@ -299,6 +302,12 @@ typedef struct {
     char *at;     /* "line L, column C" */
 } Column;
 
+typedef struct {
+    int kind;
+    char *bytes;
+    size_t len;
+} LikeToken;
+
 typedef struct Expr {
     int kind, op;
     struct Expr *left, *right;
@@ -306,6 +315,8 @@ typedef struct Expr {
     int64_t number;
     char *text;
     size_t text_len;
+    LikeToken *pattern;
+    long pattern_len;
 } Expr;
 
 typedef struct {
@@ -386,8 +397,7 @@ static int64_t number_token(Tokens *t) {
 }
 
 /* "x" followed by hex digits: any bytes (NUL-terminated copy, length). */
-static char *hex_token(Tokens *t, size_t *len) {
-    char *text = token(t);
+static char *decode_hex(const char *text, size_t *len) {
     if (text[0] != 'x' || strlen(text + 1) % 2)
         bad_plan(text);
     size_t n = strlen(text + 1) / 2;
@@ -402,6 +412,10 @@ static char *hex_token(Tokens *t, size_t *len) {
     if (len)
         *len = n;
     return out;
+}
+
+static char *hex_token(Tokens *t, size_t *len) {
+    return decode_hex(token(t), len);
 }
 
 static int byte_token(Tokens *t, uchar *byte) {
@@ -458,6 +472,22 @@ static Expr *expr_token(Tokens *t, const char *word) {
         e->column = column_token(t);
         e->op = op_token(t);
         e->text = hex_token(t, &e->text_len);
+    } else if (!strcmp(word, "missing")) {
+        e->kind = X_MISSING;
+        e->column = column_token(t);
+    } else if (!strcmp(word, "like")) {
+        e->kind = X_LIKE;
+        e->column = column_token(t);
+        e->pattern_len = (long)number_token(t);
+        e->pattern = checked(calloc((size_t)e->pattern_len + 1, sizeof(LikeToken)));
+        for (long i = 0; i < e->pattern_len; i++) {
+            LikeToken *k = &e->pattern[i];
+            char *text = token(t);
+            k->kind = !strcmp(text, "%") ? L_ANY
+                      : !strcmp(text, "_") ? L_ONE : L_BYTES;
+            if (k->kind == L_BYTES)
+                k->bytes = decode_hex(text, &k->len);
+        }
     } else {
         bad_plan(word);
     }
@@ -1121,6 +1151,48 @@ static int compare_with_integer(const uchar *text, size_t len, int64_t other) {
     return whole <= other ? -1 : 1;
 }
 
+/* Bytes of the UTF-8 character that starts with ``lead``. */
+static size_t char_length(uchar lead) {
+    return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+}
+
+/* LIKE: the whole text matches the pattern (``%`` any run of
+ * characters, ``_`` one character).  On a mismatch the last ``%`` takes
+ * one more character, so the time is at most text × pattern. */
+static int like(const uchar *text, size_t len, const LikeToken *pattern,
+                long tokens) {
+    size_t at = 0, star_at = 0;
+    long next = 0, star = -1;
+    for (;;) {
+        if (next < tokens) {
+            const LikeToken *k = &pattern[next];
+            if (k->kind == L_ANY) {
+                star = next++;
+                star_at = at;
+                continue;
+            }
+            if (k->kind == L_ONE && at < len) {
+                at += char_length(text[at]);
+                next++;
+                continue;
+            }
+            if (k->kind == L_BYTES && len - at >= k->len &&
+                !memcmp(text + at, k->bytes, k->len)) {
+                at += k->len;
+                next++;
+                continue;
+            }
+        } else if (at == len) {
+            return 1;
+        }
+        if (star < 0 || star_at >= len)
+            return 0;
+        star_at += char_length(text[star_at]);
+        at = star_at;
+        next = star + 1;
+    }
+}
+
 /* --------------------------------------------------------- evaluation */
 
 enum { FALSE_ = 0, TRUE_ = 1, UNKNOWN = -1 };
@@ -1168,10 +1240,14 @@ static int evaluate(const Expr *e) {
     }
     }
     long index = e->column->index;
+    if (e->kind == X_MISSING)
+        return index >= row.count; /* IS NULL, IS MISSING */
     if (index >= row.count)
         return UNKNOWN; /* MISSING */
     const uchar *text = row.data[index];
     size_t len = row.len[index];
+    if (e->kind == X_LIKE)
+        return like(text, len, e->pattern, e->pattern_len);
     if (e->kind == X_INT) {
         int64_t value = cast_int(text, len);
         return ordered(e->op, value < e->number ? -1 : value > e->number);
