@@ -117,6 +117,14 @@ def test_csv_projection_filter_and_limit(s3, bucket):
     assert answer.stats == {'BytesScanned': len(PEOPLE_CSV),
                             'BytesProcessed': len(PEOPLE_CSV),
                             'BytesReturned': len(answer.records)}
+    # LIKE, BETWEEN, IN and a field compared as a number: native too.
+    matched = select(s3, bucket, 'people.csv',
+                     "SELECT s.Name FROM S3Object s WHERE s.City LIKE 'O%' "
+                     "AND s.Age BETWEEN 20 AND 50 OR s.Name IN ('Dee')",
+                     out=JSON_OUT)
+    assert matched.json_rows() == [{'Name': 'Ann'}, {'Name': 'Cid'},
+                                   {'Name': 'Dee'}]
+    assert matched.engine == 'native'
     limited = select(s3, bucket, 'people.csv',
                      'SELECT * FROM S3Object LIMIT 2')
     assert limited.text == 'Ann,34,Oslo,2019-03-01T10:00:00Z\n' \
