@@ -8,10 +8,11 @@ same bytes: same records, same events, same errors.  The proxy decides
 here, once per request, from the parsed query; anything this module does
 not recognise goes to the Python engine.  The scanner takes:
 
-* uncompressed CSV whose records end with ``\\n``: a field delimiter and a
-  quote character (or none) of one ASCII character each, the quote its own
+* CSV whose records end with ``\\n``: a field delimiter and a quote
+  character (or none) of one ASCII character each, the quote its own
   escape, a ``Comments`` character of one ASCII character (or none), no
-  quoted record delimiters, any ``FileHeaderInfo``, any ``ScanRange``;
+  quoted record delimiters, any ``FileHeaderInfo``; uncompressed (any
+  ``ScanRange``) or ``GZIP`` (inflated by the scanner as it reads);
 * CSV or JSON output, with any options;
 * ``SELECT *``, a list of columns (``_N``, header names, with or without
   the table alias) and ``CAST(column AS INT|FLOAT)``, or a list of ``COUNT(*)``, ``COUNT(column)``,
@@ -27,7 +28,7 @@ Its plan is a member of the job's image (``/plan``): whitespace-separated
 tokens, byte strings as ``x`` and their hex digits::
 
     zerocloud-select-scan 1
-    input <field> <quote> <comment> NONE|USE|IGNORE
+    input <field> <quote> <comment> NONE|USE|IGNORE NONE|GZIP
     range <start> <stop>|-
     output csv ALWAYS|ASNEEDED <field> <record> <quote> <escape>
            | json <record>
@@ -128,7 +129,8 @@ class _Planner:
     def text(self, size: int) -> str:
         inp = self.request.input
         csv = inp.csv
-        if inp.format != 'CSV' or inp.compression != 'NONE':
+        if inp.format != 'CSV' or inp.compression not in ('NONE', 'GZIP') or \
+                (inp.compression != 'NONE' and self.request.scan_range):
             raise _NotNative
         if csv.record_delimiter != '\n' or \
                 csv.allow_quoted_record_delimiter or \
@@ -152,10 +154,10 @@ class _Planner:
         limit = self.statement.limit
         lines = [
             PLAN_MAGIC,
-            'input %s %s %s %s' % (_hex(csv.field_delimiter),
-                                   _hex(csv.quote_character),
-                                   _hex(csv.comments),
-                                   csv.file_header_info),
+            'input %s %s %s %s %s' % (_hex(csv.field_delimiter),
+                                      _hex(csv.quote_character),
+                                      _hex(csv.comments),
+                                      csv.file_header_info, inp.compression),
             'range %d %s' % (start, '-' if stop is None else stop),
             self._output(),
             'progress %d' % self.request.request_progress,

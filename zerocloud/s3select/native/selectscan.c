@@ -133,21 +133,35 @@ static void write_all(const uchar *data, size_t len) {
     }
 }
 
-static uint32_t crc_table[256];
+/* CRC-32 (zlib's), eight bytes a step: crc_table[k][b] is the CRC of
+ * byte b followed by k zero bytes. */
+static uint32_t crc_table[8][256];
 
 static void crc_init(void) {
     for (uint32_t n = 0; n < 256; n++) {
         uint32_t c = n;
         for (int k = 0; k < 8; k++)
             c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        crc_table[n] = c;
+        crc_table[0][n] = c;
     }
+    for (uint32_t n = 0; n < 256; n++)
+        for (int k = 1; k < 8; k++)
+            crc_table[k][n] = (crc_table[k - 1][n] >> 8) ^
+                              crc_table[0][crc_table[k - 1][n] & 0xFF];
 }
 
 static uint32_t crc32_update(uint32_t crc, const uchar *data, size_t len) {
     crc = ~crc;
+    for (; len >= 8; data += 8, len -= 8) {
+        uint32_t low = crc ^ ((uint32_t)data[0] | (uint32_t)data[1] << 8 |
+                              (uint32_t)data[2] << 16 | (uint32_t)data[3] << 24);
+        crc = crc_table[7][low & 0xFF] ^ crc_table[6][(low >> 8) & 0xFF] ^
+              crc_table[5][(low >> 16) & 0xFF] ^ crc_table[4][low >> 24] ^
+              crc_table[3][data[4]] ^ crc_table[2][data[5]] ^
+              crc_table[1][data[6]] ^ crc_table[0][data[7]];
+    }
     while (len--)
-        crc = crc_table[(crc ^ *data++) & 0xFF] ^ (crc >> 8);
+        crc = crc_table[0][(crc ^ *data++) & 0xFF] ^ (crc >> 8);
     return ~crc;
 }
 
@@ -199,7 +213,8 @@ typedef struct {
 } Events;
 
 static Events events;
-static uint64_t bytes_scanned;
+/* S3's counts: bytes read of the object, and after decompression. */
+static uint64_t bytes_scanned, bytes_processed;
 
 static int64_t now_ns(void) {
     struct timespec ts;
@@ -225,14 +240,14 @@ static void send_counts(const char *type) {
     const char *headers[] = {":event-type", type, ":content-type",
                              "text/xml", ":message-type", "event"};
     char payload[512];
-    unsigned long long scanned = bytes_scanned;
+    unsigned long long scanned = bytes_scanned, processed = bytes_processed;
     int len = snprintf(
         payload, sizeof payload,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><%s>"
         "<BytesScanned>%llu</BytesScanned>"
         "<BytesProcessed>%llu</BytesProcessed>"
         "<BytesReturned>%llu</BytesReturned></%s>",
-        type, scanned, scanned, (unsigned long long)events.returned, type);
+        type, scanned, processed, (unsigned long long)events.returned, type);
     send_message(headers, 3, (const uchar *)payload, (size_t)len);
     sent();
 }
@@ -339,6 +354,7 @@ typedef struct {
     int header; /* FileHeaderInfo */
     uint64_t start, stop;
     int has_stop;
+    int gzip; /* CompressionType GZIP, else NONE */
     int json; /* JSON records, else CSV */
     Buffer out_field, out_record, out_quote, out_escaped_quote;
     int always_quote;
@@ -521,6 +537,7 @@ static void read_plan(void) {
     plan.has_quote = byte_token(&t, &plan.quote);
     plan.has_comment = byte_token(&t, &plan.comment);
     char *header = token(&t);
+    plan.gzip = !strcmp(token(&t), "GZIP");
     plan.header = !strcmp(header, "USE")      ? HEADER_USE
                   : !strcmp(header, "IGNORE") ? HEADER_IGNORE
                                               : HEADER_NONE;
@@ -677,6 +694,421 @@ static void check_utf8(const uchar *p, size_t len, uint64_t offset) {
     }
 }
 
+/* --------------------------------------------------------------- gzip */
+
+/* A GZIP object (RFC 1952 members, one after another, each RFC 1951
+ * deflate data) inflated as the scanner reads it.  Output is made a
+ * symbol at a time into the reader's buffer, so memory is the 32 KiB
+ * window whatever the ratio.  Errors are the Python engine's:
+ * TruncatedInput for data that ends early, InvalidCompressionFormat for
+ * anything else wrong (a CRC or length that does not match, too). */
+
+#define WINDOW (1u << 15)
+/* Codes up to this many bits are decoded by one table lookup. */
+#define FAST_BITS 9
+
+typedef struct {
+    uint16_t count[16];  /* codes of each length */
+    uint16_t symbol[288];
+    /* By the next FAST_BITS input bits: symbol << 4 | code length, or 0
+     * for a longer code. */
+    uint16_t fast[1 << FAST_BITS];
+} Huffman;
+
+enum { Z_MEMBER, Z_BLOCK, Z_STORED, Z_CODES, Z_TRAILER, Z_END };
+
+typedef struct {
+    uchar raw[READ_SIZE];
+    size_t raw_len, raw_at;
+    int raw_end;
+    uint32_t bits;
+    int bit_count;
+    uchar window[WINDOW];
+    uint64_t produced;   /* bytes of this member so far */
+    int state, final;
+    size_t stored_left;
+    Huffman lengths, distances;
+    size_t copy_left, copy_distance;
+    uint32_t crc;
+} Gzip;
+
+static Gzip *gz;
+
+static void gzip_invalid(const char *why) {
+    fail("InvalidCompressionFormat", "The object is not valid GZIP data: %s.",
+         why);
+}
+
+static void gzip_truncated(void) {
+    fail("TruncatedInput", "The GZIP data ends before its end marker.");
+}
+
+/* The next compressed byte, or -1 at the end of the object. */
+static int raw_byte(void) {
+    if (gz->raw_at == gz->raw_len) {
+        if (gz->raw_end)
+            return -1;
+        ssize_t got;
+        do {
+            got = read(in.fd, gz->raw, READ_SIZE);
+        } while (got < 0 && errno == EINTR);
+        if (got < 0) {
+            perror("selectscan: reading " INPUT_PATH);
+            exit(1);
+        }
+        bytes_scanned += (uint64_t)got;
+        tick();
+        gz->raw_len = (size_t)got;
+        gz->raw_at = 0;
+        if (!got) {
+            gz->raw_end = 1;
+            return -1;
+        }
+    }
+    return gz->raw[gz->raw_at++];
+}
+
+/* At least ``need`` bits in the bit buffer (up to 32 when ``ahead``, as
+ * the input allows); 0 if the input ends first. */
+static int load_bits(int need, int ahead) {
+    while (gz->bit_count < need || (ahead && gz->bit_count <= 24)) {
+        int byte;
+        if (gz->raw_at < gz->raw_len)
+            byte = gz->raw[gz->raw_at++];
+        else if ((byte = raw_byte()) < 0)
+            return gz->bit_count >= need;
+        gz->bits |= (uint32_t)byte << gz->bit_count;
+        gz->bit_count += 8;
+    }
+    return 1;
+}
+
+static uint32_t bits(int need) {
+    if (gz->bit_count < need && !load_bits(need, 0))
+        gzip_truncated();
+    uint32_t value = gz->bits & ((1u << need) - 1);
+    gz->bits >>= need;
+    gz->bit_count -= need;
+    return value;
+}
+
+/* To the next byte boundary of the input. */
+static void align(void) {
+    int partial = gz->bit_count & 7;
+    gz->bits >>= partial;
+    gz->bit_count -= partial;
+}
+
+/* A whole byte of the member's framing (or of a stored block), after
+ * those already in the bit buffer. */
+static uchar framing_byte(uint32_t *header_crc) {
+    int byte;
+    if (gz->bit_count >= 8) {
+        byte = (int)(gz->bits & 0xFF);
+        gz->bits >>= 8;
+        gz->bit_count -= 8;
+    } else if ((byte = raw_byte()) < 0) {
+        gzip_truncated();
+    }
+    if (header_crc) {
+        uchar b = (uchar)byte;
+        *header_crc = crc32_update(*header_crc, &b, 1);
+    }
+    return (uchar)byte;
+}
+
+static void gzip_header(void) {
+    /* Checked two bytes at a time, as zlib does: a member cut short in
+     * them is TruncatedInput, whatever the first byte. */
+    uint32_t crc = 0;
+    uchar id1 = framing_byte(&crc), id2 = framing_byte(&crc);
+    if (id1 != 0x1F || id2 != 0x8B)
+        gzip_invalid("incorrect header check");
+    uchar method = framing_byte(&crc), flags = framing_byte(&crc);
+    if (method != 8)
+        gzip_invalid("unknown compression method");
+    if (flags & 0xE0)
+        gzip_invalid("unknown header flags set");
+    for (int i = 0; i < 6; i++) /* time, extra flags, system */
+        framing_byte(&crc);
+    if (flags & 4) {
+        size_t extra = framing_byte(&crc);
+        extra |= (size_t)framing_byte(&crc) << 8;
+        while (extra--)
+            framing_byte(&crc);
+    }
+    for (int field = 8; field <= 16; field *= 2) /* name, comment */
+        if (flags & field)
+            while (framing_byte(&crc))
+                ;
+    if (flags & 2) {
+        uint32_t expected = crc & 0xFFFF;
+        uint32_t stored = framing_byte(NULL);
+        stored |= (uint32_t)framing_byte(NULL) << 8;
+        if (stored != expected)
+            gzip_invalid("header crc mismatch");
+    }
+    gz->produced = 0;
+    gz->crc = 0;
+    gz->state = Z_BLOCK;
+}
+
+/* Canonical Huffman codes from their lengths; 0 unless complete (or a
+ * single code, which deflate allows for distances). */
+static int build(Huffman *h, const uchar *length, int n, int incomplete_ok) {
+    uint16_t offsets[16];
+    memset(h->count, 0, sizeof h->count);
+    for (int i = 0; i < n; i++)
+        h->count[length[i]]++;
+    if (h->count[0] == n)
+        return incomplete_ok;
+    int left = 1;
+    for (int len = 1; len < 16; len++) {
+        left <<= 1;
+        left -= h->count[len];
+        if (left < 0)
+            return 0; /* over-subscribed */
+    }
+    offsets[1] = 0;
+    for (int len = 1; len < 15; len++)
+        offsets[len + 1] = (uint16_t)(offsets[len] + h->count[len]);
+    for (int i = 0; i < n; i++)
+        if (length[i])
+            h->symbol[offsets[length[i]]++] = (uint16_t)i;
+    /* The table: codes are canonical (by length, then symbol) and come
+     * first bit first, so a code's entries are its bits reversed. */
+    memset(h->fast, 0, sizeof h->fast);
+    int next[16], code = 0;
+    for (int len = 1; len < 16; len++) {
+        code = (code + (len > 1 ? h->count[len - 1] : 0)) << 1;
+        next[len] = code;
+    }
+    for (int i = 0; i < n; i++) {
+        int len = length[i];
+        if (!len)
+            continue;
+        int value = next[len]++, reversed = 0;
+        if (len > FAST_BITS)
+            continue;
+        for (int b = 0; b < len; b++)
+            reversed |= ((value >> b) & 1) << (len - 1 - b);
+        for (int e = reversed; e < (1 << FAST_BITS); e += 1 << len)
+            h->fast[e] = (uint16_t)(i << 4 | len);
+    }
+    return left == 0 || incomplete_ok;
+}
+
+static int decode(const Huffman *h) {
+    if (gz->bit_count < FAST_BITS)
+        load_bits(0, 1);
+    if (gz->bit_count >= FAST_BITS) {
+        uint16_t entry = h->fast[gz->bits & ((1u << FAST_BITS) - 1)];
+        if (entry) {
+            gz->bits >>= entry & 15;
+            gz->bit_count -= entry & 15;
+            return entry >> 4;
+        }
+    }
+    int code = 0, first = 0, index = 0;
+    for (int len = 1; len < 16; len++) {
+        code |= (int)bits(1);
+        int count = h->count[len];
+        if (code - count < first)
+            return h->symbol[index + (code - first)];
+        index += count;
+        first += count;
+        first <<= 1;
+        code <<= 1;
+    }
+    gzip_invalid("invalid code");
+    return -1;
+}
+
+static void fixed_codes(void) {
+    uchar length[288 + 30];
+    int i = 0;
+    for (; i < 144; i++) length[i] = 8;
+    for (; i < 256; i++) length[i] = 9;
+    for (; i < 280; i++) length[i] = 7;
+    for (; i < 288; i++) length[i] = 8;
+    build(&gz->lengths, length, 288, 0);
+    for (i = 0; i < 30; i++) length[i] = 5;
+    build(&gz->distances, length, 30, 0);
+}
+
+static void dynamic_codes(void) {
+    static const uchar order[19] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5,
+                                    11, 4, 12, 3, 13, 2, 14, 1, 15};
+    uchar length[320];
+    int literals = (int)bits(5) + 257, distances = (int)bits(5) + 1;
+    int codes = (int)bits(4) + 4;
+    if (literals > 286 || distances > 30)
+        gzip_invalid("too many length or distance symbols");
+    memset(length, 0, sizeof length);
+    for (int i = 0; i < codes; i++)
+        length[order[i]] = (uchar)bits(3);
+    Huffman code_lengths;
+    if (!build(&code_lengths, length, 19, 0))
+        gzip_invalid("invalid code lengths set");
+    for (int at = 0; at < literals + distances;) {
+        int symbol = decode(&code_lengths);
+        if (symbol < 16) {
+            length[at++] = (uchar)symbol;
+            continue;
+        }
+        uchar repeat = 0;
+        int times;
+        if (symbol == 16) {
+            if (!at)
+                gzip_invalid("invalid bit length repeat");
+            repeat = length[at - 1];
+            times = 3 + (int)bits(2);
+        } else if (symbol == 17) {
+            times = 3 + (int)bits(3);
+        } else {
+            times = 11 + (int)bits(7);
+        }
+        if (at + times > literals + distances)
+            gzip_invalid("invalid bit length repeat");
+        while (times--)
+            length[at++] = repeat;
+    }
+    if (!length[256])
+        gzip_invalid("invalid code -- missing end-of-block");
+    if (!build(&gz->lengths, length, literals, 0))
+        gzip_invalid("invalid literal/lengths set");
+    if (!build(&gz->distances, length + literals, distances, 1))
+        gzip_invalid("invalid distances set");
+}
+
+static void put(uchar *out, size_t *made, uchar byte) {
+    out[(*made)++] = byte;
+    gz->window[gz->produced++ & (WINDOW - 1)] = byte;
+}
+
+/* Up to ``room`` (at least 258) inflated bytes into ``out``; 0 at the end
+ * of the object. */
+static size_t inflate_some(uchar *out, size_t room) {
+    static const uint16_t length_base[29] = {
+        3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51,
+        59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
+    static const uchar length_extra[29] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4,
+        4, 5, 5, 5, 5, 0};
+    static const uint16_t distance_base[30] = {
+        1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385,
+        513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385,
+        24577};
+    static const uchar distance_extra[30] = {
+        0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9,
+        10, 10, 11, 11, 12, 12, 13, 13};
+    size_t made = 0, member_from = 0; /* this member's bytes in out */
+    while (made + 258 <= room) {
+        switch (gz->state) {
+        case Z_MEMBER:
+            if (gz->bit_count < 8 && gz->raw_at == gz->raw_len) {
+                int byte = raw_byte(); /* anything left is another member */
+                if (byte < 0) {
+                    gz->state = Z_END;
+                    continue;
+                }
+                gz->raw_at--;
+            }
+            gzip_header();
+            continue;
+        case Z_BLOCK: {
+            if (gz->final) {
+                align();
+                gz->state = Z_TRAILER;
+                continue;
+            }
+            gz->final = (int)bits(1);
+            uint32_t type = bits(2);
+            if (type == 0) {
+                align();
+                size_t len = framing_byte(NULL);
+                len |= (size_t)framing_byte(NULL) << 8;
+                size_t inverse = framing_byte(NULL);
+                inverse |= (size_t)framing_byte(NULL) << 8;
+                if (len != (~inverse & 0xFFFF))
+                    gzip_invalid("invalid stored block lengths");
+                gz->stored_left = len;
+                gz->state = Z_STORED;
+            } else if (type == 1) {
+                fixed_codes();
+                gz->state = Z_CODES;
+            } else if (type == 2) {
+                dynamic_codes();
+                gz->state = Z_CODES;
+            } else {
+                gzip_invalid("invalid block type");
+            }
+            continue;
+        }
+        case Z_STORED:
+            if (!gz->stored_left) {
+                gz->state = Z_BLOCK;
+                continue;
+            }
+            put(out, &made, framing_byte(NULL));
+            gz->stored_left--;
+            continue;
+        case Z_CODES: {
+            if (gz->copy_left) {
+                while (gz->copy_left && made < room) {
+                    put(out, &made, gz->window[(gz->produced - gz->copy_distance) &
+                                               (WINDOW - 1)]);
+                    gz->copy_left--;
+                }
+                continue;
+            }
+            int symbol = decode(&gz->lengths);
+            if (symbol < 256) {
+                put(out, &made, (uchar)symbol);
+                continue;
+            }
+            if (symbol == 256) {
+                gz->state = Z_BLOCK;
+                continue;
+            }
+            symbol -= 257;
+            if (symbol >= 29)
+                gzip_invalid("invalid literal/length code");
+            size_t len = length_base[symbol] + bits(length_extra[symbol]);
+            int code = decode(&gz->distances);
+            if (code >= 30)
+                gzip_invalid("invalid distance code");
+            size_t distance = distance_base[code] + bits(distance_extra[code]);
+            if (distance > gz->produced || distance > WINDOW)
+                gzip_invalid("invalid distance too far back");
+            gz->copy_left = len;
+            gz->copy_distance = distance;
+            continue;
+        }
+        case Z_TRAILER: {
+            gz->crc = crc32_update(gz->crc, out + member_from, made - member_from);
+            member_from = made;
+            uint32_t crc = 0, size = 0;
+            for (int i = 0; i < 4; i++)
+                crc |= (uint32_t)framing_byte(NULL) << (8 * i);
+            for (int i = 0; i < 4; i++)
+                size |= (uint32_t)framing_byte(NULL) << (8 * i);
+            if (crc != gz->crc)
+                gzip_invalid("incorrect data check");
+            if (size != (uint32_t)gz->produced)
+                gzip_invalid("incorrect length check");
+            gz->final = 0;
+            gz->state = Z_MEMBER;
+            continue;
+        }
+        default:
+            return made;
+        }
+    }
+    gz->crc = crc32_update(gz->crc, out + member_from, made - member_from);
+    return made;
+}
+
 /* Reads more of the input; 0 at its end. */
 static int fill(void) {
     if (in.eof)
@@ -694,15 +1126,20 @@ static int fill(void) {
         in.buf = checked(realloc(in.buf, in.cap));
     }
     ssize_t got;
-    do {
-        got = read(in.fd, in.buf + in.tail, READ_SIZE);
-    } while (got < 0 && errno == EINTR);
-    if (got < 0) {
-        perror("selectscan: reading " INPUT_PATH);
-        exit(1);
+    if (plan.gzip) {
+        got = (ssize_t)inflate_some(in.buf + in.tail, READ_SIZE);
+    } else {
+        do {
+            got = read(in.fd, in.buf + in.tail, READ_SIZE);
+        } while (got < 0 && errno == EINTR);
+        if (got < 0) {
+            perror("selectscan: reading " INPUT_PATH);
+            exit(1);
+        }
+        bytes_scanned += (uint64_t)got;
     }
     in.tail += (size_t)got;
-    bytes_scanned += (uint64_t)got;
+    bytes_processed += (uint64_t)got;
     if (!got)
         in.eof = 1;
     tick();
@@ -1640,7 +2077,9 @@ int main(void) {
         perror("selectscan: " INPUT_PATH);
         return 1;
     }
-    in.seekable = lseek(in.fd, 0, SEEK_CUR) == 0;
+    in.seekable = !plan.gzip && lseek(in.fd, 0, SEEK_CUR) == 0;
+    if (plan.gzip)
+        gz = checked(calloc(1, sizeof *gz));
 
     /* The header is the first record read; names are bound to it (in the
      * order the query names them, as the Python engine binds them) before
