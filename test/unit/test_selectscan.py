@@ -630,3 +630,16 @@ def test_corrupt_gzip_fails_in_both_engines(scanner):
             assert ours[1][-1].startswith('error'), (ours, theirs)
         else:
             assert ours == theirs
+
+
+def test_a_scanner_older_than_its_source_is_not_used(tmp_path):
+    wasm, source = tmp_path / 'scan.wasm', tmp_path / 'scan.c'
+    assert selectscan.built_scanner(str(wasm)) is None
+    wasm.write_bytes(b'\0asm')
+    assert selectscan.built_scanner(str(wasm)) == b'\0asm'   # no source
+    source.write_text('int main(void) { return 0; }')
+    os.utime(wasm, (1000, 1000))
+    os.utime(source, (2000, 2000))
+    assert selectscan.built_scanner(str(wasm)) is None
+    os.utime(wasm, (3000, 3000))
+    assert selectscan.built_scanner(str(wasm)) == b'\0asm'

@@ -101,8 +101,9 @@ def filter_factory(global_conf, **local_conf):
         api = ZeroCloudS3Api(ListingEtagMiddleware(app), conf)
         if not scanner_built:
             api.logger.warning(
-                'zerocloud: S3 Select native scanner %s is not built '
-                '(make native): every select runs in the Python engine',
+                'zerocloud: S3 Select native scanner %s is not built, or '
+                'is older than its source (make native): every select runs '
+                'in the Python engine',
                 selectscan.SCANNER_PATH)
         return S3Gate(app, api)
     return gate

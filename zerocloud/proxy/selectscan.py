@@ -90,8 +90,18 @@ MAX_DEPTH = 64
 @functools.lru_cache(maxsize=1)
 def scanner() -> Optional[bytes]:
     """The scanner's WebAssembly, or ``None`` when it was not built."""
+    return built_scanner(SCANNER_PATH)
+
+
+def built_scanner(path: str) -> Optional[bytes]:
+    """The WebAssembly at ``path``, unless it is missing or older than its
+    source beside it (a scanner that may not read this module's plans)."""
+    source = os.path.splitext(path)[0] + '.c'
     try:
-        with open(SCANNER_PATH, 'rb') as built:
+        if os.path.exists(source) and \
+                os.path.getmtime(source) > os.path.getmtime(path):
+            return None
+        with open(path, 'rb') as built:
             return built.read()
     except OSError:
         return None
