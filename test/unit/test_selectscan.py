@@ -209,6 +209,25 @@ def test_like(scanner, pattern):
         % (pattern, pattern)), data)
 
 
+@pytest.mark.parametrize('items', [
+    'MIN(CAST(_1 AS INT)), MAX(CAST(_1 AS INT))',
+    'MIN(CAST(_2 AS FLOAT)), MAX(CAST(_2 AS FLOAT)), AVG(CAST(_2 AS FLOAT))',
+    'MIN(_3), MAX(_3), MIN(_4), AVG(CAST(_4 AS FLOAT))',
+])
+@pytest.mark.parametrize('output', ['CSV', 'JSON'])
+def test_min_max_and_avg(scanner, items, output):
+    data = b'5,1.5,b\n-3,nan,\xc3\xa9\n7,-inf,a\n12,2.5,\n'
+    same_answer(scanner, SelectRequest(
+        'SELECT %s FROM S3Object' % items,
+        output=OutputSerialization(format=output)), data)
+    same_answer(scanner, SelectRequest(
+        'SELECT %s FROM S3Object WHERE _1 = \'none\'' % items,
+        output=OutputSerialization(format=output)), data)
+    same_answer(scanner, SelectRequest(   # the least text first: empty
+        'SELECT %s FROM S3Object' % items,
+        output=OutputSerialization(format=output)), b'1,1,,\n' + data)
+
+
 def test_integer_overflow_in_a_sum(scanner):
     same_answer(scanner, csv_request('SELECT SUM(CAST(_1 AS INT)) FROM '
                                      'S3Object'),
@@ -485,7 +504,11 @@ def _random_query(rng: random.Random, names: List[str]) -> str:
         items = ', '.join(rng.choice([
             'COUNT(*)', 'COUNT(%s)' % column(),
             'SUM(CAST(%s AS INT))' % column(),
-            'SUM(CAST(%s AS FLOAT))' % column()])
+            'SUM(CAST(%s AS FLOAT))' % column(),
+            'AVG(CAST(%s AS FLOAT))' % column(),
+            '%s(CAST(%s AS %s))' % (rng.choice(['MIN', 'MAX']), column(),
+                                    rng.choice(['INT', 'FLOAT'])),
+            '%s(%s)' % (rng.choice(['MIN', 'MAX']), column())])
             for _ in range(rng.randrange(1, 4)))
     sql = 'SELECT %s FROM S3Object s' % items
     if rng.random() < 0.8:

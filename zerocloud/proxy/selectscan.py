@@ -15,8 +15,10 @@ not recognise goes to the Python engine.  The scanner takes:
   ``ScanRange``) or ``GZIP`` (inflated by the scanner as it reads);
 * CSV or JSON output, with any options;
 * ``SELECT *``, a list of columns (``_N``, header names, with or without
-  the table alias) and ``CAST(column AS INT|FLOAT)``, or a list of ``COUNT(*)``, ``COUNT(column)``,
-  ``SUM(CAST(column AS INT|FLOAT))``;
+  the table alias) and ``CAST(column AS INT|FLOAT)``, or a list of
+  ``COUNT(*)``, ``COUNT(column)``, ``SUM``, ``MIN``, ``MAX`` of
+  ``CAST(column AS INT|FLOAT)``, ``AVG(CAST(column AS FLOAT))``, ``MIN``
+  and ``MAX`` of a column;
 * a ``WHERE`` of ``AND``, ``OR``, ``NOT`` over comparisons (``IN`` and
   ``BETWEEN`` too) of a column with a string literal, or of a column or
   ``CAST(column AS INT|FLOAT)`` with an integer literal (except for
@@ -36,12 +38,15 @@ tokens, byte strings as ``x`` and their hex digits::
     limit <n>|-1
     columns <n> (<index>|-1 <name> <quoted 0|1> <where>)...
     select star | items <n> (text|int|float <column>)... |
-           aggregates <n> (countall | count <c> | sumint <c> | sumfloat <c>)...
+           aggregates <n> (countall | count <c> | avgfloat <c>
+                           | <f><t> <c>)...
     names <n> <name>...
     where none | <condition>
     end
 
-where a condition is ``and <c> <c>``, ``or <c> <c>``, ``not <c>``,
+where ``<f><t>`` is one word, ``sum``, ``min`` or ``max`` then ``int`` or
+``float`` (of the column ``CAST``), or ``min`` or ``max`` then ``text``;
+a condition is ``and <c> <c>``, ``or <c> <c>``, ``not <c>``,
 ``int|float <column> <op> <integer>`` (the column ``CAST``),
 ``number <column> <op> <integer>`` (the column compared as the number it
 spells, if any), ``string <column> <op> <bytes>``, ``missing <column>``
@@ -208,8 +213,17 @@ class _Planner:
             elif expr.name == 'COUNT':
                 parts.append('count %d' % self._column(expr.arg))
             elif expr.name == 'SUM':
+                parts.append('sum%s %d' % self._cast(expr.arg))
+            elif expr.name == 'AVG':
                 kind, column = self._cast(expr.arg)
-                parts.append('sum%s %d' % (kind, column))
+                if kind != 'float':
+                    raise _NotNative   # AVG of INT is a DECIMAL
+                parts.append('avgfloat %d' % column)
+            elif expr.name in ('MIN', 'MAX'):
+                kind, column = (('text', self._column(expr.arg))
+                                if isinstance(expr.arg, Path)
+                                else self._cast(expr.arg))
+                parts.append('%s%s %d' % (expr.name.lower(), kind, column))
             else:
                 raise _NotNative
         return 'aggregates %d %s' % (len(parts), ' '.join(parts))

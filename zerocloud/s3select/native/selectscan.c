@@ -306,7 +306,8 @@ enum { X_AND, X_OR, X_NOT, X_INT, X_FLOAT, X_NUMBER, X_STRING, X_MISSING,
        X_LIKE };
 /* LIKE pattern tokens: any run of characters, one character, bytes. */
 enum { L_ANY, L_ONE, L_BYTES };
-enum { A_COUNT_ALL, A_COUNT, A_SUM_INT, A_SUM_FLOAT };
+enum { A_COUNT_ALL, A_COUNT, A_SUM_INT, A_SUM_FLOAT, A_AVG_FLOAT, A_MIN_INT,
+       A_MAX_INT, A_MIN_FLOAT, A_MAX_FLOAT, A_MIN_TEXT, A_MAX_TEXT };
 enum { P_TEXT, P_INT, P_FLOAT };
 enum { HEADER_NONE, HEADER_USE, HEADER_IGNORE };
 
@@ -343,8 +344,9 @@ typedef struct {
     int kind;
     Column *column;
     int has;
-    int64_t total;
-    double total_float;
+    int64_t total;       /* SUM, MIN, MAX of INT */
+    double total_float;  /* of FLOAT, and AVG's sum */
+    Buffer best;         /* MIN, MAX of a column's text */
     uint64_t count;
 } Aggregate;
 
@@ -608,9 +610,14 @@ static void read_plan(void) {
                 a->kind = A_COUNT_ALL;
                 continue;
             }
-            a->kind = !strcmp(name, "count") ? A_COUNT
-                      : !strcmp(name, "sumint") ? A_SUM_INT
-                      : !strcmp(name, "sumfloat") ? A_SUM_FLOAT : -1;
+            static const char *const kinds[] = {
+                "countall", "count", "sumint", "sumfloat", "avgfloat",
+                "minint", "maxint", "minfloat", "maxfloat", "mintext",
+                "maxtext"};
+            a->kind = -1;
+            for (int k = A_COUNT; k <= A_MAX_TEXT; k++)
+                if (!strcmp(name, kinds[k]))
+                    a->kind = k;
             if (a->kind < 0)
                 bad_plan(name);
             a->column = column_token(&t);
@@ -1632,6 +1639,13 @@ static int like(const uchar *text, size_t len, const LikeToken *pattern,
 
 /* --------------------------------------------------------- evaluation */
 
+/* Strings by code point, which is how their UTF-8 bytes compare. */
+static int compare_text(const uchar *a, size_t a_len, const uchar *b,
+                        size_t b_len) {
+    int cmp = memcmp(a, b, a_len < b_len ? a_len : b_len);
+    return cmp ? cmp : a_len < b_len ? -1 : a_len > b_len;
+}
+
 enum { FALSE_ = 0, TRUE_ = 1, UNKNOWN = -1 };
 
 static int ordered(int op, int cmp) {
@@ -1698,11 +1712,8 @@ static int evaluate(const Expr *e) {
         /* Values of different types: never equal, never ordered. */
         return e->op == OP_EQ ? FALSE_ : e->op == OP_NE ? TRUE_ : UNKNOWN;
     }
-    size_t common = len < e->text_len ? len : e->text_len;
-    int cmp = memcmp(text, e->text, common);
-    if (!cmp)
-        cmp = len < e->text_len ? -1 : len > e->text_len;
-    return ordered(e->op, cmp);
+    return ordered(e->op, compare_text(text, len, (const uchar *)e->text,
+                                       e->text_len));
 }
 
 /* ------------------------------------------------------------ binding */
@@ -1943,9 +1954,33 @@ static void accumulate(void) {
             }
             a->total = a->has ? total : value;
             a->has = 1;
-        } else {
+        } else if (a->kind == A_SUM_FLOAT || a->kind == A_AVG_FLOAT) {
             double value = cast_float(text, len);
             a->total_float = a->has ? a->total_float + value : value;
+            a->has = 1;
+            a->count++;
+        } else if (a->kind >= A_MIN_INT && a->kind <= A_MAX_FLOAT) {
+            /* Compared as Python compares: a NaN never beats, nor is
+             * beaten. */
+            int whole = a->kind == A_MIN_INT || a->kind == A_MAX_INT;
+            int least = a->kind == A_MIN_INT || a->kind == A_MIN_FLOAT;
+            int64_t integer = whole ? cast_int(text, len) : 0;
+            double real = whole ? 0 : cast_float(text, len);
+            int beats = whole ? (least ? integer < a->total : integer > a->total)
+                              : (least ? real < a->total_float
+                                       : real > a->total_float);
+            if (!a->has || beats) {
+                a->total = integer;
+                a->total_float = real;
+            }
+            a->has = 1;
+        } else { /* MIN, MAX of text */
+            int cmp = a->has ? compare_text(text, len, a->best.data,
+                                            a->best.len) : 0;
+            if (!a->has || (a->kind == A_MIN_TEXT ? cmp < 0 : cmp > 0)) {
+                a->best.len = 0;
+                buffer_add(&a->best, text, len);
+            }
             a->has = 1;
         }
     }
@@ -2021,14 +2056,23 @@ static void aggregate_row(void) {
         Aggregate *a = &plan.aggregates[i];
         char text[64] = "null";
         int known = 1;
+        if (a->has && (a->kind == A_MIN_TEXT || a->kind == A_MAX_TEXT)) {
+            output_value(out, &written, &plan.names[i],
+                         a->best.len ? a->best.data : (const uchar *)"",
+                         a->best.len, 0);
+            continue;
+        }
         if (a->kind == A_COUNT_ALL || a->kind == A_COUNT)
             snprintf(text, sizeof text, "%llu", (unsigned long long)a->count);
-        else if (a->has && a->kind == A_SUM_INT)
-            snprintf(text, sizeof text, "%lld", (long long)a->total);
-        else if (a->has)
-            float_output(a->total_float, text);
-        else
+        else if (!a->has)
             known = 0; /* NULL: an empty CSV field, JSON's null */
+        else if (a->kind == A_SUM_INT || a->kind == A_MIN_INT ||
+                 a->kind == A_MAX_INT)
+            snprintf(text, sizeof text, "%lld", (long long)a->total);
+        else if (a->kind == A_AVG_FLOAT)
+            float_output(a->total_float / (double)a->count, text);
+        else
+            float_output(a->total_float, text);
         output_value(out, &written, &plan.names[i],
                      (const uchar *)(known || plan.json ? text : ""),
                      known || plan.json ? strlen(text) : 0, 1);
