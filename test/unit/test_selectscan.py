@@ -666,3 +666,22 @@ def test_a_scanner_older_than_its_source_is_not_used(tmp_path):
     assert selectscan.built_scanner(str(wasm)) is None
     os.utime(wasm, (3000, 3000))
     assert selectscan.built_scanner(str(wasm)) == b'\0asm'
+
+
+@pytest.mark.parametrize('data, code', [
+    ('1,' + 'é' * 40 + '\n', 'CastFailed'),
+    ('1,"a"é' + 'ü' * 30 + '\n', 'CSVUnescapedQuote'),
+    ('1,' + 'ü' * 30 + '"' + 'é' * 30 + '\n', 'CastFailed'),
+    ('1,2\n"' + 'é' * 30 + '\nx\n', 'CSVEscapingRecordDelimiter'),
+])
+def test_error_messages_quote_whole_characters(scanner, data, code):
+    """A quoted field is cut at a character, never inside one: an event's
+    headers are UTF-8 (the decoder would fail otherwise)."""
+    request = csv_request('SELECT CAST(_2 AS INT) FROM S3Object')
+    raw = data.encode('utf-8')
+    plan = selectscan.plan(request, compile_query(request.expression),
+                           len(raw))
+    [error] = [m for m in eventstream.MessageDecoder().feed(
+        run_native(scanner, plan, raw)) if m.headers.get(':error-code')]
+    assert error.headers[':error-code'] == code
+    assert isinstance(error.headers[':error-message'], str)

@@ -1271,12 +1271,30 @@ static void add_field(const uchar *data, size_t len, size_t spare) {
     row.count++;
 }
 
-static const char *near(const uchar *data, size_t len) {
-    static char out[48];
-    size_t n = len > 40 ? 40 : len;
-    memcpy(out, data, n);
+/* Bytes of the UTF-8 character that starts with ``lead``. */
+static size_t char_length(uchar lead) {
+    return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+}
+
+/* Up to ``size - 1`` bytes of ``data`` for an error message, cut at
+ * characters: an event's header must stay UTF-8 (the records are). */
+static const char *snippet(char *out, size_t size, const uchar *data,
+                           size_t len) {
+    size_t start = 0, n;
+    while (start < len && (data[start] & 0xC0) == 0x80)
+        start++;
+    n = len - start < size - 1 ? len - start : size - 1;
+    if (n < len - start)
+        while (n && (data[start + n] & 0xC0) == 0x80)
+            n--;
+    memcpy(out, data + start, n);
     out[n] = 0;
     return out;
+}
+
+static const char *near(const uchar *data, size_t len) {
+    static char out[41];
+    return snippet(out, sizeof out, data, len);
 }
 
 /* The quoted field whose opening quote is at r[at]: a doubled quote is one
@@ -1334,9 +1352,14 @@ static void split(const Record *r) {
                 continue;
             }
             size_t from = at > 20 ? at - 20 : 0;
+            char follower[5];
             fail("CSVUnescapedQuote",
-                 "A closing quote is followed by '%c' instead of a field or "
-                 "record delimiter, near '%s'.", p[at], near(p + from, n - from));
+                 "A closing quote is followed by '%s' instead of a field or "
+                 "record delimiter, near '%s'.",
+                 snippet(follower, sizeof follower, p + at,
+                         char_length(p[at]) < n - at ? char_length(p[at])
+                                                     : n - at),
+                 near(p + from, n - from));
         }
         const uchar *next = find_byte(p + at, n - at, plan.field);
         if (!next) {
@@ -1440,14 +1463,10 @@ static int parse_number(const uchar *p, size_t len, Number *num) {
 }
 
 static void cast_failed(const uchar *text, size_t len, const char *target) {
-    Buffer shown_text = {0};
-    size_t n = len > 58 ? 58 : len;
-    buffer_text(&shown_text, "'");
-    buffer_add(&shown_text, text, n);
-    buffer_text(&shown_text, len > 58 ? "..." : "'");
-    buffer_add(&shown_text, "", 1);
-    fail("CastFailed", "Cannot CAST STRING %s to %s.",
-         (char *)shown_text.data, target);
+    char shown[59];
+    fail("CastFailed", "Cannot CAST STRING '%s%s to %s.",
+         snippet(shown, sizeof shown, text, len), len > 58 ? "..." : "'",
+         target);
 }
 
 /* CAST(text AS INT): an integer, or a decimal or exponent number truncated
@@ -1593,11 +1612,6 @@ static int compare_with_integer(const uchar *text, size_t len, int64_t other) {
     if (!num.negative)
         return whole >= other ? 1 : -1;
     return whole <= other ? -1 : 1;
-}
-
-/* Bytes of the UTF-8 character that starts with ``lead``. */
-static size_t char_length(uchar lead) {
-    return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
 }
 
 /* LIKE: the whole text matches the pattern (``%`` any run of
