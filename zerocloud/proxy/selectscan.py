@@ -61,14 +61,14 @@ the scanner binds header names itself, once it has read the header.
 
 import functools
 import os
-import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from zerocloud.s3select import functions, sqllex
 from zerocloud.s3select.errors import SelectError
 from zerocloud.s3select.model import SelectRequest, byte_bounds
 from zerocloud.s3select.sql import Query
-from zerocloud.s3select.sqleval import matches_alias
+from zerocloud.s3select.sqleval import (
+    INT_MAX, INT_MIN, matches_alias, positional_index)
 from zerocloud.s3select.sqlparse import (
     Aggregate, Between, Binary, Cast, InList, IsTest, Like, Literal, Name,
     Path, Unary)
@@ -84,7 +84,6 @@ _OPS = {'=': 'eq', '!=': 'ne', '<>': 'ne', '<': 'lt', '<=': 'le',
 #: ``a op b`` as ``b swapped[op] a``.
 _SWAPPED = {'=': '=', '!=': '!=', '<>': '<>', '<': '>', '<=': '>=',
             '>': '<', '>=': '<='}
-_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 #: The largest integer literal a double holds exactly (and its neighbours).
 _EXACT_FLOAT = 1 << 53
 #: Nesting of AND, OR and NOT the scanner takes (it evaluates them
@@ -280,7 +279,7 @@ class _Planner:
             kind, column = self._cast(operand)
         bound = _EXACT_FLOAT if kind in ('float', 'number') else None
         if (bound is not None and abs(value) > bound) or \
-                not _INT_MIN <= value <= _INT_MAX:
+                not INT_MIN <= value <= INT_MAX:
             raise _NotNative
         return '%s %d %s %d' % (kind, column, _OPS[op], value)
 
@@ -332,8 +331,8 @@ class _Planner:
         if len(steps) != 1 or not isinstance(steps[0], Name):
             raise _NotNative
         name = steps[0]
-        if re.fullmatch(r'_\d+', name.name):
-            index = int(name.name[1:]) - 1
+        index = positional_index(name.name)
+        if index is not None:
             if index < 0:
                 raise _NotNative
             key: Tuple[Any, ...] = (index, name.name, False)

@@ -748,8 +748,8 @@ class CSVCompiler(Compiler):
 
     def column_index(self, name: Name, node: Path) -> int:
         """Where column ``name`` (``_N`` or a header name) is in a row."""
-        if re.fullmatch(r'_\d+', name.name):
-            index = int(name.name[1:]) - 1
+        index = positional_index(name.name)
+        if index is not None:
             if index < 0 or (self.header is not None
                              and index >= len(self.header)):
                 raise self.error('InvalidColumnIndex', 'No column %s'
@@ -780,6 +780,14 @@ class CSVCompiler(Compiler):
     def error(self, code: str, problem: str, node: Path) -> SelectError:
         return SelectError(code, '%s, at %s.'
                            % (problem, sqllex.where(self.text, node.pos)))
+
+
+def positional_index(name: str) -> Optional[int]:
+    """The row index ``_N`` names (``N - 1``, -1 for ``_0``), or ``None``
+    for a name that is not positional."""
+    if re.fullmatch(r'_\d+', name):
+        return int(name[1:]) - 1
+    return None
 
 
 def csv_pairs(row: Sequence[str],
